@@ -1,0 +1,57 @@
+"""Every error dmsim raises on purpose, in one module.
+
+Each error says what was wrong and where: a scenario file's line and key path, a byte offset in
+a PDU, the field of a protocol message. Code that handles input from outside (a YAML file, a PDU,
+an HTTP body) raises one of these, never a bare ValueError/KeyError/IndexError, so that a run can
+count the failure and go on.
+"""
+from __future__ import annotations
+
+
+class DmsimError(Exception):
+    """Base class of every error dmsim raises on purpose."""
+
+
+class ScenarioError(DmsimError):
+    """A scenario (or a --set override) that is refused on load.
+
+    ``where`` is ``file:line`` (or ``--set``), ``path`` the dotted key path, ``expected`` what
+    the schema wanted there.
+    """
+
+    def __init__(self, message: str, *, where: str = "", path: str = "", expected: str = ""):
+        self.where = where
+        self.path = path
+        self.expected = expected
+        self.detail = message
+        parts = [p for p in (where, path) if p]
+        text = ": ".join(parts + [message]) if parts else message
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+class DecodeError(DmsimError):
+    """Bytes that cannot be parsed: ``what`` was being decoded, ``offset`` is where it failed."""
+
+    def __init__(self, what: str, offset: int, message: str, expected: str = ""):
+        self.what = what
+        self.offset = offset
+        self.detail = message
+        self.expected = expected
+        text = f"{what}: at byte {offset}: {message}"
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+class ProtocolError(DmsimError):
+    """A peer broke the protocol (a message in the wrong state, a missing element)."""
+
+
+class AuthenticationError(ProtocolError):
+    """A credential did not verify (syncml:auth-md5 / auth-basic, OMA-TS-DM_Security §5.4)."""
+
+
+class BootstrapVerificationError(ProtocolError):
+    """A bootstrap message whose HMAC or security parameters do not verify (§5.10.2.3)."""
