@@ -1,0 +1,315 @@
+"""WBXML 1.3 codec for SyncML 1.2 documents (OMA DM's ``application/vnd.syncml.dm+wbxml``).
+
+Implements WAP-192-WBXML-20010725 (WBXML 1.3) §5 (document structure, mb_u_int32, string table,
+global tokens, code pages) with the SyncML 1.2 tag pages of :mod:`.codepages`
+(OMA-TS-SyncML_RepPro-V1_2 §8, OMA-TS-SyncML_MetaInfo-V1_2 §8).
+
+The tree is an ``xml.etree.ElementTree.Element`` with plain local tag names. Choices where the
+specs leave room:
+
+* ``encode`` writes version 1.3, public id 0x1201, charset UTF-8, an empty string table, and
+  every PCDATA as inline string (STR_I). A text containing NUL cannot be STR_I and goes as
+  OPAQUE UTF-8; an element with attribute ``opaque_hex`` goes as OPAQUE of those bytes.
+* ``decode`` accepts WBXML 1.0-1.3, SyncML 1.0/1.1/1.2 public ids (numeric or as a string-table
+  reference), charsets UTF-8, US-ASCII and "unknown" (read as UTF-8), and PCDATA as STR_I, STR_T,
+  ENTITY or OPAQUE. OPAQUE bytes that are not UTF-8 set attribute ``opaque_hex`` instead of text.
+  Attributes, LITERAL tags, extensions and processing instructions are refused: SyncML has none.
+  Nesting deeper than ``MAX_DEPTH`` is refused.
+"""
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from dmsim.network.dm import codepages as cp
+from dmsim.sim.errors import DecodeError, ProtocolError
+
+MEDIA_TYPE_DM_WBXML = "application/vnd.syncml.dm+wbxml"
+MEDIA_TYPE_DM_XML = "application/vnd.syncml.dm+xml"
+MEDIA_TYPE_DS_WBXML = "application/vnd.syncml+wbxml"
+
+WBXML_VERSION_13 = 0x03
+CHARSET_UTF8 = 0x6A  # IANA MIBenum
+CHARSET_US_ASCII = 0x03
+CHARSET_UNKNOWN = 0x00
+MAX_DEPTH = 64
+OPAQUE_HEX_ATTR = "opaque_hex"
+
+# WBXML 1.3 §7.1 global tokens
+SWITCH_PAGE = 0x00
+END = 0x01
+ENTITY = 0x02
+STR_I = 0x03
+LITERAL = 0x04
+EXT_I = (0x40, 0x41, 0x42)
+PI = 0x43
+LITERAL_C = 0x44
+EXT_T = (0x80, 0x81, 0x82)
+STR_T = 0x83
+LITERAL_A = 0x84
+EXT = (0xC0, 0xC1, 0xC2)
+OPAQUE = 0xC3
+LITERAL_AC = 0xC4
+
+TAG_HAS_ATTRIBUTES = 0x80
+TAG_HAS_CONTENT = 0x40
+TAG_ID_MASK = 0x3F
+
+_LITERALS = (LITERAL, LITERAL_C, LITERAL_A, LITERAL_AC)
+_CHARSETS = {CHARSET_UTF8: "utf-8", CHARSET_US_ASCII: "ascii", CHARSET_UNKNOWN: "utf-8"}
+_WHAT = "wbxml"
+
+
+def is_wbxml(content_type: str) -> bool:
+    """Return True if ``content_type`` (parameters allowed) names SyncML DM or DS WBXML."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in (MEDIA_TYPE_DM_WBXML, MEDIA_TYPE_DS_WBXML)
+
+
+# --------------------------------------------------------------------------- encoding
+
+def mb_u_int32(value: int) -> bytes:
+    """Return ``value`` (0..2**32-1) as a WBXML multi-byte integer (§5.1)."""
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise ProtocolError(f"mb_u_int32 out of range: {value}")
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def encode(root: Element) -> bytes:
+    """Return the WBXML 1.3 encoding of the SyncML tree ``root`` (deterministic).
+
+    Raises ProtocolError for a tag on neither code page or an attribute other than
+    ``opaque_hex``: such a tree has no WBXML form.
+    """
+    out = bytearray([WBXML_VERSION_13])
+    out += mb_u_int32(cp.PUBLIC_ID_SYNCML_12)
+    out += mb_u_int32(CHARSET_UTF8)
+    out += mb_u_int32(0)  # empty string table
+    page = [cp.PAGE_SYNCML]
+    _encode_element(root, out, page)
+    return bytes(out)
+
+
+def _encode_element(elem: Element, out: bytearray, page: list[int]) -> None:
+    entry = cp.TOKEN_BY_TAG.get(elem.tag) if isinstance(elem.tag, str) else None
+    if entry is None:
+        raise ProtocolError(f"no SyncML 1.2 WBXML token for tag {elem.tag!r}")
+    tag_page, token = entry
+    extra = set(elem.attrib) - {OPAQUE_HEX_ATTR}
+    if extra:
+        raise ProtocolError(f"<{elem.tag}> has attributes {sorted(extra)}; SyncML has none")
+    opaque = _opaque_bytes(elem)
+    has_content = bool(elem.text) or len(elem) > 0 or opaque is not None
+    if tag_page != page[0]:
+        out += bytes([SWITCH_PAGE, tag_page])
+        page[0] = tag_page
+    out.append(token | (TAG_HAS_CONTENT if has_content else 0))
+    if not has_content:
+        return
+    if opaque is not None:
+        out.append(OPAQUE)
+        out += mb_u_int32(len(opaque)) + opaque
+    _encode_text(elem.text, out)
+    for child in elem:
+        _encode_element(child, out, page)
+        _encode_text(child.tail, out)
+    out.append(END)
+
+
+def _opaque_bytes(elem: Element) -> bytes | None:
+    hex_text = elem.get(OPAQUE_HEX_ATTR)
+    if hex_text is None:
+        return None
+    try:
+        return bytes.fromhex(hex_text)
+    except ValueError:
+        raise ProtocolError(f"<{elem.tag}> {OPAQUE_HEX_ATTR}={hex_text!r} is not hex") from None
+
+
+def _encode_text(text: str | None, out: bytearray) -> None:
+    if not text:
+        return
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"text {text!r} has no UTF-8 form") from None
+    if b"\x00" in raw:
+        out.append(OPAQUE)
+        out += mb_u_int32(len(raw)) + raw
+    else:
+        out.append(STR_I)
+        out += raw + b"\x00"
+
+
+# --------------------------------------------------------------------------- decoding
+
+class _Reader:
+    """A cursor over the WBXML bytes; every read past the end raises DecodeError."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def fail(self, message: str, expected: str = "", offset: int | None = None) -> DecodeError:
+        return DecodeError(_WHAT, self.pos if offset is None else offset, message, expected)
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def u8(self, what: str) -> int:
+        if self.pos >= len(self.data):
+            raise self.fail(f"truncated: missing {what}")
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def mb_u_int32(self, what: str) -> int:
+        start = self.pos
+        value = 0
+        for _ in range(5):
+            b = self.u8(what)
+            value = (value << 7) | (b & 0x7F)
+            if not b & 0x80:
+                if value > 0xFFFFFFFF:
+                    break
+                return value
+        raise self.fail(f"mb_u_int32 overflow in {what}", "at most 32 bits in 5 bytes", start)
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > len(self.data) - self.pos:
+            raise self.fail(f"truncated: {what} needs {n} bytes, {len(self.data) - self.pos} left")
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def cstring(self, what: str) -> bytes:
+        end = self.data.find(b"\x00", self.pos)
+        if end < 0:
+            raise self.fail(f"unterminated {what}", "NUL terminator")
+        chunk = self.data[self.pos:end]
+        self.pos = end + 1
+        return chunk
+
+
+def _text(raw: bytes, codec: str, reader: _Reader, offset: int, what: str) -> str:
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise reader.fail(f"{what} is not valid {codec}: {exc.reason}", offset=offset) from None
+
+
+def _table_string(table: bytes, index: int, codec: str, reader: _Reader, offset: int) -> str:
+    if index >= len(table):
+        raise reader.fail(f"string table index {index} beyond table of {len(table)} bytes",
+                          offset=offset)
+    end = table.find(b"\x00", index)
+    if end < 0:
+        raise reader.fail(f"string table entry at {index} has no NUL terminator", offset=offset)
+    return _text(table[index:end], codec, reader, offset, "string table entry")
+
+
+def _add_text(elem: Element, text: str) -> None:
+    if len(elem):
+        last = elem[-1]
+        last.tail = (last.tail or "") + text
+    else:
+        elem.text = (elem.text or "") + text
+
+
+def decode(data: bytes) -> Element:
+    """Return the SyncML tree encoded in the WBXML ``data``.
+
+    Raises DecodeError("wbxml", offset, ...) for any malformed or unsupported input.
+    """
+    r = _Reader(bytes(data))
+    version = r.u8("version")
+    if version > WBXML_VERSION_13:
+        raise r.fail(f"unsupported WBXML version 0x{version:02x}", "0x00-0x03", 0)
+    pid_offset = r.pos
+    public_id = r.mb_u_int32("public id")
+    fpi_index = r.mb_u_int32("public id string index") if public_id == 0 else None
+    charset_offset = r.pos
+    charset = r.mb_u_int32("charset") if version >= 0x01 else CHARSET_UTF8
+    codec = _CHARSETS.get(charset)
+    if codec is None:
+        raise r.fail(f"unsupported charset MIBenum {charset}", "UTF-8 (106)", charset_offset)
+    table = r.take(r.mb_u_int32("string table length"), "string table")
+    if fpi_index is not None:
+        fpi = _table_string(table, fpi_index, codec, r, pid_offset)
+        if fpi not in cp.ACCEPTED_FPIS:
+            raise r.fail(f"public id {fpi!r} is not SyncML", cp.SYNCML_12_FPI, pid_offset)
+    elif public_id not in cp.ACCEPTED_PUBLIC_IDS:
+        raise r.fail(f"public id 0x{public_id:x} is not SyncML",
+                     f"0x{cp.PUBLIC_ID_SYNCML_12:x}", pid_offset)
+    return _decode_body(r, table, codec)
+
+
+def _decode_body(r: _Reader, table: bytes, codec: str) -> Element:
+    page = cp.PAGE_SYNCML
+    root: Element | None = None
+    stack: list[Element] = []
+    while True:
+        if root is not None and not stack:
+            if not r.at_end():
+                raise r.fail("trailing bytes after the root element", "end of data")
+            return root
+        start = r.pos
+        tok = r.u8("element" if root is None else "END or content")
+        if tok == SWITCH_PAGE:
+            page = r.u8("code page")
+            if page not in cp.TAG_BY_TOKEN:
+                raise r.fail(f"unknown code page {page}", "0 (SyncML) or 1 (MetInf)", start + 1)
+        elif tok == END:
+            if not stack:
+                raise r.fail("END outside any element", offset=start)
+            stack.pop()
+        elif tok in (STR_I, STR_T, OPAQUE, ENTITY):
+            if not stack:
+                raise r.fail("character data outside the root element", offset=start)
+            _decode_content(r, tok, stack[-1], table, codec, start)
+        elif tok in _LITERALS:
+            raise r.fail("LITERAL tag/attribute: SyncML uses only code page tokens", offset=start)
+        elif tok in EXT_I or tok in EXT_T or tok in EXT:
+            raise r.fail(f"extension token 0x{tok:02x} not used by SyncML", offset=start)
+        elif tok == PI:
+            raise r.fail("processing instruction not supported", offset=start)
+        else:
+            if tok & TAG_HAS_ATTRIBUTES:
+                raise r.fail(f"tag 0x{tok:02x} has attributes; SyncML has none", offset=start)
+            name = cp.TAG_BY_TOKEN[page].get(tok & TAG_ID_MASK)
+            if name is None:
+                raise r.fail(f"unknown tag token 0x{tok & TAG_ID_MASK:02x} on page {page}",
+                             offset=start)
+            elem = Element(name)
+            if stack:
+                stack[-1].append(elem)
+            else:
+                root = elem
+            if tok & TAG_HAS_CONTENT:
+                if len(stack) >= MAX_DEPTH:
+                    raise r.fail(f"nesting deeper than {MAX_DEPTH}", offset=start)
+                stack.append(elem)
+
+
+def _decode_content(r: _Reader, tok: int, elem: Element, table: bytes, codec: str,
+                    start: int) -> None:
+    if tok == STR_I:
+        _add_text(elem, _text(r.cstring("inline string"), codec, r, start, "inline string"))
+    elif tok == STR_T:
+        index = r.mb_u_int32("string table index")
+        _add_text(elem, _table_string(table, index, codec, r, start))
+    elif tok == ENTITY:
+        code = r.mb_u_int32("entity")
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+            raise r.fail(f"entity {code:#x} is not a Unicode scalar value", offset=start)
+        _add_text(elem, chr(code))
+    else:
+        raw = r.take(r.mb_u_int32("opaque length"), "opaque data")
+        try:
+            _add_text(elem, raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            elem.set(OPAQUE_HEX_ATTR, elem.get(OPAQUE_HEX_ATTR, "") + raw.hex())
