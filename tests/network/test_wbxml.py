@@ -23,7 +23,9 @@ from dmsim.network.dm.wbxml import (
 )
 from dmsim.sim.errors import DecodeError, ProtocolError
 
-VECTORS = Path("/work/shared/vectors/network.json")
+from conftest import SHARED
+
+VECTORS = SHARED / "vectors" / "network.json"
 HEADER = bytes.fromhex("03a4016a00")  # WBXML 1.3, public id 0x1201, UTF-8, empty string table
 
 # A server package #2: Status, Chal with NextNonce, nested MetInf, Get/Exec/Sequence/Atomic.

@@ -1,0 +1,148 @@
+"""SyncML DM message pieces shared by the DM client and server (OMA SyncML RepPro 1.2 and
+OMA-TS-DM_Security-V1_3 §5.4.1 for Cred, §5.4.3/§5.5 for Chal/NextNonce).
+
+A message is an element tree; these functions build and read its parts so that the client and
+server cores stay about the protocol, not the tree. ``encode``/``decode`` turn a message into
+the bytes of its media type (WBXML or XML).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+
+from dmsim.network.dm import syncml_xml, wbxml
+from dmsim.network.dm.auth import Credential
+from dmsim.network.dm.tree import E, need_text, text
+from dmsim.sim.errors import ProtocolError
+
+DM_WBXML = "application/vnd.syncml.dm+wbxml"
+DM_XML = "application/vnd.syncml.dm+xml"
+# Clients in the field also post the SyncML DS media types (libdmclient does); servers accept them.
+_WBXML_TYPES = {DM_WBXML, "application/vnd.syncml+wbxml"}
+_XML_TYPES = {DM_XML, "application/vnd.syncml+xml"}
+
+# Status codes used by the session (OMA SyncML RepPro 1.2 §10; DM_Security §5.4).
+OK = 200
+AUTH_ACCEPTED = 212
+UNAUTHORIZED = 401
+MISSING_CREDENTIALS = 407
+
+ALERT_CLIENT_INITIATED = "1201"
+ALERT_SERVER_INITIATED = "1200"
+
+
+def encode(msg: Element, content_type: str = DM_WBXML) -> bytes:
+    """Return ``msg`` as bytes of ``content_type`` (WBXML or XML)."""
+    base = content_type.split(";")[0].strip().lower()
+    if base in _WBXML_TYPES:
+        return wbxml.encode(msg)
+    if base in _XML_TYPES:
+        return syncml_xml.to_xml(msg)
+    raise ProtocolError(f"unsupported SyncML media type {content_type!r}")
+
+
+def decode(body: bytes, content_type: str) -> Element:
+    """Return the message tree of ``body``; DecodeError on malformed bytes, ProtocolError on type."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if base in _WBXML_TYPES:
+        msg = wbxml.decode(body)
+    elif base in _XML_TYPES:
+        msg = syncml_xml.from_xml(body)
+    else:
+        raise ProtocolError(f"unsupported SyncML media type {content_type!r}")
+    if msg.tag != "SyncML" or msg.find("SyncHdr") is None or msg.find("SyncBody") is None:
+        raise ProtocolError("message is not a SyncML message with SyncHdr and SyncBody")
+    return msg
+
+
+@dataclass(frozen=True)
+class Header:
+    """The SyncHdr fields a DM session uses."""
+
+    session_id: str
+    msg_id: str
+    target: str
+    source: str
+    loc_name: str | None
+    cred: Credential | None
+
+
+def header(session_id: str, msg_id: int, target: str, source: str, *, cred: Credential | None = None,
+           loc_name: str | None = None, max_msg_size: int | None = None) -> Element:
+    """Return a SyncHdr element (SyncML DM 1.2)."""
+    return E("SyncHdr", E("VerDTD", "1.2"), E("VerProto", "DM/1.2"), E("SessionID", session_id),
+             E("MsgID", msg_id), E("Target", E("LocURI", target)),
+             E("Source", E("LocURI", source), E("LocName", loc_name) if loc_name else None),
+             cred_element(cred) if cred else None,
+             E("Meta", E("MaxMsgSize", max_msg_size)) if max_msg_size else None)
+
+
+def read_header(msg: Element) -> Header:
+    """Return the SyncHdr fields of ``msg``; ProtocolError when one is missing."""
+    hdr = msg.find("SyncHdr")
+    cred = None
+    if hdr.find("Cred") is not None:
+        cred = Credential(text(hdr, "Cred/Meta/Type", "") or "", text(hdr, "Cred/Data", "") or "")
+    return Header(session_id=need_text(hdr, "SessionID", "SyncHdr"), msg_id=need_text(hdr, "MsgID", "SyncHdr"),
+                  target=need_text(hdr, "Target/LocURI", "SyncHdr"), source=need_text(hdr, "Source/LocURI", "SyncHdr"),
+                  loc_name=text(hdr, "Source/LocName"), cred=cred)
+
+
+def cred_element(cred: Credential) -> Element:
+    """Return a Cred element: Meta/Type is the scheme, Meta/Format b64 (§5.4.1)."""
+    return E("Cred", E("Meta", E("Format", "b64"), E("Type", cred.scheme)), E("Data", cred.data))
+
+
+def chal(scheme: str, next_nonce: bytes) -> Element:
+    """Return a Chal element asking for ``scheme`` with a NextNonce (§5.4.3, §5.5)."""
+    return E("Chal", E("Meta", E("Type", scheme), E("Format", "b64"),
+                       E("NextNonce", base64.b64encode(next_nonce).decode("ascii"))))
+
+
+def status(cmd_id: int, msg_ref: str, cmd_ref: str, cmd: str, code: int, *, challenge: Element | None = None,
+           target_ref: str | None = None) -> Element:
+    """Return a Status element for command ``cmd_ref`` of message ``msg_ref``."""
+    return E("Status", E("CmdID", cmd_id), E("MsgRef", msg_ref), E("CmdRef", cmd_ref), E("Cmd", cmd),
+             E("TargetRef", target_ref) if target_ref else None, challenge, E("Data", code))
+
+
+@dataclass(frozen=True)
+class HeaderStatus:
+    """The peer's verdict on our SyncHdr: its code and the challenge it carried, if any."""
+
+    code: int
+    chal_scheme: str | None
+    next_nonce: bytes | None
+
+
+def header_status(msg: Element) -> HeaderStatus | None:
+    """Return the Status the peer gave our SyncHdr (CmdRef 0), or None if there is none."""
+    for st in msg.iterfind("SyncBody/Status"):
+        if text(st, "Cmd") == "SyncHdr":
+            try:
+                code = int(need_text(st, "Data", "Status"))
+            except ValueError as exc:
+                raise ProtocolError(f"SyncHdr Status code is not a number: {exc}") from exc
+            nonce = None
+            raw = text(st, "Chal/Meta/NextNonce")
+            if raw is not None:
+                try:
+                    nonce = base64.b64decode(raw, validate=True)
+                except binascii.Error as exc:
+                    raise ProtocolError(f"NextNonce is not base64: {raw!r}") from exc
+            return HeaderStatus(code, text(st, "Chal/Meta/Type"), nonce)
+    return None
+
+
+def body_commands(msg: Element) -> list[Element]:
+    """Return the commands of SyncBody other than Status and Final."""
+    return [c for c in msg.find("SyncBody") if c.tag not in ("Status", "Final")]
+
+
+def message(hdr: Element, *commands: Element, final: bool = True) -> Element:
+    """Return a SyncML message with ``hdr`` and ``commands`` in its body."""
+    return E("SyncML", hdr, E("SyncBody", *commands, E("Final") if final else None))
+
+

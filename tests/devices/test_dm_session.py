@@ -1,0 +1,111 @@
+"""A DM session between the client and server cores with mutual authentication
+(OMA-TS-DM_Security §5.4, nonce rules §5.4.3, NextNonce §5.5)."""
+import random
+
+import pytest
+
+from dmsim.devices.dm_client import DmClient, Done
+from dmsim.network.dm import messages as m
+from dmsim.network.dm.server import DmServer
+
+DEV = "IMSI:001010000000001"
+DEVINFO = {"DevId": DEV, "Man": "dmsim", "Mod": "model-x", "DmV": "1.2", "Lang": "en-US"}
+
+
+def setup(auth_scheme="syncml:auth-md5", content_type=m.DM_WBXML):
+    rng = random.Random(7)
+    srv = DmServer("dmsim-server", "http://dm.test/dm", rng.randbytes, content_type=content_type)
+    account = srv.provision(DEV, client_name="001010000000001", client_password="cpw", server_password="spw",
+                            auth_scheme=auth_scheme)
+    return srv, account, rng
+
+
+def run(srv, client, tamper_reply=None):
+    step, events = client.start(), []
+    for _ in range(10):
+        if isinstance(step, Done):
+            return step, events
+        reply = srv.handle(step.body, step.content_type, 0.0)
+        events += [e.kind for e in reply.events]
+        body = tamper_reply(reply.body) if tamper_reply else reply.body
+        step = client.receive(body, reply.content_type)
+    raise AssertionError("session did not end")
+
+
+@pytest.mark.parametrize("scheme", ["syncml:auth-md5", "syncml:auth-basic"])
+@pytest.mark.parametrize("ctype", [m.DM_WBXML, m.DM_XML])
+def test_session_completes_with_mutual_auth(scheme, ctype):
+    srv, account, rng = setup(scheme, ctype)
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes, content_type=ctype)
+    done, events = run(srv, client)
+    assert done == Done(True)
+    assert events == ["client_authenticated", "session_completed"]
+    assert client.auth_retries == 0
+    assert not srv.sessions
+
+
+def test_next_nonce_is_stored_for_the_next_session():
+    srv, account, rng = setup()
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    run(srv, client)
+    assert client.account.client_nonce != account.client_nonce
+    assert client.account.client_nonce == srv.accounts[DEV].client_nonce
+    second = DmClient(client.account, DEV, DEVINFO, 2, rng.randbytes)
+    assert run(srv, second)[0] == Done(True) and second.auth_retries == 0
+
+
+def test_stale_client_nonce_gets_one_more_challenge():
+    srv, account, rng = setup()
+    client = DmClient(account.with_nonces(client=b"stale-nonce"), DEV, DEVINFO, 1, rng.randbytes)
+    done, events = run(srv, client)
+    assert done == Done(True)
+    assert client.auth_retries == 1
+
+
+def test_wrong_password_fails_after_the_second_challenge():
+    srv, account, rng = setup()
+    bad = account.__class__(**{**account.__dict__, "client_password": "guess"})
+    client = DmClient(bad, DEV, DEVINFO, 1, rng.randbytes)
+    done, events = run(srv, client)
+    assert done == Done(False, "client_auth_failed")
+    assert events == ["client_auth_failed"]
+    assert not srv.sessions
+
+
+def test_stale_server_nonce_is_challenged_by_the_client_and_recovers():
+    srv, account, rng = setup()
+    client = DmClient(account.with_nonces(server=b"client-forgot"), DEV, DEVINFO, 1, rng.randbytes)
+    done, events = run(srv, client)
+    assert done == Done(True)
+    assert "server_auth_rejected" in events
+
+
+def test_impostor_server_is_refused():
+    srv, account, rng = setup()
+    impostor = account.__class__(**{**account.__dict__, "server_password": "not-the-real-one"})
+    client = DmClient(impostor, DEV, DEVINFO, 1, rng.randbytes)
+    done, _ = run(srv, client)
+    assert done == Done(False, "server_auth_failed")
+
+
+def test_mangled_server_reply_ends_the_session_with_a_reason():
+    srv, account, rng = setup()
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    done, _ = run(srv, client, tamper_reply=lambda b: b[:10])
+    assert not done.ok and done.reason.startswith("bad_server_message")
+
+
+def test_retransmitted_request_gets_the_cached_reply():
+    srv, account, rng = setup()
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    first = client.start()
+    a = srv.handle(first.body, first.content_type, 0.0)
+    b = srv.handle(first.body, first.content_type, 1.0)
+    assert a.body == b.body and b.events == []
+
+
+def test_garbage_request_is_a_counted_bad_request():
+    srv, _, _ = setup()
+    reply = srv.handle(b"\x03\x00garbage", m.DM_WBXML, 0.0)
+    assert reply.session_over and reply.events[0].kind == "bad_request"
+    assert srv.handle(b"<x/>", "text/plain", 0.0).events[0].kind == "bad_request"
