@@ -1,0 +1,173 @@
+"""SMS User Data Header: 3GPP TS 23.040 §9.2.3.24.
+
+The UDH is UDHL (one octet: length of what follows) then information elements, each IEI,
+IEDL, data. Three IEs have typed views here, as the bootstrap push needs them:
+IEI 00 concatenation with an 8-bit reference (§9.2.3.24.1), IEI 08 the same with a 16-bit
+reference (§9.2.3.24.8) and IEI 05 application ports with 16-bit addresses (§9.2.3.24.4).
+Other IEs are kept as opaque InformationElement values.
+
+Decode checks the lengths and the typed IEs' contents and raises DecodeError("udh", ...)
+with the offset counted from the UDHL octet (plus ``base`` when given). An empty IE list
+encodes to no header at all; the caller sets TP-UDHI from ``bool(ies)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from dmsim.sim.errors import DecodeError, ProtocolError
+
+IEI_CONCAT_8BIT = 0x00
+IEI_PORTS_16BIT = 0x05
+IEI_CONCAT_16BIT = 0x08
+
+
+@dataclass(frozen=True)
+class InformationElement:
+    """One UDH information element: its IEI and the data octets (without IEI/IEDL)."""
+
+    iei: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        """Return IEI, IEDL and data; ProtocolError if the IEI or the length does not fit."""
+        if not 0 <= self.iei <= 0xFF or len(self.data) > 0xFF:
+            raise ProtocolError(f"UDH IE {self.iei} with {len(self.data)} octets does not fit")
+        return bytes([self.iei, len(self.data)]) + self.data
+
+
+@dataclass(frozen=True)
+class Concat:
+    """A concatenation IE: reference, total parts, this part's 1-based sequence number.
+
+    ``ref16`` picks IEI 08 (16-bit reference) instead of IEI 00 (8-bit reference).
+    """
+
+    ref: int
+    total: int
+    seq: int
+    ref16: bool = False
+
+    def to_ie(self) -> InformationElement:
+        """Return the IE; ProtocolError if a field is out of range."""
+        ref_bytes = 2 if self.ref16 else 1
+        if not (0 <= self.ref < 1 << (8 * ref_bytes) and 1 <= self.total <= 255
+                and 1 <= self.seq <= self.total):
+            raise ProtocolError(f"concatenation IE {self} out of range")
+        iei = IEI_CONCAT_16BIT if self.ref16 else IEI_CONCAT_8BIT
+        return InformationElement(iei, self.ref.to_bytes(ref_bytes, "big")
+                                  + bytes([self.total, self.seq]))
+
+
+@dataclass(frozen=True)
+class Ports:
+    """An application port addressing IE with 16-bit ports (IEI 05)."""
+
+    dest: int
+    src: int
+
+    def to_ie(self) -> InformationElement:
+        """Return the IE; ProtocolError if a port is not 0..65535."""
+        if not (0 <= self.dest <= 0xFFFF and 0 <= self.src <= 0xFFFF):
+            raise ProtocolError(f"port IE {self} out of range")
+        return InformationElement(IEI_PORTS_16BIT, self.dest.to_bytes(2, "big")
+                                  + self.src.to_bytes(2, "big"))
+
+
+def _parse_concat(data: bytes, offset: int) -> Concat:
+    ref16 = len(data) == 4
+    ref = int.from_bytes(data[:-2], "big")
+    total, seq = data[-2], data[-1]
+    if total == 0:
+        raise DecodeError("udh", offset + len(data) - 2, "concatenation with 0 parts",
+                          "total 1..255")
+    if not 1 <= seq <= total:
+        raise DecodeError("udh", offset + len(data) - 1, f"concatenation part {seq} of {total}",
+                          f"sequence 1..{total}")
+    return Concat(ref, total, seq, ref16)
+
+
+def _parse_ports(data: bytes, offset: int) -> Ports:
+    return Ports(int.from_bytes(data[:2], "big"), int.from_bytes(data[2:], "big"))
+
+
+# IEI -> (required IEDL, parser of the data, given the data's offset); data, not branches.
+_TYPED: dict[int, tuple[int, Callable[[bytes, int], object]]] = {
+    IEI_CONCAT_8BIT: (3, _parse_concat),
+    IEI_CONCAT_16BIT: (4, _parse_concat),
+    IEI_PORTS_16BIT: (4, _parse_ports),
+}
+
+
+def _typed_view(ie: InformationElement, offset: int) -> object:
+    """Return the typed view of ``ie`` (None for an untyped IEI); DecodeError if malformed.
+
+    ``offset`` is where the IE's IEI octet is.
+    """
+    typed = _TYPED.get(ie.iei)
+    if typed is None:
+        return None
+    want, parse = typed
+    if len(ie.data) != want:
+        raise DecodeError("udh", offset + 1, f"IE {ie.iei:#04x} length {len(ie.data)}", str(want))
+    return parse(ie.data, offset + 2)
+
+
+def encode_udh(ies: Iterable[InformationElement]) -> bytes:
+    """Return UDHL followed by the encoded IEs, or b"" for no IEs."""
+    body = b"".join(ie.encode() for ie in ies)
+    if not body:
+        return b""
+    if len(body) > 0xFF:
+        raise ProtocolError(f"UDH of {len(body)} octets does not fit UDHL")
+    return bytes([len(body)]) + body
+
+
+def decode_udh(user_data: bytes, *, base: int = 0) -> tuple[list[InformationElement], bytes]:
+    """Return the IEs of the UDH at the start of ``user_data`` and the octets after it.
+
+    Typed IEs (00, 05, 08) are checked by ``_TYPED``; errors carry ``base`` + offset.
+    """
+    if not user_data:
+        raise DecodeError("udh", base, "user data is empty", "a UDHL octet")
+    udhl = user_data[0]
+    end = 1 + udhl
+    if end > len(user_data):
+        raise DecodeError("udh", base, f"UDHL {udhl} beyond {len(user_data) - 1} octets of data")
+    ies: list[InformationElement] = []
+    pos = 1
+    while pos < end:
+        if pos + 2 > end:
+            raise DecodeError("udh", base + pos, "IE header cut by UDHL", "IEI and IEDL")
+        iei, iedl = user_data[pos], user_data[pos + 1]
+        data_start = pos + 2
+        if data_start + iedl > end:
+            raise DecodeError("udh", base + pos + 1, f"IE {iei:#04x} length {iedl} beyond UDHL",
+                              f"at most {end - data_start}")
+        ie = InformationElement(iei, bytes(user_data[data_start:data_start + iedl]))
+        _typed_view(ie, base + pos)
+        ies.append(ie)
+        pos = data_start + iedl
+    return ies, bytes(user_data[end:])
+
+
+def find_concat(ies: Iterable[InformationElement]) -> Concat | None:
+    """Return the last concatenation IE (8- or 16-bit reference) of ``ies``, or None.
+
+    TS 23.040 §9.2.3.24: when an IE that may occur once is repeated, the last one is used.
+    A malformed one raises DecodeError("udh", 0, ...).
+    """
+    found = None
+    for ie in ies:
+        if ie.iei in (IEI_CONCAT_8BIT, IEI_CONCAT_16BIT):
+            found = _typed_view(ie, 0)
+    return found
+
+
+def find_ports(ies: Iterable[InformationElement]) -> Ports | None:
+    """Return the last 16-bit application port IE of ``ies``, or None (DecodeError if malformed)."""
+    found = None
+    for ie in ies:
+        if ie.iei == IEI_PORTS_16BIT:
+            found = _typed_view(ie, 0)
+    return found
