@@ -1,0 +1,293 @@
+"""dmsim's scenario format: the schema, the YAML loader with ``--set`` overrides, and sweeps.
+
+A scenario says how many devices bootstrap (OMA-TS-DM_Security 1.3 §5.10: NETWORKID, USERPIN
+or USERPIN_NETWORKID over SMS) and open DM sessions (§5.4 syncml:auth-md5 or auth-basic), how
+they arrive, how the SMS and IP links delay, lose, duplicate and reorder messages, what an
+adversary's tap does to them, and the DM server's capacity. All durations are simulated seconds.
+``describe_schema()`` prints the whole format with defaults.
+
+Choices the brief left open: a link's delay default is per link (SMS lognormal, IP exponential)
+even when the link is written without a ``delay``; a sweep replaces one numeric key, its values
+are checked against that key's type, and each point keeps every other key as loaded.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmsim.sim.errors import ScenarioError
+from dmsim.sim.schema import (REQUIRED, Derived, Field, Float, Int, List, Locator, Nullable, Probability, Problem,
+                              Raw, Seconds, Str, Struct, Tagged, Tuple, describe, is_numeric, load_yaml,
+                              set_path, split_path, type_at, validate)
+
+# -- delay models and taps ---------------------------------------------------------------------
+
+
+def _quantile_table_rule(rows: list[list[float]]) -> Problem | None:
+    """Return the first offending [p, s] pair of an empirical table, if any."""
+    need = "p from 0.0 to 1.0, strictly increasing; s never decreasing"
+    if rows[0][0] != 0.0:
+        return Problem((0, 0), f"the first pair must have p = 0.0, not {rows[0][0]}", need)
+    for i in range(1, len(rows)):
+        (p0, s0), (p1, s1) = rows[i - 1], rows[i]
+        if p1 <= p0:
+            return Problem((i, 0), f"p = {p1} is not above the previous pair's p = {p0}", need)
+        if s1 < s0:
+            return Problem((i, 1), f"s = {s1} is below the previous pair's s = {s0}", need)
+    if rows[-1][0] != 1.0:
+        return Problem((len(rows) - 1, 0), f"the last pair must have p = 1.0, not {rows[-1][0]}", need)
+    return None
+
+
+DELAY = Tagged(name="DELAY", doc="A random delay in seconds, drawn independently for each message.", variants={
+    "fixed": Struct({"value": Field(Seconds(), REQUIRED, "The delay.")}, doc="Always the same delay."),
+    "exponential": Struct({"mean": Field(Seconds(positive=True), REQUIRED, "Mean delay.")},
+                          doc="Exponentially distributed (memoryless)."),
+    "lognormal": Struct({
+        "median": Field(Seconds(positive=True), REQUIRED, "Median delay, exp(mu)."),
+        "sigma": Field(Float(0.0, min_exclusive=True), REQUIRED, "Standard deviation of the log of the delay."),
+    }, doc="Log-normally distributed: a long right tail, as measured SMS delivery delays have."),
+    "empirical": Struct({
+        "quantiles": Field(List(Tuple((Probability(), Seconds()), names=("p", "s")), min_len=2,
+                                rule=_quantile_table_rule), REQUIRED,
+                           "The quantile function as [p, s] pairs: P(delay <= s) = p, interpolated "
+                           "linearly; p goes from 0.0 to 1.0 strictly increasing, s never decreases."),
+    }, doc="Drawn from a measured quantile table."),
+})
+
+
+def _acting(fields: dict[str, Field] | None = None, doc: str = "") -> Struct:
+    """Return a tap variant acting on each message with some probability, plus ``fields``."""
+    return Struct({"probability": Field(Probability(), REQUIRED, "Chance that a given message is acted on."),
+                   **(fields or {})}, doc=doc)
+
+
+TAP = Tagged(name="TAP", doc="An adversary on the link, seeing every message that passes.", variants={
+    "none": Struct({}, doc="No adversary."),
+    "observe": Struct({"limit": Field(Int(1), 10000, "How many of the latest messages its log keeps.")},
+                      doc="Records every message, changes nothing."),
+    "drop": _acting(doc="Drops messages."),
+    "delay": _acting({"extra": Field(DELAY, REQUIRED, "Delay added to an affected message.")},
+                     doc="Holds messages back."),
+    "replay": _acting({"after": Field(DELAY, REQUIRED, "When the copy is sent again, after the original.")},
+                      doc="Delivers the message and later a copy of it again."),
+    "tamper": _acting({"match": Field(Nullable(Str()), None,
+                                      "Only messages of this kind: bootstrap (SMS) or dm (IP); null: all.")},
+                      doc="Flips bits in messages (a bootstrap's MAC must then fail to verify)."),
+})
+
+
+def _link(delay_default: dict, what: str) -> Struct:
+    """Return the schema of one link whose delay defaults to ``delay_default``."""
+    return Struct({
+        "delay": Field(DELAY, delay_default, "Transit delay of each message."),
+        "loss": Field(Probability(), 0.0, "Chance that a message is lost."),
+        "duplicate": Field(Probability(), 0.0, "Chance that a message is delivered twice."),
+        "reorder": Field(Probability(), 0.0, "Chance that a message is held back by reorder_delay, so that "
+                                             "later ones overtake it."),
+        "reorder_delay": Field(DELAY, {"kind": "exponential", "mean": 1.0}, "Extra delay of a reordered message."),
+        "bandwidth": Field(Nullable(Float(0.0, min_exclusive=True)), None,
+                           "Bytes per second through the link, shared by all messages (null: unlimited)."),
+        "queue_limit": Field(Nullable(Int(1)), None,
+                             "Messages waiting for bandwidth beyond this are dropped (null: no limit)."),
+        "tap": Field(TAP, {"kind": "none"}, "An adversary on this link."),
+    }, doc=what)
+
+
+def _component(doc: str, **more: Struct) -> Tagged:
+    """Return a component choice: ``virtual`` (in-process) plus the given other kinds."""
+    return Tagged({"virtual": Struct({}, doc="Simulated in-process."), **more}, doc=doc)
+
+
+# -- the scenario ------------------------------------------------------------------------------
+
+def _unique_profile_names(profiles: list[dict]) -> Problem | None:
+    """Return the first profile whose name was used before, if any."""
+    seen: dict[str, int] = {}
+    for i, p in enumerate(profiles):
+        if p["name"] in seen:
+            return Problem((i, "name"), f"profile name '{p['name']}' is already used by item {seen[p['name']]}",
+                           "a different name per profile")
+        seen[p["name"]] = i
+    return None
+
+
+PROFILE = Struct({
+    "name": Field(Str(pattern=r"\S", noun="a non-empty string"), REQUIRED, "Names the profile in results."),
+    "weight": Field(Float(0.0, min_exclusive=True), 1.0, "Relative share of the fleet (weights need not sum to 1)."),
+    "bootstrap_security": Field(Str(choices=("NETWORKID", "USERPIN", "USERPIN_NETWORKID")), "NETWORKID",
+                                "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "
+                                "the user types, or both."),
+    "user_pin_digits": Field(Int(4, 16), 8, "Length of the user PIN (USERPIN kinds only)."),
+    "dm_auth": Field(Str(choices=("md5", "basic")), "md5", "DM session authentication: syncml:auth-md5 or "
+                                                           "syncml:auth-basic (§5.4)."),
+}, name="PROFILE", doc="A kind of device in the fleet.")
+
+SCENARIO_SCHEMA = Struct({
+    "name": Field(Str(pattern=r"\S", noun="a non-empty string"), Derived("the file name without .yaml"), "Names the run and its results."),
+    "seed": Field(Int(0), 1, "Seed of every random stream; the same seed gives the same results."),
+    "replicas": Field(Int(1, 1000), 1, "Independent repetitions (each with its own random streams)."),
+    "duration": Field(Seconds(positive=True), 3600.0,
+                      "Simulated time; sessions not finished by then are recorded as failed, reason not_finished."),
+    "fleet": Field(Struct({
+        "size": Field(Int(1, 10_000_000), REQUIRED, "Number of devices."),
+        "profiles": Field(List(PROFILE, min_len=1, rule=_unique_profile_names), [{"name": "default"}],
+                          "Device profiles; each device picks one with probability weight / sum of weights."),
+    }), REQUIRED, "The devices."),
+    "arrival": Field(Tagged({
+        "all_at_once": Struct({}, doc="Every device starts at time 0."),
+        "poisson": Struct({"rate": Field(Float(0.0, min_exclusive=True), REQUIRED, "Devices per second.")},
+                          doc="Devices start as a Poisson process."),
+        "ramp": Struct({
+            "from_rate": Field(Float(0.0), REQUIRED, "Devices per second at time 0."),
+            "to_rate": Field(Float(0.0, min_exclusive=True), REQUIRED, "Devices per second from `over` on."),
+            "over": Field(Seconds(positive=True), REQUIRED, "Length of the linear ramp."),
+        }, doc="A Poisson process whose rate grows linearly, then stays at to_rate."),
+    }), {"kind": "all_at_once"}, "When devices start bootstrapping."),
+    "links": Field(Struct({
+        "sms": Field(_link({"kind": "lognormal", "median": 2.0, "sigma": 0.5}, "The SMS link."),
+                     {}, "Carries bootstrap messages (server to device)."),
+        "ip": Field(_link({"kind": "exponential", "mean": 0.05}, "The IP link."),
+                    {}, "Carries DM session HTTP requests and responses, each way."),
+    }), {}, "The two links between the server and the devices."),
+    "server": Field(Struct({
+        "max_sessions": Field(Int(1), 100, "DM sessions the server runs at once; more wait in line."),
+        "service_time": Field(DELAY, {"kind": "fixed", "value": 0.01}, "Server time per DM request."),
+        "bootstrap_timeout": Field(Seconds(positive=True), 120.0,
+                                   "Time to wait for a device's first session before resending the bootstrap."),
+        "bootstrap_retries": Field(Int(0, 20), 3, "Bootstrap resends before giving up on a device."),
+        "name": Field(Str(pattern=r"\S", noun="a non-empty string"), "dmsim-server", "Server identifier (ServerID) put in bootstraps."),
+    }), {}, "The DM server."),
+    "client": Field(Struct({
+        "request_timeout": Field(Seconds(positive=True), 30.0, "Time a device waits for each DM response."),
+        "request_retries": Field(Int(0, 10), 2, "Resends of a DM request before the session fails."),
+    }), {}, "The DM client on each device."),
+    "components": Field(Struct({
+        "dm_server": Field(_component("The DM server implementation.", socket=Struct(
+            {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server.")},
+            doc="A real server over HTTP.")), {"kind": "virtual"}, "Which DM server the devices talk to."),
+        "card": Field(_component("The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
+        "modem": Field(_component("The modem implementation."), {"kind": "virtual"}, "Which modem devices use."),
+    }), {}, "Simulated or real parts (hardware in the loop)."),
+    "sweep": Field(Nullable(Struct({
+        "key": Field(Str(), REQUIRED, "Dotted path of a numeric key, like links.sms.loss."),
+        "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
+                        "Values to run, each checked like the key itself."),
+    })), None, "Run the scenario once per value of one key (null: no sweep)."),
+}, doc="A dmsim scenario.")
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+def _walk(data: Any, keys: tuple) -> Any:
+    for k in keys:
+        data = data[k]
+    return data
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A loaded scenario: ``data`` is validated with every default filled in."""
+
+    name: str
+    source: str
+    data: dict
+    raw_text: str
+    overrides: tuple[str, ...] = ()
+
+    def get(self, path: str) -> Any:
+        """Return the value at dotted ``path`` (``links.sms.loss``; list items by index)."""
+        node: Any = self.data
+        for seg in split_path(path, where=self.source, at=path):
+            if isinstance(node, dict) and seg in node:
+                node = node[seg]
+            elif isinstance(node, list) and seg.isdigit() and int(seg) < len(node):
+                node = node[int(seg)]
+            else:
+                raise ScenarioError("no such key in the scenario", where=self.source, path=path)
+        return node
+
+    def sweep_points(self) -> list[tuple[Any, dict]]:
+        """Return ``(value, data with the swept key set to value)`` per sweep value, or
+        ``[(None, data)]`` when there is no sweep. Each data is an independent copy."""
+        sweep = self.data.get("sweep")
+        if not sweep:
+            return [(None, copy.deepcopy(self.data))]
+        _t, keys = type_at(SCENARIO_SCHEMA, self.data, sweep["key"], where=self.source, at="sweep.key")
+        points = []
+        for value in sweep["values"]:
+            data = copy.deepcopy(self.data)
+            _walk(data, keys[:-1])[keys[-1]] = value
+            points.append((value, data))
+        return points
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Return ``(dotted path, value)`` of ``KEY=VALUE``; VALUE is read as YAML (``0.05``,
+    ``poisson``, ``{kind: fixed, value: 2}``; empty is null)."""
+    key, sep, value_text = text.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"'{text}' is not KEY=VALUE", where="--set", expected="like links.sms.loss=0.05")
+    key = ".".join(split_path(key, where="--set", at=key.strip()))
+    try:
+        value, _ = load_yaml(value_text, "--set", with_lines=False)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.detail, where="--set", path=key, expected=exc.expected) from None
+    return key, value
+
+
+def _check_sweep(data: dict, locate: Locator) -> None:
+    """Check ``sweep.key`` names a numeric key and normalise ``sweep.values`` against its type."""
+    sweep = data["sweep"]
+    if sweep is None:
+        return
+    at = ("sweep", "key")
+    if split_path(sweep["key"], where=locate(at), at="sweep.key")[0] == "sweep":
+        raise ScenarioError("a sweep cannot sweep its own keys", where=locate(at), path="sweep.key",
+                            expected="the dotted path of a numeric key")
+    t, _keys = type_at(SCENARIO_SCHEMA, data, sweep["key"], where=locate(at), at="sweep.key")
+    if not is_numeric(t):
+        raise ScenarioError(f"{sweep['key']} is {t.name or t.expected()}, not a number", where=locate(at),
+                            path="sweep.key", expected="the dotted path of a numeric key")
+    sweep["values"] = [validate(t, v, ("sweep", "values", i), locate) for i, v in enumerate(sweep["values"])]
+
+
+def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
+                   default_name: str = "scenario") -> Scenario:
+    """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied."""
+    raw, locator = load_yaml(text, source)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError("a scenario is a mapping of keys, like fleet: and links:", where=locator(()),
+                            expected="a mapping")
+    for item in overrides:
+        key, value = parse_override(item)
+        keys, created = set_path(SCENARIO_SCHEMA, raw, key, value, where="--set")
+        for k in created + [keys]:
+            locator.mark(k, "--set")
+    data = validate(SCENARIO_SCHEMA, raw, (), locator)
+    data = {"name": data.get("name", default_name), **data}
+    _check_sweep(data, locator)
+    return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=tuple(overrides))
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Return the scenario in the YAML file ``path`` with ``--set`` ``overrides`` applied."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
+    return parse_scenario(text, str(path), overrides, default_name=path.stem)
+
+
+def describe_schema() -> str:
+    """Return the scenario format: every key with its type, default and meaning."""
+    head = ("A scenario is a YAML mapping; durations are simulated seconds. Keys not written take the "
+            "default in brackets; `dmsim run --set KEY=VALUE` overrides any key by its dotted path.\n")
+    return head + "\n" + describe(SCENARIO_SCHEMA)
