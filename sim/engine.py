@@ -1,0 +1,288 @@
+"""One replica of a scenario as a SimPy model: the fleet, the SMS and IP links, the DM server.
+
+The protocol cores do the work (``network.dm.server.DmServer``, ``devices.bootstrap_client``,
+``devices.dm_client.DmClient``, the SMS and WSP codecs); this module only moves their bytes over
+simulated links, keeps time and writes one session record per device.
+
+Per device (a SimPy process created when the device arrives):
+
+1. the server provisions an account and sends the §5.10.2.3-protected bootstrap as a WAP Push,
+   split into SMS-DELIVER TPDUs, over the ``sms`` link; if the device has not accepted it within
+   ``server.bootstrap_timeout`` it is sent again, up to ``server.bootstrap_retries`` times;
+2. the device reassembles, verifies the HMAC (a tampered bootstrap is rejected and counted) and
+   stores the account;
+3. the device runs a DM session (packages 1-4, mutual auth-md5/basic) over HTTP on the ``ip``
+   links (one each way) or, for ``components.dm_server.kind: socket``, over a real socket whose
+   measured wall-clock latency is added to simulated time;
+4. the outcome is written to the session table.
+
+Server capacity: at most ``server.max_sessions`` DM sessions are served at once; a request of a
+new session waits (FIFO) for a slot; each request takes a ``server.service_time`` sample. A slot
+is freed when the session ends on the server or when the device gives up (the connection closes).
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+import simpy
+
+from dmsim.devices.bootstrap_client import accept_bootstrap
+from dmsim.devices.dm_client import DmClient, Done
+from dmsim.network.dm import http_binding
+from dmsim.network.dm.server import DmServer
+from dmsim.network.sms import segmentation, tpdu, wsp_push
+from dmsim.network.sms.address import Address
+from dmsim.network.sms.udh import decode_udh
+from dmsim.sim.arrivals import arrival_times
+from dmsim.sim.delays import make_delay
+from dmsim.sim.errors import DmsimError
+from dmsim.sim.fleet import DeviceIdentity, Fleet
+from dmsim.sim.link import Message, SimLink
+from dmsim.sim.rng import substream
+from dmsim.sim.tap import make_tap
+from dmsim.sim.transports import IpTransport, make_ip_transport
+
+SERVER_SMS_ADDRESS = Address("12345")
+DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
+
+
+class _Device:
+    """A device's per-session state: a few small values, alive only while it runs."""
+
+    __slots__ = ("ident", "reasm", "accepted", "bootstrapped", "rejected", "sms_msgs", "sms_bytes",
+                 "ip_msgs", "ip_bytes", "t_bootstrap_ok", "account")
+
+    def __init__(self, ident: DeviceIdentity, env: simpy.Environment):
+        self.ident = ident
+        self.reasm: segmentation.Reassembler | None = None
+        self.accepted = False
+        self.bootstrapped = env.event()
+        self.rejected = 0
+        self.sms_msgs = self.sms_bytes = self.ip_msgs = self.ip_bytes = 0
+        self.t_bootstrap_ok: float | None = None
+        self.account = None
+
+
+class Replica:
+    """The model of one replica at one sweep point; ``run()`` writes rows through ``write``."""
+
+    def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: float | None,
+                 write: Callable[[tuple], None], env: simpy.Environment | None = None):
+        self.data = data
+        self.env = env or simpy.Environment()
+        self.replica, self.sweep, self.sweep_value = replica, sweep, sweep_value
+        self.write = write
+        stream = lambda *names: substream(seed, "replica", replica, "sweep", sweep, *names)  # noqa: E731
+        links = data["links"]
+        self.sms = SimLink(self.env, "links.sms", _link_spec(links["sms"]), stream("link", "sms"),
+                           make_tap(links["sms"].get("tap"), "links.sms.tap"))
+        self.ip_up = SimLink(self.env, "links.ip", _link_spec(links["ip"]), stream("link", "ip-up"),
+                             make_tap(links["ip"].get("tap"), "links.ip.tap"))
+        self.ip_down = SimLink(self.env, "links.ip", _link_spec(links["ip"]), stream("link", "ip-down"),
+                               make_tap(links["ip"].get("tap"), "links.ip.tap"))
+        self.fleet = Fleet(data["fleet"], stream("fleet"))
+        self.arrival_rng = stream("arrival")
+        self.device_rng = stream("devices")
+        srv = data["server"]
+        server_rng = stream("server")
+        self.server = DmServer(srv["name"], "http://dm.dmsim.test/dm", server_rng.randbytes)
+        self.service_time = make_delay(srv["service_time"], "server.service_time")
+        self.service_rng = stream("service")
+        self.max_sessions = srv["max_sessions"]
+        self.active: set[str] = set()
+        self.waiting: deque = deque()
+        self.transport: IpTransport = make_ip_transport(data["components"]["dm_server"], self)
+        self.live: dict[int, tuple[_Device, dict]] = {}
+        self.done = 0
+        self.sms_ref = 0
+
+    # -- driving ----------------------------------------------------------------------------
+    def run(self, *, step_hook: Callable[["Replica"], None] | None = None, hook_every: int = 4096) -> None:
+        """Run until ``duration``; devices not done by then are written as ``not_finished``."""
+        env = self.env
+        env.process(self._arrivals())
+        until = float(self.data["duration"])
+        stop = env.timeout(until)
+        n = 0
+        while env.peek() < until or (env.peek() == until and not stop.processed):
+            env.step()
+            n += 1
+            if step_hook is not None and n % hook_every == 0:
+                step_hook(self)
+            if not env._queue:  # noqa: SLF001 - nothing left to do before the horizon
+                break
+        self.steps = n
+        for index in sorted(self.live):
+            dev, rec = self.live[index]
+            self._finish(dev, rec, False, "not_finished")
+        self.live.clear()
+
+    def _arrivals(self):
+        env = self.env
+        for index, t in enumerate(arrival_times(self.data["arrival"], self.fleet.size, self.arrival_rng)):
+            if t >= self.data["duration"]:
+                return
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            env.process(self._device(self.fleet.device(index)))
+
+    # -- one device -------------------------------------------------------------------------
+    def _device(self, ident: DeviceIdentity):
+        env, srv = self.env, self.data["server"]
+        dev = _Device(ident, env)
+        rec = {"t_arrival": env.now, "t_bootstrap_sent": None, "t_session_start": None, "bootstrap_sends": 0,
+               "auth_retries": 0, "ip_retries": 0}
+        self.live[ident.index] = (dev, rec)
+        profile = ident.profile
+        self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
+                              server_password=ident.server_password,
+                              auth_scheme="syncml:auth-md5" if profile["dm_auth"] == "md5" else "syncml:auth-basic")
+        content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, profile["bootstrap_security"],
+                                                           ident.userpin)
+        push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
+        for _ in range(srv["bootstrap_retries"] + 1):
+            if rec["t_bootstrap_sent"] is None:
+                rec["t_bootstrap_sent"] = env.now
+            rec["bootstrap_sends"] += 1
+            self._send_sms(dev, push)
+            yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
+            if dev.accepted:
+                break
+        if not dev.accepted:
+            self._finish(dev, rec, False, "bootstrap_rejected" if dev.rejected else "bootstrap_lost")
+            return
+        models = DEVINFO_MODELS
+        client = DmClient(dev.account, ident.uri,
+                          {"DevId": ident.uri, "Man": "dmsim", "Mod": models[ident.index % len(models)],
+                           "DmV": "1.2", "Lang": "en-US"},
+                          session_id=ident.index + 1, nonce_source=self.device_rng.randbytes)
+        rec["t_session_start"] = env.now
+        step = client.start()
+        try:
+            while not isinstance(step, Done):
+                reply = None
+                for attempt in range(self.data["client"]["request_retries"] + 1):
+                    if attempt:
+                        rec["ip_retries"] += 1
+                    reply = yield from self.transport.exchange(dev, step.body, step.content_type,
+                                                               self.data["client"]["request_timeout"])
+                    if reply is not None:
+                        break
+                if reply is None:
+                    step = Done(False, "ip_timeout")
+                elif reply.start != "200":
+                    step = Done(False, f"http_{reply.start}")
+                else:
+                    step = client.receive(reply.body, reply.content_type)
+        finally:
+            self.transport.closed(dev)
+        rec["auth_retries"] = client.auth_retries
+        self._finish(dev, rec, step.ok, "" if step.ok else step.reason.split(":")[0])
+
+    def _finish(self, dev: _Device, rec: dict, ok: bool, reason: str) -> None:
+        now = self.env.now
+        self.live.pop(dev.ident.index, None)
+        self.done += 1
+        end = now if rec["t_session_start"] is not None else None
+        self.write((self.replica, self.sweep, self.sweep_value, dev.ident.index, dev.ident.profile["name"],
+                    "ok" if ok else "failed", reason, rec["t_arrival"], rec["t_bootstrap_sent"], dev.t_bootstrap_ok,
+                    rec["t_session_start"], end, (now - rec["t_arrival"]) if ok else None,
+                    rec["bootstrap_sends"], dev.rejected, rec["auth_retries"], rec["ip_retries"],
+                    dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes))
+
+    # -- SMS path ---------------------------------------------------------------------------
+    def _send_sms(self, dev: _Device, push: bytes) -> None:
+        self.sms_ref = (self.sms_ref + 1) & 0xFF
+        scts = _scts(self.env.now)
+        for ud in segmentation.split(push, dest_port=wsp_push.WAP_PUSH_PORT, src_port=wsp_push.WAP_PUSH_SRC_PORT,
+                                     ref=self.sms_ref):
+            ies, chunk = decode_udh(ud)
+            pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
+                                  ies=ies, user_data=chunk).encode()
+            dev.sms_msgs += 1
+            dev.sms_bytes += len(pdu)
+            self.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), self._on_sms)
+
+    def _on_sms(self, msg: Message) -> None:
+        dev: _Device = msg.meta
+        if dev.accepted or dev.ident.index not in self.live:
+            return
+        try:
+            sms = tpdu.decode_tpdu(msg.payload, mt=True)
+            if dev.reasm is None:
+                dev.reasm = segmentation.Reassembler()
+            done = dev.reasm.feed_parsed(str(sms.oa), sms.ies, sms.user_data, self.env.now)
+            if done is None:
+                return
+            accepted = accept_bootstrap(done.payload, imsi=dev.ident.imsi, userpin=dev.ident.userpin)
+        except DmsimError:
+            dev.rejected += 1
+            return
+        dev.accepted = True
+        dev.account = accepted.account
+        dev.t_bootstrap_ok = self.env.now
+        dev.reasm = None
+        dev.bootstrapped.succeed()
+
+    # -- the simulated DM server ------------------------------------------------------------
+    def server_receive(self, msg: Message) -> None:
+        """A request reached the server: admit its session or queue it, then serve it."""
+        dev: _Device = msg.meta[0]
+        uri = dev.ident.uri
+        if dev.ident.index not in self.live:
+            return  # the device gave up: its connection is closed
+        if uri in self.active or len(self.active) < self.max_sessions:
+            self.active.add(uri)
+            self._serve(msg)
+        else:
+            self.waiting.append(msg)
+
+    def _serve(self, msg: Message) -> None:
+        delay = self.service_time.sample(self.service_rng)
+        self.env.timeout(delay, msg).callbacks.append(self._served)
+
+    def _served(self, event: simpy.Event) -> None:
+        msg: Message = event.value
+        dev, token = msg.meta
+        try:
+            req = http_binding.decode(msg.payload)
+            reply = self.server.handle(req.body, req.content_type, self.env.now)
+            status = 200 if reply.body else 400
+            payload = http_binding.encode_response(status, reply.body, reply.content_type)
+            over = reply.session_over
+        except DmsimError:
+            payload, over = http_binding.encode_response(400, b"", "text/plain"), True
+        if over:
+            self.release(dev.ident.uri)
+        dev.ip_msgs += 1
+        dev.ip_bytes += len(payload)
+        self.ip_down.send(Message(payload, "server", dev.ident.uri, "dm", (dev, token)),
+                          self.transport.deliver_response)
+
+    def release(self, uri: str) -> None:
+        """Free the session slot of ``uri`` and admit the next waiting session."""
+        if uri not in self.active:
+            return
+        self.active.discard(uri)
+        while self.waiting and len(self.active) < self.max_sessions:
+            msg = self.waiting.popleft()
+            if msg.meta[0].ident.index not in self.live:
+                continue
+            self.active.add(msg.meta[0].ident.uri)
+            self._serve(msg)
+
+
+def _link_spec(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "tap"}
+
+
+def _scts(now: float) -> bytes:
+    """Return a TP-SCTS (TS 23.040 §9.2.3.11) for simulated time ``now`` from 2026-01-01 00:00 UTC."""
+    secs = int(now)
+    day, rem = divmod(secs, 86400)
+    h, rem = divmod(rem, 3600)
+    mi, s = divmod(rem, 60)
+    fields = (26, 1, 1 + day % 28, h, mi, s, 0)
+    return bytes(((v % 10) << 4) | (v // 10) for v in fields)
+
