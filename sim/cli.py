@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -56,9 +57,21 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     out_dir = out or default_out_dir(sc)
     runs = len(sc.sweep_points()) * sc.data["replicas"]
     progress = Progress(runs, sc.data["fleet"]["size"], force=False if quiet else None)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        # First Ctrl-C/SIGTERM: stop at the next check and write what we have; a second one
+        # interrupts at once (the finally blocks still close the files).
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    # Installed explicitly: a shell that starts us in the background without job control
+    # leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
-        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots)
+        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {out_dir}/sessions.csv "
                    "(manifest.json says status: interrupted)", err=True)

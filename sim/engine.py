@@ -22,6 +22,7 @@ is freed when the session ends on the server or when the device gives up (the co
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Callable
 
@@ -98,16 +99,24 @@ class Replica:
         self.sms_ref = 0
 
     # -- driving ----------------------------------------------------------------------------
-    def run(self, *, step_hook: Callable[["Replica"], None] | None = None, hook_every: int = 4096) -> None:
-        """Run until ``duration``; devices not done by then are written as ``not_finished``."""
+    def run(self, *, step_hook: Callable[["Replica"], None] | None = None, hook_every: int = 4096,
+            stop: threading.Event | None = None) -> None:
+        """Run until ``duration``; devices not done by then are written as ``not_finished``.
+
+        ``stop`` is checked every few hundred events; once set, KeyboardInterrupt is raised from
+        here. (Raised inside a SimPy process it would only surface once every event already
+        queued at that instant had run: minutes for a large fleet arriving at once.)
+        """
         env = self.env
         env.process(self._arrivals())
         until = float(self.data["duration"])
-        stop = env.timeout(until)
+        horizon = env.timeout(until)
         n = 0
-        while env.peek() < until or (env.peek() == until and not stop.processed):
+        while env.peek() < until or (env.peek() == until and not horizon.processed):
             env.step()
             n += 1
+            if stop is not None and not n & 255 and stop.is_set():
+                raise KeyboardInterrupt
             if step_hook is not None and n % hook_every == 0:
                 step_hook(self)
             if not env._queue:  # noqa: SLF001 - nothing left to do before the horizon

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import subprocess
+import threading
 import sys
 import time
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def default_out_dir(scenario: Scenario, results_root: Path = Path("results")) ->
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None = None,
-                 plots: bool = True) -> RunResult:
+                 plots: bool = True, stop: threading.Event | None = None) -> RunResult:
     """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = scenario.data
@@ -60,6 +61,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     progress = progress or Progress(len(points) * replicas, data["fleet"]["size"], force=False)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
+    network: dict[str, dict] = {}
     write_atomic(out_dir / "scenario.yaml", scenario.raw_text)
     table = SessionTable(out_dir / "sessions.csv")
     try:
@@ -69,8 +71,11 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                                    + (f", {sweep_key}={value}" if sweep_key else ""))
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
                                 sweep_value=value, write=table.write)
-                model.run(step_hook=progress.update)
-                events += model.steps
+                try:
+                    model.run(step_hook=progress.update, stop=stop)
+                finally:
+                    events += getattr(model, "steps", 0)
+                    _add_network_stats(network, model)
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -81,12 +86,23 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         wall = time.perf_counter() - t0
         summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep_key=sweep_key)
         summary["status"] = status
+        summary["network"] = network
         write_json_atomic(out_dir / "summary.json", summary)
         write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events))
         if plots:
             from dmsim.sim.plots import plot_run  # matplotlib import is slow: only when plotting
             plot_run(out_dir)
     return RunResult(out_dir, status, summary, wall, events)
+
+
+def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
+    """Add a replica's link counters and tap counts into ``total`` (keyed by link name)."""
+    for name, link in (("links.sms", model.sms), ("links.ip.up", model.ip_up), ("links.ip.down", model.ip_down)):
+        entry = total.setdefault(name, {"tap": {}})
+        for key, value in link.stats().items():
+            entry[key] = entry.get(key, 0) + value
+        for key, value in getattr(link.tap, "counts", {}).items():
+            entry["tap"][key] = entry["tap"].get(key, 0) + value
 
 
 def _manifest(scenario: Scenario, status: str, error: str | None, started: _dt.datetime, wall: float,

@@ -54,8 +54,10 @@ def _node(server_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", server_id)
 
 
-def _item(uri: str, value: str, fmt: str = "chr") -> Element:
-    return E("Item", E("Target", E("LocURI", uri)), E("Meta", E("Format", fmt)), E("Data", value))
+def _item(uri: str, value: str, fmt: str | None = None) -> Element:
+    # chr is the default Format (SyncML RepPro 1.2), so only b64 leaves get a Meta: every octet
+    # counts when the document travels in concatenated SMS.
+    return E("Item", E("Target", E("LocURI", uri)), E("Meta", E("Format", fmt)) if fmt else None, E("Data", value))
 
 
 def bootstrap_document(account: DmAccount, device_uri: str) -> Element:

@@ -1,0 +1,122 @@
+"""The command line as users and scripts use it (../shared/CLI.md): names, flags, output and
+exit codes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from dmsim.sim.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def invoke(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def test_calc_auth_md5_matches_openssl_and_json():
+    res = invoke("calc", "auth-md5", "--name", "Bruce1", "--password", "OhBehave", "--nonce", "4e6f6e6365313233",
+                 "--json")
+    out = json.loads(res.output)
+    assert res.exit_code == 0
+    assert out["digest_b64"] == "HqLtXrLpOepuOLf42xZBKQ==" and out["digest"] == "1ea2ed5eb2e939ea6e38b7f8db164129"
+
+
+def test_calc_auth_md5_check_failure_exits_1():
+    res = invoke("calc", "auth-md5", "--name", "a", "--password", "b", "--nonce", "00", "--check", "AAAA")
+    assert res.exit_code == 1 and "MISMATCH" in res.output
+
+
+def test_calc_auth_basic():
+    res = invoke("calc", "auth-basic", "--name", "funambol", "--password", "funambol", "--json")
+    assert json.loads(res.output)["cred_b64"] == "ZnVuYW1ib2w6ZnVuYW1ib2w="
+
+
+def test_calc_bootstrap_mac_readable_json_and_check():
+    args = ["calc", "bootstrap-mac", "--sec", "NETWPIN", "--imsi", "001010123456789", "--body-hex", "01 02:03 0405"]
+    res = invoke(*args, "--json")
+    out = json.loads(res.output)
+    assert out["mac"] == "bb417c1517432090002c0ee44665909523dc2a98" and out["key"] == "0910101032547698"
+    assert out["content_type"].startswith("application/vnd.syncml.dm+wbxml;NETWORKID;")
+    assert "mac" in invoke(*args).output
+    assert invoke(*args, "--check", "bb417c1517432090002c0ee44665909523dc2a98").exit_code == 0
+    assert invoke(*args, "--check", "00" * 20).exit_code == 1
+
+
+def test_bad_hex_exits_2_with_offset():
+    res = CliRunner().invoke(main, ["calc", "bootstrap-mac", "--sec", "USERPIN", "--imsi", "001010123456789",
+                                    "--userpin", "1234", "--body-hex", "0102zz"])
+    assert res.exit_code == 2 and "byte 2" in res.output
+
+
+def test_hex_from_stdin_and_decode_wbxml():
+    from dmsim.network.dm import wbxml
+    from dmsim.network.dm.tree import E
+    doc = wbxml.encode(E("SyncML", E("SyncHdr", E("VerDTD", "1.2")), E("SyncBody", E("Final"))))
+    res = invoke("decode", "wbxml", "-", input=doc.hex())
+    assert res.exit_code == 0 and "<VerDTD>1.2</VerDTD>" in res.output
+    bad = CliRunner().invoke(main, ["decode", "wbxml", doc[:-3].hex()])
+    assert bad.exit_code == 2 and "at byte" in bad.output
+
+
+def test_run_refuses_a_bad_override_with_exit_2():
+    res = CliRunner().invoke(main, ["run", str(REPO / "scenarios/quickstart.yaml"), "--set", "links.sms.los=0.1"])
+    assert res.exit_code == 2 and "--set" in res.output and "loss" in res.output
+
+
+def test_run_writes_a_run_folder(tmp_path):
+    res = invoke("run", str(REPO / "scenarios/quickstart.yaml"), "--out", str(tmp_path / "run"), "--seed", "9",
+                 "--replicas", "1", "--set", "fleet.size=30")
+    assert res.exit_code == 0, res.output
+    run = tmp_path / "run"
+    assert {"sessions.csv", "summary.json", "manifest.json", "latency_cdf.png", "completions.png",
+            "failure_reasons.png"} <= {p.name for p in run.iterdir()}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["seed"] == 9 and manifest["replicas"] == 1 and manifest["versions"]["simpy"]
+    (run / "latency_cdf.png").unlink()
+    assert invoke("plot", str(run)).exit_code == 0 and (run / "latency_cdf.png").exists()
+
+
+def test_scenario_check_names_file_line_and_path(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fleet:\n  size: 10\nlinks:\n  sms:\n    loss: 2\n")
+    res = CliRunner().invoke(main, ["scenario", "check", str(bad)])
+    assert res.exit_code == 2 and "bad.yaml:5" in res.output and "links.sms.loss" in res.output
+
+
+def test_ctrl_c_leaves_readable_results(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli", "run", str(REPO / "scenarios/quickstart.yaml"),
+                             "--out", str(out), "--set", "fleet.size=200000", "--set", "replicas=1",
+                             "--set", "arrival={kind: all_at_once}", "--no-plots"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "sessions.csv.part").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not list(out.glob("*.part"))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    lines = (out / "sessions.csv").read_text().splitlines()
+    assert lines[0].startswith("replica,") and all(line.count(",") == lines[0].count(",") for line in lines)
+
+
+def test_server_command_listens_on_loopback():
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli", "server", "--http", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        line = proc.stdout.readline()
+        info = json.loads(line)
+        assert info["listening"].startswith("http://127.0.0.1:")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
