@@ -32,7 +32,7 @@ def run(srv, client, tamper_reply=None):
     raise AssertionError("session did not end")
 
 
-@pytest.mark.parametrize("scheme", ["syncml:auth-md5", "syncml:auth-basic"])
+@pytest.mark.parametrize("scheme", ["syncml:auth-md5", "syncml:auth-sha256", "syncml:auth-basic"])
 @pytest.mark.parametrize("ctype", [m.DM_WBXML, m.DM_XML])
 def test_session_completes_with_mutual_auth(scheme, ctype):
     srv, account, rng = setup(scheme, ctype)
