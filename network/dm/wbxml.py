@@ -18,6 +18,8 @@ specs leave room:
 """
 from __future__ import annotations
 
+import copy
+from typing import Iterable
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import codepages as cp
@@ -79,48 +81,82 @@ def mb_u_int32(value: int) -> bytes:
     return bytes(reversed(out))
 
 
+# Header written by ``encode``: version 1.3, SyncML 1.2 public id, UTF-8, empty string table.
+_HEADER = (bytes([WBXML_VERSION_13]) + mb_u_int32(cp.PUBLIC_ID_SYNCML_12) + mb_u_int32(CHARSET_UTF8)
+           + mb_u_int32(0))
+# tag name -> (page, tag byte without content, tag byte with content, the latter followed by
+# STR_I), so that the encoder does one lookup per element.
+_TAG_BYTES: dict[str, tuple[int, int, int, bytes]] = {
+    name: (page, token, token | TAG_HAS_CONTENT, bytes([token | TAG_HAS_CONTENT, STR_I]))
+    for name, (page, token) in cp.TOKEN_BY_TAG.items()
+}
+_SWITCH_TO = {page: bytes([SWITCH_PAGE, page]) for page in cp.TAG_BY_TOKEN}
+
+
 def encode(root: Element) -> bytes:
     """Return the WBXML 1.3 encoding of the SyncML tree ``root`` (deterministic).
 
     Raises ProtocolError for a tag on neither code page or an attribute other than
     ``opaque_hex``: such a tree has no WBXML form.
     """
-    out = bytearray([WBXML_VERSION_13])
-    out += mb_u_int32(cp.PUBLIC_ID_SYNCML_12)
-    out += mb_u_int32(CHARSET_UTF8)
-    out += mb_u_int32(0)  # empty string table
-    page = [cp.PAGE_SYNCML]
-    _encode_element(root, out, page)
+    if root.tail:  # not part of the document: encode a copy without it
+        root = copy.copy(root)
+        root.tail = None
+    out = bytearray(_HEADER)
+    try:
+        _encode_elements((root,), out, cp.PAGE_SYNCML)
+    except UnicodeEncodeError as exc:  # str.encode of a text with a lone surrogate
+        raise ProtocolError(f"text {exc.object!r} has no UTF-8 form") from None
     return bytes(out)
 
 
-def _encode_element(elem: Element, out: bytearray, page: list[int]) -> None:
-    entry = cp.TOKEN_BY_TAG.get(elem.tag) if isinstance(elem.tag, str) else None
-    if entry is None:
-        raise ProtocolError(f"no SyncML 1.2 WBXML token for tag {elem.tag!r}")
-    tag_page, token = entry
-    extra = set(elem.attrib) - {OPAQUE_HEX_ATTR}
-    if extra:
-        raise ProtocolError(f"<{elem.tag}> has attributes {sorted(extra)}; SyncML has none")
-    opaque = _opaque_bytes(elem)
-    has_content = bool(elem.text) or len(elem) > 0 or opaque is not None
-    if tag_page != page[0]:
-        out += bytes([SWITCH_PAGE, tag_page])
-        page[0] = tag_page
-    out.append(token | (TAG_HAS_CONTENT if has_content else 0))
-    if not has_content:
-        return
-    if opaque is not None:
-        out.append(OPAQUE)
-        out += mb_u_int32(len(opaque)) + opaque
-    _encode_text(elem.text, out)
-    for child in elem:
-        _encode_element(child, out, page)
-        _encode_text(child.tail, out)
-    out.append(END)
+def _encode_elements(elems: Iterable[Element], out: bytearray, page: int) -> int:
+    """Append ``elems``, each followed by its tail, to ``out``; return the code page then in use.
+
+    ``page`` is the code page in use before. A text with no UTF-8 form raises UnicodeEncodeError.
+    """
+    for elem in elems:
+        tag = elem.tag
+        try:
+            tag_page, empty_byte, content_byte, text_prefix = _TAG_BYTES[tag]
+        except (KeyError, TypeError):  # TypeError: a tag that is not even hashable
+            raise ProtocolError(f"no SyncML 1.2 WBXML token for tag {tag!r}") from None
+        # keys(), not attrib: reading attrib would add an empty dict to every element.
+        opaque = _opaque_bytes(elem) if elem.keys() else None
+        if tag_page != page:
+            out += _SWITCH_TO[tag_page]
+            page = tag_page
+        text = elem.text
+        if len(elem) or opaque is not None:
+            out.append(content_byte)
+            if opaque is not None:
+                _encode_opaque(opaque, out)
+            if text:
+                _encode_text(text, out)
+            page = _encode_elements(elem, out, page)
+            out.append(END)
+        elif text and "\x00" not in text:
+            # Fast path, for speed: a leaf holding text, as nearly all SyncML PCDATA is, goes
+            # as tag and STR_I at once, the text, then its NUL and the END at once.
+            out += text_prefix
+            out += text.encode("utf-8")
+            out += b"\x00\x01"
+        elif text:
+            out.append(content_byte)
+            _encode_text(text, out)
+            out.append(END)
+        else:
+            out.append(empty_byte)
+        if elem.tail:
+            _encode_text(elem.tail, out)
+    return page
 
 
 def _opaque_bytes(elem: Element) -> bytes | None:
+    """Return the bytes of attribute ``opaque_hex``, or None; ProtocolError for other attributes."""
+    extra = set(elem.attrib) - {OPAQUE_HEX_ATTR}
+    if extra:
+        raise ProtocolError(f"<{elem.tag}> has attributes {sorted(extra)}; SyncML has none")
     hex_text = elem.get(OPAQUE_HEX_ATTR)
     if hex_text is None:
         return None
@@ -130,19 +166,20 @@ def _opaque_bytes(elem: Element) -> bytes | None:
         raise ProtocolError(f"<{elem.tag}> {OPAQUE_HEX_ATTR}={hex_text!r} is not hex") from None
 
 
-def _encode_text(text: str | None, out: bytearray) -> None:
-    if not text:
-        return
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ProtocolError(f"text {text!r} has no UTF-8 form") from None
-    if b"\x00" in raw:
-        out.append(OPAQUE)
-        out += mb_u_int32(len(raw)) + raw
+def _encode_opaque(raw: bytes, out: bytearray) -> None:
+    out.append(OPAQUE)
+    out += mb_u_int32(len(raw))
+    out += raw
+
+
+def _encode_text(text: str, out: bytearray) -> None:
+    raw = text.encode("utf-8")
+    if 0 in raw:  # a NUL byte cannot be inside STR_I
+        _encode_opaque(raw, out)
     else:
         out.append(STR_I)
-        out += raw + b"\x00"
+        out += raw
+        out.append(0)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -157,9 +194,6 @@ class _Reader:
     def fail(self, message: str, expected: str = "", offset: int | None = None) -> DecodeError:
         return DecodeError(_WHAT, self.pos if offset is None else offset, message, expected)
 
-    def at_end(self) -> bool:
-        return self.pos >= len(self.data)
-
     def u8(self, what: str) -> int:
         if self.pos >= len(self.data):
             raise self.fail(f"truncated: missing {what}")
@@ -168,15 +202,21 @@ class _Reader:
         return b
 
     def mb_u_int32(self, what: str) -> int:
-        start = self.pos
+        # Indexes the bytes directly instead of calling u8 per byte: every header has three.
+        data, start = self.data, self.pos
+        end = start + 5 if start + 5 <= len(data) else len(data)  # min() costs more here
         value = 0
-        for _ in range(5):
-            b = self.u8(what)
+        for pos in range(start, end):
+            b = data[pos]
             value = (value << 7) | (b & 0x7F)
             if not b & 0x80:
                 if value > 0xFFFFFFFF:
                     break
+                self.pos = pos + 1
                 return value
+        else:
+            if end - start < 5:
+                raise self.fail(f"truncated: missing {what}", offset=end)
         raise self.fail(f"mb_u_int32 overflow in {what}", "at most 32 bits in 5 bytes", start)
 
     def take(self, n: int, what: str) -> bytes:
@@ -199,7 +239,13 @@ def _text(raw: bytes, codec: str, reader: _Reader, offset: int, what: str) -> st
     try:
         return raw.decode(codec)
     except UnicodeDecodeError as exc:
-        raise reader.fail(f"{what} is not valid {codec}: {exc.reason}", offset=offset) from None
+        raise _not_text(exc, codec, reader, offset, what) from None
+
+
+def _not_text(exc: UnicodeDecodeError, codec: str, reader: _Reader, offset: int,
+              what: str) -> DecodeError:
+    """Return the DecodeError for ``what`` at ``offset`` that ``codec`` could not decode."""
+    return reader.fail(f"{what} is not valid {codec}: {exc.reason}", offset=offset)
 
 
 def _table_string(table: bytes, index: int, codec: str, reader: _Reader, offset: int) -> str:
@@ -226,6 +272,16 @@ def decode(data: bytes) -> Element:
     Raises DecodeError("wbxml", offset, ...) for any malformed or unsupported input.
     """
     r = _Reader(bytes(data))
+    if r.data.startswith(_HEADER):  # fast path: the header ``encode`` writes
+        r.pos = len(_HEADER)
+        table, codec = b"", "utf-8"
+    else:
+        table, codec = _decode_header(r)
+    return _decode_body(r, table, codec)
+
+
+def _decode_header(r: _Reader) -> tuple[bytes, str]:
+    """Return the string table and the codec of its charset, read from the start of ``r``."""
     version = r.u8("version")
     if version > WBXML_VERSION_13:
         raise r.fail(f"unsupported WBXML version 0x{version:02x}", "0x00-0x03", 0)
@@ -245,54 +301,122 @@ def decode(data: bytes) -> Element:
     elif public_id not in cp.ACCEPTED_PUBLIC_IDS:
         raise r.fail(f"public id 0x{public_id:x} is not SyncML",
                      f"0x{cp.PUBLIC_ID_SYNCML_12:x}", pid_offset)
-    return _decode_body(r, table, codec)
+    return table, codec
+
+
+def _tag_bytes(page: int) -> tuple[Element | None, ...]:
+    """Return, for each byte value, an empty element of the tag that byte is on ``page``.
+
+    None for a byte that is no attribute-less tag of ``page``: a global token, a tag with
+    attributes or an unknown token. The decoder copies these prototypes: copying one costs
+    less than calling Element(). They must stay empty.
+    """
+    by_byte: list[Element | None] = [None] * 256
+    for token, name in cp.TAG_BY_TOKEN[page].items():
+        by_byte[token] = by_byte[token | TAG_HAS_CONTENT] = Element(name)
+    return tuple(by_byte)
+
+
+# page -> tag bytes of that page, as _tag_bytes returns them
+_TAGS_BY_BYTE = {page: _tag_bytes(page) for page in cp.TAG_BY_TOKEN}
 
 
 def _decode_body(r: _Reader, table: bytes, codec: str) -> Element:
+    """Return the root element of the body that starts at ``r.pos``."""
+    # Fast path, for speed: tags, END and SWITCH_PAGE are read here by indexing the bytes with a
+    # local offset, a tag byte looked up in one table, and a leaf holding one inline string
+    # read at once. Any other token goes to _decode_other through the reader, moved to the
+    # same offset.
+    data = r.data
+    size = len(data)
+    pos = r.pos
+    tags = _TAGS_BY_BYTE[cp.PAGE_SYNCML]
     page = cp.PAGE_SYNCML
     root: Element | None = None
-    stack: list[Element] = []
+    parent: Element | None = None          # the innermost open element
+    stack: list[Element] = []              # the open elements, root first
     while True:
-        if root is not None and not stack:
-            if not r.at_end():
-                raise r.fail("trailing bytes after the root element", "end of data")
-            return root
-        start = r.pos
-        tok = r.u8("element" if root is None else "END or content")
-        if tok == SWITCH_PAGE:
-            page = r.u8("code page")
-            if page not in cp.TAG_BY_TOKEN:
-                raise r.fail(f"unknown code page {page}", "0 (SyncML) or 1 (MetInf)", start + 1)
+        try:
+            tok = data[pos]
+        except IndexError:
+            missing = "element" if root is None else "END or content"
+            raise r.fail(f"truncated: missing {missing}", offset=pos) from None
+        start = pos
+        pos += 1
+        prototype = tags[tok]
+        if prototype is not None:
+            elem = prototype.__copy__()
+            if parent is None:
+                root = elem
+            else:
+                parent.append(elem)
+            if not tok & TAG_HAS_CONTENT:
+                if parent is None:         # an empty root element
+                    break
+                continue
+            if len(stack) >= MAX_DEPTH:
+                raise r.fail(f"nesting deeper than {MAX_DEPTH}", offset=start)
+            # A leaf holding one inline string (tag, STR_I, text, NUL, END), as nearly all
+            # SyncML PCDATA is, is read at once. Anything else, errors included, is read token
+            # by token.
+            if pos < size and data[pos] == STR_I:
+                end = data.find(0, pos + 1)
+                if end >= 0 and end + 1 < size and data[end + 1] == END:
+                    try:  # _text, inlined
+                        elem.text = data[pos + 1:end].decode(codec)
+                    except UnicodeDecodeError as exc:
+                        raise _not_text(exc, codec, r, pos, "inline string") from None
+                    pos = end + 2
+                    if parent is None:     # the root was this leaf
+                        break
+                    continue
+            stack.append(elem)
+            parent = elem
         elif tok == END:
-            if not stack:
+            if parent is None:
                 raise r.fail("END outside any element", offset=start)
             stack.pop()
-        elif tok in (STR_I, STR_T, OPAQUE, ENTITY):
             if not stack:
-                raise r.fail("character data outside the root element", offset=start)
-            _decode_content(r, tok, stack[-1], table, codec, start)
-        elif tok in _LITERALS:
-            raise r.fail("LITERAL tag/attribute: SyncML uses only code page tokens", offset=start)
-        elif tok in EXT_I or tok in EXT_T or tok in EXT:
-            raise r.fail(f"extension token 0x{tok:02x} not used by SyncML", offset=start)
-        elif tok == PI:
-            raise r.fail("processing instruction not supported", offset=start)
+                break
+            parent = stack[-1]
+        elif tok == SWITCH_PAGE:
+            if pos >= size:
+                raise r.fail("truncated: missing code page", offset=pos)
+            page = data[pos]
+            pos += 1
+            tags = _TAGS_BY_BYTE.get(page)
+            if tags is None:
+                raise r.fail(f"unknown code page {page}", "0 (SyncML) or 1 (MetInf)", start + 1)
         else:
-            if tok & TAG_HAS_ATTRIBUTES:
-                raise r.fail(f"tag 0x{tok:02x} has attributes; SyncML has none", offset=start)
-            name = cp.TAG_BY_TOKEN[page].get(tok & TAG_ID_MASK)
-            if name is None:
-                raise r.fail(f"unknown tag token 0x{tok & TAG_ID_MASK:02x} on page {page}",
-                             offset=start)
-            elem = Element(name)
-            if stack:
-                stack[-1].append(elem)
-            else:
-                root = elem
-            if tok & TAG_HAS_CONTENT:
-                if len(stack) >= MAX_DEPTH:
-                    raise r.fail(f"nesting deeper than {MAX_DEPTH}", offset=start)
-                stack.append(elem)
+            r.pos = pos
+            _decode_other(r, tok, parent, page, table, codec, start)
+            pos = r.pos
+    if pos < size:
+        raise r.fail("trailing bytes after the root element", "end of data", pos)
+    return root
+
+
+def _decode_other(r: _Reader, tok: int, parent: Element | None, page: int, table: bytes,
+                  codec: str, start: int) -> None:
+    """Read the token ``tok`` found at ``start`` that _decode_body has no fast path for.
+
+    That is character data (STR_I, STR_T, ENTITY, OPAQUE); every other such token is one
+    SyncML does not use, and raises DecodeError.
+    """
+    if tok in (STR_I, STR_T, OPAQUE, ENTITY):
+        if parent is None:
+            raise r.fail("character data outside the root element", offset=start)
+        _decode_content(r, tok, parent, table, codec, start)
+    elif tok in _LITERALS:
+        raise r.fail("LITERAL tag/attribute: SyncML uses only code page tokens", offset=start)
+    elif tok in EXT_I or tok in EXT_T or tok in EXT:
+        raise r.fail(f"extension token 0x{tok:02x} not used by SyncML", offset=start)
+    elif tok == PI:
+        raise r.fail("processing instruction not supported", offset=start)
+    elif tok & TAG_HAS_ATTRIBUTES:
+        raise r.fail(f"tag 0x{tok:02x} has attributes; SyncML has none", offset=start)
+    else:
+        raise r.fail(f"unknown tag token 0x{tok & TAG_ID_MASK:02x} on page {page}", offset=start)
 
 
 def _decode_content(r: _Reader, tok: int, elem: Element, table: bytes, codec: str,

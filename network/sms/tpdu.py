@@ -56,13 +56,18 @@ class Alphabet(Enum):
     UCS2 = "ucs2"
 
 
+# TS 23.038 §4 general data coding, by DCS bits 3..2 (the reserved 11 read as GSM 7-bit).
+# A module constant: reading an Enum member costs more than the rest of dcs_alphabet.
+_GENERAL_CODING = (Alphabet.GSM7, Alphabet.OCTETS, Alphabet.UCS2, Alphabet.GSM7)
+
+
 def dcs_alphabet(dcs: int) -> Alphabet:
     """Return the alphabet TP-DCS ``dcs`` selects (TS 23.038 §4)."""
     group = dcs >> 4
     if group <= 0x7:                       # 00xx general, 01xx automatic deletion
         if dcs & 0x20:                     # compressed: TP-UDL counts octets
             return Alphabet.OCTETS
-        return (Alphabet.GSM7, Alphabet.OCTETS, Alphabet.UCS2, Alphabet.GSM7)[(dcs >> 2) & 3]
+        return _GENERAL_CODING[(dcs >> 2) & 3]
     if group == 0xE:                       # message waiting, store, UCS2
         return Alphabet.UCS2
     if group == 0xF:                       # data coding / message class
@@ -111,13 +116,13 @@ def _decode_ud(data: bytes, pos: int, dcs: int,
     if len(ud) != n_octets:
         raise DecodeError("sms", start + min(len(ud), n_octets),
                           f"TP-UD has {len(ud)} octets, TP-UDL {udl} needs {n_octets}")
-    ies: list[InformationElement] = []
-    header_octets = 0
-    if udhi:
-        ies, _ = decode_udh(ud, base=start)
+    if not udhi:
+        ies, header_octets, body = [], 0, ud
+    else:
+        ies, body = decode_udh(ud, base=start)
         header_octets = 1 + ud[0]
     if not septets:
-        return tuple(ies), bytes(ud[header_octets:])
+        return tuple(ies), body
     header_septets = (header_octets * 8 + 6) // 7
     if header_septets > udl:
         raise DecodeError("sms", pos, f"UDH of {header_septets} septets beyond TP-UDL {udl}")
@@ -209,6 +214,26 @@ class SmsSubmit:
                 + bytes([self.pid, self.dcs]) + vp + _encode_ud(self.dcs, self.ies, self.user_data))
 
 
+# Fast path, for speed: address fields already decoded -> their Address. A fleet's SMS come from
+# a few originators, and an Address is immutable, so one instance serves every TPDU.
+_ADDRESSES: dict[bytes, Address] = {}
+_ADDRESSES_MAX = 1024
+
+
+def _decode_address(data: bytes, offset: int) -> tuple[Address, int]:
+    """Return what ``decode_address(data, offset)`` returns, from ``_ADDRESSES`` if there."""
+    if offset + 2 <= len(data):
+        end = offset + 2 + (data[offset] + 1) // 2
+        known = _ADDRESSES.get(data[offset:end]) if end <= len(data) else None
+        if known is not None:
+            return known, end
+    address, end = decode_address(data, offset)
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[data[offset:end]] = address
+    return address, end
+
+
 def _take(data: bytes, pos: int, n: int, name: str) -> bytes:
     if pos + n > len(data):
         raise DecodeError("sms", pos, f"TPDU truncated in {name}", f"{n} octet(s)")
@@ -217,7 +242,7 @@ def _take(data: bytes, pos: int, n: int, name: str) -> bytes:
 
 def _decode_deliver(data: bytes) -> SmsDeliver:
     first = data[0]
-    oa, pos = decode_address(data, 1)
+    oa, pos = _decode_address(data, 1)
     pid, dcs = _take(data, pos, 2, "TP-PID/TP-DCS")
     scts = _take(data, pos + 2, 7, "TP-SCTS")
     ies, user_data = _decode_ud(data, pos + 9, dcs, bool(first & 0x40))
@@ -233,7 +258,7 @@ def _decode_submit(data: bytes) -> SmsSubmit:
         raise DecodeError("sms", 0, f"TP-VPF {vpf:02b} (enhanced/absolute) not supported",
                           "none or relative")
     (mr,) = _take(data, 1, 1, "TP-MR")
-    da, pos = decode_address(data, 2)
+    da, pos = _decode_address(data, 2)
     pid, dcs = _take(data, pos, 2, "TP-PID/TP-DCS")
     pos += 2
     vp = None
@@ -254,6 +279,7 @@ def decode_tpdu(data: bytes, *, mt: bool) -> SmsDeliver | SmsSubmit:
     """
     if not data:
         raise DecodeError("sms", 0, "empty TPDU", "a first octet")
+    data = bytes(data)  # hashable slices for _decode_address
     mti = data[0] & 0b11
     if mt and mti in (MTI_DELIVER, 0b11):
         return _decode_deliver(data)

@@ -74,9 +74,8 @@ class Ports:
                                   + self.src.to_bytes(2, "big"))
 
 
-def _parse_concat(data: bytes, offset: int) -> Concat:
-    ref16 = len(data) == 4
-    ref = int.from_bytes(data[:-2], "big")
+def _check_concat(data: bytes, offset: int) -> None:
+    """Raise DecodeError unless the concatenation IE data (at ``offset``) has a valid part."""
     total, seq = data[-2], data[-1]
     if total == 0:
         raise DecodeError("udh", offset + len(data) - 2, "concatenation with 0 parts",
@@ -84,19 +83,32 @@ def _parse_concat(data: bytes, offset: int) -> Concat:
     if not 1 <= seq <= total:
         raise DecodeError("udh", offset + len(data) - 1, f"concatenation part {seq} of {total}",
                           f"sequence 1..{total}")
-    return Concat(ref, total, seq, ref16)
 
 
-def _parse_ports(data: bytes, offset: int) -> Ports:
+def _concat(data: bytes) -> Concat:
+    return Concat(int.from_bytes(data[:-2], "big"), data[-2], data[-1], len(data) == 4)
+
+
+def _ports(data: bytes) -> Ports:
     return Ports(int.from_bytes(data[:2], "big"), int.from_bytes(data[2:], "big"))
 
 
-# IEI -> (required IEDL, parser of the data, given the data's offset); data, not branches.
-_TYPED: dict[int, tuple[int, Callable[[bytes, int], object]]] = {
-    IEI_CONCAT_8BIT: (3, _parse_concat),
-    IEI_CONCAT_16BIT: (4, _parse_concat),
-    IEI_PORTS_16BIT: (4, _parse_ports),
+# IEI -> (required IEDL, check of the data given its offset or None, builder of the typed view);
+# data, not branches. decode_udh only checks; the views are built when find_* asks for them.
+_TYPED: dict[int, tuple[int, Callable[[bytes, int], None] | None, Callable[[bytes], object]]] = {
+    IEI_CONCAT_8BIT: (3, _check_concat, _concat),
+    IEI_CONCAT_16BIT: (4, _check_concat, _concat),
+    IEI_PORTS_16BIT: (4, None, _ports),
 }
+
+
+def _check_typed(iei: int, data: bytes, offset: int) -> None:
+    """Raise DecodeError if a typed IE's data is malformed; ``offset`` is where its IEI is."""
+    want, check, _ = _TYPED[iei]
+    if len(data) != want:
+        raise DecodeError("udh", offset + 1, f"IE {iei:#04x} length {len(data)}", str(want))
+    if check is not None:
+        check(data, offset + 2)
 
 
 def _typed_view(ie: InformationElement, offset: int) -> object:
@@ -107,10 +119,8 @@ def _typed_view(ie: InformationElement, offset: int) -> object:
     typed = _TYPED.get(ie.iei)
     if typed is None:
         return None
-    want, parse = typed
-    if len(ie.data) != want:
-        raise DecodeError("udh", offset + 1, f"IE {ie.iei:#04x} length {len(ie.data)}", str(want))
-    return parse(ie.data, offset + 2)
+    _check_typed(ie.iei, ie.data, offset)
+    return typed[2](ie.data)
 
 
 def encode_udh(ies: Iterable[InformationElement]) -> bytes:
@@ -121,6 +131,13 @@ def encode_udh(ies: Iterable[InformationElement]) -> bytes:
     if len(body) > 0xFF:
         raise ProtocolError(f"UDH of {len(body)} octets does not fit UDHL")
     return bytes([len(body)]) + body
+
+
+# Fast path, for speed: the octets of IEs already decoded (IEI, IEDL, data) -> their checked
+# InformationElement. A fleet's SMS carry few distinct IEs, and an IE is immutable, so one
+# instance serves every UDH that holds it.
+_KNOWN_IES: dict[bytes, InformationElement] = {}
+_KNOWN_IES_MAX = 4096
 
 
 def decode_udh(user_data: bytes, *, base: int = 0) -> tuple[list[InformationElement], bytes]:
@@ -134,21 +151,30 @@ def decode_udh(user_data: bytes, *, base: int = 0) -> tuple[list[InformationElem
     end = 1 + udhl
     if end > len(user_data):
         raise DecodeError("udh", base, f"UDHL {udhl} beyond {len(user_data) - 1} octets of data")
+    data = bytes(user_data)  # slices of bytes are bytes: no copy per IE
     ies: list[InformationElement] = []
     pos = 1
     while pos < end:
         if pos + 2 > end:
             raise DecodeError("udh", base + pos, "IE header cut by UDHL", "IEI and IEDL")
-        iei, iedl = user_data[pos], user_data[pos + 1]
+        iei, iedl = data[pos], data[pos + 1]
         data_start = pos + 2
         if data_start + iedl > end:
             raise DecodeError("udh", base + pos + 1, f"IE {iei:#04x} length {iedl} beyond UDHL",
                               f"at most {end - data_start}")
-        ie = InformationElement(iei, bytes(user_data[data_start:data_start + iedl]))
-        _typed_view(ie, base + pos)
+        ie_end = data_start + iedl
+        ie = _KNOWN_IES.get(data[pos:ie_end])
+        if ie is None:
+            ie_data = data[data_start:ie_end]
+            if iei in _TYPED:
+                _check_typed(iei, ie_data, base + pos)
+            ie = InformationElement(iei, ie_data)
+            if len(_KNOWN_IES) >= _KNOWN_IES_MAX:
+                _KNOWN_IES.clear()
+            _KNOWN_IES[data[pos:ie_end]] = ie
         ies.append(ie)
-        pos = data_start + iedl
-    return ies, bytes(user_data[end:])
+        pos = ie_end
+    return ies, data[end:]
 
 
 def find_concat(ies: Iterable[InformationElement]) -> Concat | None:
