@@ -23,6 +23,7 @@ from typing import Iterable
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import codepages as cp
+from dmsim.network.varint import encode_varint32
 from dmsim.sim.errors import DecodeError, ProtocolError
 
 MEDIA_TYPE_DM_WBXML = "application/vnd.syncml.dm+wbxml"
@@ -69,16 +70,7 @@ def is_wbxml(content_type: str) -> bool:
 
 # --------------------------------------------------------------------------- encoding
 
-def mb_u_int32(value: int) -> bytes:
-    """Return ``value`` (0..2**32-1) as a WBXML multi-byte integer (§5.1)."""
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise ProtocolError(f"mb_u_int32 out of range: {value}")
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+mb_u_int32 = encode_varint32  # WBXML §5.1 names it so
 
 
 # Header written by ``encode``: version 1.3, SyncML 1.2 public id, UTF-8, empty string table.

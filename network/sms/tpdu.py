@@ -130,8 +130,20 @@ def _decode_ud(data: bytes, pos: int, dcs: int,
     return tuple(ies), bytes((bits >> (7 * i)) & 0x7F for i in range(header_septets, udl))
 
 
+class _UserDataHeader:
+    """What SMS-DELIVER and SMS-SUBMIT share about TP-UD: ``ies`` (the UDH) and TP-UDHI."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ies", tuple(self.ies))
+
+    @property
+    def udhi(self) -> bool:
+        """Return TP-UDHI: whether TP-UD starts with a header."""
+        return bool(self.ies)
+
+
 @dataclass(frozen=True)
-class SmsDeliver:
+class SmsDeliver(_UserDataHeader):
     """An SMS-DELIVER (SC to MS).
 
     ``more_messages`` is TP-MMS read the natural way: True when the SC has more messages
@@ -149,14 +161,6 @@ class SmsDeliver:
     status_report: bool = False
     reply_path: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ies", tuple(self.ies))
-
-    @property
-    def udhi(self) -> bool:
-        """Return TP-UDHI: whether TP-UD starts with a header."""
-        return bool(self.ies)
-
     def encode(self) -> bytes:
         """Return the TPDU octets; ProtocolError if a field does not fit."""
         _check_octet("TP-PID", self.pid)
@@ -170,7 +174,7 @@ class SmsDeliver:
 
 
 @dataclass(frozen=True)
-class SmsSubmit:
+class SmsSubmit(_UserDataHeader):
     """An SMS-SUBMIT (MS to SC). ``vp`` is the relative TP-VP octet, or None for no TP-VP.
 
     ``reject_duplicates`` is TP-RD, ``status_report_request`` TP-SRR, ``mr`` TP-MR.
@@ -186,14 +190,6 @@ class SmsSubmit:
     reject_duplicates: bool = False
     status_report_request: bool = False
     reply_path: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ies", tuple(self.ies))
-
-    @property
-    def udhi(self) -> bool:
-        """Return TP-UDHI: whether TP-UD starts with a header."""
-        return bool(self.ies)
 
     @property
     def vpf(self) -> int:

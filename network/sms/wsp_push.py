@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dmsim.network.varint import encode_varint32
 from dmsim.sim.errors import DecodeError, ProtocolError
 
 WAP_PUSH_PORT = 2948
@@ -84,16 +85,7 @@ class PushPdu:
     body: bytes
 
 
-def encode_uintvar(value: int) -> bytes:
-    """Return ``value`` as a WSP uintvar (§8.1.2): 7 bits per octet, high bit = more follow."""
-    if not 0 <= value < 1 << 32:
-        raise ProtocolError(f"uintvar {value} out of 0..2^32-1")
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+encode_uintvar = encode_varint32  # WSP §8.1.2 names it so
 
 
 def decode_uintvar(data: bytes, pos: int) -> tuple[int, int]:
