@@ -34,7 +34,6 @@ from dmsim.network.dm import http_binding
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
-from dmsim.network.sms.udh import decode_udh
 from dmsim.sim.arrivals import arrival_times
 from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
@@ -204,9 +203,8 @@ class Replica:
     def _send_sms(self, dev: _Device, push: bytes) -> None:
         self.sms_ref = (self.sms_ref + 1) & 0xFF
         scts = _scts(self.env.now)
-        for ud in segmentation.split(push, dest_port=wsp_push.WAP_PUSH_PORT, src_port=wsp_push.WAP_PUSH_SRC_PORT,
-                                     ref=self.sms_ref):
-            ies, chunk = decode_udh(ud)
+        for ies, chunk in segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT,
+                                                   src_port=wsp_push.WAP_PUSH_SRC_PORT, ref=self.sms_ref):
             pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
                                   ies=ies, user_data=chunk).encode()
             dev.sms_msgs += 1

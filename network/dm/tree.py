@@ -17,10 +17,10 @@ def E(tag: str, *content: "Element | str | int | None") -> Element:
     for c in content:
         if c is None:
             continue
-        if isinstance(c, Element):
+        if c.__class__ is Element:  # exact-class test: this runs for every element of every message
             elem.append(c)
         else:
-            elem.text = str(c)
+            elem.text = c if c.__class__ is str else str(c)
     return elem
 
 

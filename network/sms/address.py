@@ -12,6 +12,7 @@ Choices where the spec leaves room:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -83,6 +84,7 @@ class Address:
         return ("+" if self.ton == Ton.INTERNATIONAL else "") + self.digits
 
 
+@functools.lru_cache(maxsize=256)  # a sender encodes its own address in every TPDU
 def encode_address(address: Address) -> bytes:
     """Return the TP-OA/TP-DA field: length in semi-octets, Type-of-Address, packed digits."""
     nibbles = [_DIGITS.index(c) for c in address.digits]

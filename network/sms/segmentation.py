@@ -23,18 +23,17 @@ from dmsim.sim.errors import DecodeError, ProtocolError
 _MAX_PARTS = 255
 
 
-def split(payload: bytes, *, dest_port: int, src_port: int, ref: int,
-          max_ud: int = 140) -> list[bytes]:
-    """Return the TP-UD (UDH + chunk) of each part carrying ``payload``.
+def split_parts(payload: bytes, *, dest_port: int, src_port: int, ref: int,
+                max_ud: int = 140) -> list[tuple[list[InformationElement], bytes]]:
+    """Return (UDH information elements, chunk) for each part carrying ``payload``.
 
     One part with only the port IE when it fits in ``max_ud`` octets, else parts that each
     carry the port IE and an 8-bit concatenation IE with reference ``ref``.
     ProtocolError if ``max_ud`` leaves no room or more than 255 parts would be needed.
     """
     ports = Ports(dest_port, src_port).to_ie()
-    single = encode_udh([ports])
-    if len(single) + len(payload) <= max_ud:
-        return [single + payload]
+    if len(encode_udh([ports])) + len(payload) <= max_ud:
+        return [([ports], payload)]
     room = max_ud - len(encode_udh([ports, Concat(0, 1, 1).to_ie()]))
     if room <= 0:
         raise ProtocolError(f"max_ud {max_ud} leaves no room for data after the UDH")
@@ -42,8 +41,15 @@ def split(payload: bytes, *, dest_port: int, src_port: int, ref: int,
     if len(chunks) > _MAX_PARTS:
         raise ProtocolError(f"payload of {len(payload)} octets needs {len(chunks)} parts, "
                             f"at most {_MAX_PARTS}")
-    return [encode_udh([ports, Concat(ref, len(chunks), seq).to_ie()]) + chunk
+    return [([ports, Concat(ref, len(chunks), seq).to_ie()], chunk)
             for seq, chunk in enumerate(chunks, start=1)]
+
+
+def split(payload: bytes, *, dest_port: int, src_port: int, ref: int,
+          max_ud: int = 140) -> list[bytes]:
+    """Return the TP-UD (UDH + chunk) of each part carrying ``payload`` (see ``split_parts``)."""
+    return [encode_udh(ies) + chunk for ies, chunk in
+            split_parts(payload, dest_port=dest_port, src_port=src_port, ref=ref, max_ud=max_ud)]
 
 
 @dataclass(frozen=True)
