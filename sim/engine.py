@@ -50,18 +50,21 @@ DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
 class _Device:
     """A device's per-session state: a few small values, alive only while it runs."""
 
-    __slots__ = ("ident", "reasm", "accepted", "bootstrapped", "rejected", "sms_msgs", "sms_bytes",
-                 "ip_msgs", "ip_bytes", "t_bootstrap_ok", "account")
+    __slots__ = ("ident", "reasm", "accepted", "bootstrapped", "account", "client", "t_arrival", "t_bootstrap_sent",
+                 "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected", "ip_retries", "sms_msgs",
+                 "sms_bytes", "ip_msgs", "ip_bytes")
 
     def __init__(self, ident: DeviceIdentity, env: simpy.Environment):
         self.ident = ident
         self.reasm: segmentation.Reassembler | None = None
         self.accepted = False
         self.bootstrapped = env.event()
-        self.rejected = 0
-        self.sms_msgs = self.sms_bytes = self.ip_msgs = self.ip_bytes = 0
-        self.t_bootstrap_ok: float | None = None
         self.account = None
+        self.client: DmClient | None = None
+        self.t_arrival = env.now
+        self.t_bootstrap_sent = self.t_bootstrap_ok = self.t_session_start = None
+        self.bootstrap_sends = self.rejected = self.ip_retries = 0
+        self.sms_msgs = self.sms_bytes = self.ip_msgs = self.ip_bytes = 0
 
 
 class Replica:
@@ -93,8 +96,9 @@ class Replica:
         self.active: set[str] = set()
         self.waiting: deque = deque()
         self.transport: IpTransport = make_ip_transport(data["components"]["dm_server"], self)
-        self.live: dict[int, tuple[_Device, dict]] = {}
+        self.live: dict[int, _Device] = {}
         self.done = 0
+        self.steps = 0
         self.sms_ref = 0
 
     # -- driving ----------------------------------------------------------------------------
@@ -110,21 +114,16 @@ class Replica:
         env.process(self._arrivals())
         until = float(self.data["duration"])
         horizon = env.timeout(until)
-        n = 0
-        while env.peek() < until or (env.peek() == until and not horizon.processed):
-            env.step()
-            n += 1
-            if stop is not None and not n & 255 and stop.is_set():
+        step = env.step
+        while not horizon.processed:
+            step()
+            self.steps += 1
+            if stop is not None and not self.steps & 255 and stop.is_set():
                 raise KeyboardInterrupt
-            if step_hook is not None and n % hook_every == 0:
+            if step_hook is not None and not self.steps % hook_every:
                 step_hook(self)
-            if not env._queue:  # noqa: SLF001 - nothing left to do before the horizon
-                break
-        self.steps = n
         for index in sorted(self.live):
-            dev, rec = self.live[index]
-            self._finish(dev, rec, False, "not_finished")
-        self.live.clear()
+            self._finish(self.live[index], False, "not_finished")
 
     def _arrivals(self):
         env = self.env
@@ -139,9 +138,7 @@ class Replica:
     def _device(self, ident: DeviceIdentity):
         env, srv = self.env, self.data["server"]
         dev = _Device(ident, env)
-        rec = {"t_arrival": env.now, "t_bootstrap_sent": None, "t_session_start": None, "bootstrap_sends": 0,
-               "auth_retries": 0, "ip_retries": 0}
-        self.live[ident.index] = (dev, rec)
+        self.live[ident.index] = dev
         profile = ident.profile
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,
@@ -150,29 +147,29 @@ class Replica:
                                                            ident.userpin)
         push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
         for _ in range(srv["bootstrap_retries"] + 1):
-            if rec["t_bootstrap_sent"] is None:
-                rec["t_bootstrap_sent"] = env.now
-            rec["bootstrap_sends"] += 1
+            if dev.t_bootstrap_sent is None:
+                dev.t_bootstrap_sent = env.now
+            dev.bootstrap_sends += 1
             self._send_sms(dev, push)
             yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
             if dev.accepted:
                 break
         if not dev.accepted:
-            self._finish(dev, rec, False, "bootstrap_rejected" if dev.rejected else "bootstrap_lost")
+            self._finish(dev, False, "bootstrap_rejected" if dev.rejected else "bootstrap_lost")
             return
         models = DEVINFO_MODELS
-        client = DmClient(dev.account, ident.uri,
+        client = dev.client = DmClient(dev.account, ident.uri,
                           {"DevId": ident.uri, "Man": "dmsim", "Mod": models[ident.index % len(models)],
                            "DmV": "1.2", "Lang": "en-US"},
                           session_id=ident.index + 1, nonce_source=self.device_rng.randbytes)
-        rec["t_session_start"] = env.now
+        dev.t_session_start = env.now
         step = client.start()
         try:
             while not isinstance(step, Done):
                 reply = None
                 for attempt in range(self.data["client"]["request_retries"] + 1):
                     if attempt:
-                        rec["ip_retries"] += 1
+                        dev.ip_retries += 1
                     reply = yield from self.transport.exchange(dev, step.body, step.content_type,
                                                                self.data["client"]["request_timeout"])
                     if reply is not None:
@@ -185,18 +182,18 @@ class Replica:
                     step = client.receive(reply.body, reply.content_type)
         finally:
             self.transport.closed(dev)
-        rec["auth_retries"] = client.auth_retries
-        self._finish(dev, rec, step.ok, "" if step.ok else step.reason.split(":")[0])
+        self._finish(dev, step.ok, "" if step.ok else step.reason.split(":")[0])
 
-    def _finish(self, dev: _Device, rec: dict, ok: bool, reason: str) -> None:
+    def _finish(self, dev: _Device, ok: bool, reason: str) -> None:
+        """Write the device's session record; a session cut by the horizon has no end time."""
         now = self.env.now
-        self.live.pop(dev.ident.index, None)
+        del self.live[dev.ident.index]
         self.done += 1
-        end = now if rec["t_session_start"] is not None else None
+        end = now if dev.t_session_start is not None and reason != "not_finished" else None
         self.write((self.replica, self.sweep, self.sweep_value, dev.ident.index, dev.ident.profile["name"],
-                    "ok" if ok else "failed", reason, rec["t_arrival"], rec["t_bootstrap_sent"], dev.t_bootstrap_ok,
-                    rec["t_session_start"], end, (now - rec["t_arrival"]) if ok else None,
-                    rec["bootstrap_sends"], dev.rejected, rec["auth_retries"], rec["ip_retries"],
+                    "ok" if ok else "failed", reason, dev.t_arrival, dev.t_bootstrap_sent, dev.t_bootstrap_ok,
+                    dev.t_session_start, end, (now - dev.t_arrival) if ok else None,
+                    dev.bootstrap_sends, dev.rejected, dev.client.auth_retries if dev.client else 0, dev.ip_retries,
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes))
 
     # -- SMS path ---------------------------------------------------------------------------

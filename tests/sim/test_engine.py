@@ -105,6 +105,7 @@ def test_horizon_records_unfinished_devices(tmp_path):
     assert len(data) == 60
     unfinished = [r for r in data if r["outcome"] != "ok"]
     assert len(unfinished) > 30 and {r["reason"] for r in unfinished} == {"not_finished"}
+    assert all(r["t_session_end"] == "" and r["latency"] == "" for r in unfinished)
 
 
 class _Interrupting(Progress):
