@@ -113,8 +113,10 @@ class _Pool:
 
 
 def _estimate(value: float | None, per_replica: list[float | None]) -> dict[str, float | None]:
+    """Return the estimate block; latencies and throughputs cannot be negative, so the interval
+    is cut at 0 (with few replicas the t interval can reach far below it)."""
     low, high = confidence_interval([v for v in per_replica if v is not None])
-    return {"value": value, "ci95_low": low, "ci95_high": high}
+    return {"value": value, "ci95_low": None if low is None else max(0.0, low), "ci95_high": high}
 
 
 def _block(by_replica: dict[int, list[_Run]], duration: float) -> dict[str, Any]:
