@@ -77,6 +77,7 @@ class SimulatedHttp(IpTransport):
 
     def closed(self, dev) -> None:
         self.pending.pop(dev.ident.index, None)
+        self.model.server.connection_closed(dev.ident.uri)
         self.model.release(dev.ident.uri)
 
 

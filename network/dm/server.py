@@ -75,7 +75,7 @@ class DmServer:
         self._nonce = nonce_source
         self.content_type = content_type
         self.accounts: dict[str, DmAccount] = {}
-        self.sessions: dict[tuple[str, str], _Session] = {}
+        self.sessions: dict[str, dict[str, _Session]] = {}  # device URI -> SessionID -> state
 
     # -- bootstrap ---------------------------------------------------------------------------
     def provision(self, device_uri: str, *, client_name: str, client_password: str,
@@ -106,10 +106,10 @@ class DmServer:
         account = self.accounts.get(hdr.source)
         if account is None:
             return ServerReply(b"", self.content_type, [ServerEvent("bad_request", hdr.source, "unknown device")], True)
-        key = (hdr.source, hdr.session_id)
-        sess = self.sessions.get(key)
+        sess = self.sessions.get(hdr.source, {}).get(hdr.session_id)
         if sess is None:
-            sess = self.sessions[key] = _Session(hdr.source, hdr.session_id, started=now)
+            sess = self.sessions.setdefault(hdr.source, {})[hdr.session_id] = _Session(hdr.source, hdr.session_id,
+                                                                                       started=now)
         elif hdr.msg_id == sess.last_msg_id and sess.last_reply is not None:
             return ServerReply(sess.last_reply.body, self.content_type, [], sess.last_reply.session_over)
         try:
@@ -118,15 +118,27 @@ class DmServer:
             reply = ServerReply(b"", self.content_type, [ServerEvent("bad_request", sess.device, str(exc))], True)
         sess.last_msg_id, sess.last_reply = hdr.msg_id, reply
         if reply.session_over:
-            del self.sessions[key]
+            self._forget(hdr.source, hdr.session_id)
         return reply
+
+    def connection_closed(self, device_uri: str) -> None:
+        """Forget the sessions of ``device_uri``: its client closed the connection (gave up)."""
+        self.sessions.pop(device_uri, None)
 
     def expire(self, now: float, idle: float) -> list[str]:
         """Forget sessions started more than ``idle`` seconds ago; return their device URIs."""
-        stale = [k for k, s in self.sessions.items() if now - s.started > idle]
-        for k in stale:
-            del self.sessions[k]
-        return [k[0] for k in stale]
+        stale = [(dev, sid) for dev, by_id in self.sessions.items() for sid, s in by_id.items()
+                 if now - s.started > idle]
+        for dev, sid in stale:
+            self._forget(dev, sid)
+        return [dev for dev, _ in stale]
+
+    def _forget(self, device_uri: str, session_id: str) -> None:
+        by_id = self.sessions.get(device_uri)
+        if by_id is not None:
+            by_id.pop(session_id, None)
+            if not by_id:
+                del self.sessions[device_uri]
 
     def _step(self, sess: _Session, account: DmAccount, msg: Element, hdr: m.Header) -> ServerReply:
         scheme = account.auth_scheme
