@@ -55,3 +55,37 @@ class AuthenticationError(ProtocolError):
 
 class BootstrapVerificationError(ProtocolError):
     """A bootstrap message whose HMAC or security parameters do not verify (§5.10.2.3)."""
+
+
+class CardLinkError(DmsimError):
+    """A card link that cannot exchange APDUs: the reader, the card or the PC/SC service failed."""
+
+
+class PcscUnavailableError(CardLinkError):
+    """The PC/SC stack is missing: pyscard not installed, or no pcscd to talk to."""
+
+
+class ReaderNotFoundError(CardLinkError):
+    """No PC/SC reader matches the one asked for (the message lists the readers there are)."""
+
+
+class CardAbsentError(CardLinkError):
+    """The reader is there but holds no card (or the card was removed)."""
+
+
+class SecuredPacketError(ProtocolError):
+    """A secured packet refused by its security checks (ETSI TS 102 225 §5.1.2, §5.2).
+
+    ``status`` is the Response Status Code the Proof of Receipt reports (01 RC/CC/DS failed,
+    02 CNTR low, 05 ciphering error, 09 TAR unknown, ...); ``tar``, ``spi`` and ``cntr`` are
+    what was read of the packet before it was refused (for the PoR), empty/None if not reached.
+    """
+
+    def __init__(self, status: int, message: str, *, tar: bytes = b"", spi: object = None,
+                 cntr: int | None = None):
+        self.status = status
+        self.tar = tar
+        self.spi = spi
+        self.cntr = cntr
+        self.detail = message
+        super().__init__(f"secured packet refused, status {status:#04x}: {message}")
