@@ -138,3 +138,58 @@ def decode_wbxml_cmd(hex_input: str, as_json: bool) -> None:
         click.echo(json.dumps({"xml": xml, "root": root.tag, "length": len(data)}, sort_keys=True))
     else:
         click.echo(xml)
+
+
+@calc.command("milenage")
+@click.option("--k", "k_hex", required=True, help="Subscriber key K (16 bytes hex).")
+@click.option("--op", "op_hex", help="Operator variant OP (hex); or give --opc.")
+@click.option("--opc", "opc_hex", help="OPc (hex).")
+@click.option("--rand", "rand_hex", required=True)
+@click.option("--sqn", "sqn_hex", required=True, help="SQN (6 bytes hex).")
+@click.option("--amf", "amf_hex", required=True, help="AMF (2 bytes hex).")
+@json_option
+def milenage_cmd(k_hex, op_hex, opc_hex, rand_hex, sqn_hex, amf_hex, as_json: bool) -> None:
+    """MILENAGE f1-f5* (3GPP TS 35.206) and the AUTN a network would send (TS 33.102 §6.3.2)."""
+    from dmsim.cards import milenage
+    if (op_hex is None) == (opc_hex is None):
+        raise ParseFailure("give exactly one of --op and --opc")
+    k, rand = parse_hex(k_hex, "--k"), parse_hex(rand_hex, "--rand")
+    sqn, amf = parse_hex(sqn_hex, "--sqn"), parse_hex(amf_hex, "--amf")
+    try:
+        opc = milenage.opc_from_op(k, parse_hex(op_hex, "--op")) if op_hex else parse_hex(opc_hex, "--opc")
+        res, ck, ik, ak = milenage.f2345(k, opc, rand)
+        mac_a, mac_s = milenage.f1(k, opc, rand, sqn, amf), milenage.f1star(k, opc, rand, sqn, amf)
+        ak_star = milenage.f5star(k, opc, rand)
+    except DecodeError as exc:
+        raise ParseFailure(str(exc)) from None
+    autn = bytes(a ^ b for a, b in zip(sqn, ak)) + amf + mac_a
+    emit({"opc": opc.hex(), "mac_a": mac_a.hex(), "mac_s": mac_s.hex(), "res": res.hex(), "ck": ck.hex(),
+          "ik": ik.hex(), "ak": ak.hex(), "ak_star": ak_star.hex(), "autn": autn.hex()}, as_json)
+
+
+@calc.command("gba-naf")
+@click.option("--ks", "ks_hex", required=True, help="Ks = CK||IK (hex).")
+@click.option("--rand", "rand_hex", required=True)
+@click.option("--impi", required=True, help="The IMPI (NAI).")
+@click.option("--naf-fqdn", required=True)
+@click.option("--ua-id", "ua_hex", required=True, help="Ua security protocol identifier (5 bytes hex).")
+@json_option
+def gba_naf_cmd(ks_hex, rand_hex, impi, naf_fqdn, ua_hex, as_json: bool) -> None:
+    """Ks_ext_NAF and Ks_int_NAF (3GPP TS 33.220 Annex B)."""
+    from dmsim.cards import usim_auth
+    naf_id = usim_auth.make_naf_id(naf_fqdn, parse_hex(ua_hex, "--ua-id"))
+    try:
+        ext, internal = usim_auth.derive_ks_naf(parse_hex(ks_hex, "--ks"), parse_hex(rand_hex, "--rand"), impi, naf_id)
+    except DecodeError as exc:
+        raise ParseFailure(str(exc)) from None
+    emit({"naf_id": naf_id.hex(), "ks_ext_naf": ext.hex(), "ks_int_naf": internal.hex()}, as_json)
+
+
+@calc.command("gba-btid")
+@click.option("--rand", "rand_hex", required=True)
+@click.option("--bsf-fqdn", required=True)
+@json_option
+def gba_btid_cmd(rand_hex, bsf_fqdn, as_json: bool) -> None:
+    """B-TID = base64(RAND)@BSF FQDN (3GPP TS 33.220 §4.5.2)."""
+    from dmsim.cards import usim_auth
+    emit({"btid": usim_auth.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)

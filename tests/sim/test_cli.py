@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
+from conftest import load_vectors
 
 from dmsim.sim.cli import main
 
@@ -120,3 +122,34 @@ def test_server_command_listens_on_loopback():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("v", load_vectors("cards", "milenage"), ids=lambda v: v["id"])
+def test_calc_milenage_vectors(v):
+    i, e = v["inputs"], v["expected"]
+    res = invoke("calc", "milenage", "--k", i["k"], "--op", i["op"], "--rand", i["rand"], "--sqn", i["sqn"],
+                 "--amf", i["amf"], "--json")
+    out = json.loads(res.output)
+    assert (out["opc"], out["mac_a"], out["mac_s"], out["res"], out["ck"], out["ik"], out["ak"], out["ak_star"]) == (
+        e["opc"], e["f1"], e["f1star"], e["f2res"], e["f3ck"], e["f4ik"], e["f5ak"], e["f5star_ak"])
+    sqn_xor_ak = bytes(a ^ b for a, b in zip(bytes.fromhex(i["sqn"]), bytes.fromhex(e["f5ak"]))).hex()
+    assert out["autn"] == sqn_xor_ak + i["amf"] + e["f1"]
+
+
+def test_calc_milenage_needs_one_operator_key():
+    res = CliRunner().invoke(main, ["calc", "milenage", "--k", "00" * 16, "--rand", "00" * 16, "--sqn", "00" * 6,
+                                    "--amf", "0000"])
+    assert res.exit_code == 2 and "--op" in res.output
+
+
+def test_calc_gba_vectors():
+    naf, btid = (next(v for v in load_vectors("network", "gba_kdf") if v["id"] == i)
+                 for i in ("gba-ks-naf-ts33221", "gba-btid"))
+    i = naf["inputs"]
+    out = json.loads(invoke("calc", "gba-naf", "--ks", i["Ks_hex"], "--rand", i["RAND"], "--impi", i["IMPI"],
+                            "--naf-fqdn", i["NAF_FQDN"], "--ua-id", i["Ua_protocol_id_hex"], "--json").output)
+    assert out["ks_ext_naf"] == naf["expected"]["Ks_NAF_or_Ks_ext_NAF"]
+    assert out["ks_int_naf"] == naf["expected"]["Ks_int_NAF"] and out["naf_id"] == i["NAF_Id_hex"]
+    out = json.loads(invoke("calc", "gba-btid", "--rand", btid["inputs"]["RAND"], "--bsf-fqdn",
+                            btid["inputs"]["bsf_fqdn"], "--json").output)
+    assert out["btid"] == btid["expected"]["btid"]
