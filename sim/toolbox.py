@@ -193,3 +193,134 @@ def gba_btid_cmd(rand_hex, bsf_fqdn, as_json: bool) -> None:
     """B-TID = base64(RAND)@BSF FQDN (3GPP TS 33.220 §4.5.2)."""
     from dmsim.cards import usim_auth
     emit({"btid": usim_auth.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)
+
+
+def _decoding(what: str):
+    """Run a decoder; DecodeError becomes exit 2 with its offset."""
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, exc_type, exc, tb):
+            if exc_type is not None and issubclass(exc_type, DecodeError):
+                raise ParseFailure(str(exc)) from None
+            return False
+    return _Ctx()
+
+
+def _udh_fields(ies) -> dict:
+    from dmsim.network.sms.udh import find_concat, find_ports
+    out: dict = {"ies": [{"iei": ie.iei, "data": ie.data.hex()} for ie in ies]}
+    concat, ports = find_concat(ies), find_ports(ies)
+    if concat:
+        out["concat"] = {"ref": concat.ref, "total": concat.total, "seq": concat.seq}
+    if ports:
+        out["ports"] = {"dest": ports.dest, "src": ports.src}
+    return out
+
+
+def _sms_fields(sms) -> dict:
+    from dmsim.network.sms.tpdu import SmsDeliver
+    out = {"type": "SMS-DELIVER" if isinstance(sms, SmsDeliver) else "SMS-SUBMIT",
+           "oa" if isinstance(sms, SmsDeliver) else "da": str(sms.oa if isinstance(sms, SmsDeliver) else sms.da),
+           "pid": sms.pid, "dcs": sms.dcs, "udhi": sms.udhi, "user_data": sms.user_data.hex()}
+    if sms.udhi:
+        out["udh"] = _udh_fields(sms.ies)
+    return out
+
+
+@decode.command("sms")
+@click.argument("hex_input", metavar="HEX")
+@click.option("--mo", is_flag=True, help="Mobile-originated TPDU (SMS-SUBMIT); default mobile-terminated.")
+@json_option
+def decode_sms_cmd(hex_input: str, mo: bool, as_json: bool) -> None:
+    """A TS 23.040 TPDU with its UDH, and the WSP Push inside when it goes to port 2948."""
+    from dmsim.network.sms import tpdu, wsp_push
+    from dmsim.network.sms.udh import find_ports
+    with _decoding("sms"):
+        sms = tpdu.decode_tpdu(parse_hex(hex_input), mt=not mo)
+        out = _sms_fields(sms)
+        ports = find_ports(sms.ies) if sms.udhi else None
+        if ports and ports.dest == wsp_push.WAP_PUSH_PORT:
+            try:
+                push = wsp_push.decode_push(sms.user_data)
+                out["wsp_push"] = {"tid": push.tid, "content_type": push.content_type, "body": push.body.hex()}
+            except DecodeError as exc:  # one part of a concatenated push: the rest is elsewhere
+                out["wsp_push"] = f"not decodable on its own ({exc.detail})"
+    emit(out, as_json)
+
+
+@decode.command("udh")
+@click.argument("hex_input", metavar="HEX")
+@json_option
+def decode_udh_cmd(hex_input: str, as_json: bool) -> None:
+    """User data starting with UDHL (TS 23.040 §9.2.3.24)."""
+    from dmsim.network.sms.udh import decode_udh
+    with _decoding("udh"):
+        ies, rest = decode_udh(parse_hex(hex_input))
+        out = _udh_fields(ies)
+    out["rest"] = rest.hex()
+    emit(out, as_json)
+
+
+@decode.command("apdu")
+@click.argument("hex_input", metavar="HEX")
+@json_option
+def decode_apdu_cmd(hex_input: str, as_json: bool) -> None:
+    """A command APDU (ISO 7816-4), incl. the contents of an ENVELOPE SMS-PP download (TS 31.111)."""
+    from dmsim.cards.apdu import parse_command
+    from dmsim.cards.envelope import parse_envelope
+    raw = parse_hex(hex_input)
+    with _decoding("apdu"):
+        cmd = parse_command(raw)
+        out = {"cla": f"{cmd.cla:02x}", "ins": f"{cmd.ins:02x}", "p1": f"{cmd.p1:02x}", "p2": f"{cmd.p2:02x}",
+               "case": cmd.case, "lc": len(cmd.data), "data": cmd.data.hex(), "le": cmd.le, "extended": cmd.extended}
+        if cmd.ins == 0xC2 and cmd.data[:1] == b"\xd1":
+            env = parse_envelope(raw)
+            out["envelope"] = {"source": env.source, "destination": env.destination,
+                               "address": str(env.address) if env.address else None, "tpdu": env.tpdu.hex(),
+                               "sms": _sms_fields(env.sms), "command_packet": env.is_command_packet}
+    emit(out, as_json)
+
+
+@decode.command("ota")
+@click.argument("hex_input", metavar="HEX")
+@click.option("--kic", "kic_hex", help="Ciphering key (hex) to decipher.")
+@click.option("--kid", "kid_hex", help="Integrity key (hex) to check the CC.")
+@click.option("--por", is_flag=True, help="The bytes are a response packet (PoR) even without its UDH.")
+@click.option("--spi", "spi_hex", default="0000", show_default=True,
+              help="For a PoR: the SPI of the command it answers (its PoR security bits).")
+@click.option("--kic-byte", type=str, default=None, help="For a PoR: the command's KIc octet (hex).")
+@click.option("--kid-byte", type=str, default=None, help="For a PoR: the command's KID octet (hex).")
+@json_option
+def decode_ota_cmd(hex_input, kic_hex, kid_hex, por, spi_hex, kic_byte, kid_byte, as_json: bool) -> None:
+    """An ETSI TS 102 225 command or response packet, with or without its UDH (02 70 00 / 02 71 00);
+    deciphers with --kic and checks the CC with --kid."""
+    from dmsim.cards import scp80
+    from dmsim.sim.errors import SecuredPacketError
+    raw = parse_hex(hex_input)
+    udh = raw[:3] in (scp80.UDH_COMMAND, scp80.UDH_RESPONSE)
+    is_por = por or raw[:3] == scp80.UDH_RESPONSE
+    kic_key = parse_hex(kic_hex, "--kic") if kic_hex else b""
+    kid_key = parse_hex(kid_hex, "--kid") if kid_hex else b""
+    ok = True
+    with _decoding("ota"):
+        try:
+            if is_por:
+                keys = scp80.Keyset(int(kic_byte or "0", 16), int(kid_byte or "0", 16), kic_key, kid_key)
+                pkt = scp80.decode_por(raw, parse_hex(spi_hex, "--spi"), keys, with_udh=udh)
+                out = {"packet": "response", "tar": pkt.tar.hex(), "cntr": pkt.cntr, "pcntr": pkt.pcntr,
+                       "status": pkt.status, "cc": pkt.checksum.hex(), "data": pkt.data.hex()}
+            else:
+                pkt = scp80.decode_command(raw, lambda tar, kic, kid: scp80.Keyset(kic, kid, kic_key, kid_key),
+                                           with_udh=udh)
+                out = {"packet": "command", "spi": pkt.spi.encode().hex(), "kic": f"{pkt.kic:02x}",
+                       "kid": f"{pkt.kid:02x}", "tar": pkt.tar.hex(), "cntr": pkt.cntr, "pcntr": pkt.pcntr,
+                       "cc": pkt.checksum.hex(), "data": pkt.data.hex()}
+            out["verified"] = True
+        except SecuredPacketError as exc:
+            ok = False
+            out = {"packet": "response" if is_por else "command", "tar": exc.tar.hex(),
+                   "spi": exc.spi.encode().hex() if exc.spi is not None else None,
+                   "verified": False, "status": exc.status, "error": exc.detail}
+    emit(out, as_json, ok=ok)

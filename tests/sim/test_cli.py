@@ -153,3 +153,28 @@ def test_calc_gba_vectors():
     out = json.loads(invoke("calc", "gba-btid", "--rand", btid["inputs"]["RAND"], "--bsf-fqdn",
                             btid["inputs"]["bsf_fqdn"], "--json").output)
     assert out["btid"] == btid["expected"]["btid"]
+
+
+def test_decode_ota_vector_verifies_and_a_wrong_key_exits_1():
+    v = next(v for v in load_vectors("cards", "scp80_packet") if v["id"] == "scp80-cmd-aes128-ciphered-cc")
+    i = v["inputs"]
+    args = ["decode", "ota", v["expected"]["command_packet"], "--kic", i["kic"], "--json"]
+    good = json.loads(invoke(*args, "--kid", i["kid"]).output)
+    assert good["verified"] and good["data"] == i["apdu"] and good["tar"] == i["tar"]
+    bad = CliRunner().invoke(main, args + ["--kid", "00" * 16])
+    assert bad.exit_code == 1 and json.loads(bad.output)["status"] == 1
+    with_udh = json.loads(invoke("decode", "ota", "027000" + v["expected"]["command_packet"], "--kic", i["kic"],
+                                 "--kid", i["kid"], "--json").output)
+    assert with_udh["data"] == i["apdu"]
+
+
+def test_decode_sms_udh_and_apdu():
+    v = load_vectors("network", "sms_tpdu")[0]
+    out = json.loads(invoke("decode", "sms", v["inputs"]["tpdu_hex"], "--mo", "--json").output)
+    assert out["type"] == "SMS-SUBMIT" and out["udh"]["ports"] and out["udh"]["concat"]
+    udh = json.loads(invoke("decode", "udh", "0605040b8423f0", "--json").output)
+    assert udh["ports"] == {"dest": 2948, "src": 9200}
+    apdu = json.loads(invoke("decode", "apdu", "00a4040410a0000000871002ffffffff8907090000", "--json").output)
+    assert (apdu["ins"], apdu["case"], apdu["lc"]) == ("a4", 3, 16)
+    bad = CliRunner().invoke(main, ["decode", "apdu", "00a4040410a000"])
+    assert bad.exit_code == 2 and "at byte 4" in bad.output
