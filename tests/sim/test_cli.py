@@ -171,7 +171,10 @@ def test_decode_ota_vector_verifies_and_a_wrong_key_exits_1():
 def test_decode_sms_udh_and_apdu():
     v = load_vectors("network", "sms_tpdu")[0]
     out = json.loads(invoke("decode", "sms", v["inputs"]["tpdu_hex"], "--mo", "--json").output)
-    assert out["type"] == "SMS-SUBMIT" and out["udh"]["ports"] and out["udh"]["concat"]
+    e = v["expected"]
+    assert (out["type"], out["da"], out["pid"], out["dcs"]) == ("SMS-SUBMIT", e["da"], e["pid"], e["dcs"])
+    assert out["udh"]["ports"] == {"dest": 9204, "src": 9204}
+    assert out["udh"]["concat"] == {"ref": 1, "total": 2, "seq": 1}
     udh = json.loads(invoke("decode", "udh", "0605040b8423f0", "--json").output)
     assert udh["ports"] == {"dest": 2948, "src": 9200}
     apdu = json.loads(invoke("decode", "apdu", "00a4040410a0000000871002ffffffff8907090000", "--json").output)
