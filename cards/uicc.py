@@ -36,6 +36,10 @@ Choices where the spec leaves room:
   starts at the MF; one opened from another channel copies that channel's selection.
 - Secure messaging bits in CLA answer 6882 unless the handler was registered with
   ``secure_messaging=True`` (GlobalPlatform's 84 82).
+
+Command hooks (``add_hook``) see every command on an open channel before the INS table; one
+that answers a ``Reply`` takes the command over (gp_app.py unwraps SCP03 commands this way and
+runs the plain command with ``execute``), None lets it go on as usual.
 """
 from __future__ import annotations
 
@@ -64,6 +68,7 @@ class Reply(NamedTuple):
 
 
 Handler = Callable[["Uicc", "Channel", CommandApdu], Reply]
+Hook = Callable[["Uicc", "Channel", CommandApdu], "Reply | None"]
 
 
 @dataclass
@@ -143,6 +148,7 @@ class Uicc:
         }
         self.handlers: dict[tuple[str, int], Handler] = dict(BUILTIN)
         self.secure_messaging: set[tuple[str, int]] = set()
+        self.hooks: list[Hook] = []
         for (kind, ins), handler in (handlers or {}).items():
             self.register(kind, ins, handler)
         self.state: dict[str, Any] = {}
@@ -159,6 +165,23 @@ class Uicc:
         self.handlers[(cla_kind, ins)] = handler
         if secure_messaging:
             self.secure_messaging.add((cla_kind, ins))
+
+    def add_hook(self, hook: Hook) -> None:
+        """Let ``hook`` see each command on an open channel first (see the module doc)."""
+        self.hooks.append(hook)
+
+    def execute(self, channel: "Channel", cmd: CommandApdu) -> Reply:
+        """Return the handler's Reply to ``cmd`` on ``channel``: no hooks, no T=0 61xx."""
+        kind, _, sm = cla_class(cmd.cla) or (None, 0, False)
+        handler = self._handler(kind, cmd.ins) if kind else Reply(b"", SW.CLA_NOT_SUPPORTED)
+        if isinstance(handler, Reply):
+            return handler
+        if sm and (kind, cmd.ins) not in self.secure_messaging:
+            return Reply(b"", SW.SM_NOT_SUPPORTED)
+        if handler is not get_response:
+            channel.pending = b""
+        data, status = handler(self, channel, cmd)
+        return Reply(data, int(status))
 
     def reset(self) -> None:
         """Cold reset: only the basic channel, at the MF; PIN verification forgotten."""
@@ -196,23 +219,33 @@ class Uicc:
 
     # -- dispatch ------------------------------------------------------------------------------
 
+    def _handler(self, kind: str, ins: int) -> Handler | Reply:
+        """Return the handler of (kind, ins), or the 6D00/6E00 Reply when there is none."""
+        handler = self.handlers.get((kind, ins))
+        if handler is not None:
+            return handler
+        other = PROPRIETARY if kind == INTERINDUSTRY else INTERINDUSTRY
+        return Reply(b"", SW.CLA_NOT_SUPPORTED if (other, ins) in self.handlers else SW.INS_NOT_SUPPORTED)
+
     def _dispatch(self, cmd: CommandApdu) -> bytes:
         cls = cla_class(cmd.cla)
         if cls is None:
             return bytes(SW.CLA_NOT_SUPPORTED)
-        kind, number, sm = cls
-        handler = self.handlers.get((kind, cmd.ins))
-        if handler is None:
-            other = PROPRIETARY if kind == INTERINDUSTRY else INTERINDUSTRY
-            return bytes(SW.CLA_NOT_SUPPORTED if (other, cmd.ins) in self.handlers else SW.INS_NOT_SUPPORTED)
+        kind, number, _ = cls
         channel = self.channels.get(number)
-        if channel is None:
-            return bytes(SW.CHANNEL_NOT_SUPPORTED)
-        if sm and (kind, cmd.ins) not in self.secure_messaging:
-            return bytes(SW.SM_NOT_SUPPORTED)
-        if handler is not get_response:
-            channel.pending = b""
-        data, status = handler(self, channel, cmd)
+        reply = None
+        if channel is not None:
+            reply = next((r for hook in self.hooks if (r := hook(self, channel, cmd)) is not None), None)
+            if reply is not None:
+                channel.pending = b""
+        if reply is None:
+            missing = self._handler(kind, cmd.ins)
+            if isinstance(missing, Reply):
+                return response(*missing)
+            if channel is None:
+                return bytes(SW.CHANNEL_NOT_SUPPORTED)
+            reply = self.execute(channel, cmd)
+        data, status = reply
         status = int(status)
         if data and status == SW.OK.sw and cmd.case >= 3 and self.t0:
             channel.pending = bytes(data)

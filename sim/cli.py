@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from dmsim.sim.cli_card import card
 from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.toolbox import calc, decode
 
@@ -159,6 +160,7 @@ def server(http_addr: str, server_id: str) -> None:
 
 main.add_command(calc)
 main.add_command(decode)
+main.add_command(card)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

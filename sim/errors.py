@@ -89,3 +89,20 @@ class SecuredPacketError(ProtocolError):
         self.cntr = cntr
         self.detail = message
         super().__init__(f"secured packet refused, status {status:#04x}: {message}")
+
+
+class CardError(ProtocolError):
+    """A card that refused a command or answered it wrongly.
+
+    ``command`` names it (``"READ BINARY"``), ``apdu`` is the C-APDU sent (as sent, before any
+    secure channel wrapping) and ``sw`` the status word answered (None when the SW was fine but
+    the data was not).
+    """
+
+    def __init__(self, command: str, apdu: bytes, sw: int | None, message: str):
+        self.command = command
+        self.apdu = bytes(apdu)
+        self.sw = sw
+        self.detail = message
+        status = f" -> {sw:04X}" if sw is not None else ""
+        super().__init__(f"{command} ({self.apdu.hex()}){status}: {message}")
