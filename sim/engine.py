@@ -6,6 +6,8 @@ simulated links, keeps time and writes one session record per device.
 
 Per device (a SimPy process created when the device arrives):
 
+0. the device reads its IMSI from its UICC with real APDUs (``sim/card_access.py``: an emulated
+   card per device, or a real one through PC/SC);
 1. the server provisions an account and sends the §5.10.2.3-protected bootstrap as a WAP Push,
    split into SMS-DELIVER TPDUs, over the ``sms`` link; if the device has not accepted it within
    ``server.bootstrap_timeout`` it is sent again, up to ``server.bootstrap_retries`` times;
@@ -22,6 +24,7 @@ is freed when the session ends on the server or when the device gives up (the co
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import deque
 from typing import Callable
@@ -35,6 +38,7 @@ from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.sim.arrivals import arrival_times
+from dmsim.sim.card_access import CardAccess
 from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
@@ -96,6 +100,7 @@ class Replica:
         self.active: set[str] = set()
         self.waiting: deque = deque()
         self.transport: IpTransport = make_ip_transport(data["components"]["dm_server"], self)
+        self.cards = CardAccess(data["components"]["card"], self, stream("cards"))
         self.live: dict[int, _Device] = {}
         self.done = 0
         self.steps = 0
@@ -139,6 +144,13 @@ class Replica:
         env, srv = self.env, self.data["server"]
         dev = _Device(ident, env)
         self.live[ident.index] = dev
+        try:
+            imsi = yield from self.cards.read_imsi(ident.index, ident.imsi)
+        except DmsimError:
+            self._finish(dev, False, "card_error")
+            return
+        if imsi != ident.imsi:  # a real card: the subscriber is the one it holds
+            ident = dev.ident = dataclasses.replace(ident, imsi=imsi)
         profile = ident.profile
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,

@@ -79,6 +79,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 try:
                     model.run(step_hook=progress.update, stop=stop)
                 finally:
+                    model.cards.close()
                     events += model.steps
                     _add_network_stats(network, model)
     except BaseException as exc:

@@ -168,7 +168,20 @@ SCENARIO_SCHEMA = Struct({
         "dm_server": Field(_component("The DM server implementation.", socket=Struct(
             {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server.")},
             doc="A real server over HTTP.")), {"kind": "virtual"}, "Which DM server the devices talk to."),
-        "card": Field(_component("The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
+        "card": Field(Tagged({
+            "virtual": Struct({"apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},
+                                                  "Card time per APDU (simulated).")},
+                              doc="An emulated UICC per device, answering real APDUs in-process."),
+            "pcsc": Struct({
+                "reader": Field(Str(pattern=r"\S", noun="a reader index or name"), "0",
+                                "PC/SC reader: its index or (a prefix of) its name."),
+                "pin": Field(Nullable(Str(pattern=r"^[0-9]{4,8}$", noun="4 to 8 digits")), None,
+                             "PIN1 of the real card, when it is enabled (null: not verified)."),
+                "apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},
+                                   "Card time per APDU for the devices that stay virtual."),
+            }, doc="Device 0 uses a real card through pcscd (pyscard), the others stay virtual; the real "
+                   "card's measured APDU latency becomes simulated time."),
+        }, doc="The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
         "modem": Field(_component("The modem implementation."), {"kind": "virtual"}, "Which modem devices use."),
     }), {}, "Simulated or real parts (hardware in the loop)."),
     "sweep": Field(Nullable(Struct({

@@ -1,0 +1,93 @@
+"""How a device reaches its UICC: the card side of the seam between simulated and real.
+
+``components.card`` in the scenario picks it:
+
+* ``virtual``: each device gets its own emulated UICC (``cards/``), built from its identity
+  (IMSI from the fleet; K and OPc drawn from the replica's stream), and the device's host code
+  talks to it with real APDUs through an in-process ``CardLink``; each APDU costs an
+  ``apdu_time`` sample of simulated time;
+* ``pcsc``: device 0 uses a real card through pcscd (pyscard); its identity (IMSI) is what that
+  card holds, and the measured wall-clock time of the APDUs becomes simulated time. The other
+  devices stay virtual (one card is one subscriber: two devices cannot share it).
+
+A device reads its IMSI from the card when it arrives (TS 31.102 §4.2.2 EF_IMSI): that IMSI is
+the NETWORKID secret of the §5.10.2.3 bootstrap HMAC, and the network (which knows its
+subscribers) provisions the account under it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import TYPE_CHECKING
+
+from dmsim.cards.link import CardLink, InProcessLink
+from dmsim.cards.profile import profile_from_data, PROFILE_SCHEMA
+from dmsim.devices.card_host import read_imsi
+from dmsim.sim.delays import make_delay
+from dmsim.sim.schema import validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dmsim.sim.engine import Replica
+
+
+def _emulated_card(profile):
+    try:
+        from dmsim.cards.emulated import make_card
+    except ImportError:  # pragma: no cover - the full card arrives with the cards issue
+        from dmsim.cards.uicc import Uicc as make_card
+    return make_card(profile)
+
+
+class _CountingLink:
+    """Counts the raw exchanges of a link (GET RESPONSEs included) through its trace hook."""
+
+    def __init__(self) -> None:
+        self.apdus = 0
+
+    def __call__(self, c_apdu: bytes, r_apdu: bytes, seconds: float) -> None:
+        self.apdus += 1
+
+
+class CardAccess:
+    """Reads each arriving device's IMSI from its card and charges the time it took."""
+
+    def __init__(self, spec: dict, model: "Replica", rng: random.Random):
+        self.model = model
+        self.rng = rng
+        self.apdu_time = make_delay(spec["apdu_time"], "components.card.apdu_time")
+        self.real_devices = 1 if spec["kind"] == "pcsc" else 0
+        self.reader = spec.get("reader")
+        self.pin = spec.get("pin")
+        self._real_link: CardLink | None = None
+        self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
+                                                                     "opc": "00" * 16}))
+
+    def read_imsi(self, index: int, fleet_imsi: str):
+        """SimPy generator: return the IMSI device ``index`` reads from its card."""
+        env = self.model.env
+        if index < self.real_devices:
+            link = self._real()
+            started = link.clock()
+            imsi = read_imsi(link, pin=self.pin)
+            yield env.timeout(link.clock() - started)
+            return imsi
+        profile = dataclasses.replace(self._template, imsi=fleet_imsi, iccid=f"8900{fleet_imsi}0",
+                                      k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
+        counter = _CountingLink()
+        imsi = read_imsi(InProcessLink(_emulated_card(profile), trace=counter),
+                         pin=profile.pin1 if profile.pin1_enabled else None)
+        yield env.timeout(sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus)))
+        return imsi
+
+    def _real(self) -> CardLink:
+        if self._real_link is None:
+            from dmsim.cards.pcsc_link import PcscLink
+            reader = int(self.reader) if str(self.reader).isdigit() else self.reader
+            self._real_link = PcscLink(reader)
+        return self._real_link
+
+    def close(self) -> None:
+        """Release the real reader, if one was opened."""
+        if self._real_link is not None:
+            self._real_link.disconnect()
+            self._real_link = None
