@@ -109,6 +109,26 @@ def _bytes(value: str | None, option: str, length: int | None = None) -> bytes |
     return data
 
 
+class _ByteParam(click.ParamType):
+    """An octet written in decimal or with a 0x prefix, as card profiles write KVNs (0x30)."""
+
+    name = "byte"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            number = int(str(value), 0)
+        except ValueError:
+            self.fail(f"{value!r} is not a number (decimal or 0x..)", param, ctx)
+        if not 0 <= number <= 255:
+            self.fail(f"{value!r} is not an octet (0..255)", param, ctx)
+        return number
+
+
+_BYTE = _ByteParam()
+
+
 def _scp03_keys(value: str | None, kvn: int):
     """Return the Scp03Keys of ``ENC:MAC:DEK`` (hex), or None; exit 2 on bad input."""
     if value is None:
@@ -146,8 +166,8 @@ def _show(result: dict, as_json: bool) -> None:
 @click.option("--autn", help="AUTN (16 bytes hex).")
 @click.option("--scp03-keys", "scp03_keys", metavar="ENC:MAC:DEK",
               help="SCP03 static keys (hex): read the DM Bootstrap inside a secure channel.")
-@click.option("--kvn", type=click.IntRange(0, 255), default=0, show_default=True,
-              help="Key version number for INITIALIZE UPDATE (0: the card's default key set).")
+@click.option("--kvn", type=_BYTE, default="0", show_default=True,
+              help="Key version number for INITIALIZE UPDATE, decimal or 0x.. (0: the card's default key set).")
 @click.option("--security-level", default="33", show_default=True,
               help="EXTERNAL AUTHENTICATE P1, hex (01, 03, 11, 13, 33).")
 @click.option("--wait", type=click.FloatRange(0), default=0.0, show_default=True,

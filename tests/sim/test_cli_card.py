@@ -34,6 +34,8 @@ def invoke(*args):
     (["--scp03-keys", f"{KEY}:{KEY}:{'00' * 15}"], "16, 24 or 32 bytes"),
     (["--scp03-keys", f"{KEY}:{KEY}:{KEY}", "--security-level", "22"], "expected 01, 03, 11, 13 or 33"),
     (["--pin", "12a4"], "4 to 8 digits"),
+    (["--kvn", "0x300"], "is not an octet"),
+    (["--kvn", "thirty"], "is not a number"),
 ])
 def test_probe_bad_input_exits_2(args, message):
     result = invoke("probe", *args)
