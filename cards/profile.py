@@ -31,7 +31,7 @@ from typing import Any
 
 from dmsim.sim.errors import ScenarioError
 from dmsim.sim.schema import (REQUIRED, Bool, Field, Int, List, Nullable, Problem, Str, Struct,
-                              describe, load_yaml, validate)
+                              describe, load_yaml, read_text, validate)
 
 
 def _hex(n_bytes: tuple[int, ...], what: str) -> Str:
@@ -230,12 +230,7 @@ def parse_profile(text: str, source: str = "<profile>") -> CardProfile:
 def load_profile(path: str | Path) -> CardProfile:
     """Return the profile in the YAML file ``path``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
+    text = read_text(path)
     return parse_profile(text, str(path))
 
 

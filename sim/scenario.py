@@ -20,7 +20,7 @@ from typing import Any
 from dmsim.sim.errors import ScenarioError
 from dmsim.sim.schema import (REQUIRED, Derived, Field, Float, Int, List, Locator, Nullable, Probability, Problem,
                               Raw, Seconds, Str, Struct, Tagged, Tuple, describe, is_numeric, load_yaml,
-                              set_path, split_path, type_at, validate)
+                              read_text, set_path, split_path, type_at, validate)
 
 # -- delay models and taps ---------------------------------------------------------------------
 
@@ -290,12 +290,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
 def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
     """Return the scenario in the YAML file ``path`` with ``--set`` ``overrides`` applied."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
-    except OSError as exc:
-        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
+    text = read_text(path)
     return parse_scenario(text, str(path), overrides, default_name=path.stem)
 
 

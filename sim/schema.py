@@ -22,6 +22,7 @@ import re
 import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -557,6 +558,16 @@ class _Builder:
             self.locator.record(path + (key,), line)
             result[key] = self.build(value_node, path + (key,), inner)
         return result
+
+
+def read_text(path: Path) -> str:
+    """Return the UTF-8 text of ``path``; ScenarioError naming the file when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
 
 
 def load_yaml(text: str, source: str, *, with_lines: bool = True) -> tuple[Any, Locator]:
