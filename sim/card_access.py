@@ -21,7 +21,7 @@ import random
 from typing import TYPE_CHECKING
 
 from dmsim.cards.link import CardLink, InProcessLink
-from dmsim.cards.profile import profile_from_data, PROFILE_SCHEMA
+from dmsim.cards.profile import PROFILE_SCHEMA, default_iccid, default_impi, profile_from_data
 from dmsim.devices.card_host import read_imsi
 from dmsim.sim.delays import make_delay
 from dmsim.sim.schema import validate
@@ -71,7 +71,9 @@ class CardAccess:
             imsi = read_imsi(link, pin=self.pin)
             yield env.timeout(link.clock() - started)
             return imsi
-        profile = dataclasses.replace(self._template, imsi=fleet_imsi, iccid=f"8900{fleet_imsi}0",
+        t = self._template
+        profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
+                                      impi=default_impi(fleet_imsi, t.mnc_length),
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
         counter = _CountingLink()
         imsi = read_imsi(InProcessLink(_emulated_card(profile), trace=counter),

@@ -131,3 +131,14 @@ def test_interrupted_run_leaves_readable_results_and_says_so(tmp_path):
     assert manifest["status"] == "interrupted" and summary["status"] == "interrupted"
     assert summary["sessions"] == len(data)
     assert (tmp_path / "latency_cdf.png").stat().st_size > 0
+
+
+def test_devices_read_their_imsi_from_their_card_with_real_apdus(tmp_path):
+    run_scenario(scenario("replicas=1", "fleet.size=10", "components.card.apdu_time={kind: fixed, value: 0.01}"),
+                 tmp_path, plots=False)
+    for r in rows(tmp_path):
+        card_time = float(r["t_bootstrap_sent"]) - float(r["t_arrival"])
+        apdus = card_time / 0.01
+        # VERIFY PIN, SELECT MF/EF_DIR, READ RECORDs, SELECT ADF.USIM/EF_IMSI, READ BINARY, GET RESPONSEs
+        assert apdus == pytest.approx(round(apdus), abs=1e-6) and 5 <= round(apdus) <= 20
+        assert r["outcome"] == "ok" or r["reason"] != "card_error"
