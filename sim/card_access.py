@@ -38,14 +38,17 @@ def _emulated_card(profile):
     return make_card(profile)
 
 
-class _CountingLink:
-    """Counts the raw exchanges of a link (GET RESPONSEs included) through its trace hook."""
+class _Trace:
+    """Counts the raw exchanges of a link (GET RESPONSEs included) and copies them to the pcap."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: "Replica") -> None:
+        self.model = model
         self.apdus = 0
 
     def __call__(self, c_apdu: bytes, r_apdu: bytes, seconds: float) -> None:
         self.apdus += 1
+        if self.model.pcap is not None:
+            self.model._capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
 
 
 class CardAccess:
@@ -75,7 +78,7 @@ class CardAccess:
         profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
                                       impi=default_impi(fleet_imsi, t.mnc_length),
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
-        counter = _CountingLink()
+        counter = _Trace(self.model)
         imsi = read_imsi(InProcessLink(_emulated_card(profile), trace=counter),
                          pin=profile.pin1 if profile.pin1_enabled else None)
         yield env.timeout(sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus)))

@@ -46,10 +46,12 @@ def _load(scenario: str, overrides: tuple[str, ...]):
 @click.option("--replicas", type=int, help="Override the number of replicas.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario key by its dotted path (repeatable), validated like the file.")
+@click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the first replica's SMS (GSMTAP) and SIM APDUs (GSMTAP SIM) to this pcap file.")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
 def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None, overrides: tuple[str, ...],
-        no_plots: bool, quiet: bool) -> None:
+        pcap: Path | None, no_plots: bool, quiet: bool) -> None:
     """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json and plots."""
     from dmsim.sim.progress import Progress
     from dmsim.sim.runner import default_out_dir, run_scenario
@@ -72,7 +74,7 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop)
+        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop, pcap=pcap)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {out_dir}/sessions.csv "
                    "(manifest.json says status: interrupted)", err=True)

@@ -43,11 +43,13 @@ from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
 from dmsim.sim.link import Message, SimLink
+from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.rng import substream
 from dmsim.sim.tap import make_tap
 from dmsim.sim.transports import IpTransport, make_ip_transport
 
 SERVER_SMS_ADDRESS = Address("12345")
+SMSC_ADDRESS = Address.parse("+999000000")  # TP-OA is the server's short code; the SMSC's own (RP-OA)
 DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
 
 
@@ -75,8 +77,10 @@ class Replica:
     """The model of one replica at one sweep point; ``run()`` writes rows through ``write``."""
 
     def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: float | None,
-                 write: Callable[[tuple], None], env: simpy.Environment | None = None):
+                 write: Callable[[tuple], None], env: simpy.Environment | None = None,
+                 pcap: PcapWriter | None = None):
         self.data = data
+        self.pcap = pcap
         self.env = env or simpy.Environment()
         self.replica, self.sweep, self.sweep_value = replica, sweep, sweep_value
         self.write = write
@@ -222,6 +226,8 @@ class Replica:
 
     def _on_sms(self, msg: Message) -> None:
         dev: _Device = msg.meta
+        if self.pcap is not None:
+            self._capture(self.pcap.write_sms_mt, msg.payload, SMSC_ADDRESS)
         if dev.accepted or dev.ident.index not in self.live:
             return
         try:
@@ -287,6 +293,14 @@ class Replica:
                 continue
             self.active.add(msg.meta[0].ident.uri)
             self._serve(msg)
+
+
+    def _capture(self, write: Callable, *args) -> None:
+        """Write a record to the pcap; a PDU the capture cannot frame is left out, not fatal."""
+        try:
+            write(self.env.now, *args)
+        except DmsimError:
+            pass
 
 
 def _link_spec(spec: dict) -> dict:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from dmsim.sim.atomic import write_atomic, write_json_atomic
 from dmsim.sim.engine import Replica
+from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.progress import Progress
 from dmsim.sim.records import SessionTable
 from dmsim.sim.scenario import Scenario
@@ -52,7 +53,7 @@ def default_out_dir(scenario: Scenario, results_root: Path = Path("results")) ->
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None = None,
-                 plots: bool = True, stop: threading.Event | None = None) -> RunResult:
+                 plots: bool = True, stop: threading.Event | None = None, pcap: Path | None = None) -> RunResult:
     """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = scenario.data
@@ -65,6 +66,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     network: dict[str, dict] = {}
     write_atomic(out_dir / "scenario.yaml", scenario.raw_text)
     table = SessionTable(out_dir / "sessions.csv")
+    # The capture follows the first replica of the first sweep point: simulated time restarts
+    # with every replica, and a pcap's timestamps should not go back.
+    capture = PcapWriter(pcap) if pcap is not None else None
     # A large fleet keeps many long-lived objects (accounts, pending events); with the default
     # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
     gc_thresholds = gc.get_threshold()
@@ -75,7 +79,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 progress.start_run(f"replica {replica + 1}/{replicas}"
                                    + (f", {sweep_key}={value}" if sweep_key else ""))
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
-                                sweep_value=value, write=table.write)
+                                sweep_value=value, write=table.write,
+                                pcap=capture if (sweep, replica) == (0, 0) else None)
                 try:
                     model.run(step_hook=progress.update, stop=stop)
                 finally:
@@ -89,6 +94,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     finally:
         gc.set_threshold(*gc_thresholds)
         progress.finish()
+        if capture is not None:
+            capture.close()  # also when interrupted: what was captured stays readable
         table.close(complete=status == "complete")
         wall = time.perf_counter() - t0
         summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep_key=sweep_key)
