@@ -16,6 +16,7 @@ import click
 
 from dmsim.sim.cli_card import card
 from dmsim.sim.errors import DmsimError, ScenarioError
+from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
 from dmsim.sim.toolbox import calc, decode
 
 
@@ -161,7 +162,9 @@ def server(http_addr: str, server_id: str) -> None:
 
 
 main.add_command(calc)
+decode.add_command(decode_smpp_cmd)  # "decode smpp" lives with the SMPP code it decodes
 main.add_command(decode)
+main.add_command(smsc)
 main.add_command(card)
 
 if __name__ == "__main__":  # pragma: no cover
