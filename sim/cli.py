@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from dmsim.sim.cli_card import card
+from dmsim.sim.cli_modem import modem
 from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
 from dmsim.sim.toolbox import calc, decode
@@ -166,6 +167,7 @@ decode.add_command(decode_smpp_cmd)  # "decode smpp" lives with the SMPP code it
 main.add_command(decode)
 main.add_command(smsc)
 main.add_command(card)
+main.add_command(modem)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

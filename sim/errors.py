@@ -106,3 +106,41 @@ class CardError(ProtocolError):
         self.detail = message
         status = f" -> {sw:04X}" if sw is not None else ""
         super().__init__(f"{command} ({self.apdu.hex()}){status}: {message}")
+
+
+class AtSyntaxError(DecodeError):
+    """A line from a modem that breaks the AT response syntax (3GPP TS 27.007 §4.1, TS 27.005 §3.1).
+
+    ``line`` is the offending line as received; ``offset`` the character in it where it went
+    wrong; ``urc`` the unsolicited result code it belongs to (``"+CMT"``), or "".
+    """
+
+    def __init__(self, line: str, offset: int, message: str, expected: str = "", *, urc: str = ""):
+        self.line = line
+        self.urc = urc
+        super().__init__("AT response", offset, f"{message} in {line!r}", expected)
+
+
+class ModemError(ProtocolError):
+    """A modem that answered a command with an error final result code.
+
+    ``result`` is ``"ERROR"``, ``"+CME ERROR"`` (TS 27.007 §9.2), ``"+CMS ERROR"`` (TS 27.005
+    §3.2.5) or another final code (``"NO CARRIER"``); ``code`` the numeric <err> (None when the
+    modem gave none or gave it as text); ``line`` the final line as received.
+    """
+
+    def __init__(self, command: str, result: str, code: int | None = None, line: str = "", message: str = ""):
+        self.command = command
+        self.result = result
+        self.code = code
+        self.line = line
+        self.detail = message or line or result
+        super().__init__(f"{command}: {self.detail}")
+
+
+class ModemTimeoutError(ModemError):
+    """A modem that did not complete ``command`` within ``timeout`` seconds."""
+
+    def __init__(self, command: str, timeout: float):
+        self.timeout = timeout
+        super().__init__(command, "timeout", message=f"no final result code within {timeout:g} s")
