@@ -37,6 +37,7 @@ from dmsim.network.dm import http_binding
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
+from dmsim.network.sms.smsc import AttemptResult, ShortMessage
 from dmsim.sim.arrivals import arrival_times
 from dmsim.sim.card_access import CardAccess
 from dmsim.sim.delays import make_delay
@@ -44,11 +45,13 @@ from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
 from dmsim.sim.link import Message, SimLink
 from dmsim.sim.pcap import PcapWriter
+from dmsim.sim.smsc_driver import SmscDriver
 from dmsim.sim.rng import substream
 from dmsim.sim.tap import make_tap
 from dmsim.sim.transports import IpTransport, make_ip_transport
 
 SERVER_SMS_ADDRESS = Address("12345")
+_ACK = AttemptResult.ack()
 SMSC_ADDRESS = Address.parse("+999000000")  # TP-OA is the server's short code; the SMSC's own (RP-OA)
 DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
 
@@ -105,6 +108,13 @@ class Replica:
         self.waiting: deque = deque()
         self.transport: IpTransport = make_ip_transport(data["components"]["dm_server"], self)
         self.cards = CardAccess(data["components"]["card"], self, stream("cards"))
+        self.smsc: SmscDriver | None = None
+        self.write_sms: Callable[[tuple], None] | None = None
+        if data.get("smsc") is not None:
+            # Store-and-forward: the server submits, the SMSC delivers over links.sms (its tap included).
+            self.smsc = SmscDriver(self.env, {**data["smsc"], "radio": _link_spec(links["sms"])}, seed=seed,
+                                   stream=("replica", replica, "sweep", sweep, "smsc"))
+            self.smsc.down.tap = self.sms.tap
         self.live: dict[int, _Device] = {}
         self.done = 0
         self.steps = 0
@@ -129,10 +139,21 @@ class Replica:
             self.steps += 1
             if stop is not None and not self.steps & 255 and stop.is_set():
                 raise KeyboardInterrupt
-            if step_hook is not None and not self.steps % hook_every:
-                step_hook(self)
+            if not self.steps % hook_every:
+                self._drain_sms()
+                if step_hook is not None:
+                    step_hook(self)
         for index in sorted(self.live):
             self._finish(self.live[index], False, "not_finished")
+        self._drain_sms(final=True)
+
+    def _drain_sms(self, final: bool = False) -> None:
+        """Hand the SMSC's finished message records (at the end, the stored ones too) to ``write_sms``."""
+        if self.smsc is None or self.write_sms is None:
+            return
+        records = self.smsc.core.drain_records() + (list(self.smsc.core.pending_records()) if final else [])
+        for record in records:
+            self.write_sms((self.replica, self.sweep) + record.row())
 
     def _arrivals(self):
         env = self.env
@@ -155,6 +176,9 @@ class Replica:
             return
         if imsi != ident.imsi:  # a real card: the subscriber is the one it holds
             ident = dev.ident = dataclasses.replace(ident, imsi=imsi)
+        if self.smsc is not None:
+            # The IMSI digits stand in for the MSISDN the SMSC routes on.
+            self.smsc.add_device(ident.imsi, lambda tpdu, now, dev=dev: self._sms_at_device(dev, tpdu))
         profile = ident.profile
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,
@@ -218,6 +242,10 @@ class Replica:
         scts = _scts(self.env.now)
         for ies, chunk in segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT,
                                                    src_port=wsp_push.WAP_PUSH_SRC_PORT, ref=self.sms_ref):
+            if self.smsc is not None:
+                self.smsc.submit(ShortMessage(src=SERVER_SMS_ADDRESS.digits, dst=dev.ident.imsi, user_data=chunk,
+                                              pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, ies=tuple(ies)))
+                continue
             pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
                                   ies=ies, user_data=chunk).encode()
             dev.sms_msgs += 1
@@ -225,27 +253,35 @@ class Replica:
             self.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), self._on_sms)
 
     def _on_sms(self, msg: Message) -> None:
-        dev: _Device = msg.meta
+        self._sms_at_device(msg.meta, msg.payload)
+
+    def _sms_at_device(self, dev: _Device, pdu: bytes) -> AttemptResult:
+        """An SMS-DELIVER reached the device: reassemble, verify, accept. The answer (RP-ACK) is
+        what the device's modem returns to an SMSC; over the direct link it is not used."""
+        if self.smsc is not None:  # counted on arrival: the SMSC, not the server, sends the TPDUs
+            dev.sms_msgs += 1
+            dev.sms_bytes += len(pdu)
         if self.pcap is not None:
-            self._capture(self.pcap.write_sms_mt, msg.payload, SMSC_ADDRESS)
+            self._capture(self.pcap.write_sms_mt, pdu, SMSC_ADDRESS)
         if dev.accepted or dev.ident.index not in self.live:
-            return
+            return _ACK
         try:
-            sms = tpdu.decode_tpdu(msg.payload, mt=True)
+            sms = tpdu.decode_tpdu(pdu, mt=True)
             if dev.reasm is None:
                 dev.reasm = segmentation.Reassembler()
             done = dev.reasm.feed_parsed(str(sms.oa), sms.ies, sms.user_data, self.env.now)
             if done is None:
-                return
+                return _ACK
             accepted = accept_bootstrap(done.payload, imsi=dev.ident.imsi, userpin=dev.ident.userpin)
         except DmsimError:
-            dev.rejected += 1
-            return
+            dev.rejected += 1  # a bad bootstrap is still a delivered SMS: the modem acks it
+            return _ACK
         dev.accepted = True
         dev.account = accepted.account
         dev.t_bootstrap_ok = self.env.now
         dev.reasm = None
         dev.bootstrapped.succeed()
+        return _ACK
 
     # -- the simulated DM server ------------------------------------------------------------
     def server_receive(self, msg: Message) -> None:

@@ -89,7 +89,6 @@ def _fmt_str(value: Any) -> str:
 
 
 _FORMATTERS: dict[type, Callable[[Any], str]] = {int: _fmt_int, float: _fmt_float, str: _fmt_str}
-_ROW_FORMAT: tuple[Callable[[Any], str], ...] = tuple(_FORMATTERS[c.type] for c in COLUMNS)
 
 
 class _Lines:
@@ -108,15 +107,18 @@ class SessionTable:
     how many rows were written.
     """
 
+    columns: tuple[Column, ...] = COLUMNS
+
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self._row_format = tuple(_FORMATTERS[c.type] for c in self.columns)
         self.part = part_path(self.path)
         self.rows = 0
         self.complete: bool | None = None
         self._lines = _Lines()
         self._csv = csv.writer(self._lines, lineterminator="\n")
         self._file: io.RawIOBase | None = open(self.part, "wb", buffering=0)
-        self._csv.writerow(COLUMN_NAMES)
+        self._csv.writerow([c.name for c in self.columns])
 
     def write(self, row: Sequence[Any]) -> None:
         """Append one row (values in ``COLUMNS`` order); returns nothing.
@@ -126,11 +128,11 @@ class SessionTable:
         """
         if self._file is None:
             raise DmsimError(f"{self.path.name}: write after close")
-        if len(row) != len(COLUMNS):
+        if len(row) != len(self.columns):
             raise DmsimError(
-                f"{self.path.name}: row has {len(row)} values, expected {len(COLUMNS)}")
+                f"{self.path.name}: row has {len(row)} values, expected {len(self.columns)}")
         try:
-            fields = [fmt(v) for fmt, v in zip(_ROW_FORMAT, row)]
+            fields = [fmt(v) for fmt, v in zip(self._row_format, row)]
         except (TypeError, ValueError):
             raise self._bad_value(row) from None
         self._csv.writerow(fields)
@@ -144,7 +146,7 @@ class SessionTable:
             self.write(row)
 
     def _bad_value(self, row: Sequence[Any]) -> DmsimError:
-        for col, fmt, value in zip(COLUMNS, _ROW_FORMAT, row):
+        for col, fmt, value in zip(self.columns, self._row_format, row):
             try:
                 fmt(value)
             except (TypeError, ValueError) as exc:
@@ -182,6 +184,21 @@ class SessionTable:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(complete=exc_type is None)
+
+
+# The SMSC's message records (network/sms/smsc.py RECORD_FIELDS), behind the replica and sweep point.
+SMS_COLUMNS: tuple[Column, ...] = (
+    Column("replica", int), Column("sweep", int), Column("msg_id", int), Column("origin", str),
+    Column("src", str), Column("dst", str), Column("pid", int), Column("submit_time", float),
+    Column("first_attempt", float), Column("final_time", float), Column("attempts", int),
+    Column("outcome", str), Column("last_cause", str), Column("queue_wait", float),
+)
+
+
+class SmsTable(SessionTable):
+    """``sms.csv``: one row per short message the SMSC stored (queue wait, attempts, outcome)."""
+
+    columns = SMS_COLUMNS
 
 
 def _parse_int(text: str) -> int:

@@ -28,7 +28,7 @@ from dmsim.sim.atomic import write_atomic, write_json_atomic
 from dmsim.sim.engine import Replica
 from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.progress import Progress
-from dmsim.sim.records import SessionTable
+from dmsim.sim.records import SessionTable, SmsTable
 from dmsim.sim.scenario import Scenario
 from dmsim.sim.summary import summarize
 
@@ -69,6 +69,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     # The capture follows the first replica of the first sweep point: simulated time restarts
     # with every replica, and a pcap's timestamps should not go back.
     capture = PcapWriter(pcap) if pcap is not None else None
+    sms_table = SmsTable(out_dir / "sms.csv") if data.get("smsc") is not None else None
     # A large fleet keeps many long-lived objects (accounts, pending events); with the default
     # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
     gc_thresholds = gc.get_threshold()
@@ -81,6 +82,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
                                 sweep_value=value, write=table.write,
                                 pcap=capture if (sweep, replica) == (0, 0) else None)
+                if sms_table is not None:
+                    model.write_sms = sms_table.write
                 try:
                     model.run(step_hook=progress.update, stop=stop)
                 finally:
@@ -96,6 +99,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         progress.finish()
         if capture is not None:
             capture.close()  # also when interrupted: what was captured stays readable
+        if sms_table is not None:
+            sms_table.close()
         table.close(complete=status == "complete")
         wall = time.perf_counter() - t0
         summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep_key=sweep_key)

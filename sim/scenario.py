@@ -184,6 +184,11 @@ SCENARIO_SCHEMA = Struct({
         }, doc="The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
         "modem": Field(_component("The modem implementation."), {"kind": "virtual"}, "Which modem devices use."),
     }), {}, "Simulated or real parts (hardware in the loop)."),
+    "smsc": Field(Nullable(Raw()), None,
+                  "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms). "
+                  "Keys as in sim/smsc_driver.py: submit_rate, burst, delivery_rate, delivery_burst, validity, "
+                  "attempt_timeout, retry {initial, factor, max, max_attempts}, queue_limit, alert_sc, "
+                  "availability {mean_up, mean_down}; its radio leg is links.sms (with its tap)."),
     "sweep": Field(Nullable(Struct({
         "key": Field(Str(), REQUIRED, "Dotted path of a numeric key, like links.sms.loss."),
         "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
@@ -267,6 +272,20 @@ def _check_sweep(data: dict, locate: Locator) -> None:
     sweep["values"] = [validate(t, v, ("sweep", "values", i), locate) for i, v in enumerate(sweep["values"])]
 
 
+def _check_smsc(data: dict, locate: Locator) -> None:
+    """Check the ``smsc`` block with the SMSC driver's own parser, at the block's line."""
+    if data.get("smsc") is None:
+        return
+    from dmsim.sim.smsc_driver import parse_smsc_spec
+    if "radio" in data["smsc"] or "radio_up" in data["smsc"]:
+        raise ScenarioError("the SMSC's radio is links.sms", where=locate(("smsc",)), path="smsc.radio",
+                            expected="no radio key under smsc")
+    try:
+        parse_smsc_spec(data["smsc"], "smsc")
+    except ScenarioError as exc:
+        raise ScenarioError(exc.detail, where=locate(("smsc",)), path=exc.path, expected=exc.expected) from None
+
+
 def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
                    default_name: str = "scenario") -> Scenario:
     """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied."""
@@ -284,6 +303,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     data = validate(SCENARIO_SCHEMA, raw, (), locator)
     data = {"name": data.get("name", default_name), **data}
     _check_sweep(data, locator)
+    _check_smsc(data, locator)
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=tuple(overrides))
 
 

@@ -142,3 +142,33 @@ def test_devices_read_their_imsi_from_their_card_with_real_apdus(tmp_path):
         # VERIFY PIN, SELECT MF/EF_DIR, READ RECORDs, SELECT ADF.USIM/EF_IMSI, READ BINARY, GET RESPONSEs
         assert apdus == pytest.approx(round(apdus), abs=1e-6) and 5 <= round(apdus) <= 20
         assert r["outcome"] == "ok" or r["reason"] != "card_error"
+
+
+def test_bootstrap_through_the_smsc_records_every_message(tmp_path):
+    run_scenario(scenario("replicas=1", "fleet.size=20", "links.sms.loss=0.1", "server.bootstrap_timeout=600",
+                          "smsc={retry: {initial: 5, factor: 2, max: 60}}"), tmp_path, plots=False)
+    sessions = rows(tmp_path)
+    # the SMSC's retries, not the server's, cover the radio loss
+    assert all(r["outcome"] == "ok" and r["bootstrap_sends"] == "1" for r in sessions)
+    with open(tmp_path / "sms.csv", newline="") as f:
+        sms = list(csv.DictReader(f))
+    assert {r["outcome"] for r in sms} == {"delivered"}
+    assert len(sms) == 10 * len(sessions)  # one bootstrap of 10 parts per device
+    assert sum(int(r["attempts"]) for r in sms) > len(sms)  # some parts needed a second attempt
+    assert sum(int(r["sms_msgs"]) for r in sessions) >= len(sms)  # every part reached its device
+
+
+def test_smsc_throttling_is_visible(tmp_path):
+    run_scenario(scenario("replicas=1", "fleet.size=20", "arrival={kind: all_at_once}", "links.sms.loss=0",
+                          "smsc={submit_rate: 5, burst: 5}"), tmp_path, plots=False)
+    with open(tmp_path / "sms.csv", newline="") as f:
+        sms = list(csv.DictReader(f))
+    refused = [r for r in sms if r["outcome"] == "refused"]
+    assert refused and {r["last_cause"] for r in refused} == {"throttled"}
+
+
+def test_smsc_block_is_validated_at_its_line():
+    from dmsim.sim.errors import ScenarioError
+    with pytest.raises(ScenarioError) as err:
+        scenario(text=BASE + "smsc: {submit_rat: 5}\n")
+    assert "submit_rat" in str(err.value) and "test.yaml:" in err.value.where
