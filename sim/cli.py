@@ -18,11 +18,7 @@ from dmsim.sim.cli_card import card
 from dmsim.sim.cli_modem import modem
 from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
-from dmsim.sim.toolbox import calc, decode
-
-
-class _UsageFailure(click.ClickException):
-    exit_code = 2
+from dmsim.sim.toolbox import ParseFailure, calc, decode, parse_host_port
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,9 +32,9 @@ def _load(scenario: str, overrides: tuple[str, ...]):
     try:
         return load_scenario(scenario, list(overrides))
     except ScenarioError as exc:
-        raise _UsageFailure(str(exc)) from None
+        raise ParseFailure(str(exc)) from None
     except OSError as exc:
-        raise _UsageFailure(f"{scenario}: {exc.strerror or exc}") from None
+        raise ParseFailure(f"{scenario}: {exc.strerror or exc}") from None
 
 
 @main.command()
@@ -104,7 +100,7 @@ def plot(run_dir: Path) -> None:
         for path in plot_run(run_dir):
             click.echo(str(path))
     except DmsimError as exc:
-        raise _UsageFailure(str(exc)) from None
+        raise ParseFailure(str(exc)) from None
 
 
 @main.group()
@@ -137,20 +133,13 @@ def scenario_format() -> None:
     click.echo(describe_schema())
 
 
-def _host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise _UsageFailure(f"{value!r}: expected HOST:PORT")
-    return host, int(port)
-
-
 @main.command()
 @click.option("--http", "http_addr", default="127.0.0.1:8080", show_default=True, help="Listen on HOST:PORT.")
 @click.option("--server-id", default="dmsim-server", show_default=True)
 def server(http_addr: str, server_id: str) -> None:
     """Run the DM server core on a real HTTP socket (SyncML DM, auth-md5/basic)."""
     from dmsim.network.dm.http_server import default_server, make_http_server
-    host, port = _host_port(http_addr)
+    host, port = parse_host_port(http_addr, "--http", listen=True)
     core = default_server(server_id, host, port)
     httpd = make_http_server(host, port, core)
     click.echo(json.dumps({"listening": f"http://{host}:{httpd.server_address[1]}/dm", "server_id": server_id}))

@@ -25,19 +25,11 @@ import threading
 import click
 
 from dmsim.sim.errors import DmsimError
-from dmsim.sim.toolbox import ParseFailure, parse_hex
+from dmsim.sim.toolbox import ParseFailure, parse_hex, parse_host_port
 
 VPCD_DEFAULT = "127.0.0.1:35963"
 DEFAULT_ATR = bytes.fromhex("3b021450")
 SELECT_MF = bytes.fromhex("00a4000c023f00")
-
-
-def _host_port(value: str) -> tuple[str, int]:
-    """Return (host, port) of ``HOST:PORT``; exit 2 otherwise."""
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ParseFailure(f"--vpcd {value!r}: expected HOST:PORT")
-    return host, int(port)
 
 
 def build_card(profile):
@@ -68,7 +60,7 @@ def serve(profile_path: str, vpcd_addr: str) -> None:
     """Show the card of a profile to pcscd as a card in a vpcd reader, until Ctrl-C."""
     from dmsim.cards.profile import load_profile
     from dmsim.cards.vpcd import VPCD_PORT, VpcdBridge
-    host, port = _host_port(vpcd_addr)
+    host, port = parse_host_port(vpcd_addr, "--vpcd", listen=False)
     try:
         profile = load_profile(profile_path)
     except DmsimError as exc:

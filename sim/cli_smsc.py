@@ -21,7 +21,7 @@ import click
 
 from dmsim.network.sms import smpp
 from dmsim.sim.errors import DecodeError, DmsimError
-from dmsim.sim.toolbox import ParseFailure, emit, json_option, parse_hex
+from dmsim.sim.toolbox import ParseFailure, decoding, emit, json_option, parse_hex, parse_host_port
 
 TLV_NAMES = {smpp.TAG_RECEIPTED_MESSAGE_ID: "receipted_message_id",
              smpp.TAG_SC_INTERFACE_VERSION: "sc_interface_version",
@@ -70,7 +70,7 @@ def _udh(message: bytes) -> dict | str:
 def decode_smpp_cmd(hex_input: str, command_id: str | None, as_json: bool) -> None:
     """An SMPP 3.4 PDU (header and body), or a body alone with --command-id."""
     data = parse_hex(hex_input)
-    try:
+    with decoding():
         if command_id is None:
             pdu = smpp.decode_pdu(data)
         else:
@@ -79,13 +79,7 @@ def decode_smpp_cmd(hex_input: str, command_id: str | None, as_json: bool) -> No
             except ValueError:
                 raise ParseFailure(f"--command-id: {command_id!r} is not hex") from None
             pdu = smpp.decode_body(cid, data)
-    except DecodeError as exc:
-        raise ParseFailure(str(exc)) from None
-    out = pdu_fields(pdu)
-    if as_json:
-        click.echo(json.dumps(out, sort_keys=True))
-    else:
-        emit(out, False)
+    emit(pdu_fields(pdu), as_json)
 
 
 class MemoryStore:
@@ -138,13 +132,6 @@ class MemoryStore:
                       "command_status": smpp.status_name(event.status), "closed": event.fatal})
 
 
-def _host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise ParseFailure(f"--smpp: {value!r}: expected HOST:PORT")
-    return host, int(port)
-
-
 def _account(value: str) -> tuple[str, str]:
     system_id, sep, password = value.partition(":")
     if not sep or not system_id:
@@ -165,7 +152,7 @@ def smsc() -> None:
 def serve(smpp_addr: str, accounts: tuple[str, ...], system_id: str) -> None:
     """Accept SMPP 3.4 ESMEs; log each submit_sm as a JSON line; send receipts asked for."""
     from dmsim.network.sms.smpp_server import SmppServer
-    host, port = _host_port(smpp_addr)
+    host, port = parse_host_port(smpp_addr, "--smpp", listen=True)
     table = dict(_account(a) for a in accounts) if accounts else None
     store = MemoryStore()
     try:

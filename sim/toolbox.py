@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 import click
 
@@ -34,6 +36,24 @@ def parse_hex(value: str, what: str = "HEX") -> bytes:
     if len(cleaned) % 2:
         raise ParseFailure(f"{what}: at byte {len(cleaned) // 2}: odd number of hex digits")
     return bytes.fromhex(cleaned)
+
+
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Turn a DecodeError raised inside the block into exit status 2 with its byte offset."""
+    try:
+        yield
+    except DecodeError as exc:
+        raise ParseFailure(str(exc)) from None
+
+
+def parse_host_port(value: str, option: str, *, listen: bool) -> tuple[str, int]:
+    """Return (host, port) of a ``HOST:PORT`` option; exit 2 otherwise. Port 0 (any free port)
+    is accepted only for an address to listen on."""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not (0 if listen else 1) <= int(port) <= 65535:
+        raise ParseFailure(f"{option} {value!r}: expected HOST:PORT")
+    return host, int(port)
 
 
 def emit(result: dict, as_json: bool, *, ok: bool = True) -> None:
@@ -129,10 +149,8 @@ def decode() -> None:
 def decode_wbxml_cmd(hex_input: str, as_json: bool) -> None:
     """Print a WBXML document (SyncML 1.2 / MetInf code pages) as XML."""
     data = parse_hex(hex_input)
-    try:
+    with decoding():
         root = wbxml.decode(data)
-    except DecodeError as exc:
-        raise ParseFailure(str(exc)) from None
     xml = syncml_xml.to_xml(root).decode("utf-8")
     if as_json:
         click.echo(json.dumps({"xml": xml, "root": root.tag, "length": len(data)}, sort_keys=True))
@@ -155,13 +173,11 @@ def milenage_cmd(k_hex, op_hex, opc_hex, rand_hex, sqn_hex, amf_hex, as_json: bo
         raise ParseFailure("give exactly one of --op and --opc")
     k, rand = parse_hex(k_hex, "--k"), parse_hex(rand_hex, "--rand")
     sqn, amf = parse_hex(sqn_hex, "--sqn"), parse_hex(amf_hex, "--amf")
-    try:
+    with decoding():
         opc = milenage.opc_from_op(k, parse_hex(op_hex, "--op")) if op_hex else parse_hex(opc_hex, "--opc")
         res, ck, ik, ak = milenage.f2345(k, opc, rand)
         mac_a, mac_s = milenage.f1(k, opc, rand, sqn, amf), milenage.f1star(k, opc, rand, sqn, amf)
         ak_star = milenage.f5star(k, opc, rand)
-    except DecodeError as exc:
-        raise ParseFailure(str(exc)) from None
     autn = bytes(a ^ b for a, b in zip(sqn, ak)) + amf + mac_a
     emit({"opc": opc.hex(), "mac_a": mac_a.hex(), "mac_s": mac_s.hex(), "res": res.hex(), "ck": ck.hex(),
           "ik": ik.hex(), "ak": ak.hex(), "ak_star": ak_star.hex(), "autn": autn.hex()}, as_json)
@@ -178,10 +194,8 @@ def gba_naf_cmd(ks_hex, rand_hex, impi, naf_fqdn, ua_hex, as_json: bool) -> None
     """Ks_ext_NAF and Ks_int_NAF (3GPP TS 33.220 Annex B)."""
     from dmsim.cards import usim_auth
     naf_id = usim_auth.make_naf_id(naf_fqdn, parse_hex(ua_hex, "--ua-id"))
-    try:
+    with decoding():
         ext, internal = usim_auth.derive_ks_naf(parse_hex(ks_hex, "--ks"), parse_hex(rand_hex, "--rand"), impi, naf_id)
-    except DecodeError as exc:
-        raise ParseFailure(str(exc)) from None
     emit({"naf_id": naf_id.hex(), "ks_ext_naf": ext.hex(), "ks_int_naf": internal.hex()}, as_json)
 
 
@@ -193,19 +207,6 @@ def gba_btid_cmd(rand_hex, bsf_fqdn, as_json: bool) -> None:
     """B-TID = base64(RAND)@BSF FQDN (3GPP TS 33.220 §4.5.2)."""
     from dmsim.cards import usim_auth
     emit({"btid": usim_auth.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)
-
-
-def _decoding(what: str):
-    """Run a decoder; DecodeError becomes exit 2 with its offset."""
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, exc_type, exc, tb):
-            if exc_type is not None and issubclass(exc_type, DecodeError):
-                raise ParseFailure(str(exc)) from None
-            return False
-    return _Ctx()
 
 
 def _udh_fields(ies) -> dict:
@@ -237,7 +238,7 @@ def decode_sms_cmd(hex_input: str, mo: bool, as_json: bool) -> None:
     """A TS 23.040 TPDU with its UDH, and the WSP Push inside when it goes to port 2948."""
     from dmsim.network.sms import tpdu, wsp_push
     from dmsim.network.sms.udh import find_ports
-    with _decoding("sms"):
+    with decoding():
         sms = tpdu.decode_tpdu(parse_hex(hex_input), mt=not mo)
         out = _sms_fields(sms)
         ports = find_ports(sms.ies) if sms.udhi else None
@@ -256,7 +257,7 @@ def decode_sms_cmd(hex_input: str, mo: bool, as_json: bool) -> None:
 def decode_udh_cmd(hex_input: str, as_json: bool) -> None:
     """User data starting with UDHL (TS 23.040 §9.2.3.24)."""
     from dmsim.network.sms.udh import decode_udh
-    with _decoding("udh"):
+    with decoding():
         ies, rest = decode_udh(parse_hex(hex_input))
         out = _udh_fields(ies)
     out["rest"] = rest.hex()
@@ -271,7 +272,7 @@ def decode_apdu_cmd(hex_input: str, as_json: bool) -> None:
     from dmsim.cards.apdu import parse_command
     from dmsim.cards.envelope import parse_envelope
     raw = parse_hex(hex_input)
-    with _decoding("apdu"):
+    with decoding():
         cmd = parse_command(raw)
         out = {"cla": f"{cmd.cla:02x}", "ins": f"{cmd.ins:02x}", "p1": f"{cmd.p1:02x}", "p2": f"{cmd.p2:02x}",
                "case": cmd.case, "lc": len(cmd.data), "data": cmd.data.hex(), "le": cmd.le, "extended": cmd.extended}
@@ -304,7 +305,7 @@ def decode_ota_cmd(hex_input, kic_hex, kid_hex, por, spi_hex, kic_byte, kid_byte
     kic_key = parse_hex(kic_hex, "--kic") if kic_hex else b""
     kid_key = parse_hex(kid_hex, "--kid") if kid_hex else b""
     ok = True
-    with _decoding("ota"):
+    with decoding():
         try:
             if is_por:
                 keys = scp80.Keyset(int(kic_byte or "0", 16), int(kid_byte or "0", 16), kic_key, kid_key)
