@@ -1,8 +1,8 @@
 """The complete emulated UICC: the TS 102 221 engine with every application handler and an ATR.
 
 ``make_card(profile)`` returns a ``Uicc`` with AUTHENTICATE (usim_app, TS 31.102 §7.1.2),
-ENVELOPE / SMS-PP data download (ota_app, TS 31.111 §7.1.1) and, when cards/gp_app.py is
-present, the GlobalPlatform SCP03 commands (GPC Amendment D), and sets ``card.atr`` so that
+ENVELOPE / SMS-PP data download (ota_app, TS 31.111 §7.1.1) and the GlobalPlatform SCP03
+commands (gp_app, GPC Amendment D), and sets ``card.atr`` so that
 the vpcd bridge and ``CardLink.atr`` can serve it.
 
 The ATR (ISO/IEC 7816-3 §8, ETSI TS 102 221 §6.3) is the shape of a commercial USIM:
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from functools import reduce
 
-from dmsim.cards import ota_app, usim_app
+from dmsim.cards import gp_app, ota_app, usim_app
 from dmsim.cards.profile import CardProfile
 from dmsim.cards.uicc import Uicc
 
@@ -50,13 +50,6 @@ def make_card(profile: CardProfile, *, t0: bool = True) -> Uicc:
     card = Uicc(profile, t0=t0)
     usim_app.register(card)
     ota_app.register(card)
-    try:
-        from dmsim.cards.gp_app import register as register_gp
-    except ModuleNotFoundError as exc:
-        # gp_app.py (SCP03 card side) lands separately; until then the card has no SCP03.
-        if exc.name != "dmsim.cards.gp_app":
-            raise
-    else:
-        register_gp(card)
+    gp_app.register(card)
     card.atr = ATR if t0 else ATR_T1
     return card

@@ -20,6 +20,7 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
+from dmsim.cards.emulated import make_card
 from dmsim.cards.link import CardLink, InProcessLink
 from dmsim.cards.profile import PROFILE_SCHEMA, default_iccid, default_impi, profile_from_data
 from dmsim.devices.card_host import read_imsi
@@ -28,14 +29,6 @@ from dmsim.sim.schema import validate
 
 if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.engine import Replica
-
-
-def _emulated_card(profile):
-    try:
-        from dmsim.cards.emulated import make_card
-    except ImportError:  # pragma: no cover - the full card arrives with the cards issue
-        from dmsim.cards.uicc import Uicc as make_card
-    return make_card(profile)
 
 
 class _Trace:
@@ -79,7 +72,7 @@ class CardAccess:
                                       impi=default_impi(fleet_imsi, t.mnc_length),
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
         counter = _Trace(self.model)
-        imsi = read_imsi(InProcessLink(_emulated_card(profile), trace=counter),
+        imsi = read_imsi(InProcessLink(make_card(profile), trace=counter),
                          pin=profile.pin1 if profile.pin1_enabled else None)
         yield env.timeout(sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus)))
         return imsi

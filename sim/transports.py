@@ -49,8 +49,8 @@ class SimulatedHttp(IpTransport):
     def __init__(self, model: "Replica"):
         self.model = model
         self.pending: dict[int, tuple[object, object]] = {}
-        self.host = urllib.parse.urlsplit(model.server.server_uri).netloc
-        self.path = urllib.parse.urlsplit(model.server.server_uri).path
+        uri = urllib.parse.urlsplit(model.server.server_uri)
+        self.host, self.path = uri.netloc, uri.path
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float):
         env = self.model.env
