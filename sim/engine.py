@@ -38,6 +38,7 @@ from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import AttemptResult, ShortMessage
+from dmsim.network.sms.udh import find_ports
 from dmsim.sim.arrivals import arrival_times
 from dmsim.sim.card_access import CardAccess
 from dmsim.sim.delays import make_delay
@@ -267,6 +268,9 @@ class Replica:
             return _ACK
         try:
             sms = tpdu.decode_tpdu(pdu, mt=True)
+            ports = find_ports(sms.ies)
+            if ports is None or ports.dest != wsp_push.WAP_PUSH_PORT:
+                return _ACK  # not for the push agent (an ESME's text, say): the modem just stores it
             if dev.reasm is None:
                 dev.reasm = segmentation.Reassembler()
             done = dev.reasm.feed_parsed(str(sms.oa), sms.ies, sms.user_data, self.env.now)

@@ -24,8 +24,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import simpy.rt
+
 from dmsim.sim.atomic import write_atomic, write_json_atomic
 from dmsim.sim.engine import Replica
+from dmsim.sim.errors import ScenarioError
 from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.progress import Progress
 from dmsim.sim.records import SessionTable, SmsTable
@@ -79,14 +82,22 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
             for replica in range(replicas):
                 progress.start_run(f"replica {replica + 1}/{replicas}"
                                    + (f", {sweep_key}={value}" if sweep_key else ""))
+                first = (sweep, replica) == (0, 0)
+                esme = point_data["components"]["esme"]
+                live = first and esme["kind"] == "smpp"
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
-                                sweep_value=value, write=table.write,
-                                pcap=capture if (sweep, replica) == (0, 0) else None)
+                                sweep_value=value, write=table.write, pcap=capture if first else None,
+                                env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False)
+                                if live else None)
                 if sms_table is not None:
                     model.write_sms = sms_table.write
+                gateway = _start_gateway(model, esme) if live else None
                 try:
                     model.run(step_hook=progress.update, stop=stop)
                 finally:
+                    if gateway is not None:
+                        gateway.stop()
+                        network["esme"] = dict(gateway.counts)
                     model.cards.close()
                     events += model.steps
                     _add_network_stats(network, model)
@@ -112,6 +123,19 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
             from dmsim.sim.plots import plot_run  # matplotlib import is slow: only when plotting
             plot_run(out_dir)
     return RunResult(out_dir, status, summary, wall, events)
+
+
+def _start_gateway(model: Replica, spec: dict):
+    """Start the SMPP server of ``model``'s SMSC (``components.esme``) and say where it listens."""
+    from dmsim.sim.esme_gateway import EsmeGateway
+    try:
+        gateway = EsmeGateway(model.env, model.smsc, spec)
+        host, port = gateway.start()
+    except OSError as exc:
+        raise ScenarioError(f"cannot listen on {spec['listen']}: {exc.strerror or exc}",
+                            path="components.esme.listen", expected="a free local HOST:PORT") from None
+    print(f"dmsim: SMPP 3.4 server of the running scenario on {host}:{port}", file=sys.stderr, flush=True)
+    return gateway
 
 
 def _add_network_stats(total: dict[str, dict], model: Replica) -> None:

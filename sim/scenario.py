@@ -183,6 +183,23 @@ SCENARIO_SCHEMA = Struct({
                    "card's measured APDU latency becomes simulated time."),
         }, doc="The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
         "modem": Field(_component("The modem implementation."), {"kind": "virtual"}, "Which modem devices use."),
+        "esme": Field(Tagged({
+            "none": Struct({}, doc="No outside SMS application."),
+            "smpp": Struct({
+                "listen": Field(Str(pattern=r"^[^\s:]+:[0-9]{1,5}$", noun="HOST:PORT"), "127.0.0.1:2775",
+                                "Address of the SMPP 3.4 server (port 0: any free port)."),
+                "accounts": Field(List(Str(pattern=r"^[^:]+:", noun="SYSTEM_ID:PASSWORD")), [],
+                                  "Accounts that may bind (empty: any system_id and password bind)."),
+                "speed": Field(Float(0.0, min_exclusive=True), 1.0,
+                               "Simulated seconds per wall-clock second while the ESME can submit."),
+                "poll": Field(Seconds(positive=True), 0.05,
+                              "Simulated time between two looks at the submits waiting for the model."),
+                "mo_addresses": Field(List(Str(pattern=r"^\+?[0-9]{1,20}$", noun="digits")), [],
+                                      "Addresses whose mobile-originated SMS go to a bound ESME."),
+            }, doc="Real SMPP clients (Kannel, smpplib) inject traffic into the first replica's SMSC, "
+                   "which then runs in real time (sim/esme_gateway.py)."),
+        }, doc="An outside SMS application (ESME)."), {"kind": "none"},
+            "SMPP access to the running scenario's SMSC (needs an smsc block)."),
     }), {}, "Simulated or real parts (hardware in the loop)."),
     "smsc": Field(Nullable(Raw()), None,
                   "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms). "
@@ -274,6 +291,10 @@ def _check_sweep(data: dict, locate: Locator) -> None:
 
 def _check_smsc(data: dict, locate: Locator) -> None:
     """Check the ``smsc`` block with the SMSC driver's own parser, at the block's line."""
+    if data["components"]["esme"]["kind"] != "none" and data.get("smsc") is None:
+        raise ScenarioError("an ESME submits to the SMSC: the scenario needs an smsc block",
+                            where=locate(("components", "esme")), path="components.esme",
+                            expected="an smsc block (smsc: {} for the defaults)")
     if data.get("smsc") is None:
         return
     from dmsim.sim.smsc_driver import parse_smsc_spec

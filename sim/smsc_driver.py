@@ -59,6 +59,7 @@ from dmsim.sim.rng import substream
 DeviceHandler = Callable[[bytes, float], "AttemptResult | None"]
 AppHandler = Callable[[Deliver, float], AttemptResult]
 ReportHandler = Callable[[bytes, float], None]
+AppReportHandler = Callable[[StatusReport, float], None]
 SubmittedHandler = Callable[["SubmitResult | None", float], None]
 
 _SPEC_KEYS = {"submit_rate", "burst", "delivery_rate", "delivery_burst", "validity",
@@ -154,7 +155,7 @@ class SmscDriver:
         self.up = SimLink(env, f"{name}.radio_up", self.spec.radio_up, substream(seed, *stream, "up"))
         self._avail_rng = substream(seed, *stream, "availability")
         self._devices: dict[str, _Device] = {}
-        self._apps: dict[str, tuple[AppHandler, ReportHandler | None]] = {}
+        self._apps: dict[str, tuple[AppHandler, AppReportHandler | None]] = {}
         self._wakes: set[float] = set()
         self.counts = {"absent": 0, "no_answer": 0, "reports_sent": 0, "reports_lost": 0,
                        "mo_dropped": 0, "mo_bad": 0}
@@ -171,8 +172,9 @@ class SmscDriver:
         self._devices[address] = dev
 
     def add_application(self, address: str, on_sms: AppHandler,
-                        on_report: ReportHandler | None = None) -> None:
-        """Register an application (ESME) at ``address``: MO messages to it go to ``on_sms``."""
+                        on_report: AppReportHandler | None = None) -> None:
+        """Register an application (ESME) at ``address``: MO messages to it go to ``on_sms``,
+        status reports of its messages to ``on_report`` (the action: message id, TP-ST, TPDU)."""
         self._apps[address] = (on_sms, on_report)
 
     def reachable(self, address: str) -> bool:
@@ -300,7 +302,7 @@ class SmscDriver:
         if dev is None:
             app = self._apps.get(action.to)
             if app is not None and app[1] is not None:
-                app[1](action.tpdu, self.env.now)
+                app[1](action, self.env.now)
             elif app is None:
                 self.counts["reports_lost"] += 1
             return

@@ -95,6 +95,7 @@ TAG_MESSAGE_PAYLOAD = 0x0424
 TAG_MESSAGE_STATE = 0x0427
 
 MESSAGE_STATE_DELIVERED = 2  # §5.3.2.35
+MESSAGE_STATE_EXPIRED = 3
 MESSAGE_STATE_UNDELIVERABLE = 5
 MAX_SHORT_MESSAGE = 254      # §5.2.21: sm_length 0..254
 
@@ -535,7 +536,7 @@ def delivery_receipt(submit: SubmitSm, message_id: str, *, submit_date: str, don
     text = b""
     if submit.data_coding in _TEXT_CODINGS and not submit.udhi:
         text = submit.message[:20]
-    state = MESSAGE_STATE_DELIVERED if stat == "DELIVRD" else MESSAGE_STATE_UNDELIVERABLE
+    state = {"DELIVRD": MESSAGE_STATE_DELIVERED, "EXPIRED": MESSAGE_STATE_EXPIRED}.get(stat, MESSAGE_STATE_UNDELIVERABLE)
     body = (f"id:{message_id} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
             f"submit date:{submit_date} done date:{done_date} stat:{stat} err:{err} text:").encode("latin-1")
     return DeliverSm(sequence=sequence, service_type=submit.service_type,

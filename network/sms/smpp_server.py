@@ -6,8 +6,9 @@ submit_sm_resp; ``on_submitted(system_id, SubmitSm, message_id)`` runs once that
 written, the place to push a delivery receipt. ``deliver(system_id, DeliverSm)`` pushes a
 deliver_sm to a receiver or transceiver bound with that system_id.
 
-on_submit raising ProtocolError answers ESME_RSUBMITFAIL, any other exception ESME_RSYSERR
-(logged): a faulty callback never takes the server down. A connection whose session ends
+on_submit raising ``SubmitRefused`` answers its command_status (ESME_RTHROTTLED, ESME_RMSGQFUL,
+...), any other ProtocolError ESME_RSUBMITFAIL, any other exception ESME_RSYSERR (logged): a
+faulty callback never takes the server down. A connection whose session ends
 (unbind, bytes that cannot be framed) is closed after its last answer is written.
 """
 from __future__ import annotations
@@ -30,6 +31,14 @@ OnSubmitted = Callable[[str, smpp.SubmitSm, str], None]
 OnEvent = Callable[[tuple, object], None]
 
 DEFAULT_PORT = 2775  # the IANA port of SMPP
+
+
+class SubmitRefused(ProtocolError):
+    """on_submit refuses a submit_sm with the SMPP 3.4 §5.1.3 command_status ``status``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 class _Connection:
@@ -175,7 +184,7 @@ class SmppServer:
             message_id = self.on_submit(system_id, pdu)
             smpp.encode_pdu(smpp.SubmitSmResp(message_id=message_id))  # a bad id is the callback's fault
         except ProtocolError as exc:
-            status, message_id = smpp.ESME_RSUBMITFAIL, ""
+            status, message_id = getattr(exc, "status", smpp.ESME_RSUBMITFAIL), ""
             log.info("smpp submit_sm from %s refused: %s", system_id, exc)
         except Exception:  # the callback's bug answers ESME_RSYSERR, the server goes on
             status, message_id = smpp.ESME_RSYSERR, ""

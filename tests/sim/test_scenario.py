@@ -172,7 +172,7 @@ def test_defaults_are_filled(tmp_path):
     assert d["links"]["sms"]["reorder_delay"] == {"kind": "exponential", "mean": 1.0}
     assert d["server"]["service_time"] == {"kind": "fixed", "value": 0.01}
     assert d["components"] == {"dm_server": {"kind": "virtual"}, "card": {"kind": "virtual", "apdu_time": {"kind": "fixed", "value": 0.002}},
-                               "modem": {"kind": "virtual"}}
+                               "modem": {"kind": "virtual"}, "esme": {"kind": "none"}}
     assert sc.get("client.request_retries") == 2 and sc.get("fleet.profiles.0.name") == "default"
     assert sc.sweep_points() == [(None, d)]
 
