@@ -17,6 +17,7 @@ import click
 from dmsim.sim.cli_card import card
 from dmsim.sim.cli_modem import modem
 from dmsim.sim.errors import DmsimError, ScenarioError
+from dmsim.sim.cli_dm import calc_pkg0_cmd, decode_pkg0_cmd
 from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
 from dmsim.sim.toolbox import ParseFailure, calc, decode, parse_host_port
 
@@ -153,6 +154,8 @@ def server(http_addr: str, server_id: str) -> None:
 
 main.add_command(calc)
 decode.add_command(decode_smpp_cmd)  # "decode smpp" lives with the SMPP code it decodes
+calc.add_command(calc_pkg0_cmd)
+decode.add_command(decode_pkg0_cmd)
 main.add_command(decode)
 main.add_command(smsc)
 main.add_command(card)
