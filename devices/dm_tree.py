@@ -1,0 +1,495 @@
+"""The DM client's management tree: nodes, their Format and ACL properties, and the standard
+objects DevInfo and DMAcc (OMA-TS-DM_TND-V1_2 §6-§7, OMA-TS-DM_StdObj-V1_2, OMA-TS-DM_Security
+§5.9; the ``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2).
+
+The tree is plain data with no protocol: methods here act with the device's own authority and
+check no ACL; :mod:`.dm_commands` runs a server's commands against it with the ACL checks.
+
+ACL (TND §7.7.1): ``Add=a+b&Get=*``; an empty ACL inherits its parent's whole ACL (not per
+command), the root's may not be empty. ``*`` grants everyone and overrides listed ids.
+
+Choices where the specs are silent or loose:
+
+* a repeated command in an ACL merges its server ids; an ACL error is a DecodeError("ACL",
+  character offset, ...);
+* values: chr/int/bool are ``str``, b64/bin are the raw ``bytes``, interior nodes hold None;
+  int is a decimal integer with an optional ``-``, bool is ``true``/``false``;
+* a "secret" node is one whose AccessType lacks Get (seed 001 "No Get", AAuthSecret);
+* DevInfo nodes have AccessType Get and ACL ``Get=*``; each ``./DMAcc/<x>`` gets the ACL
+  ``Add=S&Delete=S&Get=S&Replace=S`` for its own ServerID S, so no other server reaches it;
+  ``<x>/Auth/Bootstrap`` gets ``Get=S&Replace=S`` (only the bootstrap server changes it, §9.3.2);
+  ``./DMAcc`` itself inherits the root's ``Add=*&Get=*``: any server may list the account names
+  and add its own account, none may read or change another's;
+* SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Callable, Iterator
+from xml.etree.ElementTree import Element
+
+from dmsim.network.dm.account import DMACC, DmAccount, account_from_bootstrap, bootstrap_document
+from dmsim.network.dm.tree import E, need_text, text
+from dmsim.sim.errors import DecodeError, ProtocolError
+
+ADD, DELETE, EXEC, GET, REPLACE = "Add", "Delete", "Exec", "Get", "Replace"
+COMMANDS = (ADD, DELETE, EXEC, GET, REPLACE)
+FORMATS = ("chr", "int", "b64", "bool", "node", "bin")
+BINARY_FORMATS = ("b64", "bin")
+DEFAULT_ACCESS = frozenset({ADD, DELETE, GET, REPLACE})
+ROOT_ACL = "Add=*&Get=*"
+DEVINFO = "./DevInfo"
+SEC_MODE_PSK = "PSK"
+SEC_MODE_X509 = "X509"
+WILDCARD = "*"
+
+ExecHandler = Callable[[str, str, str], int]  # (uri, server id, data) -> SyncML status code
+
+
+# --------------------------------------------------------------------------- ACL
+
+@dataclass(frozen=True)
+class Acl:
+    """An ACL property value: for each command the server ids it grants (TND §7.7.1.5)."""
+
+    grants: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Return True for the empty ACL (the node inherits its parent's)."""
+        return not self.grants
+
+    def allows(self, command: str, server_id: str) -> bool:
+        """Return True if this ACL lets ``server_id`` perform ``command``."""
+        for cmd, ids in self.grants:
+            if cmd == command:
+                return WILDCARD in ids or server_id in ids
+        return False
+
+    def ids(self, command: str) -> tuple[str, ...]:
+        """Return the server ids granted ``command`` (``("*",)`` for everyone, () for nobody)."""
+        return next((ids for cmd, ids in self.grants if cmd == command), ())
+
+    def __str__(self) -> str:
+        return "&".join(f"{cmd}={'+'.join(ids)}" for cmd, ids in self.grants)
+
+
+def parse_acl(value: str) -> Acl:
+    """Return the Acl of an ACL property string; DecodeError("ACL", offset, ...) if malformed."""
+    if value == "":
+        return Acl()
+    grants: dict[str, list[str]] = {}
+    pos = 0
+    for entry in value.split("&"):
+        cmd, sep, ids = entry.partition("=")
+        if not sep:
+            raise DecodeError("ACL", pos, f"entry {entry!r} has no '='", "<command>=<server-ids>")
+        if cmd not in COMMANDS:
+            raise DecodeError("ACL", pos, f"unknown command {cmd!r}", "|".join(COMMANDS))
+        id_pos = pos + len(cmd) + 1
+        found = grants.setdefault(cmd, [])
+        for server_id in ids.split("+"):
+            _check_server_id(server_id, id_pos)
+            if server_id not in found:
+                found.append(server_id)
+            id_pos += len(server_id) + 1
+        pos += len(entry) + 1
+    return Acl(tuple((cmd, tuple(grants[cmd])) for cmd in COMMANDS if cmd in grants))
+
+
+def _check_server_id(server_id: str, pos: int) -> None:
+    if server_id == WILDCARD:
+        return
+    if not server_id:
+        raise DecodeError("ACL", pos, "empty server identifier", "'*' or a server identifier")
+    for i, ch in enumerate(server_id):
+        if ch in "=&*+" or ch.isspace() or not ch.isprintable():
+            raise DecodeError("ACL", pos + i, f"character {ch!r} in server identifier {server_id!r}",
+                              "printable characters other than = & * + and white space")
+
+
+def acl_for(server_id: str, commands: tuple[str, ...] = (ADD, DELETE, GET, REPLACE)) -> Acl:
+    """Return an ACL granting ``commands`` to ``server_id`` alone; DecodeError for a bad id."""
+    _check_server_id(server_id, 0)
+    return Acl(tuple((cmd, (server_id,)) for cmd in COMMANDS if cmd in commands))
+
+
+# --------------------------------------------------------------------------- values
+
+def decode_value(fmt: str, data: str, raw: bytes | None = None) -> str | bytes | None:
+    """Return the stored value of ``data`` carried with Meta Format ``fmt``.
+
+    ``raw`` is the octets of a WBXML OPAQUE Data that is not UTF-8 (bin only). The wire form of
+    b64 is base64 text, decoded here; bin is the octets themselves. ProtocolError if ``data``
+    does not fit ``fmt``.
+    """
+    if fmt == "node":
+        return None
+    if fmt == "b64":
+        try:
+            return base64.b64decode(data.strip(), validate=True)
+        except binascii.Error as exc:
+            raise ProtocolError(f"Data is not base64: {exc}") from None
+    if fmt == "bin":
+        return raw if raw is not None else data.encode()
+    if fmt == "int":
+        digits = data[1:] if data.startswith("-") else data
+        if not (digits.isascii() and digits.isdigit()):
+            raise ProtocolError(f"Data {data!r} is not an int")
+        return data
+    if fmt == "bool":
+        if data not in ("true", "false"):
+            raise ProtocolError(f"Data {data!r} is not a bool (true|false)")
+        return data
+    if fmt == "chr":
+        return data
+    raise ProtocolError(f"unsupported Format {fmt!r}")
+
+
+def wire_value(node: "Node") -> tuple[str, str]:
+    """Return (Meta Format, Data text) that carry ``node``'s value; binary values go as b64."""
+    if node.format in BINARY_FORMATS:
+        return "b64", base64.b64encode(node.value or b"").decode("ascii")
+    return node.format, node.value or ""
+
+
+# --------------------------------------------------------------------------- nodes
+
+class Node:
+    """One node: interior (Format ``node``, with children) or leaf (with a value).
+
+    ``access`` is the DDF AccessType (the commands the node supports at all), ``acl`` the ACL
+    property (empty: inherited), ``secret`` a node whose value Get never returns.
+    """
+
+    __slots__ = ("name", "parent", "format", "value", "acl", "access", "secret", "type", "children", "on_exec")
+
+    def __init__(self, name: str, parent: "Node | None", fmt: str, value: str | bytes | None = None, *,
+                 acl: Acl = Acl(), access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False,
+                 mime_type: str = ""):
+        self.name = name
+        self.parent = parent
+        self.format = fmt
+        self.value = value
+        self.acl = acl
+        self.access = access
+        self.secret = False
+        self.type = mime_type
+        self.children: dict[str, Node] | None = {} if fmt == "node" else None
+        self.on_exec: ExecHandler | None = None
+        if secret:
+            self.hide()
+
+    def hide(self) -> None:
+        """Make the node secret: Get is removed from its AccessType for good."""
+        self.secret = True
+        self.access = self.access - {GET}
+
+    @property
+    def interior(self) -> bool:
+        """Return True for an interior node."""
+        return self.children is not None
+
+    @property
+    def uri(self) -> str:
+        """Return the node's absolute URI (``.`` for the root)."""
+        names = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            names.append(node.name)
+            node = node.parent
+        return "/".join(["."] + names[::-1])
+
+
+def split_uri(uri: str) -> list[str]:
+    """Return the node names of ``uri`` (absolute ``./A/B``, ``.`` or relative ``A/B``).
+
+    ProtocolError for a URI the TND forbids (§6): an empty name, a trailing ``/``, ``.`` or
+    ``..`` past the start.
+    """
+    if uri == ".":
+        return []
+    path = uri[2:] if uri.startswith("./") else uri
+    names = path.split("/")
+    for name in names:
+        if name in ("", ".", ".."):
+            raise ProtocolError(f"malformed URI {uri!r}")
+    return names
+
+
+class DmTree:
+    """A management tree with the device's authority (no ACL checks here)."""
+
+    def __init__(self, root_acl: str = ROOT_ACL):
+        acl = parse_acl(root_acl)
+        if acl.empty:
+            raise ProtocolError("the root ACL may not be empty (TND §7.7.1.2)")
+        self.root = Node(".", None, "node", acl=acl)
+
+    def find(self, uri: str) -> Node | None:
+        """Return the node at ``uri`` or None; ProtocolError for a malformed URI."""
+        node = self.root
+        for name in split_uri(uri):
+            if node.children is None or name not in node.children:
+                return None
+            node = node.children[name]
+        return node
+
+    def deepest(self, uri: str) -> tuple[Node, list[str]]:
+        """Return the deepest existing node on ``uri``'s path and the names below it that are missing."""
+        node, names = self.root, split_uri(uri)
+        for i, name in enumerate(names):
+            if node.children is None or name not in node.children:
+                return node, names[i:]
+            node = node.children[name]
+        return node, []
+
+    def create(self, uri: str, fmt: str = "chr", value: str | bytes | None = None, *, acl: str | Acl = "",
+               access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False, mime_type: str = "") -> Node:
+        """Return a new node at ``uri``, creating missing interior ancestors (with empty ACLs).
+
+        ProtocolError if the node exists, an ancestor is a leaf or ``fmt`` is not a TND format.
+        """
+        if fmt not in FORMATS:
+            raise ProtocolError(f"unsupported Format {fmt!r}")
+        parent, missing = self.deepest(uri)
+        if not missing:
+            raise ProtocolError(f"node {uri!r} already exists")
+        for name in missing[:-1]:
+            if parent.children is None:
+                break
+            parent.children[name] = parent = Node(name, parent, "node")
+        if parent.children is None:
+            raise ProtocolError(f"{parent.uri} is a leaf and cannot have children")
+        node = Node(missing[-1], parent, fmt, value, acl=parse_acl(acl) if isinstance(acl, str) else acl,
+                    access=access, secret=secret, mime_type=mime_type)
+        parent.children[node.name] = node
+        return node
+
+    def put(self, uri: str, fmt: str, value: str | bytes | None, *, secret: bool = False, **props) -> Node:
+        """Return the node at ``uri`` after setting its value, creating it (see create) if missing.
+
+        ``secret`` also hides an existing node; other properties apply to a new node only.
+        """
+        node = self.find(uri)
+        if node is None:
+            return self.create(uri, fmt, value, secret=secret, **props)
+        if node.interior and fmt == "node":
+            return node
+        if node.interior or fmt == "node":
+            raise ProtocolError(f"{uri}: interior and leaf nodes do not change into each other")
+        node.format, node.value = fmt, value
+        if secret:
+            node.hide()
+        return node
+
+    def remove(self, node: Node) -> None:
+        """Remove ``node`` and its subtree; ProtocolError for the root."""
+        if node.parent is None:
+            raise ProtocolError("the root node cannot be deleted")
+        del node.parent.children[node.name]
+        node.parent = None
+
+    @staticmethod
+    def acl_of(node: Node) -> Acl:
+        """Return the ACL in force for ``node``: its own, or its nearest ancestor's non-empty one."""
+        n: Node | None = node
+        while n is not None:
+            if not n.acl.empty:
+                return n.acl
+            n = n.parent
+        return Acl()
+
+    def permits(self, node: Node, command: str, server_id: str) -> bool:
+        """Return True if the ACL in force for ``node`` lets ``server_id`` perform ``command``."""
+        return self.acl_of(node).allows(command, server_id)
+
+    @staticmethod
+    def walk(node: Node) -> Iterator[Node]:
+        """Return an iterator over ``node`` and its descendants, parents first."""
+        pending = [node]
+        while pending:
+            n = pending.pop()
+            yield n
+            if n.children:
+                pending.extend(reversed(list(n.children.values())))
+
+    def on_exec(self, uri: str, handler: ExecHandler) -> None:
+        """Make the node at ``uri`` executable: Exec on it calls ``handler`` and returns its status."""
+        node = self.find(uri)
+        if node is None:
+            raise ProtocolError(f"no node {uri!r}")
+        node.on_exec = handler
+        node.access = node.access | {EXEC}
+
+
+# --------------------------------------------------------------------------- DevInfo
+
+def install_devinfo(tree: DmTree, devinfo: dict[str, str]) -> Node:
+    """Return the ``./DevInfo`` node after storing ``devinfo`` (DevId, Man, Mod, DmV, Lang) in it.
+
+    Every server may Get DevInfo; none may change it (AccessType Get, DM_StdObj §5.3).
+    """
+    get_only = frozenset({GET})
+    node = tree.find(DEVINFO) or tree.create(DEVINFO, "node", acl="Get=*", access=get_only)
+    for key, value in devinfo.items():
+        tree.put(f"{DEVINFO}/{key}", "chr", value, access=get_only)
+    return node
+
+
+# --------------------------------------------------------------------------- DMAcc
+
+@dataclass(frozen=True)
+class BootstrapKeys:
+    """The ``<x>/Auth/Bootstrap`` keying material of seed 001 §12.2 (TLS to the bootstrap server).
+
+    PSK mode: ``client_identity`` is the PSK identity (UTF-8), ``client_secret_key`` the PSK.
+    X509 mode: ``client_identity`` is the client certificate (DER), ``client_secret_key`` its key.
+    """
+
+    server_uri: str
+    sec_mode: str
+    client_identity: bytes
+    server_identity: bytes
+    client_secret_key: bytes
+
+
+_BOOTSTRAP_LEAVES = ("ServerURI", "SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity",
+                     "ClientSecretKey")
+_SECRET_LEAVES = {"AAuthSecret", "ClientSecretKey", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity"}
+
+
+def is_secret_uri(uri: str) -> bool:
+    """Return True for a DMAcc leaf whose DDF has no Get (AAuthSecret, the Auth/Bootstrap keys).
+
+    ProtocolError for a malformed URI.
+    """
+    names = split_uri(uri)
+    return len(names) > 2 and names[0] == "DMAcc" and names[-1] in _SECRET_LEAVES
+
+
+def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
+    """Store the ``./DMAcc`` items of a bootstrap document's Add; return the account node URIs.
+
+    The device does this with its own authority (the bootstrap was verified before). Each new
+    ``./DMAcc/<x>`` gets an ACL for its ServerID alone; secret leaves are stored without Get.
+    ProtocolError for an item outside ./DMAcc, a bad Data or an account without ServerID.
+    """
+    accounts: list[str] = []
+    for add in doc.iterfind("SyncBody/Add"):
+        cmd_fmt = text(add, "Meta/Format")
+        for item in add.iterfind("Item"):
+            uri = need_text(item, "Target/LocURI", "bootstrap Item")
+            names = split_uri(uri)
+            if len(names) < 2 or names[0] != "DMAcc":
+                raise ProtocolError(f"bootstrap item {uri!r} is outside {DMACC}")
+            fmt = text(item, "Meta/Format") or cmd_fmt or "chr"
+            tree.put(uri, fmt, item_value(item, fmt), secret=is_secret_uri(uri))
+            acc = f"{DMACC}/{names[1]}"
+            if acc not in accounts:
+                accounts.append(acc)
+    for acc in accounts:
+        server_id = tree.find(f"{acc}/ServerID")
+        if server_id is None or not server_id.value:
+            raise ProtocolError(f"bootstrap: {acc}/ServerID missing")
+        tree.find(acc).acl = acl_for(server_id.value)
+    return accounts
+
+
+def item_value(item: Element, fmt: str) -> str | bytes | None:
+    """Return the value an Item's Data carries in Format ``fmt`` (ProtocolError if it does not fit)."""
+    data = item.find("Data")
+    if data is None:
+        return None if fmt == "node" else decode_value(fmt, "")
+    raw = data.get("opaque_hex")
+    if raw is None:
+        return decode_value(fmt, data.text or "")
+    if fmt != "bin":
+        raise ProtocolError(f"Data of Format {fmt} is not UTF-8 text")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        raise ProtocolError(f"Data opaque_hex {raw!r} is not hex") from None
+
+
+def install_account(tree: DmTree, account: DmAccount, *, bootstrap: BootstrapKeys | None = None) -> str:
+    """Return the URI of the ``./DMAcc/<x>`` node after installing ``account`` in ``tree``.
+
+    The nodes are those of the bootstrap document (:func:`bootstrap_document`); with
+    ``bootstrap`` the ``<x>/Auth/Bootstrap`` subtree is added too.
+    """
+    acc = apply_bootstrap(tree, bootstrap_document(account, ""))[0]
+    if bootstrap is not None:
+        install_bootstrap_keys(tree, acc, bootstrap)
+    return acc
+
+
+def install_bootstrap_keys(tree: DmTree, account_uri: str, keys: BootstrapKeys) -> Node:
+    """Return the ``<x>/Auth/Bootstrap`` node of ``account_uri`` after storing ``keys`` in it.
+
+    Its ACL grants Get and Replace to the account's server alone (seed 001 §9.3.2). The key and
+    identity leaves have no Get (seed 001 §12.2, "No Get").
+    """
+    if keys.sec_mode not in (SEC_MODE_PSK, SEC_MODE_X509):
+        raise ProtocolError(f"SecMode {keys.sec_mode!r}, expected {SEC_MODE_PSK} or {SEC_MODE_X509}")
+    server_id = tree.find(f"{account_uri}/ServerID")
+    if server_id is None:
+        raise ProtocolError(f"{account_uri}/ServerID missing")
+    base = f"{account_uri}/Auth/Bootstrap"
+    node = tree.find(base) or tree.create(base, "node")
+    node.acl = acl_for(server_id.value, (GET, REPLACE))
+    values = (("chr", keys.server_uri), ("bin", keys.sec_mode.encode("ascii")), ("bin", keys.client_identity),
+              ("bin", keys.server_identity), ("bin", keys.client_secret_key))
+    for leaf, (fmt, value) in zip(_BOOTSTRAP_LEAVES, values):
+        tree.put(f"{base}/{leaf}", fmt, value, secret=is_secret_uri(f"{base}/{leaf}"))
+    return node
+
+
+def find_account(tree: DmTree, server_id: str) -> str | None:
+    """Return the URI of the ``./DMAcc/<x>`` whose ServerID is ``server_id``, or None."""
+    dmacc = tree.find(DMACC)
+    for child in (dmacc.children or {}).values() if dmacc is not None else ():
+        sid = (child.children or {}).get("ServerID")
+        if sid is not None and sid.value == server_id:
+            return child.uri
+    return None
+
+
+def account_from_tree(tree: DmTree, server_id: str) -> DmAccount:
+    """Return the DmAccount stored for ``server_id``; ProtocolError if it is missing or incomplete."""
+    acc = find_account(tree, server_id)
+    if acc is None:
+        raise ProtocolError(f"no DMAcc account with ServerID {server_id!r}")
+    items = []
+    for node in tree.walk(tree.find(acc)):
+        if not node.interior:
+            fmt, data = wire_value(node)
+            items.append(E("Item", E("Target", E("LocURI", node.uri)), E("Meta", E("Format", fmt)), E("Data", data)))
+    return account_from_bootstrap(E("SyncML", E("SyncBody", E("Add", *items))))
+
+
+def bootstrap_keys_from_tree(tree: DmTree, server_id: str) -> BootstrapKeys | None:
+    """Return the ``<x>/Auth/Bootstrap`` keys of ``server_id``'s account, or None if it has none."""
+    acc = find_account(tree, server_id)
+    base = tree.find(f"{acc}/Auth/Bootstrap") if acc is not None else None
+    if base is None:
+        return None
+    leaves = base.children or {}
+    missing = [leaf for leaf in _BOOTSTRAP_LEAVES if leaf not in leaves]
+    if missing:
+        raise ProtocolError(f"{base.uri}: missing {', '.join(missing)}")
+
+    def octets(leaf: str) -> bytes:
+        value = leaves[leaf].value
+        return value if isinstance(value, bytes) else (value or "").encode()
+
+    def chars(leaf: str) -> str:
+        value = leaves[leaf].value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+    return BootstrapKeys(server_uri=chars("ServerURI"), sec_mode=chars("SecMode"),
+                         client_identity=octets("ClientPublicKeyPSKIdentity"),
+                         server_identity=octets("ServerPublicKeyPSKIdentity"),
+                         client_secret_key=octets("ClientSecretKey"))
