@@ -20,6 +20,15 @@ secured packets of ETSI TS 102 225 / 3GPP TS 31.115 run as remote file managemen
    packet or a script stopped by a failing command) the response packet, with its UDH
    ``02 71 00`` (scp80.encode_por), as response data with 90 00 (61xx under T=0): TS 31.111 has
    the UICC return the data that the ME sends back in the RP-ACK. Otherwise 90 00, no data.
+6. PoR via SMS-SUBMIT (SPI second octet b6, TS 102 225 §5.1.1): the PoR is queued as a proactive
+   SEND SHORT MESSAGE (proactive.py, TS 102 223 §6.6.9) and the ENVELOPE answers 91 XX with no
+   data (the ME sends a bare RP-ACK, FETCHes and sends the SMS-SUBMIT). The SMS-SUBMIT has
+   TP-DA = the TP-OA of the command SMS, TP-PID 7F, TP-DCS F6, TP-UD = the response packet
+   with its UDH ``02 71 00``; the command's address TLV is the SC address of the ENVELOPE
+   (absent there: absent here, the ME uses its default SC).
+7. While a proactive command waits (FETCH or TERMINAL RESPONSE not done) an ENVELOPE answers
+   93 00 (toolkit busy, TS 102 221 §10.2.1.2) and is not processed: the ME answers RP-ERROR
+   with TP-FCS D4 and the SMSC retries.
 
 The PoR echoes the command's TAR and CNTR (0 if the packet was refused before its CNTR could be
 read). It is secured as the SPI's PoR bits ask, with the TAR's keys; when that is impossible
@@ -49,10 +58,12 @@ Choices where the specs leave room:
   and "more data" let it go on), and after 255 commands (the count is one octet).
 - The PoR carries the last response whole; one longer than an RP-ACK can hold (a READ BINARY
   of 256 octets) is the sender's problem, not cut here.
-- The PoR always travels in the RP-ACK: "PoR via SMS-SUBMIT" (SPI b6) would need a proactive
-  SEND SHORT MESSAGE, which the card does not emulate. Concatenated command packets are not
-  reassembled (the first segment alone fails its length check: no PoR).
-- ``card.state["ota.last"]`` keeps an ``OtaOutcome`` of the last ENVELOPE for traces and tests.
+- A PoR asked via SMS-SUBMIT that does not fit one SMS-SUBMIT (TP-UD above 140 octets) travels
+  in the RP-ACK instead; the RP-ACK of a PoR sent by SMS-SUBMIT carries no data (no response
+  packet with status 0B "response data via SMS-SUBMIT"). Concatenated command
+  packets are not reassembled (the first segment alone fails its length check: no PoR).
+- ``card.state["ota.last"]`` keeps an ``OtaOutcome`` of the last ENVELOPE for traces and tests
+  (``por_via_submit``: the PoR went into a SEND SHORT MESSAGE).
 """
 from __future__ import annotations
 
@@ -60,15 +71,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from dmsim.cards import proactive
 from dmsim.cards import sw as SW
 from dmsim.cards.apdu import CommandApdu, split_response
-from dmsim.cards.envelope import CLA_CAT, DEVICE_UICC, INS_ENVELOPE, parse_envelope
+from dmsim.cards.envelope import CLA_CAT, DEVICE_UICC, INS_ENVELOPE, SmsPpDownload, parse_envelope
 from dmsim.cards.profile import CardProfile
-from dmsim.cards.scp80 import (CommandPacket, CounterMode, Integrity, KeyLookup, Keyset, PorMode, ResponseStatus,
-                               Spi, check_counter, decode_command, encode_por)
+from dmsim.cards.scp80 import (IEI_RESPONSE_PACKET, UDH_RESPONSE, CommandPacket, CounterMode, Integrity, KeyLookup,
+                               Keyset, PorMode, ResponseStatus, Spi, check_counter, decode_command, encode_por)
 from dmsim.cards.scp80_crypto import is_implicit
 from dmsim.cards.uicc import PROPRIETARY, Channel, Reply, Uicc, cla_class
-from dmsim.network.sms.tpdu import PID_USIM_DATA_DOWNLOAD
+from dmsim.network.sms.tpdu import DCS_8BIT_CLASS2, PID_USIM_DATA_DOWNLOAD, SmsSubmit
+from dmsim.network.sms.udh import InformationElement
 from dmsim.sim.errors import DecodeError, ProtocolError, SecuredPacketError
 
 DEFAULT_MSL = 0x16         # first SPI octet: CC (b2-b1 10), ciphering (b3), counter higher (b5-b4 10)
@@ -82,7 +95,8 @@ STATE_RUNNING = "ota.running"
 
 @dataclass(frozen=True)
 class OtaOutcome:
-    """What the last ENVELOPE did: TAR, PoR status (None: no packet), commands run, PoR sent."""
+    """What the last ENVELOPE did: TAR, PoR status (None: no packet), commands run, PoR sent
+    (``por_via_submit``: in a SEND SHORT MESSAGE rather than the ENVELOPE's answer)."""
 
     tar: bytes = b""
     status: int | None = None
@@ -90,6 +104,7 @@ class OtaOutcome:
     last_sw: int | None = None
     por: bytes = b""
     error: str = ""
+    por_via_submit: bool = False
 
 
 def register(card: Uicc) -> None:
@@ -98,6 +113,7 @@ def register(card: Uicc) -> None:
     card.state[STATE_LAST] = OtaOutcome()
     card.state[STATE_RUNNING] = False
     card.register(PROPRIETARY, INS_ENVELOPE, envelope)
+    proactive.register(card)
 
 
 def keys_for_tar(profile: CardProfile) -> KeyLookup:
@@ -110,6 +126,8 @@ def envelope(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     """ENVELOPE carrying an SMS-PP data download, TS 31.111 §7.1.1 (see the module doc)."""
     if card.state.get(STATE_RUNNING):
         return Reply(b"", SW.CONDITIONS_NOT_SATISFIED)
+    if proactive.busy(card):
+        return Reply(b"", proactive.SAT_BUSY)
     if cmd.p1 or cmd.p2:
         return Reply(b"", SW.INCORRECT_P1P2)
     if not cmd.data or cmd.extended or len(cmd.data) > 0xFF:
@@ -126,8 +144,26 @@ def envelope(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
         card.state[STATE_LAST] = OtaOutcome(error="not a secured command packet")
         return Reply()
     outcome = run_command_packet(card, download.user_data)
+    pending = _queue_por(card, download, outcome.por) if outcome.por_via_submit else None
+    if pending is None:
+        outcome = replace(outcome, por_via_submit=False)
     card.state[STATE_LAST] = outcome
-    return Reply(outcome.por)
+    return Reply(b"", pending) if pending is not None else Reply(outcome.por)
+
+
+def _queue_por(card: Uicc, download: SmsPpDownload, por: bytes) -> SW.StatusWord | None:
+    """Queue ``por`` (with its UDH) as a SEND SHORT MESSAGE and return the 91 XX to answer.
+
+    None when it does not fit an SMS-SUBMIT: the PoR then goes in the ENVELOPE's answer.
+    """
+    sms = SmsSubmit(da=download.sms.oa, pid=PID_USIM_DATA_DOWNLOAD, dcs=DCS_8BIT_CLASS2,
+                    ies=(InformationElement(IEI_RESPONSE_PACKET, b""),), user_data=por[len(UDH_RESPONSE):])
+    try:
+        command = proactive.send_short_message(sms.encode(), number=proactive.next_number(card),
+                                               sc_address=download.address)
+    except ProtocolError:
+        return None
+    return proactive.queue(card, command)
 
 
 def run_command_packet(card: Uicc, packet: bytes) -> OtaOutcome:
@@ -170,7 +206,7 @@ def _answer(spi: Spi, keys: Keyset | None, tar: bytes, cntr: int, status: int, d
     failed = status != ResponseStatus.POR_OK or (last_sw is not None and last_sw >> 8 not in CONTINUE_SW1)
     wanted = spi.por == PorMode.REQUIRED or (spi.por == PorMode.ON_ERROR and failed)
     por = _por(spi, keys, tar, cntr, status, data) if wanted else b""
-    return OtaOutcome(bytes(tar), int(status), executed, last_sw, por, error)
+    return OtaOutcome(bytes(tar), int(status), executed, last_sw, por, error, bool(por) and spi.por_via_submit)
 
 
 def _por(spi: Spi, keys: Keyset | None, tar: bytes, cntr: int, status: int, data: bytes) -> bytes:
