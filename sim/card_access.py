@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from dmsim.cards.emulated import make_card
 from dmsim.cards.link import CardLink, InProcessLink
-from dmsim.cards.profile import PROFILE_SCHEMA, default_iccid, default_impi, profile_from_data
+from dmsim.cards.profile import PROFILE_SCHEMA, OtaKeyset, default_iccid, default_impi, profile_from_data
 from dmsim.devices.card_host import read_imsi
 from dmsim.sim.delays import make_delay
 from dmsim.sim.schema import validate
@@ -55,11 +55,17 @@ class CardAccess:
         self.reader = spec.get("reader")
         self.pin = spec.get("pin")
         self._real_link: CardLink | None = None
+        self.links: dict[int, CardLink] = {}
         self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
                                                                      "opc": "00" * 16}))
 
-    def read_imsi(self, index: int, fleet_imsi: str):
-        """SimPy generator: return the IMSI device ``index`` reads from its card."""
+    def read_imsi(self, index: int, fleet_imsi: str, ota: OtaKeyset | None = None):
+        """SimPy generator: return the IMSI device ``index`` reads from its card.
+
+        With ``ota``, a virtual card also holds that OTA key set and stays in ``links`` (for
+        the SMS-PP downloads of an OTA campaign) until ``release(index)``; a real card's keys
+        are not known to the simulation, so it gets no OTA traffic.
+        """
         env = self.model.env
         if index < self.real_devices:
             link = self._real()
@@ -71,9 +77,13 @@ class CardAccess:
         profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
                                       impi=default_impi(fleet_imsi, t.mnc_length),
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
+        if ota is not None:
+            profile = dataclasses.replace(profile, ota=(ota,))
         counter = _Trace(self.model)
-        imsi = read_imsi(InProcessLink(make_card(profile), trace=counter),
-                         pin=profile.pin1 if profile.pin1_enabled else None)
+        link = InProcessLink(make_card(profile), trace=counter)
+        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
+        if ota is not None:
+            self.links[index] = link
         yield env.timeout(sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus)))
         return imsi
 
@@ -83,6 +93,10 @@ class CardAccess:
             reader = int(self.reader) if str(self.reader).isdigit() else self.reader
             self._real_link = PcscLink(reader)
         return self._real_link
+
+    def release(self, index: int) -> None:
+        """Forget the kept card of device ``index`` (its session is over)."""
+        self.links.pop(index, None)
 
     def close(self) -> None:
         """Release the real reader, if one was opened."""

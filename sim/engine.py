@@ -32,7 +32,9 @@ from typing import Callable
 import simpy
 
 from dmsim.devices.bootstrap_client import accept_bootstrap
+from dmsim.devices import sms_pp
 from dmsim.devices.dm_client import DmClient, Done
+from dmsim.devices.sms_pp import is_data_download
 from dmsim.network.dm import http_binding
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
@@ -45,6 +47,7 @@ from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
 from dmsim.sim.link import Message, SimLink
+from dmsim.sim.ota_campaign import OtaCampaign
 from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.smsc_driver import SmscDriver
 from dmsim.sim.rng import substream
@@ -62,7 +65,7 @@ class _Device:
 
     __slots__ = ("ident", "reasm", "accepted", "bootstrapped", "account", "client", "t_arrival", "t_bootstrap_sent",
                  "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected", "ip_retries", "sms_msgs",
-                 "sms_bytes", "ip_msgs", "ip_bytes")
+                 "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency")
 
     def __init__(self, ident: DeviceIdentity, env: simpy.Environment):
         self.ident = ident
@@ -75,6 +78,9 @@ class _Device:
         self.t_bootstrap_sent = self.t_bootstrap_ok = self.t_session_start = None
         self.bootstrap_sends = self.rejected = self.ip_retries = 0
         self.sms_msgs = self.sms_bytes = self.ip_msgs = self.ip_bytes = 0
+        self.card = None
+        self.ota = ""
+        self.ota_latency = None
 
 
 class Replica:
@@ -116,6 +122,9 @@ class Replica:
             self.smsc = SmscDriver(self.env, {**data["smsc"], "radio": _link_spec(links["sms"])}, seed=seed,
                                    stream=("replica", replica, "sweep", sweep, "smsc"))
             self.smsc.down.tap = self.sms.tap
+        self.ota: OtaCampaign | None = None
+        if data.get("ota") is not None:
+            self.ota = OtaCampaign(self.env, self.smsc, data["ota"], stream("ota"))
         self.live: dict[int, _Device] = {}
         self.done = 0
         self.steps = 0
@@ -173,13 +182,15 @@ class Replica:
         env, srv = self.env, self.data["server"]
         dev = _Device(ident, env)
         self.live[ident.index] = dev
+        ota_keys = self.ota.keyset() if self.ota is not None else None
         try:
-            imsi = yield from self.cards.read_imsi(ident.index, ident.imsi)
+            imsi = yield from self.cards.read_imsi(ident.index, ident.imsi, ota_keys)
         except DmsimError:
             self._finish(dev, False, "card_error")
             return
         if imsi != ident.imsi:  # a real card: the subscriber is the one it holds
             ident = dev.ident = dataclasses.replace(ident, imsi=imsi)
+        dev.card = self.cards.links.get(ident.index)
         if self.smsc is not None:
             # The IMSI digits stand in for the MSISDN the SMSC routes on.
             self.smsc.add_device(ident.imsi, lambda tpdu, now, dev=dev: self._sms_at_device(dev, tpdu))
@@ -226,19 +237,22 @@ class Replica:
                     step = client.receive(reply.body, reply.content_type)
         finally:
             self.transport.closed(dev)
+        if self.ota is not None and dev.card is not None:
+            dev.ota, dev.ota_latency = yield self.ota.send(ident.imsi, ota_keys)
         self._finish(dev, step.ok, "" if step.ok else step.reason.split(":")[0])
 
     def _finish(self, dev: _Device, ok: bool, reason: str) -> None:
         """Write the device's session record; a session cut by the horizon has no end time."""
         now = self.env.now
         del self.live[dev.ident.index]
+        self.cards.release(dev.ident.index)
         self.done += 1
         end = now if dev.t_session_start is not None and reason != "not_finished" else None
         self.write((self.replica, self.sweep, self.sweep_value, dev.ident.index, dev.ident.profile["name"],
                     "ok" if ok else "failed", reason, dev.t_arrival, dev.t_bootstrap_sent, dev.t_bootstrap_ok,
                     dev.t_session_start, end, (now - dev.t_arrival) if ok else None,
                     dev.bootstrap_sends, dev.rejected, dev.client.auth_retries if dev.client else 0, dev.ip_retries,
-                    dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes))
+                    dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency))
 
     # -- SMS path ---------------------------------------------------------------------------
     def _send_sms(self, dev: _Device, push: bytes) -> None:
@@ -292,6 +306,8 @@ class Replica:
             dev.sms_bytes += len(pdu)
         if self.pcap is not None:
             self._capture(self.pcap.write_sms_mt, pdu, SMSC_ADDRESS)
+        if dev.card is not None and is_data_download(pdu):
+            return self._download(dev, pdu)
         if dev.accepted or dev.ident.index not in self.live:
             return _ACK
         try:
@@ -314,6 +330,17 @@ class Replica:
         dev.reasm = None
         dev.bootstrapped.succeed()
         return _ACK
+
+    def _download(self, dev: _Device, pdu: bytes) -> AttemptResult:
+        """A class-2 USIM data download: the ME hands it to the UICC (TS 31.111 §7.1.1) and
+        answers with the card's PoR in the RP-ACK, or sends the PoR the card asks for as an MO
+        SMS-SUBMIT (TS 102 225 PoR via SMS-SUBMIT)."""
+        answer = sms_pp.download(dev.card, pdu, SMSC_ADDRESS)
+        if answer.mo is not None:
+            self.smsc.submit_from_device(dev.ident.imsi, answer.mo)
+            if self.pcap is not None:
+                self._capture(self.pcap.write_sms_mo, answer.mo, SMSC_ADDRESS)
+        return answer.result
 
     # -- the simulated DM server ------------------------------------------------------------
     def server_receive(self, msg: Message) -> None:

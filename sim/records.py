@@ -60,6 +60,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("sms_bytes", int),
     Column("ip_msgs", int),
     Column("ip_bytes", int),
+    Column("ota", str),             # "" without an OTA campaign, else its outcome (sim/ota_campaign.py)
+    Column("ota_latency", float),   # command submitted -> PoR checked
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_TYPES: dict[str, type] = {c.name: c.type for c in COLUMNS}

@@ -146,6 +146,10 @@ def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
             entry[key] = entry.get(key, 0) + value
         for key, value in getattr(link.tap, "counts", {}).items():
             entry["tap"][key] = entry["tap"].get(key, 0) + value
+    if model.ota is not None:
+        entry = total.setdefault("ota", {})
+        for key, value in model.ota.counts.items():
+            entry[key] = entry.get(key, 0) + value
     if model.smsc is not None:
         entry = total.setdefault("smsc", {})
         counts = {**model.smsc.core.counts, **model.smsc.counts, "server_submit_retries": model.submit_retries}

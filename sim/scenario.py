@@ -206,6 +206,21 @@ SCENARIO_SCHEMA = Struct({
                   "Keys as in sim/smsc_driver.py: submit_rate, burst, delivery_rate, delivery_burst, validity, "
                   "attempt_timeout, retry {initial, factor, max, max_attempts}, queue_limit, alert_sc, "
                   "availability {mean_up, mean_down}; its radio leg is links.sms (with its tap)."),
+    "ota": Field(Nullable(Struct({
+        "tar": Field(Str(pattern=r"\A[0-9A-Fa-f]{6}\Z", noun="6 hex digits"), "B00010",
+                     "TAR of the card application the commands go to (TS 101 220 §6; B00010: RFM USIM)."),
+        "kic": Field(Int(0, 255), 0x12, "KIc byte of the key set (TS 102 225 §5.1.2; 0x12: AES-CBC)."),
+        "kid": Field(Int(0, 255), 0x12, "KID byte of the key set (TS 102 225 §5.1.3; 0x12: AES-CMAC)."),
+        "spi": Field(Str(pattern=r"\A[0-9A-Fa-f]{4}\Z", noun="4 hex digits"), "1619",
+                     "SPI of the command packets (TS 102 225 §5.1.1); por sets its PoR-via-SMS-SUBMIT bit."),
+        "apdus": Field(List(Str(pattern=r"\A(?:[0-9A-Fa-f]{2}){4,}\Z", noun="a C-APDU in hex"), min_len=1),
+                       ["00A4040C10A0000000871002FFFFFFFF8907090000", "00A4000C026F07", "00B0000009"],
+                       "The RFM script (TS 102 226): by default select the USIM and read EF_IMSI."),
+        "por": Field(Str(choices=("ack", "submit")), "ack",
+                     "How the PoR comes back: in the RP-ACK, or in an MO SMS-SUBMIT (mobile-originated path)."),
+        "timeout": Field(Seconds(positive=True), 300.0, "Time the platform waits for a device's PoR."),
+    })), None, "After its DM session each device gets one OTA command through the SMSC (sim/ota_campaign.py; "
+               "null: none). Needs an smsc block."),
     "sweep": Field(Nullable(Struct({
         "key": Field(Str(), REQUIRED, "Dotted path of a numeric key, like links.sms.loss."),
         "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
@@ -295,6 +310,9 @@ def _check_smsc(data: dict, locate: Locator) -> None:
         raise ScenarioError("an ESME submits to the SMSC: the scenario needs an smsc block",
                             where=locate(("components", "esme")), path="components.esme",
                             expected="an smsc block (smsc: {} for the defaults)")
+    if data.get("ota") is not None and data.get("smsc") is None:
+        raise ScenarioError("OTA commands travel through the SMSC: the scenario needs an smsc block",
+                            where=locate(("ota",)), path="ota", expected="an smsc block (smsc: {} for the defaults)")
     if data.get("smsc") is None:
         return
     from dmsim.sim.smsc_driver import parse_smsc_spec

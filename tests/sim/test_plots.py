@@ -34,7 +34,7 @@ def make_run(run_dir, *, replicas=2, sweep_values=None, n=60, fail=True, manifes
                              t_arrival=t0, t_bootstrap_sent=t0, t_bootstrap_ok=None,
                              t_session_start=None, t_session_end=None if failed else t0 + lat,
                              latency=lat, bootstrap_sends=1, bootstrap_rejected=0, auth_retries=0,
-                             ip_retries=0, sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300)
+                             ip_retries=0, sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300, ota="", ota_latency=None)
                     table.write(tuple(v[name] for name in COLUMN_NAMES))
     key = "links.sms.loss" if sweep_values else None
     write_json_atomic(run_dir / "summary.json",
