@@ -50,6 +50,7 @@ from dmsim.sim.link import Message, SimLink
 from dmsim.sim.ota_campaign import OtaCampaign
 from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.smsc_driver import SmscDriver
+from dmsim.sim.smsc_outbox import SmscOutbox
 from dmsim.sim.rng import substream
 from dmsim.sim.tap import make_tap
 from dmsim.sim.transports import IpTransport, make_ip_transport
@@ -122,6 +123,7 @@ class Replica:
             self.smsc = SmscDriver(self.env, {**data["smsc"], "radio": _link_spec(links["sms"])}, seed=seed,
                                    stream=("replica", replica, "sweep", sweep, "smsc"))
             self.smsc.down.tap = self.sms.tap
+            self.outbox = SmscOutbox(self.env, self.smsc)  # the DM server's, as an ESME
         self.ota: OtaCampaign | None = None
         if data.get("ota") is not None:
             self.ota = OtaCampaign(self.env, self.smsc, data["ota"], stream("ota"))
@@ -129,9 +131,6 @@ class Replica:
         self.done = 0
         self.steps = 0
         self.sms_ref = 0
-        self.submit_retries = 0
-        self.outbox: deque = deque()
-        self.outbox_paused = False
 
     # -- driving ----------------------------------------------------------------------------
     def run(self, *, step_hook: Callable[["Replica"], None] | None = None, hook_every: int = 4096,
@@ -261,39 +260,16 @@ class Replica:
         for ies, chunk in segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT,
                                                    src_port=wsp_push.WAP_PUSH_SRC_PORT, ref=self.sms_ref):
             if self.smsc is not None:
-                self._submit(dev, ShortMessage(src=SERVER_SMS_ADDRESS.digits, dst=dev.ident.imsi, user_data=chunk,
-                                               pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, ies=tuple(ies)))
+                # parts of a device that no longer waits for its bootstrap leave the outbox
+                self.outbox.submit(ShortMessage(src=SERVER_SMS_ADDRESS.digits, dst=dev.ident.imsi, user_data=chunk,
+                                                pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, ies=tuple(ies)),
+                                   wanted=lambda dev=dev: not dev.accepted and dev.ident.index in self.live)
                 continue
             pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
                                   ies=ies, user_data=chunk).encode()
             dev.sms_msgs += 1
             dev.sms_bytes += len(pdu)
             self.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), self._on_sms)
-
-    def _submit(self, dev: _Device, sm: ShortMessage) -> None:
-        """Submit ``sm`` to the SMSC as an ESME does, in order through one outbox: when the SMSC
-        throttles (SMPP ESME_RTHROTTLED) the outbox waits until it says a token is due, then goes
-        on; parts of a device that no longer waits for its bootstrap are dropped from it. A full
-        SMSC queue drops the part (the bootstrap timeout resends the whole message)."""
-        self.outbox.append((dev, sm))
-        if not self.outbox_paused:
-            self._flush_outbox()
-
-    def _flush_outbox(self, _event: simpy.Event | None = None) -> None:
-        self.outbox_paused = False
-        outbox = self.outbox
-        while outbox:
-            dev, sm = outbox[0]
-            if dev.accepted or dev.ident.index not in self.live:
-                outbox.popleft()
-                continue
-            result = self.smsc.submit(sm)
-            if not result.accepted and result.reason == "throttled":
-                self.submit_retries += 1
-                self.outbox_paused = True
-                self.env.timeout(result.retry_after).callbacks.append(self._flush_outbox)
-                return
-            outbox.popleft()
 
     def _on_sms(self, msg: Message) -> None:
         self._sms_at_device(msg.meta, msg.payload)

@@ -16,7 +16,8 @@ The platform checks the PoR with the device's keys (TAR, counter, RC/CC/DS, deci
 the device's record says what became of it (``ota`` column): ``ok`` (PoR status 00),
 ``por_status_XX`` (the card refused: 02 counter, 01 RC/CC/DS failed, ...), ``por_invalid`` (a
 PoR that does not verify), ``undelivered`` (the SMSC's final outcome was not a delivery),
-``refused`` (the SMSC refused the submit), ``timeout`` (no PoR within ``ota.timeout``).
+``refused`` (the SMSC refused the submit: its queue was full; a throttled platform waits and
+submits again, ``sim/smsc_outbox.py``), ``timeout`` (no PoR within ``ota.timeout``).
 
 Keys: the devices' UICCs each get their own OTA key set for the campaign's TAR (KIc and KID
 keys drawn from the replica's random stream), and the platform holds the same ones, as an
@@ -34,11 +35,12 @@ from dmsim.cards.profile import OtaKeyset
 from dmsim.cards.scp80 import Keyset
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.ota_sender import OtaSender
-from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusReport
+from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusReport, SubmitResult
 from dmsim.network.sms.status_report import decode_status_report
 from dmsim.network.sms.udh import encode_udh
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.smsc_driver import SmscDriver
+from dmsim.sim.smsc_outbox import SmscOutbox
 
 OTA_PLATFORM = "55501"  # the platform's short code: TP-OA of its commands, TP-DA of PoR submits
 _SPI_POR_VIA_SUBMIT = 0x20
@@ -75,6 +77,7 @@ class OtaCampaign:
         self._by_msg: dict[int, _Pending] = {}
         self._by_device: dict[str, _Pending] = {}
         self.counts: dict[str, int] = {}
+        self.outbox = SmscOutbox(env, smsc)  # the platform's own ESME queue: throttling slows it down
         smsc.add_application(OTA_PLATFORM, self._por_submitted, self._report)
 
     def keyset(self) -> OtaKeyset:
@@ -89,16 +92,20 @@ class OtaCampaign:
                            spi=self.spi, originator=Address(OTA_PLATFORM))
         sms = sender.command_sms(self.apdus)
         pending = _Pending(imsi, sender, self.env.event(), self.env.now)
-        result = self.smsc.submit(ShortMessage(src=OTA_PLATFORM, dst=imsi, user_data=sms.user_data, pid=sms.pid,
-                                               dcs=sms.dcs, ies=tuple(sms.ies), status_report=True))
-        if not result.accepted:
-            self._finish(pending, "refused")
-            return pending.done
-        self._by_msg[result.msg_id] = pending
         self._by_device[imsi] = pending
+        self.outbox.submit(ShortMessage(src=OTA_PLATFORM, dst=imsi, user_data=sms.user_data, pid=sms.pid,
+                                        dcs=sms.dcs, ies=tuple(sms.ies), status_report=True),
+                           wanted=lambda: not pending.done.triggered,
+                           on_result=lambda result: self._submitted(pending, result))
         timer = self.env.timeout(self.spec["timeout"], pending)
         timer.callbacks.append(lambda event: self._finish(event.value, "timeout"))
         return pending.done
+
+    def _submitted(self, pending: _Pending, result: SubmitResult) -> None:
+        if result.accepted:
+            self._by_msg[result.msg_id] = pending
+        else:
+            self._finish(pending, "refused")
 
     def _report(self, action: StatusReport, now: float) -> None:
         pending = self._by_msg.pop(action.msg_id, None)

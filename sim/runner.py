@@ -152,7 +152,7 @@ def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
             entry[key] = entry.get(key, 0) + value
     if model.smsc is not None:
         entry = total.setdefault("smsc", {})
-        counts = {**model.smsc.core.counts, **model.smsc.counts, "server_submit_retries": model.submit_retries}
+        counts = {**model.smsc.core.counts, **model.smsc.counts, "server_submit_retries": model.outbox.retries}
         for key, value in counts.items():
             entry[key] = entry.get(key, 0) + value
 
