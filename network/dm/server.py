@@ -17,7 +17,7 @@ reply (a client retransmission after a lost reply), and the session's single Get
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, MutableMapping
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import messages as m
@@ -69,12 +69,14 @@ class DmServer:
     """The DM server core for a fleet of devices identified by ``IMSI:<digits>`` URIs."""
 
     def __init__(self, server_id: str, server_uri: str, nonce_source: NonceSource, *,
-                 content_type: str = m.DM_WBXML):
+                 content_type: str = m.DM_WBXML, accounts: MutableMapping[str, DmAccount] | None = None):
+        """``accounts`` (device URI -> account, nonces included) may be a persistent store; every
+        change of an account (a new nonce) is written back to it by item assignment."""
         self.server_id = server_id
         self.server_uri = server_uri
         self._nonce = nonce_source
         self.content_type = content_type
-        self.accounts: dict[str, DmAccount] = {}
+        self.accounts: MutableMapping[str, DmAccount] = {} if accounts is None else accounts
         self.sessions: dict[str, dict[str, _Session]] = {}  # device URI -> SessionID -> state
 
     # -- bootstrap ---------------------------------------------------------------------------
