@@ -264,3 +264,26 @@ def test_dmsim_run_pcap_is_dissected_without_errors(tmp_path):
     assert sum("CP-DATA" in line for line in summary) == sum(int(r["sms_msgs"]) for r in first)
     assert sum("READ BINARY" in line for line in summary) >= len(first)
     assert _run(tshark, "-n", "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning") == ""
+
+
+def test_ota_campaign_pcap_shows_commands_and_mo_pors(tmp_path):
+    """An OTA campaign with PoR via SMS-SUBMIT: tshark finds the TS 102 225 command packets
+    (MT, PID 127), the ENVELOPEs to the cards and the PoRs on the MO path, nothing malformed."""
+    from click.testing import CliRunner
+
+    from dmsim.sim.cli import main
+
+    tshark = _tshark()
+    pcap = tmp_path / "ota.pcap"
+    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[2] / "scenarios/ota-campaign.yaml"),
+                                    "--out", str(tmp_path / "run"), "--set", "fleet.size=4", "--set", "links.sms.loss=0",
+                                    "--set", "smsc={submit_rate: 50, burst: 20}", "--no-plots", "-q", "--pcap", str(pcap)])
+    assert res.exit_code == 0, res.output
+    verbose = _run(tshark, "-n", "-r", str(pcap), "-V")
+    submits = [p for p in verbose.split("\nFrame ") if "TP-MTI: SMS-SUBMIT" in p]
+    radio = [p for p in submits if "RP-DATA (MS to Network)" in p]
+    fetched = [p for p in submits if "FETCH" in p]  # the card's SEND SHORT MESSAGE, dissected by tshark too
+    assert len(radio) == len(fetched) == 4 and all("TP-PID: 127" in p for p in radio)  # one PoR per device
+    assert verbose.count("IE: (U)SIM Toolkit Security Headers") >= 8  # 4 command packets, 4 PoRs
+    assert "ENVELOPE" in _run(tshark, "-n", "-r", str(pcap))
+    assert _run(tshark, "-n", "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning") == ""
