@@ -18,6 +18,7 @@ from dmsim.sim.cli_card import card
 from dmsim.sim.cli_modem import modem
 from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.cli_dm import calc_pkg0_cmd, decode_pkg0_cmd
+from dmsim.sim.conformance import conformance
 from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
 from dmsim.sim.toolbox import ParseFailure, calc, decode, parse_host_port
 
@@ -160,6 +161,7 @@ main.add_command(decode)
 main.add_command(smsc)
 main.add_command(card)
 main.add_command(modem)
+main.add_command(conformance)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
