@@ -6,7 +6,6 @@ scenario error with its file, line and key path; hex that does not parse); 130 o
 """
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -20,7 +19,8 @@ from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.cli_dm import calc_pkg0_cmd, decode_pkg0_cmd
 from dmsim.sim.conformance import conformance
 from dmsim.sim.cli_smsc import decode_smpp_cmd, smsc
-from dmsim.sim.toolbox import ParseFailure, calc, decode, parse_host_port
+from dmsim.sim.cli_server import server
+from dmsim.sim.toolbox import ParseFailure, calc, decode
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,24 +135,6 @@ def scenario_format() -> None:
     click.echo(describe_schema())
 
 
-@main.command()
-@click.option("--http", "http_addr", default="127.0.0.1:8080", show_default=True, help="Listen on HOST:PORT.")
-@click.option("--server-id", default="dmsim-server", show_default=True)
-def server(http_addr: str, server_id: str) -> None:
-    """Run the DM server core on a real HTTP socket (SyncML DM, auth-md5/basic)."""
-    from dmsim.network.dm.http_server import default_server, make_http_server
-    host, port = parse_host_port(http_addr, "--http", listen=True)
-    core = default_server(server_id, host, port)
-    httpd = make_http_server(host, port, core)
-    click.echo(json.dumps({"listening": f"http://{host}:{httpd.server_address[1]}/dm", "server_id": server_id}))
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-
-
 main.add_command(calc)
 decode.add_command(decode_smpp_cmd)  # "decode smpp" lives with the SMPP code it decodes
 calc.add_command(calc_pkg0_cmd)
@@ -161,6 +143,7 @@ main.add_command(decode)
 main.add_command(smsc)
 main.add_command(card)
 main.add_command(modem)
+main.add_command(server)
 main.add_command(conformance)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,120 @@
+"""``dmsim server``: options, --config errors (exit 2 with file:line), and a real run serving
+HTTP and HTTPS from a config file, stopped by SIGTERM with its store kept."""
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from dmsim.devices.dm_client import DmClient, Done, Send
+from dmsim.network.dm import tls
+from dmsim.network.dm.account import DmAccount
+from dmsim.network.dm.http_server import PROVISION_PATH, account_to_json
+from dmsim.network.dm.store import SqliteAccounts
+from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.sim.cli_server import load_config, parse_psk, server
+
+DEV = "IMSI:001010000000042"
+
+
+def invoke(*args):
+    return CliRunner().invoke(server, list(args))
+
+
+def test_help_lists_the_options():
+    res = invoke("--help")
+    assert res.exit_code == 0
+    for opt in ("--config", "--http", "--https", "--psk", "--cert", "--key", "--db"):
+        assert opt in res.output
+
+
+@pytest.mark.parametrize("text,where,what", [
+    ("http: 127.0.0.1:0\nhttps: 127.0.0.1:0\nport: 3\n", ":3", "unknown key 'port'"),
+    ("psk:\n  - id1:00ff\n  - id2:xyz\n", ":3", "psk.1"),
+    ("https: 127.0.0.1:99999\n", ":1", "out of range"),
+    ("https: 127.0.0.1:0\ncert: c.pem\n", ":2", "key"),
+    ("http: [1, 2\n", ":2", "invalid YAML"),
+    ("- a list\n", ":1", "mapping"),
+    ("server_id: 5\n", ":1", "expected a string"),
+])
+def test_config_errors_exit_2_with_file_and_line(tmp_path, text, where, what):
+    cfg = tmp_path / "server.yaml"
+    cfg.write_text(text)
+    res = invoke("--config", str(cfg))
+    assert res.exit_code == 2, res.output
+    assert f"server.yaml{where}" in res.output and what in res.output
+
+
+def test_bad_flags_exit_2(tmp_path):
+    assert "IDENTITY:HEXKEY" in invoke("--https", "127.0.0.1:0", "--psk", "nokey").output
+    assert invoke("--https", "127.0.0.1:0", "--psk", "id:0g").exit_code == 2
+    assert "go together" in invoke("--https", "127.0.0.1:0", "--cert", "x.pem").output
+    assert invoke("--config", str(tmp_path / "missing.yaml")).exit_code == 2
+    (tmp_path / "c.pem").write_text("not a certificate")
+    (tmp_path / "k.pem").write_text("not a key")
+    res = invoke("--https", "127.0.0.1:0", "--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem"))
+    assert res.exit_code == 2 and "PEM" in res.output
+    (tmp_path / "bad.sqlite").write_bytes(b"junk" * 500)
+    assert invoke("--http", "127.0.0.1:0", "--db", str(tmp_path / "bad.sqlite")).exit_code == 2
+
+
+def test_psk_identity_may_hold_colons_and_paths_follow_the_file(tmp_path):
+    assert parse_psk("IMEI:490154203237518:00ff") == (b"IMEI:490154203237518", b"\x00\xff")
+    cfg = tmp_path / "server.yaml"
+    cfg.write_text("db: state/dm.sqlite\npsk: ['a:b:0011']\n")
+    data = load_config(cfg)
+    assert data["db"] == str(tmp_path / "state/dm.sqlite") and data["psk"] == ["a:b:0011"]
+    assert data["http"] is None and data["server_id"] == "dmsim-server"
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Start `dmsim server --config` (HTTP and HTTPS on free ports) with --server-id on top."""
+    (tmp_path / "server.yaml").write_text(
+        "server_id: from-file\nhttp: 127.0.0.1:0\nhttps: 127.0.0.1:0\ndb: dm.sqlite\n"
+        "psk:\n  - IMEI:490154203237518:00112233445566778899aabbccddeeff\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli_server", "--config", str(tmp_path / "server.yaml"),
+                             "--server-id", "from-flag"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        yield proc, json.loads(proc.stdout.readline() or proc.stderr.read())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_serves_http_and_https_from_a_config_file(served, tmp_path):
+    proc, info = served
+    assert info["server_id"] == "from-flag" and info["tls"] == "psk" and info["psk_identities"] == 1
+    assert info["listening"] == info["http"] and info["https"].startswith("https://127.0.0.1:")
+    account = DmAccount("from-flag", info["https"], "n", "p", "from-flag", "s", os.urandom(16), os.urandom(16))
+    http_port = int(info["http"].split(":")[2].split("/")[0])
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    conn.request("POST", PROVISION_PATH, json.dumps(account_to_json(DEV, account)))
+    assert conn.getresponse().status == 200
+    conn.close()
+
+    https_port = int(info["https"].split(":")[2].split("/")[0])
+    config = tls.psk_client_config(b"IMEI:490154203237518", bytes.fromhex("00112233445566778899aabbccddeeff"))
+    conn = TlsHttpConnection("127.0.0.1", https_port, config, timeout=5)
+    client = DmClient(account, DEV, {"DevId": DEV, "Mod": "m"}, 1, os.urandom)
+    step = client.start()
+    while isinstance(step, Send):
+        conn.request("POST", "/dm", step.body, {"Content-Type": step.content_type})
+        resp = conn.getresponse()
+        step = client.receive(resp.read(), resp.getheader("Content-Type"))
+    conn.close()
+    assert step == Done(True)
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    with SqliteAccounts(tmp_path / "dm.sqlite") as store:
+        assert store[DEV].client_nonce == client.account.client_nonce
+        assert b"IMEI:490154203237518" in store.psks
