@@ -26,7 +26,9 @@ mapping is not modelled), any other value is used as TP-DCS as it is (0x04 8-bit
 class 2 8-bit for a USIM data download...). registered_delivery (§5.2.17) asks the SMSC for a
 status report (TP-SRR); at the message's final outcome the ESME gets a delivery receipt
 (Appendix B) as a deliver_sm, with stat DELIVRD, EXPIRED (TP-ST 0x46) or UNDELIV and err the TP-ST
-in decimal. Dates in receipts are simulated time on the SMSC's epoch.
+in decimal, sent only once the submit_sm_resp that gave the ESME its message_id is written (an
+unknown subscriber fails within the submit itself). Dates in receipts are simulated time on the
+SMSC's epoch.
 
 Mobile-originated messages whose destination is an address an ESME has submitted from (or one
 listed in ``mo_addresses``) go to that ESME as deliver_sm (§4.6.1); with no receiver or
@@ -89,7 +91,9 @@ class EsmeGateway:
         host, _, port = spec["listen"].rpartition(":")
         accounts = dict(a.split(":", 1) for a in spec["accounts"]) if spec["accounts"] else None
         self.poll = float(spec["poll"])
-        self.server = SmppServer(self._submit_from_thread, host=host, port=int(port), accounts=accounts)
+        self.server = SmppServer(self._submit_from_thread, host=host, port=int(port), accounts=accounts,
+                                 on_submitted=self._resp_written)
+        self._answered: set[str] = set()  # message ids whose submit_sm_resp is on the wire
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._waiting: dict[int, tuple[str, smpp.SubmitSm, str, float]] = {}
         self._routes: dict[str, str] = {}  # ESME address -> the system_id that submitted from it
@@ -123,6 +127,9 @@ class EsmeGateway:
             return answer.result(timeout=SUBMIT_WAIT)
         except FutureTimeout:
             raise SubmitRefused(smpp.ESME_RSUBMITFAIL, "the simulation did not take the message") from None
+
+    def _resp_written(self, system_id: str, pdu: smpp.SubmitSm, message_id: str) -> None:
+        self._answered.add(message_id)
 
     # -- the model's thread --------------------------------------------------------------------
     def _drain_every_poll(self):
@@ -174,10 +181,16 @@ class EsmeGateway:
     def _receipt(self, event: simpy.Event) -> None:
         action: StatusReport = event.value
         now = self.env.now
-        entry = self._waiting.pop(action.msg_id, None)
+        entry = self._waiting.get(action.msg_id)
         if entry is None:
             return
         system_id, pdu, message_id, submitted = entry
+        if message_id not in self._answered and not self._closed.is_set():
+            # an ESME matches a receipt to the message_id of its submit_sm_resp: not before it
+            self.env.timeout(self.poll, action).callbacks.append(self._receipt)
+            return
+        del self._waiting[action.msg_id]
+        self._answered.discard(message_id)
         stat = receipt_stat(action.st)
         if not smpp.wants_receipt(pdu.registered_delivery, delivered=stat == "DELIVRD"):
             return

@@ -221,17 +221,22 @@ def start_kannel(tmp_path):
     bearerbox, smsbox = _binaries()
     labs: list[Lab] = []
 
-    def start(password: str = PASSWORD, wait_bound: bool = True) -> Lab:
+    def start(password: str = PASSWORD, wait_bound: bool = True, smpp_port: int | None = None) -> Lab:
+        """With ``smpp_port``, Kannel binds to an SMSC that is already listening there (a running
+        scenario's); else to a new in-process lab SMSC."""
         store = MemoryStore(echo=lambda line: None)
         events: list = []
-        server = SmppServer(store.on_submit, port=0, accounts={SYSTEM_ID: PASSWORD}, on_submitted=store.on_submitted,
-                            on_event=lambda peer, event: events.append(event))
-        store.server = server
+        server = None
+        if smpp_port is None:
+            server = SmppServer(store.on_submit, port=0, accounts={SYSTEM_ID: PASSWORD},
+                                on_submitted=store.on_submitted, on_event=lambda peer, event: events.append(event))
+            store.server = server
+            server.start()
+            smpp_port = server.address[1]
         recorder = _Recorder()
         threading.Thread(target=recorder.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        server.start()
         ports = {"admin": _free_port(), "smsbox": _free_port(), "sendsms": _free_port(),
-                 "smpp": server.address[1], "http": recorder.server_address[1]}
+                 "smpp": smpp_port, "http": recorder.server_address[1]}
         lab = Lab(server, store, recorder, str(tmp_path), ports, events)
         labs.append(lab)
         conf = tmp_path / "kannel.conf"
@@ -248,7 +253,7 @@ def start_kannel(tmp_path):
             if name == "bearerbox":  # smsbox retries only every few seconds: let bearerbox listen first
                 lab.wait("bearerbox's admin port", lambda: _accepts(ports["admin"]))
                 if wait_bound:
-                    lab.wait("Kannel's bind", server.bound)
+                    lab.wait("Kannel's bind", server.bound if server else lambda: "<status>online" in lab.status())
         if wait_bound:
             lab.wait("smsbox's connection to bearerbox", lambda: "<type>smsbox</type>" in lab.status())
             lab.wait("smsbox's sendsms port", lambda: _accepts(ports["sendsms"]))
@@ -259,7 +264,8 @@ def start_kannel(tmp_path):
         for name in ("smsbox", "bearerbox"):
             if name in lab.procs:
                 lab.stop(name)
-        lab.server.stop()
+        if lab.server is not None:
+            lab.server.stop()
         lab.recorder.shutdown()
         lab.recorder.server_close()
 
@@ -392,3 +398,43 @@ def test_enquire_link_answered_and_unbind_on_sigterm(start_kannel):
     assert "type_name: unbind_resp" in lab.log()
     lab.wait("the connection to close", lambda: lab.server.bound() == [])
     assert lab.of(Malformed) == []                              # nothing refused all along
+
+
+def test_kannel_injects_sms_into_a_running_scenario(start_kannel, tmp_path):
+    """components.esme: Kannel binds to the SMSC of a running simulation, its MT message reaches
+    a simulated device through the SMSC model, and the DLR carries the model's outcome."""
+    from dmsim.sim.runner import run_scenario
+    from dmsim.sim.scenario import parse_scenario
+
+    port = _free_port()
+    scenario = parse_scenario(f"""
+name: kannel
+duration: 200
+fleet: {{size: 2}}
+links: {{sms: {{delay: {{kind: fixed, value: 0.5}}}}}}
+smsc: {{}}
+components:
+  esme: {{kind: smpp, listen: "127.0.0.1:{port}", speed: 10, accounts: ["{SYSTEM_ID}:{PASSWORD}"]}}
+""", "kannel.yaml")
+    run = threading.Thread(target=run_scenario, args=(scenario, tmp_path / "run"), kwargs={"plots": False})
+    run.start()
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _accepts(port):
+            assert time.monotonic() < deadline, "the scenario's SMPP server never listened"
+            time.sleep(0.05)
+        lab = start_kannel(smpp_port=port)
+        dlr_url = f"http://127.0.0.1:{lab.ports['http']}/dlr?type=%d&fid=%F&to=%p&text=%A"
+        device = "001010000000001"  # the fleet's IMSI of device 1: the address the SMSC routes on
+        for to in (device, "999"):
+            assert lab.sendsms(to=to, text="from kannel", **{"dlr-mask": "3", "dlr-url": dlr_url}).startswith("0: Accepted")
+        dlrs = lab.wait("two DLRs", lambda: len(lab.recorder.get("/dlr")) >= 2 and lab.recorder.get("/dlr"), timeout=30)
+        by_to = {d["to"].lstrip("+"): d for d in dlrs}
+        assert by_to[device]["type"] == "1" and "stat:DELIVRD" in by_to[device]["text"]
+        assert by_to["999"]["type"] == "2" and "stat:UNDELIV" in by_to["999"]["text"]  # no such subscriber
+        lab.stop("smsbox")
+        lab.stop("bearerbox")
+    finally:
+        run.join(60)
+    rows = (tmp_path / "run" / "sms.csv").read_text().splitlines()
+    assert any(f",esme,{SHORT_CODE},{device}," in r and ",delivered," in r for r in rows)
