@@ -394,6 +394,8 @@ def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
         server_id = tree.find(f"{acc}/ServerID")
         if server_id is None or not server_id.value:
             raise ProtocolError(f"bootstrap: {acc}/ServerID missing")
+        if not isinstance(server_id.value, str):
+            raise ProtocolError(f"bootstrap: {acc}/ServerID must be chr, not {server_id.format}")
         tree.find(acc).acl = acl_for(server_id.value)
     return accounts
 
