@@ -1,37 +1,69 @@
-"""The DM client's protocol core, sans-IO: a client-initiated DM session (Alert 1201) with mutual
-authentication (OMA-TS-DM_Security-V1_3 §5.4, §5.4.3, §5.5).
+"""The DM client's protocol core, sans-IO: a client-initiated (Alert 1201) or notification-
+initiated (Alert 1200, after a package #0) DM session with mutual authentication
+(OMA-TS-DM_Security-V1_3 §5.4, §5.4.3, §5.5) or ``syncml:auth-hmac-sha256`` integrity (§5.6.1),
+running the server's commands on the device's DM tree (OMA-TS-DM_Protocol-V1_2 §6.5, ACLs of
+OMA-TS-DM_TND-V1_2 §7.7.1) in multi-message packages (§8.2).
 
-``start()`` returns package 1; ``receive(body, content_type)`` consumes a server message and
-returns the next thing to send or the session's end. The driver (SimPy process or real HTTP
-client) owns transport, timers and retransmission; a retransmission resends the same bytes.
+``start(now)`` returns package 1; ``receive(body, content_type, headers, now)`` consumes a server
+message and returns the next thing to send (with the transport headers to add) or the session's
+end. The driver (SimPy process or real HTTP client) owns transport, timers and retransmission; a
+retransmission resends the same bytes and headers.
 
 Rules implemented:
-* every client message carries a Cred computed with the current client nonce (§5.4.1, §5.4.2);
-* a 401/407 with a Chal is answered once with the challenge's NextNonce (stale nonce, §5.4.3);
-  a second rejection ends the session (``client_auth_failed``);
+* every client message carries a Cred computed with the current client nonce (§5.4.1, §5.4.2),
+  except in HMAC mode, where it carries none and the ``x-syncml-hmac`` header instead (MAC under
+  the UTF-8 octets of the client's AAuthSecret, ``ServerId`` and ``username`` set);
+* a 401/407 with a Chal is answered once with the challenge's NextNonce (stale nonce, §5.4.3) by
+  sending the refused commands again; a second rejection ends the session (``client_auth_failed``);
 * the server's Cred is checked on every server message; a bad one is challenged once with a new
   nonce issued by the client, a second bad one ends the session (``server_auth_failed``);
-* a NextNonce received in a Chal (with status 212) replaces AAuthData for the next session (§5.5).
+* in HMAC mode every server message must carry an ``x-syncml-hmac`` that verifies under the
+  server's AAuthSecret, inside the verifier's window and not replayed, or the session ends
+  (``server_hmac_failed``, the verdict in ``hmac_verdict``); the check runs before parsing;
+* a NextNonce received in a Chal replaces the client nonce, and AAuthData of the CLCRED AppAuth
+  in the tree, for the next message and session (§5.5); a nonce the client issues is stored in
+  the SRVCRED AAuthData;
+* Get, Replace, Add, Delete, Exec and Sequence run through :func:`dm_commands.handle_command`
+  with the ServerID of the authenticated server, so ACLs and secret nodes are enforced; the
+  Statuses and Results go back in the next message, split by the server's MaxMsgSize.
+
+Choices where the spec is silent: the tree given to the client is used as it is (the account is
+installed only if the tree has none for ``account.server_id``); credentials come from
+``account`` for the whole session, so a server's Replace of AAuthSecret takes effect in the next
+session built from the tree; a message answering a credential challenge carries no Status for the
+unauthenticated message that asked it; an HMAC account is stored with AAuthType ``HMAC``. Pass
+one long-lived ``hmac_verifier`` per device to refuse replays across sessions.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
 from xml.etree.ElementTree import Element
 
+from dmsim.devices.dm_commands import handle_command
+from dmsim.devices.dm_tree import DEVINFO, DmTree, find_account, install_account, install_devinfo
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.auth import check_credential, make_credential
+from dmsim.network.dm.auth import AUTH_SHA256, check_credential, make_credential
+from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Verdict, build_header,
+                                             find_header)
 from dmsim.network.dm.tree import E, text
-from dmsim.sim.errors import DmsimError
+from dmsim.sim.errors import DmsimError, ProtocolError
+
+INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
+HMAC_AUTH_TYPE = "HMAC"  # the DMAcc AAuthType value of OMA-TS-DM_StdObj for HMAC schemes
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class Send:
-    """Send ``body`` (Content-Type ``content_type``) to the server URI."""
+    """Send ``body`` (Content-Type ``content_type``, plus the transport ``headers``) to the server URI."""
 
     body: bytes
     content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,36 +74,101 @@ class Done:
     reason: str = ""
 
 
+def install_dm_account(tree: DmTree, account: DmAccount) -> str:
+    """Return the ``./DMAcc/<x>`` URI after installing ``account`` in ``tree``; an HMAC account is
+    installed with AAuthType (and AAuthPref) ``HMAC``."""
+    if account.auth_scheme != AUTH_HMAC_SHA256:
+        return install_account(tree, account)
+    acc = install_account(tree, dataclasses.replace(account, auth_scheme=AUTH_SHA256))
+    for node in tree.walk(tree.find(acc)):
+        if node.name in ("AAuthType", "AAuthPref"):
+            node.value = HMAC_AUTH_TYPE
+    return acc
+
+
 class DmClient:
-    """One DM session of one device against the server of ``account``."""
+    """One DM session of one device against the server of ``account``, on the device's ``tree``."""
 
     def __init__(self, account: DmAccount, device_uri: str, devinfo: dict[str, str], session_id: int,
-                 nonce_source: Callable[[int], bytes], content_type: str = m.DM_WBXML):
-        self.account = account
+                 nonce_source: Callable[[int], bytes], content_type: str = m.DM_WBXML, *,
+                 tree: DmTree | None = None, initiator: str = "client", max_msg_size: int = 10000,
+                 hmac_verifier: HmacVerifier | None = None):
+        """``initiator`` is ``client`` (Alert 1201) or ``server`` (Alert 1200, the session a
+        package #0 asked for; ``session_id`` is then the package's). ``tree`` defaults to a new
+        tree with ``devinfo`` and ``account``; ``max_msg_size`` is advertised to the server."""
+        if initiator not in INITIATORS:
+            raise ProtocolError(f"initiator {initiator!r}, expected client or server")
+        self.tree = tree if tree is not None else DmTree()
+        if devinfo:
+            install_devinfo(self.tree, devinfo)
+        if find_account(self.tree, account.server_id) is None:
+            install_dm_account(self.tree, account)
+        self._account = account
+        self._store_nonces()
         self.device_uri = device_uri
         self.devinfo = devinfo
         self.session_id = format(session_id & 0xFFFF, "X")
         self._nonce = nonce_source
         self.content_type = content_type
+        self.alert = INITIATORS[initiator]
+        self.max_msg_size = max_msg_size
+        self.hmac = hmac_verifier if hmac_verifier is not None else HmacVerifier()
+        self.hmac_verdict: Verdict | None = None
         self.msg_id = 0
         self.auth_retries = 0
         self._server_rejections = 0
-        self._pending_statuses: list[Element] = []
         self._server_ok = False
+        self._queue: list[Element] = []
+        self._last_sent: list[Element] = []
+        self._last_final = False
+        self._peer_max: int | None = None
 
-    def start(self) -> Send:
-        """Return package 1: Alert 1201 and DevInfo, with the client's credential.
+    @property
+    def account(self) -> DmAccount:
+        """Return the account in use (nonces as updated so far)."""
+        return self._account
 
-        Called again after a challenge: MsgIDs keep increasing within the session, so the server
-        can tell the new attempt from a retransmission.
-        """
-        replace = E("Replace", E("CmdID", 2), *(
-            E("Item", E("Source", E("LocURI", f"./DevInfo/{k}")), E("Meta", E("Format", "chr")), E("Data", v))
-            for k, v in self.devinfo.items()))
-        return self._send([E("Alert", E("CmdID", 1), E("Data", m.ALERT_CLIENT_INITIATED)), replace])
+    @account.setter
+    def account(self, account: DmAccount) -> None:
+        self._account = account
+        self._store_nonces()
 
-    def receive(self, body: bytes, content_type: str) -> Send | Done:
-        """Consume one server message; return the next message or the end of the session."""
+    @property
+    def hmac_mode(self) -> bool:
+        """Return True when the account uses ``syncml:auth-hmac-sha256``."""
+        return self._account.auth_scheme == AUTH_HMAC_SHA256
+
+    def _store_nonces(self) -> None:
+        """Mirror the account's nonces into AAuthData of the tree's AppAuth nodes (§5.5)."""
+        acc = find_account(self.tree, self._account.server_id)
+        app_auth = self.tree.find(f"{acc}/AppAuth") if acc is not None else None
+        for auth in (app_auth.children or {}).values() if app_auth is not None else ():
+            level, data = (auth.children or {}).get("AAuthLevel"), (auth.children or {}).get("AAuthData")
+            if level is None or data is None or data.interior:
+                continue
+            nonce = {"CLCRED": self._account.client_nonce, "SRVCRED": self._account.server_nonce}.get(level.value)
+            if nonce is not None:
+                data.format, data.value = "b64", nonce
+
+    def start(self, now: float = 0.0) -> Send:
+        """Return package 1: Alert 1201 (or 1200) and DevInfo, with the client's credential."""
+        node = self.tree.find(DEVINFO)
+        leaves = [n for n in (node.children or {}).values() if not n.interior] if node is not None else []
+        replace = E("Replace", E("CmdID", 0), *(
+            E("Item", E("Source", E("LocURI", leaf.uri)), E("Meta", E("Format", "chr")), E("Data", leaf.value))
+            for leaf in leaves))
+        self._queue = [E("Alert", E("CmdID", 0), E("Data", self.alert)), replace]
+        return self._send([], ask_next=False, now=now)
+
+    def receive(self, body: bytes, content_type: str, headers: Mapping[str, str] = _NO_HEADERS,
+                now: float = 0.0) -> Send | Done:
+        """Consume one server message and its transport ``headers``; return the next message or
+        the end of the session."""
+        if self.hmac_mode:
+            self.hmac_verdict = self.hmac.verify(find_header(headers or _NO_HEADERS), body,
+                                                 self._account.server_password.encode(), now)
+            if not self.hmac_verdict.ok:
+                return Done(False, "server_hmac_failed")
         try:
             msg = m.decode(body, content_type)
             hdr = m.read_header(msg)
@@ -84,49 +181,57 @@ class DmClient:
             if verdict.next_nonce is None or self.auth_retries >= 1:
                 return Done(False, "client_auth_failed")
             self.auth_retries += 1
-            self.account = self.account.with_nonces(client=verdict.next_nonce)
-            return self.start()
+            self.account = self._account.with_nonces(client=verdict.next_nonce)
+            self._queue[:0] = self._last_sent
+            return self._send([], ask_next=False, now=now)
         if verdict.code not in (m.OK, m.AUTH_ACCEPTED):
             return Done(False, f"server_status_{verdict.code}")
-        if verdict.next_nonce is not None:
+        if verdict.next_nonce is not None and not self.hmac_mode:
             # §5.5: AAuthData takes the NextNonce; the current session keeps its credential valid,
             # since the server switched to the new nonce for this client already.
-            self.account = self.account.with_nonces(client=verdict.next_nonce)
-        account = self.account
-        if hdr.cred is None or not check_credential(hdr.cred, account.auth_scheme, account.server_name,
-                                                    account.server_password, account.server_nonce):
+            self.account = self._account.with_nonces(client=verdict.next_nonce)
+        account = self._account
+        if not self.hmac_mode and (hdr.cred is None or not check_credential(
+                hdr.cred, account.auth_scheme, account.server_name, account.server_password, account.server_nonce)):
             self._server_rejections += 1
             if self._server_rejections > 1:
                 return Done(False, "server_auth_failed")
             nonce = self._nonce(16)
             self.account = account.with_nonces(server=nonce)
             return self._send([m.status(1, hdr.msg_id, "0", "SyncHdr", m.UNAUTHORIZED,
-                                        challenge=m.chal(account.auth_scheme, nonce))])
+                                        challenge=m.chal(account.auth_scheme, nonce))],
+                              ask_next=False, now=now, take=False)
+        self._peer_max = hdr.max_msg_size or self._peer_max
         commands = m.body_commands(msg)
-        if not commands:
+        if m.is_final(msg) and not commands and self._last_final:
             return Done(True)
-        out: list[Element] = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.AUTH_ACCEPTED if not self._server_ok else m.OK)]
+        lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.OK if self._server_ok else m.AUTH_ACCEPTED)]
         self._server_ok = True
-        cmd_id = 2
-        for cmd in commands:
-            ref = text(cmd, "CmdID", "0")
-            if cmd.tag == "Get":
-                uris = [text(i, "Target/LocURI", "") or "" for i in cmd.iterfind("Item")]
-                found = [u for u in uris if u.startswith("./DevInfo/") and u[10:] in self.devinfo]
-                out.append(m.status(cmd_id, hdr.msg_id, ref, "Get", m.OK if len(found) == len(uris) else 404))
-                if found:
-                    out.append(E("Results", E("CmdID", cmd_id + 1), E("MsgRef", hdr.msg_id), E("CmdRef", ref), *(
-                        E("Item", E("Source", E("LocURI", u)), E("Data", self.devinfo[u[10:]])) for u in found)))
-                cmd_id += 2
-            else:
-                out.append(m.status(cmd_id, hdr.msg_id, ref, cmd.tag, 406))
-                cmd_id += 1
-        return self._send(out)
+        try:
+            for cmd in commands:
+                if m.is_next_message(cmd):
+                    self._queue.append(m.status(0, hdr.msg_id, text(cmd, "CmdID", "0") or "0", "Alert", m.OK))
+                else:
+                    self._queue += handle_command(self.tree, cmd, account.server_id, hdr.msg_id, 1)[0]
+        except DmsimError as exc:
+            return Done(False, f"bad_server_message: {exc}")
+        return self._send(lead, ask_next=m.peer_has_more(msg), now=now)
 
-    def _send(self, commands: list[Element]) -> Send:
+    def _send(self, lead: list[Element], *, ask_next: bool, now: float, take: bool = True) -> Send:
+        """Return the next message: ``lead``, then as many queued items as fit (``take``)."""
         self.msg_id += 1
-        a = self.account
-        cred = make_credential(a.auth_scheme, a.client_name, a.client_password, a.client_nonce)
+        a = self._account
+        cred = None if self.hmac_mode else make_credential(a.auth_scheme, a.client_name, a.client_password,
+                                                           a.client_nonce)
         hdr = m.header(self.session_id, self.msg_id, a.server_uri, self.device_uri, cred=cred,
-                       loc_name=a.client_name, max_msg_size=10000)
-        return Send(m.encode(m.message(hdr, *commands), self.content_type), self.content_type)
+                       loc_name=a.client_name, max_msg_size=self.max_msg_size)
+        queue = self._queue if take else []
+        body, count, self._last_final = m.pack(hdr, lead, queue, content_type=self.content_type,
+                                               max_size=self._peer_max, ask_next=ask_next)
+        self._last_sent = queue[:count]
+        del queue[:count]
+        headers = {}
+        if self.hmac_mode:
+            headers[HEADER_NAME] = build_header(a.client_password.encode(), body, now, server_id=a.server_id,
+                                                username=a.client_name)
+        return Send(body, self.content_type, headers)

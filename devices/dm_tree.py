@@ -130,7 +130,7 @@ def decode_value(fmt: str, data: str, raw: bytes | None = None) -> str | bytes |
     if fmt == "b64":
         try:
             return base64.b64decode(data.strip(), validate=True)
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: text that is not ASCII
             raise ProtocolError(f"Data is not base64: {exc}") from None
     if fmt == "bin":
         return raw if raw is not None else data.encode()

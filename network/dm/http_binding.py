@@ -2,18 +2,26 @@
 the simulated IP link, so that sizes and contents are those of a real exchange.
 
 Only what a DM exchange uses: POST with Content-Length (no chunked encoding), the binding's
-mandatory headers (Cache-Control: no-store, Accept, Accept-Charset). Malformed bytes raise
-DecodeError with the offset of the bad part. The real-socket server (``http_server.py``) uses
+mandatory headers (Cache-Control: no-store, Accept, Accept-Charset), and extra headers both ways
+(the ``x-syncml-hmac`` of OMA-TS-DM_Security §5.6.1.1 travels as one). Malformed bytes raise
+DecodeError with the offset of the bad part; an extra header that cannot be written (CR, LF or
+non-ASCII, a name with separators, or one of the headers this module writes itself) raises
+ProtocolError. The real-socket server (``http_server.py``) uses
 the standard library's HTTP server instead; both hand the same body to the same server core.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
-from dmsim.sim.errors import DecodeError
+from dmsim.sim.errors import DecodeError, ProtocolError
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 415: "Unsupported Media Type",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 411: "Length Required",
+            413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+_OWN = frozenset({"host", "content-type", "content-length", "cache-control", "accept", "accept-charset",
+                  "user-agent"})
+_NAME_SPECIALS = set('()<>@,;:\\"/[]?={} \t')
 
 
 @dataclass(frozen=True)
@@ -29,18 +37,32 @@ class HttpMessage:
         return self.headers.get("content-type", "")
 
 
-def encode_request(host: str, path: str, body: bytes, content_type: str, user_agent: str = "dmsim") -> bytes:
-    """Return an HTTP/1.1 POST carrying a SyncML DM message."""
+def _extra(headers: Mapping[str, str] | None) -> str:
+    """Return the header lines of ``headers``; ProtocolError for one that cannot be written."""
+    lines = []
+    for name, value in (headers or {}).items():
+        if (not name or not name.isascii() or any(c in _NAME_SPECIALS or not c.isprintable() for c in name)
+                or name.lower() in _OWN):
+            raise ProtocolError(f"HTTP header name {name!r} cannot be added")
+        if not value.isascii() or any(not c.isprintable() and c != "\t" for c in value):
+            raise ProtocolError(f"HTTP header {name} value {value!r} is not printable ASCII")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines)
+
+
+def encode_request(host: str, path: str, body: bytes, content_type: str, user_agent: str = "dmsim",
+                   headers: Mapping[str, str] | None = None) -> bytes:
+    """Return an HTTP/1.1 POST carrying a SyncML DM message, with the extra ``headers``."""
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nAccept: {content_type}\r\n"
-            f"Accept-Charset: utf-8\r\nUser-Agent: {user_agent}\r\n\r\n")
+            f"Accept-Charset: utf-8\r\nUser-Agent: {user_agent}\r\n{_extra(headers)}\r\n")
     return head.encode("ascii") + body
 
 
-def encode_response(status: int, body: bytes, content_type: str) -> bytes:
-    """Return an HTTP/1.1 response carrying ``body``."""
+def encode_response(status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> bytes:
+    """Return an HTTP/1.1 response carrying ``body``, with the extra ``headers``."""
     head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n\r\n")
+            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\n{_extra(headers)}\r\n")
     return head.encode("ascii") + body
 
 

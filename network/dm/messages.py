@@ -3,7 +3,20 @@ OMA-TS-DM_Security-V1_3 §5.4.1 for Cred, §5.4.3/§5.5 for Chal/NextNonce).
 
 A message is an element tree; these functions build and read its parts so that the client and
 server cores stay about the protocol, not the tree. ``encode``/``decode`` turn a message into
-the bytes of its media type (WBXML or XML).
+the bytes of its media type (WBXML or XML); :func:`pack` fills one message of a multi-message
+package up to the peer's MaxMsgSize (OMA-TS-DM_Protocol-V1_2 §8.2 "Multiple messages in package").
+
+Choices where the specs are silent (used by both cores):
+
+* a reply uses the media type of the request it answers (:func:`reply_type`): a client posting
+  ``application/vnd.syncml+wbxml`` gets that type back, since it is the one it parses;
+* MaxMsgSize counts the octets of the encoded body (the transport's headers are not counted);
+  an item larger than the peer's MaxMsgSize on its own still goes alone in one message (Large
+  Object delivery, MoreData, is not implemented);
+* CmdIDs are numbered 1, 2, ... in each message as it is packed;
+* the side receiving a message that is neither Final nor an Alert 1222 (the peer is in the middle
+  of its package) answers with its Statuses and an Alert 1222 "next message", without Final; a
+  message carrying Alert 1222 asks the other side to go on with its own package.
 """
 from __future__ import annotations
 
@@ -31,6 +44,7 @@ MISSING_CREDENTIALS = 407
 
 ALERT_CLIENT_INITIATED = "1201"
 ALERT_SERVER_INITIATED = "1200"
+ALERT_NEXT_MESSAGE = "1222"
 
 
 def encode(msg: Element, content_type: str = DM_WBXML) -> bytes:
@@ -40,6 +54,15 @@ def encode(msg: Element, content_type: str = DM_WBXML) -> bytes:
         return wbxml.encode(msg)
     if base in _XML_TYPES:
         return syncml_xml.to_xml(msg)
+    raise ProtocolError(f"unsupported SyncML media type {content_type!r}")
+
+
+def reply_type(content_type: str) -> str:
+    """Return the media type to answer a request of ``content_type`` with (its base type,
+    lower-cased); ProtocolError for a type that is not SyncML XML or WBXML."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if base in _WBXML_TYPES or base in _XML_TYPES:
+        return base
     raise ProtocolError(f"unsupported SyncML media type {content_type!r}")
 
 
@@ -67,6 +90,7 @@ class Header:
     source: str
     loc_name: str | None
     cred: Credential | None
+    max_msg_size: int | None = None
 
 
 def header(session_id: str, msg_id: int, target: str, source: str, *, cred: Credential | None = None,
@@ -85,9 +109,12 @@ def read_header(msg: Element) -> Header:
     cred = None
     if hdr.find("Cred") is not None:
         cred = Credential(text(hdr, "Cred/Meta/Type", "") or "", text(hdr, "Cred/Data", "") or "")
+    size = text(hdr, "Meta/MaxMsgSize")
+    if size is not None and not (size.isascii() and size.isdigit() and len(size) <= 9 and int(size) > 0):
+        raise ProtocolError(f"SyncHdr: MaxMsgSize {size!r} is not a positive integer")
     return Header(session_id=need_text(hdr, "SessionID", "SyncHdr"), msg_id=need_text(hdr, "MsgID", "SyncHdr"),
                   target=need_text(hdr, "Target/LocURI", "SyncHdr"), source=need_text(hdr, "Source/LocURI", "SyncHdr"),
-                  loc_name=text(hdr, "Source/LocName"), cred=cred)
+                  loc_name=text(hdr, "Source/LocName"), cred=cred, max_msg_size=int(size) if size else None)
 
 
 def cred_element(cred: Credential) -> Element:
@@ -144,5 +171,58 @@ def body_commands(msg: Element) -> list[Element]:
 def message(hdr: Element, *commands: Element, final: bool = True) -> Element:
     """Return a SyncML message with ``hdr`` and ``commands`` in its body."""
     return E("SyncML", hdr, E("SyncBody", *commands, E("Final") if final else None))
+
+
+def is_final(msg: Element) -> bool:
+    """Return True when ``msg`` is the last message of its package (SyncBody has Final)."""
+    return msg.find("SyncBody/Final") is not None
+
+
+def is_next_message(cmd: Element) -> bool:
+    """Return True for an Alert 1222 "next message" command."""
+    return cmd.tag == "Alert" and text(cmd, "Data") == ALERT_NEXT_MESSAGE
+
+
+def peer_has_more(msg: Element) -> bool:
+    """Return True when the sender of ``msg`` is in the middle of its package: no Final, and
+    ``msg`` is not itself an Alert 1222 asking for our next message."""
+    return not is_final(msg) and not any(is_next_message(c) for c in body_commands(msg))
+
+
+def alert(code: str) -> Element:
+    """Return an Alert command with ``code`` (CmdID set when packed)."""
+    return E("Alert", E("CmdID", 0), E("Data", code))
+
+
+def pack(hdr: Element, lead: list[Element], queue: list[Element], *, content_type: str,
+         max_size: int | None, ask_next: bool) -> tuple[bytes, int, bool]:
+    """Return (encoded message, how many ``queue`` items it carries, whether it has Final).
+
+    The body is ``lead`` (the SyncHdr Status), then the longest prefix of ``queue`` that keeps
+    the encoded message within ``max_size`` octets (at least one item; all of them when
+    ``max_size`` is None), then an Alert 1222 when ``ask_next``. Final is set when the whole
+    queue went in and ``ask_next`` is False. CmdIDs of the top-level commands are renumbered.
+    """
+    tail = [alert(ALERT_NEXT_MESSAGE)] if ask_next else []
+
+    def build(count: int, final: bool) -> bytes:
+        items = lead + queue[:count] + tail
+        for number, item in enumerate(items, start=1):
+            cmd_id = item.find("CmdID")
+            if cmd_id is not None:
+                cmd_id.text = str(number)
+        return encode(message(hdr, *items, final=final), content_type)
+
+    body = build(len(queue), not ask_next)
+    if max_size is None or len(body) <= max_size or len(queue) <= 1:
+        return body, len(queue), not ask_next
+    lo, hi = 1, len(queue) - 1  # the largest prefix that fits, found by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(build(mid, False)) <= max_size:
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(lo, False), lo, False
 
 
