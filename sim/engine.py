@@ -197,6 +197,7 @@ class Replica:
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,
                               auth_scheme="syncml:auth-md5" if profile["dm_auth"] == "md5" else "syncml:auth-basic")
+        self.transport.account_provisioned(ident.uri)
         content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, profile["bootstrap_security"],
                                                            ident.userpin)
         push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
@@ -230,6 +231,8 @@ class Replica:
                         break
                 if reply is None:
                     step = Done(False, "ip_timeout")
+                elif isinstance(reply, Done):  # the transport ended the session (TLS failure)
+                    step = reply
                 elif reply.start != "200":
                     step = Done(False, f"http_{reply.start}")
                 else:
@@ -348,10 +351,7 @@ class Replica:
             payload, over = http_binding.encode_response(400, b"", "text/plain"), True
         if over:
             self.release(dev.ident.uri)
-        dev.ip_msgs += 1
-        dev.ip_bytes += len(payload)
-        self.ip_down.send(Message(payload, "server", dev.ident.uri, "dm", (dev, token)),
-                          self.transport.deliver_response)
+        self.transport.respond(Message(payload, "server", dev.ident.uri, "dm", (dev, token)))
 
     def release(self, uri: str) -> None:
         """Free the session slot of ``uri`` and admit the next waiting session."""

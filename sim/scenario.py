@@ -101,6 +101,26 @@ def _component(doc: str, **more: Struct) -> Tagged:
     return Tagged({"virtual": Struct({}, doc="Simulated in-process."), **more}, doc=doc)
 
 
+def _tls_suite_rule(tls: dict) -> Problem | None:
+    """Return a problem when ``suite`` is not one the simulated server runs in ``mode``."""
+    if tls["suite"] is None:
+        return None
+    from dmsim.sim.transports import TLS_SUITES  # here: mbedtls loads only for a scenario naming a suite
+    if tls["suite"] not in TLS_SUITES.get(tls["mode"], ()):
+        return Problem(("suite",), f"suite {tls['suite']} is not run in mode {tls['mode']}",
+                       "for psk: " + ", ".join(TLS_SUITES["psk"]) + "; for x509: " + ", ".join(TLS_SUITES["x509"]))
+    return None
+
+
+_DM_TLS = Struct({
+    "mode": Field(Str(choices=("none", "psk", "x509")), "none",
+                  "none: plain HTTP; psk: PSK-TLS with a fresh PSK per device carried in the bootstrap "
+                  "(<x>/Auth/Bootstrap); x509: the server's ECDSA P-256 certificate."),
+    "suite": Field(Nullable(Str()), None, "Offer only this seed cipher suite (IANA name); null: all of the mode."),
+    "rto": Field(Seconds(positive=True), 1.0, "TCP retransmission timeout of a lost TLS flight (doubles each time)."),
+}, rule=_tls_suite_rule, doc="TLS records carried as messages on the ip links (the real handshake, in memory).")
+
+
 # -- the scenario ------------------------------------------------------------------------------
 
 def _unique_profile_names(profiles: list[dict]) -> Problem | None:
@@ -165,7 +185,10 @@ SCENARIO_SCHEMA = Struct({
         "request_retries": Field(Int(0, 10), 2, "Resends of a DM request before the session fails."),
     }), {}, "The DM client on each device."),
     "components": Field(Struct({
-        "dm_server": Field(_component("The DM server implementation.", socket=Struct(
+        "dm_server": Field(_component("The DM server implementation.", virtual=Struct(
+            {"tls": Field(_DM_TLS, Derived("mode none (plain HTTP) when absent"),
+                          "TLS under the DM sessions (seed 000 §9.2.2).")},
+            doc="Simulated in-process."), socket=Struct(
             {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server.")},
             doc="A real server over HTTP.")), {"kind": "virtual"}, "Which DM server the devices talk to."),
         "card": Field(Tagged({

@@ -4,27 +4,44 @@
 line in ``_KINDS``):
 
 * ``virtual``: HTTP requests and responses cross the simulated ``ip`` links to the simulated
-  server core (``Replica.server_receive``);
+  server core (``Replica.server_receive``); with ``tls.mode`` psk or x509 they travel inside a
+  real TLS session whose records are the messages on those links (:class:`SimulatedHttps`);
 * ``socket``: the request goes to a real DM server over HTTP (``dmsim server --http``, or any
   server that knows the device's account); the measured wall-clock round trip is added to
   simulated time, so a run with a real server advances at the pace of the real one. Accounts the
   simulated network bootstraps are first handed to the real server through its lab provisioning
   endpoint (``POST /dmsim/provision``, see ``network/dm/http_server.py``).
 
-``exchange`` is a SimPy generator returning the parsed HTTP response, or None on a timeout.
+``exchange`` is a SimPy generator returning the parsed HTTP response, None on a timeout, or a
+``Done`` that ends the session (a TLS failure). The engine calls ``account_provisioned`` after the server
+provisioned a device's account and ``respond`` with the server's HTTP response.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import functools
 import http.client
 import json
+import re
 import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
+from dmsim.network.dm import tls_suites as suites
 from dmsim.network.dm.http_server import account_to_json
+from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
+                                  psk_server_config, x509_client_config, x509_server_config)
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.link import Message
+from dmsim.sim.rng import substream
 
 if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.engine import Replica
@@ -34,6 +51,13 @@ class IpTransport:
     """What the device process needs from a transport."""
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float):
+        raise NotImplementedError
+
+    def account_provisioned(self, device_uri: str) -> None:
+        """The server provisioned ``device_uri``'s account (before its bootstrap is built)."""
+
+    def respond(self, msg: Message) -> None:
+        """Carry the simulated server's HTTP response ``msg`` (meta: the request's) to the device."""
         raise NotImplementedError
 
     def deliver_response(self, msg: Message) -> None:
@@ -64,6 +88,12 @@ class SimulatedHttp(IpTransport):
         yield done | env.timeout(timeout)
         self.pending.pop(dev.ident.index, None)
         return done.value if done.triggered else None
+
+    def respond(self, msg: Message) -> None:
+        dev = msg.meta[0]
+        dev.ip_msgs += 1
+        dev.ip_bytes += len(msg.payload)
+        self.model.ip_down.send(msg, self.deliver_response)
 
     def deliver_response(self, msg: Message) -> None:
         dev, token = msg.meta
@@ -120,8 +150,323 @@ class RealHttp(IpTransport):
         return reply
 
 
+# --- HTTPS over the simulated links -------------------------------------------------------------
+
+# Seed suites the simulated server can run per mode: PSK mode has no server certificate (so no
+# RSA_PSK), X.509 mode has the ECDSA P-256 certificate below (so no RSA), and no DHE at all (see
+# network/dm/tls_suites.py, SERVER_UNUSABLE).
+TLS_SUITES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "psk": tuple(s.iana for s in suites.PSK_SUITES if s.key_exchange in ("PSK", "ECDHE_PSK")),
+    "x509": tuple(s.iana for s in suites.X509_SUITES if s.key_exchange == "ECDHE_ECDSA"),
+}
+PSK_BYTES = 32  # RFC 4279 §5.3 asks for up to 64 octets; Mbed TLS's default limit is 32
+MAX_RTO = 60.0  # RFC 6298 §2.5: an upper bound of at least 60 s
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([0-9]+)[ \t]*\r?$")
+
+
+@functools.lru_cache(maxsize=None)
+def server_credential(hostname: str) -> tuple[bytes, bytes]:
+    """Return (certificate PEM, key PEM): a self-signed ECDSA P-256 certificate for ``hostname``.
+
+    Made once per process and shared by every replica. Its key comes from the operating
+    system's random source, not from the scenario seed (as the TLS randoms and ECDHE keys come
+    from Mbed TLS's own generator): a seed reproduces outcomes and times, not key material. The
+    validity window is fixed (2025-2045) so no clock is read; Mbed TLS checks it against the
+    real date.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start.replace(year=2045))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def http_messages(buf: bytearray) -> list[bytes]:
+    """Return (and cut from ``buf``) the complete HTTP/1.1 messages at its start.
+
+    A message ends after its header block and Content-Length body octets (none without the
+    header, as http_binding writes every message with one).
+    """
+    out: list[bytes] = []
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return out
+        length = _CONTENT_LENGTH.search(bytes(buf[:end]))
+        total = end + 4 + (int(length.group(1)) if length else 0)
+        if len(buf) < total:
+            return out
+        out.append(bytes(buf[:total]))
+        del buf[:total]
+
+
+class _Flow:
+    """One direction of a simulated TCP connection: TLS flights as numbered segments on a link.
+
+    The receiver hands the bytes on in order, holding early segments and dropping duplicates
+    (tap replays and link duplicates included). A segment not yet received when its RTO fires is
+    sent again with the RTO doubled (RFC 6298 §5.5), up to ``MAX_RTO``, while the connection is
+    open.
+    """
+
+    __slots__ = ("conn", "link", "src", "dst", "receive", "sent", "expected", "held")
+
+    def __init__(self, conn: "_Connection", link, src: str, dst: str, receive):
+        self.conn, self.link, self.src, self.dst, self.receive = conn, link, src, dst, receive
+        self.sent = self.expected = 0
+        self.held: dict[int, bytes] = {}
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` (one flight; b"" is the FIN) as the next segment."""
+        seq, self.sent = self.sent, self.sent + 1
+        self._transmit(seq, data, self.conn.transport.rto)
+
+    def _transmit(self, seq: int, data: bytes, rto: float) -> None:
+        conn = self.conn
+        conn.dev.ip_msgs += 1
+        conn.dev.ip_bytes += len(data)
+        self.link.send(Message(data, self.src, self.dst, "dm", (conn.dev, seq)), self._arrive)
+        conn.env.timeout(rto, (seq, data, rto)).callbacks.append(self._on_rto)
+
+    def _on_rto(self, event) -> None:
+        seq, data, rto = event.value
+        if self.conn.state != "open" or seq < self.expected or seq in self.held:
+            return  # acknowledged (delivered) or abandoned
+        self.conn.transport.stats["retransmissions"] += 1
+        self._transmit(seq, data, min(2 * rto, MAX_RTO))
+
+    def _arrive(self, msg: Message) -> None:
+        seq = msg.meta[1]
+        if self.conn.state == "dead" or seq < self.expected or seq in self.held:
+            return
+        self.held[seq] = msg.payload
+        while self.expected in self.held and self.conn.state != "dead":
+            data = self.held.pop(self.expected)
+            self.expected += 1
+            self.receive(data)
+
+
+class _Connection:
+    """A device's TLS connection to the simulated server: both endpoints and both flows.
+
+    ``state``: open; closing (close_notify or an alert sent, nothing is resent); dead (aborted:
+    nothing more is delivered).
+    """
+
+    def __init__(self, transport: "SimulatedHttps", dev, client_config: TlsConfig):
+        model = transport.model
+        self.transport, self.dev, self.env = transport, dev, model.env
+        self.state = "open"
+        self.started = model.env.now
+        self.client = TlsEndpoint(client_config)
+        self.server = TlsEndpoint(transport.server_config)
+        uri = dev.ident.uri
+        self.up = _Flow(self, model.ip_up, uri, "server", self._at_server)
+        self.down = _Flow(self, model.ip_down, "server", uri, self._at_client)
+        self.waiting = None  # the SimPy event of the exchange in progress
+        self.queued: bytes | None = None  # the request waiting for the handshake
+        self.client_http, self.server_http = bytearray(), bytearray()
+        self.up.send(self.client.data_to_send())  # ClientHello
+
+    def request(self, payload: bytes) -> None:
+        """Send an HTTP request now, or once the handshake is done."""
+        if self.client.state == "open":
+            self.client.send(payload)
+            self.up.send(self.client.data_to_send())
+        else:
+            self.queued = payload
+
+    def respond(self, payload: bytes) -> None:
+        """Send the server's HTTP response (dropped when the connection is gone)."""
+        if self.state != "open" or self.server.state != "open":
+            return
+        self.server.send(payload)
+        self.down.send(self.server.data_to_send())
+
+    def close(self) -> None:
+        """The client ends the connection: close_notify, not resent."""
+        if self.state == "open" and self.client.state == "open":
+            self.client.close()
+            self.state = "closing"
+            self.up.send(self.client.data_to_send())
+        self.state = "dead" if self.state == "open" else self.state
+
+    def _at_server(self, data: bytes) -> None:
+        events = self.server.receive_data(data)
+        out = self.server.data_to_send()
+        if out:
+            self.down.send(out)
+        for event in events:
+            if isinstance(event, AppData):
+                self.server_http += event.data
+                for req in http_messages(self.server_http):
+                    msg = Message(req, self.dev.ident.uri, "server", "dm", (self.dev, self))
+                    self.transport.model.server_receive(msg)
+            elif isinstance(event, TlsFailed) and data:
+                self.transport.stats["server_failures"] += 1
+                self.down.send(b"")  # the server closes the TCP connection after its alert
+
+    def _at_client(self, data: bytes) -> None:
+        events = self.client.receive_data(data)
+        out = self.client.data_to_send()
+        if out:
+            self.up.send(out)
+        for event in events:
+            if isinstance(event, HandshakeDone):
+                stats = self.transport.stats
+                stats["handshakes"] += 1
+                stats["handshake_time"] += self.env.now - self.started
+                self.transport.suites[event.cipher] = self.transport.suites.get(event.cipher, 0) + 1
+                if self.queued is not None:
+                    payload, self.queued = self.queued, None
+                    self.request(payload)
+            elif isinstance(event, AppData):
+                self.client_http += event.data
+                for resp in http_messages(self.client_http):
+                    try:
+                        self._answer(http_binding.decode(resp))
+                    except DmsimError:
+                        pass  # a response that does not parse counts as lost: the client times out
+            elif isinstance(event, TlsFailed):
+                self.transport.stats["client_failures"] += 1
+                self.state = "closing"
+                self._answer(Done(False, f"tls_failed: {event.reason}"))
+
+    def _answer(self, value) -> None:
+        if self.waiting is not None and not self.waiting.triggered:
+            self.waiting.succeed(value)
+
+
+class SimulatedHttps(SimulatedHttp):
+    """HTTP inside real TLS (python-mbedtls, in memory) whose flights cross the ``ip`` links.
+
+    Per device connection a client and a server :class:`TlsEndpoint` run the real handshake of
+    seed 000 §9.2.2 (PSK-TLS or X.509 mode); every flight (the bytes one ``data_to_send`` returns)
+    is one Message on ``ip_up``/``ip_down``, so link delay, loss, duplicates, reordering and taps
+    act on real TLS records. The HTTP request and response (network/dm/http_binding.py) are
+    application data inside the session.
+
+    PSK mode: when the server provisions a device, a fresh PSK (32 random octets from the
+    replica's ``tls`` stream) and identity (``psk-`` + 16 hex digits: no IMSI in clear) are set on
+    the account (``dataclasses.replace``), so the bootstrap carries them in ``<x>/Auth/Bootstrap``;
+    the server's PSK store (identity -> key, read live by the TLS server) gets them too. The
+    device uses what its accepted bootstrap holds. X.509 mode: the server presents
+    :func:`server_credential`; the device trusts that certificate (its factory trust store) and
+    checks the host name. Either way the account's server URI becomes ``https``.
+
+    Choices where the brief is silent:
+
+    - TCP under TLS is modelled, not simulated byte by byte: a flight is one segment whatever its
+      size; the receiver's ACK is not a message (a segment counts as acknowledged once a copy has
+      arrived, so the ACK's own delay and loss are ignored); a segment not acknowledged when its
+      retransmission timer fires is resent, ``rto`` (1 s) doubling up to 60 s; no congestion
+      control. The client's ``request_timeout`` bounds it all: when it expires the connection is
+      aborted (nothing more is resent or delivered) and the engine's retry opens a new
+      connection with a full handshake (no session resumption).
+    - One connection per session, kept across its exchanges (HTTP/1.1 keep-alive): the
+      handshake's two round trips fall on the first exchange. Server CPU for the handshake is not
+      modelled; ``server.service_time`` and ``max_sessions`` apply to the HTTP requests.
+    - A handshake failure on either side ends the session at once with reason ``tls_failed`` (a
+      retry would fail the same way); a failing server sends its alert, then a FIN, modelled as
+      an empty segment.
+    - ``ip_msgs``/``ip_bytes`` count every segment sent, resends and close_notify included.
+    - Determinism: TLS randoms and ECDHE keys come from Mbed TLS's generator, not the seed. In
+      PSK mode record sizes do not depend on them, so a seed reproduces the whole session table;
+      in X.509 mode ECDSA signatures vary by a byte or two, so byte counts (and times, on a link
+      with a bandwidth) may differ between runs, outcomes do not.
+    """
+
+    def __init__(self, model: "Replica", spec: dict):
+        super().__init__(model)
+        self.mode = spec["mode"]
+        self.rto = float(spec.get("rto", 1.0))
+        self.suite = suites.BY_IANA[spec["suite"]] if spec.get("suite") else None
+        uri = urllib.parse.urlsplit(model.server.server_uri)
+        self.https_uri = urllib.parse.urlunsplit(("https",) + tuple(uri[1:]))
+        self.hostname = uri.hostname or "localhost"
+        self.rng = substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
+        self.psks: dict[bytes, bytes] = {}
+        self.conns: dict[int, _Connection] = {}
+        self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
+                      "client_failures": 0, "server_failures": 0}
+        self.suites: dict[str, int] = {}  # negotiated suite -> handshakes
+        if self.mode == "psk":
+            self.server_config = psk_server_config(self.psks)
+            self._x509_client = None
+        else:
+            cert, key = server_credential(self.hostname)
+            self.server_config = x509_server_config(cert, key)
+            self._x509_client = self._only_suite(x509_client_config(cert, self.hostname))
+
+    def _only_suite(self, config: TlsConfig) -> TlsConfig:
+        return dataclasses.replace(config, suites=(self.suite,)) if self.suite else config
+
+    def account_provisioned(self, device_uri: str) -> None:
+        accounts = self.model.server.accounts
+        account = dataclasses.replace(accounts[device_uri], server_uri=self.https_uri)
+        if self.mode == "psk":
+            self.psks.pop(account.psk_identity, None)
+            identity = f"psk-{self.rng.randbytes(8).hex()}".encode("ascii")
+            key = self.rng.randbytes(PSK_BYTES)
+            account = dataclasses.replace(account, psk_identity=identity, psk_key=key)
+            self.psks[identity] = key
+        accounts[device_uri] = account
+
+    def _client_config(self, account) -> TlsConfig | Done:
+        """Return the device's TLS config from its account, or the Done that ends its session."""
+        if self._x509_client is not None:
+            return self._x509_client
+        if not account.has_psk:
+            return Done(False, "tls_failed: the account has no PSK (<x>/Auth/Bootstrap)")
+        try:
+            return self._only_suite(psk_client_config(account.psk_identity, account.psk_key))
+        except DmsimError as exc:
+            return Done(False, f"tls_failed: {exc}")
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float):
+        env = self.model.env
+        conn = self.conns.get(dev.ident.index)
+        if conn is None or conn.state != "open":
+            config = self._client_config(dev.account)
+            if isinstance(config, Done):
+                return config
+            conn = self.conns[dev.ident.index] = _Connection(self, dev, config)
+        done = conn.waiting = env.event()
+        conn.request(http_binding.encode_request(self.host, self.path, body, content_type))
+        yield done | env.timeout(timeout)
+        conn.waiting = None
+        if done.triggered:
+            return done.value
+        conn.state = "dead"  # the client gives up: TCP stops, the retry reconnects
+        self.stats["aborted"] += 1
+        return None
+
+    def respond(self, msg: Message) -> None:
+        msg.meta[1].respond(msg.payload)
+
+    def deliver_response(self, msg: Message) -> None:
+        """Unused: responses arrive as TLS records through the connection's flows."""
+
+    def closed(self, dev) -> None:
+        conn = self.conns.pop(dev.ident.index, None)
+        if conn is not None:
+            conn.close()
+        super().closed(dev)
+
+
 def make_ip_transport(spec: dict, model: "Replica") -> IpTransport:
     """Return the transport for a validated ``components.dm_server`` spec."""
     if spec["kind"] == "socket":
         return RealHttp(model, spec["url"])
+    tls = spec.get("tls") or {"mode": "none"}
+    if tls["mode"] != "none":
+        return SimulatedHttps(model, tls)
     return SimulatedHttp(model)

@@ -4,10 +4,17 @@ The account follows the DMAcc management object of OMA DM 1.2 (``./DMAcc/<x>/``:
 ServerID, Name, AppAddr/<x>/Addr, AppAuth/<x>/AAuthLevel|AAuthType|AAuthName|AAuthSecret|
 AAuthData). The bootstrap document is a SyncML DM message (SessionID 0, MsgID 0) with one Add
 of those nodes, as OMA-TS-DM_Bootstrap's DM profile delivers it; it is what the §5.10.2.3 HMAC
-covers once encoded in WBXML.
+covers once encoded in WBXML. An account with a TLS pre-shared key also carries the
+``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2 in PSK mode (§12.2.1.1): ServerURI, SecMode
+``PSK``, ClientPublicKeyPSKIdentity (the UTF-8 PSK identity), ServerPublicKeyPSKIdentity and
+ClientSecretKey (the PSK octets), all Format bin.
 
 Choices where the specs are silent: the account node is named after the ServerID with
-non-alphanumerics replaced by ``_``; nonces (AAuthData) are carried base64-encoded (Format b64).
+non-alphanumerics replaced by ``_``; nonces (AAuthData) are carried base64-encoded (Format b64);
+the bin leaves of ``Auth/Bootstrap`` go as WBXML OPAQUE (attribute ``opaque_hex``) and are read
+back from bin (text or opaque) or b64 Data; ServerPublicKeyPSKIdentity holds the ServerID (the
+PSK mode has no server certificate, and the seed does not say what else it names); ServerURI is
+the account's server URI.
 """
 from __future__ import annotations
 
@@ -22,6 +29,8 @@ from dmsim.network.dm.tree import E, need_text, text
 from dmsim.sim.errors import ProtocolError
 
 DMACC = "./DMAcc"
+SEC_MODE_PSK = "PSK"
+_PSK_BASE = "Auth/Bootstrap"
 _AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256"}
 _SCHEMES = {v: k for k, v in _AUTH_TYPES.items()}
 
@@ -32,6 +41,8 @@ class DmAccount:
 
     ``client_nonce`` is what the client uses in its next Cred (issued by the server);
     ``server_nonce`` is what the server uses in its Cred (issued by the client).
+    ``psk_identity``/``psk_key`` are the TLS pre-shared key of PSK mode (seed 001 §12.2.1.1);
+    empty when the account has none.
     """
 
     server_id: str
@@ -43,6 +54,13 @@ class DmAccount:
     client_nonce: bytes
     server_nonce: bytes
     auth_scheme: str = AUTH_MD5
+    psk_identity: bytes = b""
+    psk_key: bytes = b""
+
+    @property
+    def has_psk(self) -> bool:
+        """Return True when the account holds a TLS pre-shared key and its identity."""
+        return bool(self.psk_identity and self.psk_key)
 
     def with_nonces(self, *, client: bytes | None = None, server: bytes | None = None) -> "DmAccount":
         """Return a copy with the given nonce(s) replaced (NextNonce handling, §5.5)."""
@@ -58,6 +76,12 @@ def _item(uri: str, value: str, fmt: str | None = None) -> Element:
     # chr is the default Format (SyncML RepPro 1.2), so only b64 leaves get a Meta: every octet
     # counts when the document travels in concatenated SMS.
     return E("Item", E("Target", E("LocURI", uri)), E("Meta", E("Format", fmt)) if fmt else None, E("Data", value))
+
+
+def _bin_item(uri: str, value: bytes) -> Element:
+    item = _item(uri, "", "bin")
+    item.find("Data").set("opaque_hex", value.hex())
+    return item
 
 
 def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
@@ -84,6 +108,15 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
             _item(f"{auth}/AAuthSecret", secret),
             _item(f"{auth}/AAuthData", base64.b64encode(nonce).decode("ascii"), "b64"),
         ]
+    if account.has_psk:
+        psk = f"{base}/{_PSK_BASE}"
+        items += [
+            _item(f"{psk}/ServerURI", account.server_uri),
+            _bin_item(f"{psk}/SecMode", SEC_MODE_PSK.encode("ascii")),
+            _bin_item(f"{psk}/ClientPublicKeyPSKIdentity", account.psk_identity),
+            _bin_item(f"{psk}/ServerPublicKeyPSKIdentity", account.server_id.encode("utf-8")),
+            _bin_item(f"{psk}/ClientSecretKey", account.psk_key),
+        ]
     return E("SyncML",
              E("SyncHdr", E("VerDTD", "1.2"), E("VerProto", "DM/1.2"), E("SessionID", "0"), E("MsgID", "0"),
                E("Target", E("LocURI", device_uri)), E("Source", E("LocURI", account.server_id))),
@@ -99,10 +132,15 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     if doc.tag != "SyncML":
         raise ProtocolError(f"bootstrap: root element <{doc.tag}>, expected <SyncML>")
     nodes: dict[str, str] = {}
+    octets: dict[str, bytes] = {}
     for item in doc.iterfind("SyncBody/Add/Item"):
         uri = need_text(item, "Target/LocURI", "bootstrap Item")
         if uri.startswith(DMACC + "/") and uri.count("/") >= 3:
-            nodes[uri.split("/", 3)[3]] = text(item, "Data", "") or ""
+            key = uri.split("/", 3)[3]
+            if key.startswith(_PSK_BASE + "/"):
+                octets[key[len(_PSK_BASE) + 1:]] = _item_octets(item, key)
+            else:
+                nodes[key] = text(item, "Data", "") or ""
     levels = {nodes.get(f"AppAuth/{i}/AAuthLevel"): i for i in (1, 2, 3, 4) if f"AppAuth/{i}/AAuthLevel" in nodes}
 
     def get(key: str) -> str:
@@ -124,8 +162,43 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     scheme = _SCHEMES.get(auth("CLCRED", "AAuthType"))
     if scheme is None:
         raise ProtocolError(f"bootstrap: unsupported AAuthType {auth('CLCRED', 'AAuthType')!r}")
+    identity, key = _psk_of(octets)
     return DmAccount(
         server_id=get("ServerID"), server_uri=get("AppAddr/1/Addr"),
         client_name=auth("CLCRED", "AAuthName"), client_password=auth("CLCRED", "AAuthSecret"),
         server_name=auth("SRVCRED", "AAuthName"), server_password=auth("SRVCRED", "AAuthSecret"),
-        client_nonce=nonce("CLCRED"), server_nonce=nonce("SRVCRED"), auth_scheme=scheme)
+        client_nonce=nonce("CLCRED"), server_nonce=nonce("SRVCRED"), auth_scheme=scheme,
+        psk_identity=identity, psk_key=key)
+
+
+def _item_octets(item: Element, key: str) -> bytes:
+    """Return the octets of a bin/b64 Item's Data (opaque, base64 or UTF-8 text, unstripped)."""
+    data = item.find("Data")
+    if data is None:
+        return b""
+    raw = data.get("opaque_hex")
+    if raw is not None:
+        try:
+            return bytes.fromhex(raw)
+        except ValueError:
+            raise ProtocolError(f"bootstrap: <x>/{key} opaque_hex is not hex") from None
+    if text(item, "Meta/Format") == "b64":
+        try:
+            return base64.b64decode((data.text or "").strip(), validate=True)
+        except binascii.Error as exc:
+            raise ProtocolError(f"bootstrap: <x>/{key} is not base64: {exc}") from exc
+    return (data.text or "").encode("utf-8")
+
+
+def _psk_of(octets: dict[str, bytes]) -> tuple[bytes, bytes]:
+    """Return (PSK identity, PSK) of an ``Auth/Bootstrap`` subtree in PSK mode, else (b"", b"").
+
+    ProtocolError when a PSK-mode subtree lacks its identity or key (seed 001 §12.2: Required).
+    """
+    if not octets or octets.get("SecMode", b"").decode("ascii", "replace") != SEC_MODE_PSK:
+        return b"", b""
+    identity, key = octets.get("ClientPublicKeyPSKIdentity", b""), octets.get("ClientSecretKey", b"")
+    if not identity or not key:
+        raise ProtocolError("bootstrap: Auth/Bootstrap in PSK mode without ClientPublicKeyPSKIdentity "
+                            "and ClientSecretKey")
+    return identity, key
