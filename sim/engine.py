@@ -35,7 +35,7 @@ from dmsim.devices.bootstrap_client import accept_bootstrap
 from dmsim.devices import sms_pp
 from dmsim.devices.dm_client import DmClient, Done
 from dmsim.devices.sms_pp import is_data_download
-from dmsim.network.dm import http_binding
+from dmsim.network.dm import http_binding, notification
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
@@ -66,7 +66,7 @@ class _Device:
 
     __slots__ = ("ident", "reasm", "accepted", "bootstrapped", "account", "client", "t_arrival", "t_bootstrap_sent",
                  "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected", "ip_retries", "sms_msgs",
-                 "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency")
+                 "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency", "notified", "notice_rejected")
 
     def __init__(self, ident: DeviceIdentity, env: simpy.Environment):
         self.ident = ident
@@ -80,6 +80,8 @@ class _Device:
         self.bootstrap_sends = self.rejected = self.ip_retries = 0
         self.sms_msgs = self.sms_bytes = self.ip_msgs = self.ip_bytes = 0
         self.card = None
+        self.notified: simpy.Event | None = None
+        self.notice_rejected = 0
         self.ota = ""
         self.ota_latency = None
 
@@ -212,11 +214,18 @@ class Replica:
         if not dev.accepted:
             self._finish(dev, False, "bootstrap_rejected" if dev.rejected else "bootstrap_lost")
             return
+        session_id, initiator = ident.index + 1, "client"
+        if srv["session_trigger"] == "notification":
+            pkg0 = yield from self._notify(dev, session_id & 0xFFFF)
+            if pkg0 is None:
+                self._finish(dev, False, "notification_rejected" if dev.notice_rejected else "notification_lost")
+                return
+            session_id, initiator = pkg0.session_id, "server"
         models = DEVINFO_MODELS
         client = dev.client = DmClient(dev.account, ident.uri,
                           {"DevId": ident.uri, "Man": "dmsim", "Mod": models[ident.index % len(models)],
                            "DmV": "1.2", "Lang": "en-US"},
-                          session_id=ident.index + 1, nonce_source=self.device_rng.randbytes)
+                          session_id=session_id, nonce_source=self.device_rng.randbytes, initiator=initiator)
         dev.t_session_start = env.now
         step = client.start()
         try:
@@ -242,6 +251,19 @@ class Replica:
         if self.ota is not None and dev.card is not None:
             dev.ota, dev.ota_latency = yield self.ota.send(ident.imsi, ota_keys)
         self._finish(dev, step.ok, "" if step.ok else step.reason.split(":")[0])
+
+    def _notify(self, dev: _Device, session_id: int):
+        """SimPy generator: the server's package #0 for ``session_id`` over WAP Push, resent like
+        a bootstrap; return the Pkg0 the device verified, or None."""
+        env, srv = self.env, self.data["server"]
+        dev.notified = env.event()
+        push = notification.encode_push(self.server.notification(dev.ident.uri, session_id), tid=dev.ident.index & 0xFF)
+        for _ in range(srv["bootstrap_retries"] + 1):
+            self._send_sms(dev, push)
+            yield dev.notified | env.timeout(srv["bootstrap_timeout"])
+            if dev.notified.triggered:
+                return dev.notified.value
+        return None
 
     def _finish(self, dev: _Device, ok: bool, reason: str) -> None:
         """Write the device's session record; a session cut by the horizon has no end time."""
@@ -287,7 +309,8 @@ class Replica:
             self._capture(self.pcap.write_sms_mt, pdu, SMSC_ADDRESS)
         if dev.card is not None and is_data_download(pdu):
             return self._download(dev, pdu)
-        if dev.accepted or dev.ident.index not in self.live:
+        waiting_notice = dev.notified is not None and not dev.notified.triggered
+        if (dev.accepted and not waiting_notice) or dev.ident.index not in self.live:
             return _ACK
         try:
             sms = tpdu.decode_tpdu(pdu, mt=True)
@@ -299,6 +322,9 @@ class Replica:
             done = dev.reasm.feed_parsed(str(sms.oa), sms.ies, sms.user_data, self.env.now)
             if done is None:
                 return _ACK
+            if dev.accepted:  # waiting for the server's package #0
+                self._notice_at_device(dev, done.payload)
+                return _ACK
             accepted = accept_bootstrap(done.payload, imsi=dev.ident.imsi, userpin=dev.ident.userpin)
         except DmsimError:
             dev.rejected += 1  # a bad bootstrap is still a delivered SMS: the modem acks it
@@ -309,6 +335,20 @@ class Replica:
         dev.reasm = None
         dev.bootstrapped.succeed()
         return _ACK
+
+    def _notice_at_device(self, dev: _Device, push: bytes) -> None:
+        """A package #0 reached the device: it is acted on only if its digest verifies with the
+        credential the device holds for that server (OMA-TS-DM_Notification §6.2, DM_Security §5.7)."""
+        account = dev.account
+        try:
+            pkg0 = notification.decode_push(push)
+        except DmsimError:
+            dev.notice_rejected += 1
+            return
+        if not notification.verify_pkg0(pkg0, account.server_id, account.server_password, account.server_nonce):
+            dev.notice_rejected += 1
+            return
+        dev.notified.succeed(pkg0)
 
     def _download(self, dev: _Device, pdu: bytes) -> AttemptResult:
         """A class-2 USIM data download: the ME hands it to the UICC (TS 31.111 §7.1.1) and

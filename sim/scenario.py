@@ -178,6 +178,9 @@ SCENARIO_SCHEMA = Struct({
         "bootstrap_timeout": Field(Seconds(positive=True), 120.0,
                                    "Time to wait for a device's first session before resending the bootstrap."),
         "bootstrap_retries": Field(Int(0, 20), 3, "Bootstrap resends before giving up on a device."),
+        "session_trigger": Field(Str(choices=("client", "notification")), "client",
+                                 "Who opens the DM session after the bootstrap: the device (Alert 1201), or the "
+                                 "server with a package #0 over WAP Push (resent like a bootstrap; Alert 1200)."),
         "name": Field(Str(pattern=r"\S", noun="a non-empty string"), "dmsim-server", "Server identifier (ServerID) put in bootstraps."),
     }), {}, "The DM server."),
     "client": Field(Struct({

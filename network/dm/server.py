@@ -51,6 +51,7 @@ from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, bootstrap_document
 from dmsim.network.dm.auth import AUTH_MD5, check_credential, make_credential
 from dmsim.network.dm.bootstrap_mac import bootstrap_key, bootstrap_mac, format_content_type
+from dmsim.network.dm.notification import build_pkg0
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Reason, build_header,
                                              find_header)
 from dmsim.network.dm.tree import E, text
@@ -192,6 +193,14 @@ class DmServer:
         body = wbxml.encode(bootstrap_document(self.accounts[device_uri], device_uri))
         mac = bootstrap_mac(bootstrap_key(key_type, imsi=imsi, userpin=userpin), body)
         return format_content_type(key_type, mac), body
+
+    def notification(self, device_uri: str, session_id: int) -> bytes:
+        """Return package #0 (OMA DM Notification) asking ``device_uri`` to open session
+        ``session_id``; its digest uses the server's credential: ServerID, the server password
+        and the nonce the client issued for it (OMA-TS-DM_Notification §6.2; version 1.2)."""
+        account = self.accounts[device_uri]
+        return build_pkg0(session_id=session_id, server_id=self.server_id, password=account.server_password,
+                          nonce=account.server_nonce)
 
     def plan(self, device_uri: str, script: Sequence[ManagementCommand]) -> None:
         """Use ``script`` for the sessions of ``device_uri`` until one of them completes."""

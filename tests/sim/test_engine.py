@@ -213,3 +213,31 @@ def test_ota_needs_an_smsc():
     with pytest.raises(ScenarioError) as err:
         scenario("ota={}")
     assert err.value.path == "ota"
+
+
+def test_notification_initiated_sessions(tmp_path):
+    """server.session_trigger=notification: after the bootstrap the server sends package #0 over
+    WAP Push; the device checks its digest and opens the session with Alert 1200."""
+    run_scenario(scenario("replicas=1", "fleet.size=15", "links.sms.loss=0", "links.sms.duplicate=0",
+                          "server.session_trigger=notification"), tmp_path / "n", plots=False)
+    run_scenario(scenario("replicas=1", "fleet.size=15", "links.sms.loss=0", "links.sms.duplicate=0"),
+                 tmp_path / "c", plots=False)
+    notified, plain = rows(tmp_path / "n"), rows(tmp_path / "c")
+    assert all(r["outcome"] == "ok" for r in notified)
+    # one more SMS per device: the package #0
+    assert [int(r["sms_msgs"]) for r in notified] == [int(r["sms_msgs"]) + 1 for r in plain]
+
+
+def test_notification_with_a_wrong_digest_is_not_acted_on(tmp_path, monkeypatch):
+    from dmsim.network.dm.notification import build_pkg0
+    from dmsim.network.dm.server import DmServer
+
+    def forged(self, device_uri, session_id):  # an attacker who does not know the server password
+        return build_pkg0(session_id=session_id, server_id=self.server_id, password="guess",
+                          nonce=self.accounts[device_uri].server_nonce)
+    monkeypatch.setattr(DmServer, "notification", forged)
+    run_scenario(scenario("replicas=1", "fleet.size=5", "links.sms.loss=0", "server.bootstrap_retries=1",
+                          "server.session_trigger=notification"), tmp_path, plots=False)
+    sessions = rows(tmp_path)
+    assert {(r["outcome"], r["reason"]) for r in sessions} == {("failed", "notification_rejected")}
+    assert all(r["t_session_start"] == "" for r in sessions)  # no session was opened
