@@ -146,6 +146,11 @@ def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
             entry[key] = entry.get(key, 0) + value
         for key, value in getattr(link.tap, "counts", {}).items():
             entry["tap"][key] = entry["tap"].get(key, 0) + value
+    tls = getattr(model.transport, "stats", None)
+    if tls:
+        entry = total.setdefault("tls", {})
+        for key, value in tls.items():
+            entry[key] = entry.get(key, 0) + value
     if model.ota is not None:
         entry = total.setdefault("ota", {})
         for key, value in model.ota.counts.items():

@@ -210,3 +210,14 @@ def test_http_messages_frames_by_content_length():
     assert http_messages(buf) == [one] and buf == bytearray(one[:20])
     buf += one[20:] + b"POST / HTTP/1.1\r\n\r\n"
     assert http_messages(buf) == [one, b"POST / HTTP/1.1\r\n\r\n"] and not buf
+
+
+def test_tls_counters_reach_the_summary(tmp_path):
+    import json
+
+    from dmsim.sim.runner import run_scenario
+    from dmsim.sim.scenario import load_scenario
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    run_scenario(load_scenario(root / "scenarios/dm_session_tls_psk.yaml", ["fleet.size=20"]), tmp_path, plots=False)
+    tls = json.loads((tmp_path / "summary.json").read_text())["network"]["tls"]
+    assert tls["handshakes"] == 20 and tls["client_failures"] == tls["server_failures"] == 0
