@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dmsim.cards.comprehension_tlv import CR_FLAG, parse_tlvs, read_length
 from dmsim.network.sms.address import Address, decode_address, encode_address
 from dmsim.network.sms.tpdu import SmsDeliver, decode_tpdu
 from dmsim.network.sms.udh import InformationElement
@@ -33,7 +34,6 @@ TAG_SMS_PP_DOWNLOAD = 0xD1  # TS 101 220 §7.2 BER-TLV tags, TS 31.111 §7.1.1.2
 TAG_DEVICE_IDENTITIES = 0x02
 TAG_ADDRESS = 0x06
 TAG_SMS_TPDU = 0x0B
-CR_FLAG = 0x80
 DEVICE_UICC = 0x81        # TS 102 223 §8.7
 DEVICE_NETWORK = 0x83
 IEI_COMMAND_PACKET = 0x70  # TS 31.115 §4.2
@@ -91,47 +91,6 @@ def _tlv(tag: int, value: bytes) -> bytes:
     return bytes([tag]) + _encode_length(len(value)) + value
 
 
-def _read_length(data: bytes, pos: int) -> tuple[int, int]:
-    """Return the length at ``data[pos]`` and the offset after it (DecodeError if malformed)."""
-    if pos >= len(data):
-        raise DecodeError("envelope", pos, "truncated before a length", "a length octet")
-    first = data[pos]
-    if first < 0x80:
-        return first, pos + 1
-    if first != 0x81 or pos + 1 >= len(data) or data[pos + 1] < 0x80:
-        raise DecodeError("envelope", pos, f"length coding {data[pos:pos + 2].hex()}",
-                          "00..7F or 81 80..FF")
-    return data[pos + 1], pos + 2
-
-
-def _comprehension_tlvs(data: bytes, pos: int) -> dict[int, tuple[int, bytes]]:
-    """Return tag (CR flag cleared) -> (value offset, value) of the known TLVs from ``pos``."""
-    found: dict[int, tuple[int, bytes]] = {}
-    while pos < len(data):
-        tag_at = pos
-        if data[pos] in (0x00, 0x80, 0xFF):
-            raise DecodeError("envelope", pos, f"tag {data[pos]:#04x}", "a COMPREHENSION-TLV tag")
-        if data[pos] == 0x7F:
-            if pos + 3 > len(data):
-                raise DecodeError("envelope", pos, "three-octet tag truncated")
-            tag, cr, pos = -1, bool(data[pos + 1] & 0x80), pos + 3
-        else:
-            tag, cr, pos = data[pos] & 0x7F, bool(data[pos] & CR_FLAG), pos + 1
-        length, pos = _read_length(data, pos)
-        if pos + length > len(data):
-            raise DecodeError("envelope", tag_at, f"TLV of {length} octets beyond the data",
-                              f"at most {len(data) - pos}")
-        if tag not in _NAMES:
-            if cr:
-                raise DecodeError("envelope", tag_at, "unknown TLV with comprehension required")
-        elif tag in found:
-            raise DecodeError("envelope", tag_at, f"{_NAMES[tag]} TLV repeated")
-        else:
-            found[tag] = (pos, data[pos:pos + length])
-        pos += length
-    return found
-
-
 def _decode_sc_address(value: bytes, at: int) -> Address | None:
     """Return the Address of an address TLV value (TON/NPI, BCD) found at offset ``at``."""
     if not value:
@@ -160,10 +119,10 @@ def parse_envelope(apdu: bytes) -> SmsPpDownload:
     body = data[:end]
     if body[5] != TAG_SMS_PP_DOWNLOAD:
         raise DecodeError("envelope", 5, f"BER-TLV tag {body[5]:#04x}", "d1 (SMS-PP download)")
-    length, pos = _read_length(body, 6)
+    length, pos = read_length(body, 6, "envelope")
     if pos + length != end:
         raise DecodeError("envelope", 6, f"BER-TLV length {length}, {end - pos} octets follow")
-    tlvs = _comprehension_tlvs(body, pos)
+    tlvs = parse_tlvs(body, pos, _NAMES, "envelope", three_octet_tags=True)
     for tag in (TAG_DEVICE_IDENTITIES, TAG_SMS_TPDU):
         if tag not in tlvs:
             raise DecodeError("envelope", end, f"no {_NAMES[tag]} TLV", "a mandatory TLV")

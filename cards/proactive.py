@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dmsim.cards import comprehension_tlv
+from dmsim.cards.comprehension_tlv import CR_FLAG
 from dmsim.cards import sw as SW
 from dmsim.cards.apdu import CommandApdu, build_command
 from dmsim.cards.envelope import CLA_CAT, DEVICE_NETWORK, DEVICE_UICC
@@ -57,7 +59,6 @@ TAG_RESULT = 0x03                # §8.12
 TAG_ALPHA_IDENTIFIER = 0x05      # §8.2
 TAG_ADDRESS = 0x06               # §8.1
 TAG_SMS_TPDU = 0x0B              # §8.13
-CR_FLAG = 0x80
 DEVICE_TERMINAL = 0x82           # §8.7: the ME
 TYPE_SEND_SHORT_MESSAGE = 0x13   # §9.4
 RESULT_OK = 0x00                 # §8.12 general results
@@ -131,43 +132,9 @@ class TerminalResponse:
         return bytes([self.number, self.type, self.qualifier])
 
 
-def _read_length(data: bytes, pos: int) -> tuple[int, int]:
-    """Return the length at ``data[pos]`` and the offset after it (TS 102 223 Annex C)."""
-    if pos >= len(data):
-        raise DecodeError("proactive", pos, "truncated before a length", "a length octet")
-    first = data[pos]
-    if first < 0x80:
-        return first, pos + 1
-    if first != 0x81 or pos + 1 >= len(data) or data[pos + 1] < 0x80:
-        raise DecodeError("proactive", pos, f"length coding {data[pos:pos + 2].hex()}", "00..7F or 81 80..FF")
-    return data[pos + 1], pos + 2
-
-
 def parse_tlvs(data: bytes, pos: int = 0) -> dict[int, tuple[int, bytes]]:
-    """Return tag (CR flag cleared) -> (value offset, value) of the COMPREHENSION-TLVs from ``pos``.
-
-    An unknown tag is skipped unless its CR flag is set (DecodeError then, TS 102 223 §6.10);
-    a repeated known tag is a DecodeError.
-    """
-    found: dict[int, tuple[int, bytes]] = {}
-    while pos < len(data):
-        tag_at = pos
-        if data[pos] in (0x00, 0x80, 0xFF, 0x7F):
-            raise DecodeError("proactive", pos, f"tag {data[pos]:#04x}", "a one-octet COMPREHENSION-TLV tag")
-        tag, cr = data[pos] & 0x7F, bool(data[pos] & CR_FLAG)
-        length, pos = _read_length(data, pos + 1)
-        if pos + length > len(data):
-            raise DecodeError("proactive", tag_at, f"TLV of {length} octets beyond the data",
-                              f"at most {len(data) - pos}")
-        if tag not in _NAMES:
-            if cr:
-                raise DecodeError("proactive", tag_at, f"unknown tag {tag:#04x} with comprehension required")
-        elif tag in found:
-            raise DecodeError("proactive", tag_at, f"{_NAMES[tag]} TLV repeated")
-        else:
-            found[tag] = (pos, data[pos:pos + length])
-        pos += length
-    return found
+    """Return tag -> (value offset, value) of the proactive TLVs from ``pos`` (see comprehension_tlv)."""
+    return comprehension_tlv.parse_tlvs(data, pos, _NAMES, "proactive")
 
 
 def _fixed(tlvs: dict[int, tuple[int, bytes]], tag: int, size: int, end: int) -> bytes:
@@ -185,7 +152,7 @@ def parse_proactive_command(data: bytes) -> ProactiveCommand:
     data = bytes(data)
     if not data or data[0] != TAG_PROACTIVE_COMMAND:
         raise DecodeError("proactive", 0, f"BER-TLV tag {data[:1].hex() or 'missing'}", "d0 (proactive command)")
-    length, pos = _read_length(data, 1)
+    length, pos = comprehension_tlv.read_length(data, 1, "proactive")
     if pos + length != len(data):
         raise DecodeError("proactive", 1, f"BER-TLV length {length}, {len(data) - pos} octets follow")
     tlvs = parse_tlvs(data, pos)
