@@ -198,7 +198,8 @@ class Replica:
         profile = ident.profile
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,
-                              auth_scheme="syncml:auth-md5" if profile["dm_auth"] == "md5" else "syncml:auth-basic")
+                              auth_scheme={"md5": "syncml:auth-md5", "basic": "syncml:auth-basic",
+                                           "hmac": "syncml:auth-hmac-sha256"}[profile["dm_auth"]])
         self.transport.account_provisioned(ident.uri)
         content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, profile["bootstrap_security"],
                                                            ident.userpin)
@@ -227,7 +228,7 @@ class Replica:
                            "DmV": "1.2", "Lang": "en-US"},
                           session_id=session_id, nonce_source=self.device_rng.randbytes, initiator=initiator)
         dev.t_session_start = env.now
-        step = client.start()
+        step = client.start(self.transport.unix_now())
         try:
             while not isinstance(step, Done):
                 reply = None
@@ -235,7 +236,7 @@ class Replica:
                     if attempt:
                         dev.ip_retries += 1
                     reply = yield from self.transport.exchange(dev, step.body, step.content_type,
-                                                               self.data["client"]["request_timeout"])
+                                                               self.data["client"]["request_timeout"], step.headers)
                     if reply is not None:
                         break
                 if reply is None:
@@ -245,7 +246,7 @@ class Replica:
                 elif reply.start != "200":
                     step = Done(False, f"http_{reply.start}")
                 else:
-                    step = client.receive(reply.body, reply.content_type)
+                    step = client.receive(reply.body, reply.content_type, reply.headers, self.transport.unix_now())
         finally:
             self.transport.closed(dev)
         if self.ota is not None and dev.card is not None:
@@ -383,10 +384,10 @@ class Replica:
         dev, token = msg.meta
         try:
             req = http_binding.decode(msg.payload)
-            reply = self.server.handle(req.body, req.content_type, self.env.now)
-            status = 200 if reply.body else 400
-            payload = http_binding.encode_response(status, reply.body, reply.content_type)
-            over = reply.session_over
+            reply = self.server.handle(req.body, req.content_type, self.transport.unix_now(), headers=req.headers)
+            payload = self.transport.server_response(reply)
+            # a refused forgery or replay leaves the device's session (and its slot) in place
+            over = reply.session_over and dev.ident.uri not in self.server.sessions
         except DmsimError:
             payload, over = http_binding.encode_response(400, b"", "text/plain"), True
         if over:

@@ -141,8 +141,9 @@ PROFILE = Struct({
                                 "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "
                                 "the user types, or both."),
     "user_pin_digits": Field(Int(4, 16), 8, "Length of the user PIN (USERPIN kinds only)."),
-    "dm_auth": Field(Str(choices=("md5", "basic")), "md5", "DM session authentication: syncml:auth-md5 or "
-                                                           "syncml:auth-basic (§5.4)."),
+    "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
+                     "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
+                     "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
 }, name="PROFILE", doc="A kind of device in the fleet.")
 
 SCENARIO_SCHEMA = Struct({
@@ -192,8 +193,12 @@ SCENARIO_SCHEMA = Struct({
             {"tls": Field(_DM_TLS, Derived("mode none (plain HTTP) when absent"),
                           "TLS under the DM sessions (seed 000 §9.2.2).")},
             doc="Simulated in-process."), socket=Struct(
-            {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server.")},
-            doc="A real server over HTTP.")), {"kind": "virtual"}, "Which DM server the devices talk to."),
+            {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server."),
+             "tls": Field(Nullable(Struct({"lab_psk": Field(
+                 Str(pattern=r"^.+:(?:[0-9A-Fa-f]{2})+$", noun="IDENTITY:HEXKEY"), REQUIRED,
+                 "A PSK the server holds (dmsim server --psk) for the provisioning requests; each device's own "
+                 "PSK travels in its bootstrap.")})), None, "PSK-TLS to an https:// url (seed 000 §9.2.2).")},
+            doc="A real server over HTTP or HTTPS (PSK-TLS).")), {"kind": "virtual"}, "Which DM server the devices talk to."),
         "card": Field(Tagged({
             "virtual": Struct({"apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},
                                                   "Card time per APDU (simulated).")},

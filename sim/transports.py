@@ -7,14 +7,23 @@ line in ``_KINDS``):
   server core (``Replica.server_receive``); with ``tls.mode`` psk or x509 they travel inside a
   real TLS session whose records are the messages on those links (:class:`SimulatedHttps`);
 * ``socket``: the request goes to a real DM server over HTTP (``dmsim server --http``, or any
-  server that knows the device's account); the measured wall-clock round trip is added to
-  simulated time, so a run with a real server advances at the pace of the real one. Accounts the
+  server that knows the device's account) or, for an ``https://`` URL, PSK-TLS (``dmsim server
+  --https``; see :class:`RealHttp`); the measured wall-clock round trip is added to simulated
+  time, so a run with a real server advances at the pace of the real one. Accounts the
   simulated network bootstraps are first handed to the real server through its lab provisioning
   endpoint (``POST /dmsim/provision``, see ``network/dm/http_server.py``).
 
-``exchange`` is a SimPy generator returning the parsed HTTP response, None on a timeout, or a
-``Done`` that ends the session (a TLS failure). The engine calls ``account_provisioned`` after the server
-provisioned a device's account and ``respond`` with the server's HTTP response.
+``exchange`` is a SimPy generator returning the parsed HTTP response (headers included), None on
+a timeout, or a ``Done`` that ends the session (a TLS failure); the request carries the DM
+client's transport ``headers`` (the ``x-syncml-hmac`` of OMA-TS-DM_Security §5.6.1). The engine
+calls ``account_provisioned`` after the server provisioned a device's account, builds the server's
+HTTP response with ``server_response`` and hands it to ``respond``.
+
+The clock of ``syncml:auth-hmac-sha256`` is :meth:`IpTransport.unix_now`, read by both ends: for
+the simulated server it is simulated time mapped onto the SMSC's ``EPOCH`` (2026-01-01T00:00:00Z,
+``network/sms/smsc.py``) as UNIX seconds, :func:`sim_unix_time`, so the x-syncml-hmac Timestamps
+agree with the SMS timestamps; for a real server it is the wall clock (``time.time()``), the one
+``http_server.py`` checks Timestamps against.
 """
 from __future__ import annotations
 
@@ -36,10 +45,13 @@ from cryptography.x509.oid import NameOID
 from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
 from dmsim.network.dm import tls_suites as suites
-from dmsim.network.dm.http_server import account_to_json
+from dmsim.network.dm.http_server import INTEGRITY_FAILED, account_to_json, http_status
+from dmsim.network.dm.server import ServerReply
 from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
                                   psk_server_config, x509_client_config, x509_server_config)
-from dmsim.sim.errors import DmsimError
+from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.network.sms.smsc import EPOCH
+from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.link import Message
 from dmsim.sim.rng import substream
 
@@ -47,11 +59,40 @@ if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.engine import Replica
 
 
-class IpTransport:
-    """What the device process needs from a transport."""
+SIM_EPOCH = EPOCH.timestamp()  # UNIX seconds of simulated time 0
 
-    def exchange(self, dev, body: bytes, content_type: str, timeout: float):
+
+def sim_unix_time(now: float) -> float:
+    """Return simulated time ``now`` as UNIX seconds: ``now`` after the SMSC's EPOCH (2026-01-01 UTC)."""
+    return SIM_EPOCH + now
+
+
+class IpTransport:
+    """What the device process needs from a transport.
+
+    ``refused`` counts, by verdict (``replay``, ``wrong_mac``, ...), the requests the simulated
+    server refused for their x-syncml-hmac.
+    """
+
+    model: "Replica"
+    refused: dict[str, int]
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
         raise NotImplementedError
+
+    def unix_now(self) -> float:
+        """Return the time both ends of a DM session read for x-syncml-hmac, in UNIX seconds: the
+        simulated time after the SMSC's EPOCH (:func:`sim_unix_time`)."""
+        return sim_unix_time(self.model.env.now)
+
+    def server_response(self, reply: ServerReply) -> bytes:
+        """Return the HTTP response carrying the simulated server's ``reply`` and its headers
+        (status as the real server's, ``http_server.http_status``); a refusal for the request's
+        x-syncml-hmac is counted in ``refused``."""
+        for event in reply.events:
+            if event.kind == INTEGRITY_FAILED:
+                self.refused[event.detail] = self.refused.get(event.detail, 0) + 1
+        return http_binding.encode_response(http_status(reply), reply.body, reply.content_type, reply.headers)
 
     def account_provisioned(self, device_uri: str) -> None:
         """The server provisioned ``device_uri``'s account (before its bootstrap is built)."""
@@ -72,16 +113,17 @@ class SimulatedHttp(IpTransport):
 
     def __init__(self, model: "Replica"):
         self.model = model
+        self.refused = {}
         self.pending: dict[int, tuple[object, object]] = {}
         uri = urllib.parse.urlsplit(model.server.server_uri)
         self.host, self.path = uri.netloc, uri.path
 
-    def exchange(self, dev, body: bytes, content_type: str, timeout: float):
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
         env = self.model.env
         token = object()
         done = env.event()
         self.pending[dev.ident.index] = (token, done)
-        payload = http_binding.encode_request(self.host, self.path, body, content_type)
+        payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
         dev.ip_msgs += 1
         dev.ip_bytes += len(payload)
         self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.model.server_receive)
@@ -112,42 +154,126 @@ class SimulatedHttp(IpTransport):
 
 
 class RealHttp(IpTransport):
-    """HTTP over a real socket to ``url``; wall-clock latency becomes simulated time."""
+    """HTTP, or PSK-TLS for an ``https://`` URL, over real sockets to ``url``; wall-clock
+    latency becomes simulated time, and x-syncml-hmac uses the wall clock (:meth:`unix_now`).
 
-    def __init__(self, model: "Replica", url: str):
+    PSK-TLS (seed 000 §9.2.2): when the simulated server provisions a device, a fresh PSK and
+    identity are set on its account as :class:`SimulatedHttps` does, so the bootstrap carries them
+    in ``<x>/Auth/Bootstrap`` and the provisioning request hands them to the real server's PSK
+    table; the device then connects with :class:`TlsHttpConnection` and the PSK of its own
+    account. The provisioning request itself needs a PSK the server already holds: ``lab_psk``
+    (``IDENTITY:HEXKEY``, one of ``dmsim server --psk``), from ``components.dm_server.tls``.
+    An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.
+
+    Choices: one connection per device session (HTTP/1.1 keep-alive), dropped after any failure
+    and closed when the session ends; a provisioning request the server refuses ends the
+    session (``provision_failed``), a failed TLS handshake too (``tls_failed``); a connection
+    failure or timeout reads as a lost response (the engine retries).
+    """
+
+    def __init__(self, model: "Replica", url: str, tls: dict | None = None):
         self.model = model
+        self.refused = {}
         parts = urllib.parse.urlsplit(url)
+        self.url = url
         self.scheme, self.netloc, self.path = parts.scheme, parts.netloc, parts.path or "/"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.lab_psk = parse_psk((tls or {}).get("lab_psk"), "components.dm_server.tls.lab_psk")
+        self.rng = substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
         self.provisioned: set[str] = set()
+        self.conns: dict[int, http.client.HTTPConnection] = {}
 
-    def _post(self, path: str, body: bytes, content_type: str, timeout: float) -> http_binding.HttpMessage:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self.netloc, timeout=timeout)
+    def unix_now(self) -> float:
+        """Return ``time.time()``: the real server checks Timestamps against its wall clock."""
+        return time.time()
+
+    def account_provisioned(self, device_uri: str) -> None:
+        if self.scheme != "https":
+            return
+        accounts = self.model.server.accounts
+        identity = f"psk-{self.rng.randbytes(8).hex()}".encode("ascii")
+        accounts[device_uri] = dataclasses.replace(accounts[device_uri], server_uri=self.url, psk_identity=identity,
+                                                   psk_key=self.rng.randbytes(PSK_BYTES))
+
+    def _connect(self, psk: tuple[bytes, bytes] | None, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme != "https":
+            return http.client.HTTPConnection(self.netloc, timeout=timeout)
+        if psk is None:
+            return http.client.HTTPSConnection(self.netloc, timeout=timeout)
+        return TlsHttpConnection(self.host, self.port, psk_client_config(*psk), timeout=timeout)
+
+    @staticmethod
+    def _post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type: str,
+              headers=None) -> http_binding.HttpMessage:
+        conn.request("POST", path, body, {"Content-Type": content_type, "Cache-Control": "no-store",
+                                          "Accept": content_type, **(headers or {})})
+        resp = conn.getresponse()
+        return http_binding.HttpMessage(str(resp.status), {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+
+    def _provision(self, uri: str, timeout: float) -> Done | None:
+        """Hand ``uri``'s account to the real server; return the Done that ends the session if refused."""
+        account = self.model.server.accounts[uri]
+        if self.scheme == "https" and self.lab_psk is None:
+            return Done(False, "provision_failed: an https server is provisioned over PSK-TLS with "
+                               "components.dm_server.tls.lab_psk")
+        conn = self._connect(self.lab_psk, timeout)
         try:
-            conn.request("POST", path, body, {"Content-Type": content_type, "Cache-Control": "no-store",
-                                              "Accept": content_type})
-            resp = conn.getresponse()
-            return http_binding.HttpMessage(str(resp.status), {"content-type": resp.getheader("Content-Type", "")},
-                                            resp.read())
+            reply = self._post(conn, "/dmsim/provision", json.dumps(account_to_json(uri, account)).encode(),
+                               "application/json")
         finally:
             conn.close()
+        if reply.start != "200":
+            return Done(False, f"provision_failed: http_{reply.start} {reply.body[:200]!r}")
+        self.provisioned.add(uri)
+        return None
 
-    def exchange(self, dev, body: bytes, content_type: str, timeout: float):
-        uri = dev.ident.uri
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
+        uri, index = dev.ident.uri, dev.ident.index
+        account = dev.account
+        psk = (account.psk_identity, account.psk_key) if account is not None and account.has_psk else None
         started = time.perf_counter()
+        reply = None
         try:
             if uri not in self.provisioned:
-                account = self.model.server.accounts[uri]
-                self._post("/dmsim/provision", json.dumps(account_to_json(uri, account)).encode(),
-                           "application/json", timeout)
-                self.provisioned.add(uri)
-            reply = self._post(self.path, body, content_type, timeout)
-        except OSError:
+                reply = self._provision(uri, timeout)
+            if reply is None:
+                conn = self.conns.get(index)
+                if conn is None:
+                    conn = self.conns[index] = self._connect(psk, timeout)
+                reply = self._post(conn, self.path, body, content_type, headers)
+        except (OSError, http.client.HTTPException):
+            self._drop(index)
             reply = None
+        except DmsimError as exc:  # the TLS handshake failed (or the PSK config was refused)
+            self._drop(index)
+            reply = Done(False, f"tls_failed: {exc}")
         dev.ip_msgs += 2
-        dev.ip_bytes += len(body) + (len(reply.body) if reply else 0)
+        dev.ip_bytes += len(body) + (len(reply.body) if isinstance(reply, http_binding.HttpMessage) else 0)
         yield self.model.env.timeout(time.perf_counter() - started)
         return reply
+
+    def _drop(self, index: int) -> None:
+        conn = self.conns.pop(index, None)
+        if conn is not None:
+            conn.close()
+
+    def closed(self, dev) -> None:
+        self._drop(dev.ident.index)
+
+
+def parse_psk(value: str | None, path: str) -> tuple[bytes, bytes] | None:
+    """Return (identity, key) of ``IDENTITY:HEXKEY`` (the key after the last colon), None for None;
+    ScenarioError naming ``path`` otherwise."""
+    if value is None:
+        return None
+    identity, sep, key = str(value).rpartition(":")
+    try:
+        if not sep or not identity or not key:
+            raise ValueError
+        return identity.encode("utf-8"), bytes.fromhex(key)
+    except ValueError:
+        raise ScenarioError(f"{value!r} is not IDENTITY:HEXKEY", path=path, expected="IDENTITY:HEXKEY") from None
 
 
 # --- HTTPS over the simulated links -------------------------------------------------------------
@@ -431,7 +557,7 @@ class SimulatedHttps(SimulatedHttp):
         except DmsimError as exc:
             return Done(False, f"tls_failed: {exc}")
 
-    def exchange(self, dev, body: bytes, content_type: str, timeout: float):
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
         env = self.model.env
         conn = self.conns.get(dev.ident.index)
         if conn is None or conn.state != "open":
@@ -440,7 +566,7 @@ class SimulatedHttps(SimulatedHttp):
                 return config
             conn = self.conns[dev.ident.index] = _Connection(self, dev, config)
         done = conn.waiting = env.event()
-        conn.request(http_binding.encode_request(self.host, self.path, body, content_type))
+        conn.request(http_binding.encode_request(self.host, self.path, body, content_type, headers=headers))
         yield done | env.timeout(timeout)
         conn.waiting = None
         if done.triggered:
@@ -465,7 +591,7 @@ class SimulatedHttps(SimulatedHttp):
 def make_ip_transport(spec: dict, model: "Replica") -> IpTransport:
     """Return the transport for a validated ``components.dm_server`` spec."""
     if spec["kind"] == "socket":
-        return RealHttp(model, spec["url"])
+        return RealHttp(model, spec["url"], spec.get("tls"))
     tls = spec.get("tls") or {"mode": "none"}
     if tls["mode"] != "none":
         return SimulatedHttps(model, tls)

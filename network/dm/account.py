@@ -9,6 +9,11 @@ covers once encoded in WBXML. An account with a TLS pre-shared key also carries 
 ``PSK``, ClientPublicKeyPSKIdentity (the UTF-8 PSK identity), ServerPublicKeyPSKIdentity and
 ClientSecretKey (the PSK octets), all Format bin.
 
+AAuthType values (OMA-TS-DM_StdObj DMAcc): ``BASIC``, ``DIGEST`` (auth-md5), ``DIGEST-SHA256`` and
+``HMAC`` for ``syncml:auth-hmac-sha256`` (OMA-TS-DM_Security §5.6.1); an HMAC account still
+carries both AppAuth entries, whose AAuthSecret is the HMAC key of its direction and whose
+AAuthData (the nonce) that mode does not use.
+
 Choices where the specs are silent: the account node is named after the ServerID with
 non-alphanumerics replaced by ``_``; nonces (AAuthData) are carried base64-encoded (Format b64);
 the bin leaves of ``Auth/Bootstrap`` go as WBXML OPAQUE (attribute ``opaque_hex``) and are read
@@ -25,13 +30,14 @@ from dataclasses import dataclass, replace
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
+from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
 from dmsim.network.dm.tree import E, need_text, text
 from dmsim.sim.errors import ProtocolError
 
 DMACC = "./DMAcc"
 SEC_MODE_PSK = "PSK"
 _PSK_BASE = "Auth/Bootstrap"
-_AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256"}
+_AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256", AUTH_HMAC_SHA256: "HMAC"}
 _SCHEMES = {v: k for k, v in _AUTH_TYPES.items()}
 
 
@@ -85,9 +91,13 @@ def _bin_item(uri: str, value: bytes) -> Element:
 
 
 def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
-    """Return the SyncML DM bootstrap message that installs ``account`` on ``device_uri``."""
+    """Return the SyncML DM bootstrap message that installs ``account`` on ``device_uri``;
+    ProtocolError when its ``auth_scheme`` has no AAuthType."""
     base = f"{DMACC}/{_node(account.server_id)}"
-    auth_type = _AUTH_TYPES[account.auth_scheme]
+    auth_type = _AUTH_TYPES.get(account.auth_scheme)
+    if auth_type is None:
+        raise ProtocolError(f"bootstrap: auth scheme {account.auth_scheme!r} has no AAuthType "
+                            f"(expected one of {', '.join(_AUTH_TYPES)})")
     items = [
         _item(f"{base}/AppID", "w7"),
         _item(f"{base}/ServerID", account.server_id),

@@ -15,6 +15,13 @@ JSON has ``psk_identity`` and ``psk`` (hex), the device's TLS PSK into the serve
 ``components.dm_server: {kind: socket}`` can run its sessions against this server. Bind it to
 loopback or a lab network only.
 
+HMAC mode (``syncml:auth-hmac-sha256``, OMA-TS-DM_Security §5.6.1): the request's headers go to
+the core, the reply's ``x-syncml-hmac`` comes back as a response header, and ``now`` is
+``time.time()`` (UTC seconds since the Unix epoch, the clock of the header's Timestamp; the
+client's clock must agree within the verifier's window). A request the core refuses for its
+MAC (``client_integrity_failed``) is answered 401 with an empty body, any other refusal 400
+(:func:`http_status`).
+
 Choices where the binding is silent: a connection idle for ``IDLE_TIMEOUT`` seconds is closed;
 a request without Content-Length gets 411, one above ``MAX_BODY`` 413, and both close the
 connection (the body was not read).
@@ -26,11 +33,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.server import DmServer
+from dmsim.network.dm.server import DmServer, ServerReply
 from dmsim.network.dm.tls import TlsConfig
 from dmsim.network.dm.tls_socket import TlsSocket
 from dmsim.sim.errors import DmsimError
@@ -78,6 +85,27 @@ def install_account(server: DmServer, obj: dict, psks: MutableMapping[bytes, byt
     return device
 
 
+INTEGRITY_FAILED = "client_integrity_failed"
+
+
+def http_status(reply: ServerReply) -> int:
+    """Return the HTTP status of the core's ``reply``: 200 with a body, 401 for a request refused
+    for its x-syncml-hmac, else 400 (a clean close)."""
+    if reply.body:
+        return 200
+    return 401 if any(event.kind == INTEGRITY_FAILED for event in reply.events) else 400
+
+
+def request_headers(items) -> dict[str, str]:
+    """Return the (name, value) header ``items`` as {lower-case name: value}; a repeated name's
+    values are joined with ", " (RFC 7230 §3.2.2), so two x-syncml-hmac headers fail to parse."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
+
+
 class DmService:
     """The DM server core, its TLS PSK table (identity -> key, or None) and the lock that
     serialises the core, shared by every listener."""
@@ -87,17 +115,19 @@ class DmService:
         self.psks = psks
         self.lock = threading.Lock()
 
-    def post(self, path: str, body: bytes, content_type: str) -> tuple[int, bytes, str]:
-        """Return (HTTP status, body, Content-Type) answering a POST of ``body`` to ``path``."""
+    def post(self, path: str, body: bytes, content_type: str,
+             headers: Mapping[str, str] | None = None) -> tuple[int, bytes, str, dict[str, str]]:
+        """Return (HTTP status, body, Content-Type, extra response headers) answering a POST of
+        ``body`` with the request ``headers`` to ``path``."""
         with self.lock:
             if path == PROVISION_PATH:
                 try:
                     device = install_account(self.core, json.loads(body), self.psks)
                 except (DmsimError, ValueError) as exc:
-                    return 400, str(exc).encode(), "text/plain"
-                return 200, json.dumps({"device": device}).encode(), "application/json"
-            reply = self.core.handle(body, content_type, time.monotonic())
-        return (200 if reply.body else 400), reply.body, reply.content_type
+                    return 400, str(exc).encode(), "text/plain", {}
+                return 200, json.dumps({"device": device}).encode(), "application/json", {}
+            reply = self.core.handle(body, content_type, time.time(), headers=headers or {})
+        return http_status(reply), reply.body, reply.content_type, dict(reply.headers)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -110,11 +140,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet: the CLI reports sessions, not requests
         pass
 
-    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+    def _answer(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -130,7 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < int(length):  # the peer went away mid-body
             self.close_connection = True
             return
-        self._answer(*self.server.dm_service.post(self.path, body, self.headers.get("Content-Type", "")))
+        self._answer(*self.server.dm_service.post(self.path, body, self.headers.get("Content-Type", ""),
+                                                  request_headers(self.headers.items())))
 
 
 class _DmHttpServer(ThreadingHTTPServer):
