@@ -87,7 +87,12 @@ def _table(source: str, side: str, *rows: Scr) -> tuple[Scr, ...]:
     return tuple(dataclasses.replace(r, source=source, side=side) for r in rows)
 
 
-_HMAC_NOT_WIRED = "not yet used by DmClient/DmServer messages"
+_FULL = "tests/network/test_dm_session_full.py::"
+_HMODE = "tests/sim/test_hmac_mode.py::"
+_HREAL = "tests/network/test_real_server_hmac.py::"
+_HMAC_SESSION = (_FULL + "test_hmac_session_has_no_cred_and_a_mac_on_every_message",
+                 _HMODE + "test_hmac_fleet_completes_with_a_mac_on_every_message",
+                 _HREAL + "test_hmac_session_from_dmsims_client")
 _RFC2617 = ("the seed cites RFC 2617 (HTTP Authorization header), which dmsim does not implement; "
             "the SyncML {} credential in Cred is implemented and tested")
 
@@ -115,8 +120,8 @@ TABLE: tuple[Scr, ...] = (
         Scr("DM-SEC-C-006-O", "Challenge Server", "5.4", YES,
             (_SESSION + "test_stale_server_nonce_is_challenged_by_the_client_and_recovers",),
             "401 with Chal and a new client nonce; one more challenge only (§5.4.3)"),
-        Scr("DM-SEC-C-007-O", "Support for application layer authentication", "5.3", PARTIAL, (_MUTUAL,),
-            "auth-md5 (C-008) yes; the Requirement also needs HMAC integrity (C-010), which is partial",
+        Scr("DM-SEC-C-007-O", "Support for application layer authentication", "5.3", YES, (_MUTUAL,) + _HMAC_SESSION,
+            "auth-md5 (C-008) and HMAC integrity (C-010)",
             requirement="DM-SEC-C-008-O AND DM-SEC-C-010-O"),
         Scr("DM-SEC-C-008-O", "Support for OMA DM syncml:auth-md5 type authentication", "5.4", YES,
             (_MUTUAL, _SEC + "test_md5_digest_matches_openssl",
@@ -125,15 +130,18 @@ TABLE: tuple[Scr, ...] = (
         Scr("DM-SEC-C-009-O", "Accept challenges from Server that has not yet been successfully authenticated",
             "5.4", YES, (_STALE_CLIENT,),
             "the client answers a 401 Chal before the server's Cred is checked (a challenge carries none)"),
-        Scr("DM-SEC-C-010-O", "Integrity checking using HMAC-SHA256", "5.6", PARTIAL, _HMAC_VERIFY,
-            "x-syncml-hmac verification (missing/wrong MAC, timestamp window, replay) in "
-            "network/dm/hmac_integrity.py; " + _HMAC_NOT_WIRED,
+        Scr("DM-SEC-C-010-O", "Integrity checking using HMAC-SHA256", "5.6", YES,
+            _HMAC_VERIFY + (_FULL + "test_client_refuses_a_replayed_server_message",
+                            _HREAL + "test_a_tampered_reply_ends_the_client_session",
+                            _HMODE + "test_tampering_the_downlink_only_is_caught_by_the_client"),
+            "the client checks x-syncml-hmac on every server message (missing/wrong MAC, window, replay)",
             requirement="DM-SEC-C-011-O AND DM-SEC-C-012-O"),
-        Scr("DM-SEC-C-011-O", "Inserting HMAC in transport", "5.6.1", PARTIAL,
-            (_HMAC + "test_build_form_and_round_trip",),
-            "the header value is built; the client does not yet add it to its requests"),
-        Scr("DM-SEC-C-012-O", "Using HMAC for all subsequent messages", "5.6.1", NO, (),
-            "no session switches to syncml:auth-hmac-sha256 after a challenge"),
+        Scr("DM-SEC-C-011-O", "Inserting HMAC in transport", "5.6.1", YES,
+            (_HMAC + "test_build_form_and_round_trip",) + _HMAC_SESSION,
+            "x-syncml-hmac HTTP header on every request (simulated links and real sockets)"),
+        Scr("DM-SEC-C-012-O", "Using HMAC for all subsequent messages", "5.6.1", YES, _HMAC_SESSION,
+            "an account with syncml:auth-hmac-sha256 MACs every message of every session (§5.6.1 names no "
+            "switch-over after a Chal; none is made)"),
         Scr("DM-SEC-C-018-O", "Bootstrap Security for Bootstrap via DM Profile", "5.10.2.1", YES,
             (_BOOTSTRAP_TAMPER, _BOOTSTRAP_FLEET), "through transport neutral security (C-019)",
             requirement="DM-SEC-C-019-O OR DM-SEC-C-020-O"),
@@ -160,9 +168,9 @@ TABLE: tuple[Scr, ...] = (
     ),
     # --- OMA-TS-DM_Security-V1_3 Appendix B.2: DM Server ------------------------------------
     *_table(SPEC_003, "server",
-        Scr("DM-SEC-S-001-M", "Different password for each client", "5.1", PARTIAL, (),
-            "the fleet draws a random server password per device (sim/fleet.py) and DmServer keeps one "
-            "account per device, but no test asserts two clients get different passwords"),
+        Scr("DM-SEC-S-001-M", "Different password for each client", "5.1", YES,
+            (_FULL + "test_every_client_gets_its_own_server_password",),
+            "one account per device; the fleet draws a random server password per device (sim/fleet.py)"),
         Scr("DM-SEC-S-002-M", "Support for client authentication at the transport layer", "5.3", YES,
             (_TLS + "test_unknown_identity_fails_and_accounts_added_later_are_found",
              _TLS + "test_wrong_psk_fails_both_sides", _OSSL + "test_openssl_s_client_with_wrong_psk_is_refused",
@@ -188,14 +196,17 @@ TABLE: tuple[Scr, ...] = (
         Scr("DM-SEC-S-010-O", "Accept challenges from clients that have not yet been successfully authenticated",
             "5.4", NO, (),
             "DmServer answers a client's Chal only in a message whose Cred verified (server.py _step)"),
-        Scr("DM-SEC-S-011-O", "Integrity checking using HMAC-SHA256", "5.6.1.2", PARTIAL, _HMAC_VERIFY,
-            "x-syncml-hmac verifier with window and replay cache; " + _HMAC_NOT_WIRED,
+        Scr("DM-SEC-S-011-O", "Integrity checking using HMAC-SHA256", "5.6.1.2", YES,
+            _HMAC_VERIFY + (_FULL + "test_server_refuses_a_replayed_message_but_answers_a_retransmission",
+                            _FULL + "test_wrong_client_key_under_hmac_is_refused",
+                            _HMODE + "test_replayed_requests_are_refused_and_counted"),
+            "the server checks x-syncml-hmac on every request; a refusal is HTTP 401 / a clean close",
             requirement="DM-SEC-S-012-O AND DM-SEC-S-013-O"),
-        Scr("DM-SEC-S-012-O", "Inserting HMAC in transport", "5.6.1", PARTIAL,
-            (_HMAC + "test_build_form_and_round_trip",),
-            "the header value is built; the server does not yet add it to its replies"),
-        Scr("DM-SEC-S-013-O", "Using HMAC for all subsequent messages", "5.6.1", NO, (),
-            "no session switches to syncml:auth-hmac-sha256 after a challenge"),
+        Scr("DM-SEC-S-012-O", "Inserting HMAC in transport", "5.6.1", YES,
+            (_HMAC + "test_build_form_and_round_trip",) + _HMAC_SESSION,
+            "x-syncml-hmac header on every reply"),
+        Scr("DM-SEC-S-013-O", "Using HMAC for all subsequent messages", "5.6.1", YES, _HMAC_SESSION,
+            "every message of an HMAC account's sessions (no switch-over after a Chal is made)"),
         Scr("DM-SEC-S-022-O", "Bootstrap Security for Bootstrap via DM Profile", "5.10.2.1", YES,
             (_BOOTSTRAP_FLEET,), "through transport neutral security (S-023)",
             requirement="DM-SEC-S-023-O OR DM-SEC-S-024-O"),

@@ -135,6 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "dmsim"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     timeout = IDLE_TIMEOUT
 
     def log_message(self, fmt, *args):  # quiet: the CLI reports sessions, not requests

@@ -40,6 +40,7 @@ class TlsSocket:
         Raises OSError when the TCP connection fails, ProtocolError when the handshake does.
         """
         sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client does: no Nagle stalls
         conn = cls(sock, config)
         try:
             conn.handshake()
