@@ -13,18 +13,34 @@
 A device reads its IMSI from the card when it arrives (TS 31.102 §4.2.2 EF_IMSI): that IMSI is
 the NETWORKID secret of the §5.10.2.3 bootstrap HMAC, and the network (which knows its
 subscribers) provisions the account under it.
+
+Smartcard bootstrap (fleet profile ``bootstrap_via: smartcard``; OMA-TS-DM_Security seed 001
+§8.1, Appendix H): the operator personalises the virtual card before the device ships with a
+``CardPersonalisation`` (the DM Bootstrap document in the PKCS#15 application) and a per-device
+SCP03 key set drawn from the replica's card stream, which the device's ME knows too; at power-on
+(:meth:`CardAccess.power_on`) the device reads its IMSI, then opens SCP03 at level 33 and installs
+the authorised accounts into its DM tree (``devices/smartcard_bootstrap.py``). Every APDU of both
+reads costs an ``apdu_time`` sample. The SCP03 host challenge is drawn from the same stream, so
+the APDUs (and the pcap) are the same for the same seed. A real card is never personalised: the
+simulation knows neither its SCP03 keys nor its PKCS#15 contents (see ``is_virtual``).
 """
 from __future__ import annotations
 
 import dataclasses
 import random
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dmsim.cards import scp03
 from dmsim.cards.emulated import make_card
 from dmsim.cards.link import CardLink, InProcessLink
-from dmsim.cards.profile import PROFILE_SCHEMA, OtaKeyset, default_iccid, default_impi, profile_from_data
+from dmsim.cards.profile import (PROFILE_SCHEMA, CardProfile, OtaKeyset, Scp03Keys, default_iccid, default_impi,
+                                 profile_from_data)
 from dmsim.devices.card_host import read_imsi
+from dmsim.devices.dm_tree import DmTree
+from dmsim.devices.smartcard_bootstrap import power_on_bootstrap
 from dmsim.sim.delays import make_delay
+from dmsim.sim.errors import DmsimError
 from dmsim.sim.schema import validate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +58,19 @@ class _Trace:
         self.apdus += 1
         if self.model.pcap is not None:
             self.model._capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
+
+
+@dataclass(frozen=True)
+class CardPersonalisation:
+    """What the operator writes into a device's card for the smartcard bootstrap: the DM
+    Bootstrap ``document`` (XML or WBXML bytes) and the device's policy, the ServerIDs it accepts
+    a bootstrap from (``authorised``)."""
+
+    document: bytes
+    authorised: tuple[str, ...]
+
+
+SCP03_KVN = 0x30  # the key version of the per-device set (any 01..7F would do)
 
 
 class CardAccess:
@@ -67,25 +96,59 @@ class CardAccess:
         are not known to the simulation, so it gets no OTA traffic.
         """
         env = self.model.env
-        if index < self.real_devices:
+        if not self.is_virtual(index):
             link = self._real()
             started = link.clock()
             imsi = read_imsi(link, pin=self.pin)
             yield env.timeout(link.clock() - started)
             return imsi
+        profile = self._profile(fleet_imsi, ota)
+        link, counter = self._link(index, profile, ota)
+        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
+        yield env.timeout(self._apdu_seconds(counter))
+        return imsi
+
+    def is_virtual(self, index: int) -> bool:
+        """Return True when device ``index`` has an emulated card (one the operator can personalise)."""
+        return index >= self.real_devices
+
+    def power_on(self, index: int, fleet_imsi: str, ota: OtaKeyset | None, card: CardPersonalisation,
+                 tree: DmTree):
+        """SimPy generator: return ``(imsi, report)`` of the power-on of device ``index``, whose
+        virtual card holds ``card`` and a fresh SCP03 key set: the IMSI read, then the smartcard
+        bootstrap into ``tree`` (``report`` from ``power_on_bootstrap``: failures are in it, not
+        raised). ``ota`` as for :meth:`read_imsi`. A real card cannot be personalised: DmsimError."""
+        if not self.is_virtual(index):
+            raise DmsimError(f"device {index} has a real card: the simulation cannot personalise it")
+        rng = self.rng
+        keys = Scp03Keys(SCP03_KVN, rng.randbytes(16), rng.randbytes(16), rng.randbytes(16))
+        profile = dataclasses.replace(self._profile(fleet_imsi, ota), scp03=keys, dm_bootstrap=card.document)
+        link, counter = self._link(index, profile, ota)
+        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
+        report = power_on_bootstrap(tree, link, scp03_keys=scp03.Scp03Keys(keys.enc, keys.mac, keys.dek, keys.kvn),
+                                    authorised_servers=card.authorised, host_challenge=rng.randbytes(8))
+        yield self.model.env.timeout(self._apdu_seconds(counter))
+        return imsi, report
+
+    def _profile(self, fleet_imsi: str, ota: OtaKeyset | None) -> CardProfile:
+        """Return the profile of a virtual card for ``fleet_imsi`` (K and OPc drawn from the stream)."""
         t = self._template
         profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
                                       impi=default_impi(fleet_imsi, t.mnc_length),
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
-        if ota is not None:
-            profile = dataclasses.replace(profile, ota=(ota,))
+        return profile if ota is None else dataclasses.replace(profile, ota=(ota,))
+
+    def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None) -> tuple[CardLink, _Trace]:
+        """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``."""
         counter = _Trace(self.model)
         link = InProcessLink(make_card(profile), trace=counter)
-        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
         if ota is not None:
             self.links[index] = link
-        yield env.timeout(sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus)))
-        return imsi
+        return link, counter
+
+    def _apdu_seconds(self, counter: _Trace) -> float:
+        """Return the simulated card time of the APDUs ``counter`` saw (one sample each)."""
+        return sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus))
 
     def _real(self) -> CardLink:
         if self._real_link is None:

@@ -12,7 +12,8 @@ Per device (a SimPy process created when the device arrives):
    split into SMS-DELIVER TPDUs, over the ``sms`` link; if the device has not accepted it within
    ``server.bootstrap_timeout`` it is sent again, up to ``server.bootstrap_retries`` times;
 2. the device reassembles, verifies the HMAC (a tampered bootstrap is rejected and counted) and
-   stores the account;
+   stores the account; a ``bootstrap_via: smartcard`` device instead finds the account on its card
+   (personalised before it arrived) and reads it over SCP03 at step 0 (no SMS);
 3. the device runs a DM session (packages 1-4, mutual auth-md5/basic) over HTTP on the ``ip``
    links (one each way) or, for ``components.dm_server.kind: socket``, over a real socket whose
    measured wall-clock latency is added to simulated time;
@@ -34,15 +35,18 @@ import simpy
 from dmsim.devices.bootstrap_client import accept_bootstrap
 from dmsim.devices import sms_pp
 from dmsim.devices.dm_client import DmClient, Done
+from dmsim.devices.dm_tree import DmTree, account_from_tree
+from dmsim.devices.smartcard_bootstrap import BootstrapReport
 from dmsim.devices.sms_pp import is_data_download
-from dmsim.network.dm import http_binding, notification
+from dmsim.network.dm import http_binding, notification, wbxml
+from dmsim.network.dm.account import bootstrap_document
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import AttemptResult, ShortMessage
 from dmsim.network.sms.udh import find_ports
 from dmsim.sim.arrivals import arrival_times
-from dmsim.sim.card_access import CardAccess
+from dmsim.sim.card_access import CardAccess, CardPersonalisation
 from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
@@ -184,8 +188,14 @@ class Replica:
         dev = _Device(ident, env)
         self.live[ident.index] = dev
         ota_keys = self.ota.keyset() if self.ota is not None else None
+        card_boot = self._personalise(ident) if self._boots_from_card(ident) else None
+        tree = report = None
         try:
-            imsi = yield from self.cards.read_imsi(ident.index, ident.imsi, ota_keys)
+            if card_boot is None:
+                imsi = yield from self.cards.read_imsi(ident.index, ident.imsi, ota_keys)
+            else:
+                tree = DmTree()
+                imsi, report = yield from self.cards.power_on(ident.index, ident.imsi, ota_keys, card_boot, tree)
         except DmsimError:
             self._finish(dev, False, "card_error")
             return
@@ -195,25 +205,12 @@ class Replica:
         if self.smsc is not None:
             # The IMSI digits stand in for the MSISDN the SMSC routes on.
             self.smsc.add_device(ident.imsi, lambda tpdu, now, dev=dev: self._sms_at_device(dev, tpdu))
-        profile = ident.profile
-        self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
-                              server_password=ident.server_password,
-                              auth_scheme={"md5": "syncml:auth-md5", "basic": "syncml:auth-basic",
-                                           "hmac": "syncml:auth-hmac-sha256"}[profile["dm_auth"]])
-        self.transport.account_provisioned(ident.uri)
-        content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, profile["bootstrap_security"],
-                                                           ident.userpin)
-        push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
-        for _ in range(srv["bootstrap_retries"] + 1):
-            if dev.t_bootstrap_sent is None:
-                dev.t_bootstrap_sent = env.now
-            dev.bootstrap_sends += 1
-            self._send_sms(dev, push)
-            yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
-            if dev.accepted:
-                break
-        if not dev.accepted:
-            self._finish(dev, False, "bootstrap_rejected" if dev.rejected else "bootstrap_lost")
+        if card_boot is not None:
+            failure = self._card_bootstrapped(dev, report, tree)
+        else:
+            failure = yield from self._sms_bootstrap(dev)
+        if failure:
+            self._finish(dev, False, failure)
             return
         session_id, initiator = ident.index + 1, "client"
         if srv["session_trigger"] == "notification":
@@ -226,7 +223,8 @@ class Replica:
         client = dev.client = DmClient(dev.account, ident.uri,
                           {"DevId": ident.uri, "Man": "dmsim", "Mod": models[ident.index % len(models)],
                            "DmV": "1.2", "Lang": "en-US"},
-                          session_id=session_id, nonce_source=self.device_rng.randbytes, initiator=initiator)
+                          session_id=session_id, nonce_source=self.device_rng.randbytes, initiator=initiator,
+                          tree=tree)
         dev.t_session_start = env.now
         step = client.start(self.transport.unix_now())
         try:
@@ -252,6 +250,63 @@ class Replica:
         if self.ota is not None and dev.card is not None:
             dev.ota, dev.ota_latency = yield self.ota.send(ident.imsi, ota_keys)
         self._finish(dev, step.ok, "" if step.ok else step.reason.split(":")[0])
+
+    def _provision(self, ident: DeviceIdentity) -> None:
+        """Have the server create the device's account (the transport adds its TLS PSK, if any)."""
+        self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
+                              server_password=ident.server_password,
+                              auth_scheme={"md5": "syncml:auth-md5", "basic": "syncml:auth-basic",
+                                           "hmac": "syncml:auth-hmac-sha256"}[ident.profile["dm_auth"]])
+        self.transport.account_provisioned(ident.uri)
+
+    def _sms_bootstrap(self, dev: _Device):
+        """SimPy generator: provision the device, send its WAP Push bootstrap (resent on timeout);
+        return "" once the device accepted it, else the failure reason."""
+        env, srv, ident = self.env, self.data["server"], dev.ident
+        self._provision(ident)
+        content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, ident.profile["bootstrap_security"],
+                                                           ident.userpin)
+        push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
+        for _ in range(srv["bootstrap_retries"] + 1):
+            if dev.t_bootstrap_sent is None:
+                dev.t_bootstrap_sent = env.now
+            dev.bootstrap_sends += 1
+            self._send_sms(dev, push)
+            yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
+            if dev.accepted:
+                return ""
+        return "bootstrap_rejected" if dev.rejected else "bootstrap_lost"
+
+    def _boots_from_card(self, ident: DeviceIdentity) -> bool:
+        """Return True when the device bootstraps from its card (profile ``bootstrap_via:
+        smartcard``). A real PC/SC card (device 0 of ``components.card: pcsc``) is never
+        personalised by the simulation (its SCP03 keys and PKCS#15 files are the card's own), so
+        that device is bootstrapped over SMS whatever its profile says."""
+        return ident.profile.get("bootstrap_via", "sms") == "smartcard" and self.cards.is_virtual(ident.index)
+
+    def _personalise(self, ident: DeviceIdentity) -> CardPersonalisation:
+        """Return what the operator writes into the device's card before it ships: the server
+        provisions the account, its bootstrap document goes to the PKCS#15 application as WBXML,
+        and the device accepts bootstraps from the scenario's server alone (seed 001 §8.1)."""
+        self._provision(ident)
+        document = bootstrap_document(self.server.accounts[ident.uri], ident.uri)
+        return CardPersonalisation(wbxml.encode(document), (self.server.server_id,))
+
+    def _card_bootstrapped(self, dev: _Device, report: BootstrapReport, tree: DmTree) -> str:
+        """Take the device's power-on smartcard bootstrap: return "" when it installed (or kept) the
+        server's account in ``tree``, else ``smartcard_bootstrap_failed`` (the card or channel
+        failed, ``report.failure``) or ``smartcard_bootstrap_refused`` (the card's accounts are of
+        servers the device does not accept; each refusal counts in ``bootstrap_rejected``)."""
+        if not report.ok:
+            return "smartcard_bootstrap_failed"
+        server_id = self.server.server_id
+        if server_id not in report.installed + report.unchanged:
+            dev.rejected += len(report.refused)
+            return "smartcard_bootstrap_refused"
+        dev.account = account_from_tree(tree, server_id)
+        dev.accepted = True
+        dev.t_bootstrap_ok = self.env.now
+        return ""
 
     def _notify(self, dev: _Device, session_id: int):
         """SimPy generator: the server's package #0 for ``session_id`` over WAP Push, resent like

@@ -144,6 +144,10 @@ PROFILE = Struct({
     "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
                      "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
                      "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
+    "bootstrap_via": Field(Str(choices=("sms", "smartcard")), "sms",
+                           "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "
+                           "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
+                           "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms)."),
 }, name="PROFILE", doc="A kind of device in the fleet.")
 
 SCENARIO_SCHEMA = Struct({
