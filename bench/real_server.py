@@ -60,10 +60,10 @@ from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_MD5
-from dmsim.network.dm.http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
+from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
                                           make_http_server, make_https_server)
-from dmsim.network.dm.store import SqliteAccounts
-from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.sim.dm_store import SqliteAccounts
+from dmsim.sim.tls_socket import TlsHttpConnection
 from dmsim.sim.errors import DmsimError
 
 SERVER_ID = "dmsim-bench"

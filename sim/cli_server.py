@@ -127,8 +127,8 @@ def server(config_file: str | None, http_addr: str | None, https_addr: str | Non
 
 def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem) -> None:
     from dmsim.network.dm import tls
-    from dmsim.network.dm.http_server import DmService, default_server, make_http_server, make_https_server
-    from dmsim.network.dm.store import SqliteAccounts
+    from dmsim.sim.dm_http_server import DmService, default_server, make_http_server, make_https_server
+    from dmsim.sim.dm_store import SqliteAccounts
 
     try:
         store = SqliteAccounts(cfg["db"] or ":memory:")

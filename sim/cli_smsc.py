@@ -151,7 +151,7 @@ def smsc() -> None:
 @click.option("--system-id", default="dmsim", show_default=True, help="The SMSC's system_id in bind_resp.")
 def serve(smpp_addr: str, accounts: tuple[str, ...], system_id: str) -> None:
     """Accept SMPP 3.4 ESMEs; log each submit_sm as a JSON line; send receipts asked for."""
-    from dmsim.network.sms.smpp_server import SmppServer
+    from dmsim.sim.smpp_server import SmppServer
     host, port = parse_host_port(smpp_addr, "--smpp", listen=True)
     table = dict(_account(a) for a in accounts) if accounts else None
     store = MemoryStore()

@@ -43,7 +43,7 @@ _HMAC = "tests/network/test_hmac_integrity.py::"
 _TLS = "tests/network/test_tls.py::"
 _OSSL = "tests/network/test_tls_openssl.py::"
 _ENGINE = "tests/sim/test_engine.py::"
-_HTTPS = "tests/network/test_https_server.py::"
+_HTTPS = "tests/sim/test_https_server.py::"
 _CARD = "tests/devices/test_smartcard_bootstrap.py::"
 
 _MUTUAL = _SESSION + "test_session_completes_with_mutual_auth"

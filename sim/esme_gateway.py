@@ -1,7 +1,7 @@
 """Real SMPP clients in a running scenario: an SMPP 3.4 server in front of the replica's SMSC.
 
 ``components.esme: {kind: smpp, listen: "127.0.0.1:2775", ...}`` puts a real TCP SMPP server
-(``network/sms/smpp_server.py``) in front of the SMSC model of the first replica, and the
+(``sim/smpp_server.py``) in front of the SMSC model of the first replica, and the
 replica then runs in real time (``speed`` simulated seconds per wall second) so that an ESME
 such as Kannel or smpplib can inject traffic while the fleet runs, and see what the simulated
 network did with it.
@@ -45,7 +45,7 @@ from datetime import timedelta
 import simpy
 
 from dmsim.network.sms import smpp
-from dmsim.network.sms.smpp_server import SmppServer, SubmitRefused
+from dmsim.sim.smpp_server import SmppServer, SubmitRefused
 from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusReport
 from dmsim.network.sms.tpdu import DCS_8BIT
 from dmsim.network.sms.udh import decode_udh, encode_udh

@@ -11,7 +11,7 @@ line in ``_KINDS``):
   --https``; see :class:`RealHttp`); the measured wall-clock round trip is added to simulated
   time, so a run with a real server advances at the pace of the real one. Accounts the
   simulated network bootstraps are first handed to the real server through its lab provisioning
-  endpoint (``POST /dmsim/provision``, see ``network/dm/http_server.py``).
+  endpoint (``POST /dmsim/provision``, see ``sim/dm_http_server.py``).
 
 ``exchange`` is a SimPy generator returning the parsed HTTP response (headers included), None on
 a timeout, or a ``Done`` that ends the session (a TLS failure); the request carries the DM
@@ -45,11 +45,11 @@ from cryptography.x509.oid import NameOID
 from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
 from dmsim.network.dm import tls_suites as suites
-from dmsim.network.dm.http_server import INTEGRITY_FAILED, account_to_json, http_status
+from dmsim.sim.dm_http_server import INTEGRITY_FAILED, account_to_json, http_status
 from dmsim.network.dm.server import ServerReply
 from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
                                   psk_server_config, x509_client_config, x509_server_config)
-from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.sim.tls_socket import TlsHttpConnection
 from dmsim.network.sms.smsc import EPOCH
 from dmsim.sim.errors import DmsimError, ScenarioError
 from dmsim.sim.link import Message

@@ -111,6 +111,8 @@ def from_xml(data: bytes) -> Element:
     except expat.ExpatError as exc:
         offset = max(parser.ErrorByteIndex, 0)
         raise DecodeError(_WHAT, offset, expat.ErrorString(exc.code)) from None
+    except LookupError as exc:  # an XML declaration naming an encoding Python does not know
+        raise DecodeError(_WHAT, 0, f"XML declaration: {exc}", "a known encoding such as UTF-8") from None
     if builder.root is None:  # expat reports this itself; kept for safety
         raise DecodeError(_WHAT, 0, "no root element")
     for elem in builder.root.iter():

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from dmsim.network.sms import smpp
-from dmsim.network.sms.smpp_server import SmppServer
+from dmsim.sim.smpp_server import SmppServer
 from dmsim.network.sms.smpp_session import Malformed
 from dmsim.network.sms.udh import decode_udh, find_concat
 from dmsim.sim.cli_smsc import MemoryStore

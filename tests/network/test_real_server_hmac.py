@@ -13,8 +13,8 @@ import pytest
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header, parse_timestamp
-from dmsim.network.dm.http_server import DmService, default_server, make_http_server, make_https_server
-from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.sim.dm_http_server import DmService, default_server, make_http_server, make_https_server
+from dmsim.sim.tls_socket import TlsHttpConnection
 from dmsim.sim.runner import run_scenario
 from dmsim.sim.scenario import parse_scenario
 

@@ -455,3 +455,10 @@ def test_we_read_libwbxml_encoding(rich, tmp_path, options):
     (tmp_path / "in.xml").write_bytes(xml[:decl_end] + doctype + xml[decl_end:])
     _run("xml2wbxml", *options, "-o", str(tmp_path / "out.wbxml"), str(tmp_path / "in.xml"))
     assert trees_equal(decode((tmp_path / "out.wbxml").read_bytes()), rich)
+
+
+def test_xml_with_an_unknown_encoding_is_a_decode_error():
+    from dmsim.network.dm.syncml_xml import from_xml as decode_xml
+    from dmsim.sim.errors import DecodeError
+    with pytest.raises(DecodeError, match="encoding"):
+        decode_xml(b'<?xml version="1.0" encoding="TTF-8"?><SyncML/>')

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.http_server import PROVISION_PATH, account_to_json
-from dmsim.network.dm.store import SqliteAccounts
-from dmsim.network.dm.tls_socket import TlsHttpConnection
+from dmsim.sim.dm_http_server import PROVISION_PATH, account_to_json
+from dmsim.sim.dm_store import SqliteAccounts
+from dmsim.sim.tls_socket import TlsHttpConnection
 from dmsim.sim.cli_server import load_config, parse_psk, server
 
 DEV = "IMSI:001010000000042"

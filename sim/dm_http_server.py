@@ -39,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.server import DmServer, ServerReply
 from dmsim.network.dm.tls import TlsConfig
-from dmsim.network.dm.tls_socket import TlsSocket
+from dmsim.sim.tls_socket import TlsSocket
 from dmsim.sim.errors import DmsimError
 
 PROVISION_PATH = "/dmsim/provision"

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dmsim.network.sms import smpp
-from dmsim.network.sms.smpp_server import SmppServer
+from dmsim.sim.smpp_server import SmppServer
 from dmsim.sim.cli_smsc import MemoryStore
 from dmsim.sim.errors import ProtocolError
 

@@ -19,10 +19,10 @@ from cryptography.x509.oid import NameOID
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import http_binding, tls
 from dmsim.network.dm import messages as m
-from dmsim.network.dm.http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
+from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
                                           make_http_server, make_https_server)
-from dmsim.network.dm.store import SqliteAccounts
-from dmsim.network.dm.tls_socket import TlsHttpConnection, TlsSocket
+from dmsim.sim.dm_store import SqliteAccounts
+from dmsim.sim.tls_socket import TlsHttpConnection, TlsSocket
 from dmsim.sim.errors import ProtocolError
 
 OPENSSL = shutil.which("openssl")

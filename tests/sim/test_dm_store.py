@@ -11,7 +11,7 @@ from dmsim.devices.dm_client import DmClient, Done
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_SHA256
 from dmsim.network.dm.server import DmServer
-from dmsim.network.dm.store import SqliteAccounts
+from dmsim.sim.dm_store import SqliteAccounts
 from dmsim.sim.errors import DmsimError
 
 DEV = "IMSI:001010000000042"
