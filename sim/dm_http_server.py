@@ -155,9 +155,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_BODY:
+        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
             self.close_connection = True
-            self._answer(411 if not length.isdigit() else 413, b"", "text/plain")
+            self._answer(411 if not (length.isascii() and length.isdigit()) else 413, b"", "text/plain")
             return
         body = self.rfile.read(int(length))
         if len(body) < int(length):  # the peer went away mid-body

@@ -8,16 +8,27 @@ Per device (a SimPy process created when the device arrives):
 
 0. the device reads its IMSI from its UICC with real APDUs (``sim/card_access.py``: an emulated
    card per device, or a real one through PC/SC);
-1. the server provisions an account and sends the §5.10.2.3-protected bootstrap as a WAP Push,
-   split into SMS-DELIVER TPDUs, over the ``sms`` link; if the device has not accepted it within
-   ``server.bootstrap_timeout`` it is sent again, up to ``server.bootstrap_retries`` times;
+1. the server provisions an account (``dm_auth``: auth-md5, auth-basic or auth-hmac-sha256; a
+   TLS transport adds the device's PSK) and sends the §5.10.2.3-protected bootstrap as a WAP
+   Push, split into SMS-DELIVER TPDUs, over the ``sms`` link or, with an ``smsc`` block, through
+   the server's outbox (``sim/smsc_outbox.py``) to the store-and-forward SMSC; unaccepted within
+   ``server.bootstrap_timeout``, it is sent again, up to ``server.bootstrap_retries`` times;
 2. the device reassembles, verifies the HMAC (a tampered bootstrap is rejected and counted) and
    stores the account; a ``bootstrap_via: smartcard`` device instead finds the account on its card
    (personalised before it arrived) and reads it over SCP03 at step 0 (no SMS);
-3. the device runs a DM session (packages 1-4, mutual auth-md5/basic) over HTTP on the ``ip``
-   links (one each way) or, for ``components.dm_server.kind: socket``, over a real socket whose
-   measured wall-clock latency is added to simulated time;
-4. the outcome is written to the session table.
+3. with ``server.session_trigger: notification`` the server sends package #0 the same way; the
+   device acts on it only if its digest verifies (a forged one is counted), and answers Alert 1200;
+4. the device runs a DM session (packages 1-4 on its DM tree; Cred or x-syncml-hmac on every
+   message) through ``sim/transports.py``: HTTP on the ``ip`` links (one each way), inside real
+   mbedtls TLS whose flights cross those links (``components.dm_server.tls``), or a real server
+   over a socket whose measured wall-clock latency is added to simulated time;
+5. with an ``ota`` block the OTA platform then sends the device one secured command packet through
+   the SMSC; the ME hands it to the UICC (``devices/sms_pp.py``) and the PoR comes back in the
+   RP-ACK or as an MO SMS-SUBMIT (``sim/ota_campaign.py``);
+6. the outcome is written to the session table.
+
+Other traffic reaching a device (an outside ESME's messages, ``components.esme``) is acknowledged
+by its modem and otherwise ignored, except class-2 data downloads, which go to its UICC.
 
 Server capacity: at most ``server.max_sessions`` DM sessions are served at once; a request of a
 new session waits (FIFO) for a slot; each request takes a ``server.service_time`` sample. A slot
@@ -39,7 +50,9 @@ from dmsim.devices.dm_tree import DmTree, account_from_tree
 from dmsim.devices.smartcard_bootstrap import BootstrapReport
 from dmsim.devices.sms_pp import is_data_download
 from dmsim.network.dm import http_binding, notification, wbxml
+from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5
 from dmsim.network.dm.account import bootstrap_document
+from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
@@ -62,6 +75,7 @@ from dmsim.sim.transports import IpTransport, make_ip_transport
 SERVER_SMS_ADDRESS = Address("12345")
 _ACK = AttemptResult.ack()
 SMSC_ADDRESS = Address.parse("+999000000")  # TP-OA is the server's short code; the SMSC's own (RP-OA)
+DM_AUTH_SCHEMES = {"md5": AUTH_MD5, "basic": AUTH_BASIC, "hmac": AUTH_HMAC_SHA256}  # fleet.profiles[].dm_auth
 DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
 
 
@@ -255,8 +269,7 @@ class Replica:
         """Have the server create the device's account (the transport adds its TLS PSK, if any)."""
         self.server.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                               server_password=ident.server_password,
-                              auth_scheme={"md5": "syncml:auth-md5", "basic": "syncml:auth-basic",
-                                           "hmac": "syncml:auth-hmac-sha256"}[ident.profile["dm_auth"]])
+                              auth_scheme=DM_AUTH_SCHEMES[ident.profile["dm_auth"]])
         self.transport.account_provisioned(ident.uri)
 
     def _sms_bootstrap(self, dev: _Device):
@@ -271,7 +284,7 @@ class Replica:
             if dev.t_bootstrap_sent is None:
                 dev.t_bootstrap_sent = env.now
             dev.bootstrap_sends += 1
-            self._send_sms(dev, push)
+            self._send_sms(dev, push, lambda: not dev.accepted and dev.ident.index in self.live)
             yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
             if dev.accepted:
                 return ""
@@ -315,7 +328,7 @@ class Replica:
         dev.notified = env.event()
         push = notification.encode_push(self.server.notification(dev.ident.uri, session_id), tid=dev.ident.index & 0xFF)
         for _ in range(srv["bootstrap_retries"] + 1):
-            self._send_sms(dev, push)
+            self._send_sms(dev, push, lambda: not dev.notified.triggered and dev.ident.index in self.live)
             yield dev.notified | env.timeout(srv["bootstrap_timeout"])
             if dev.notified.triggered:
                 return dev.notified.value
@@ -326,6 +339,7 @@ class Replica:
         now = self.env.now
         del self.live[dev.ident.index]
         self.cards.release(dev.ident.index)
+        dev.card = None  # a late OTA download finds no card: the device's session is over
         self.done += 1
         end = now if dev.t_session_start is not None and reason != "not_finished" else None
         self.write((self.replica, self.sweep, self.sweep_value, dev.ident.index, dev.ident.profile["name"],
@@ -335,16 +349,17 @@ class Replica:
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency))
 
     # -- SMS path ---------------------------------------------------------------------------
-    def _send_sms(self, dev: _Device, push: bytes) -> None:
+    def _send_sms(self, dev: _Device, push: bytes, wanted: Callable[[], bool]) -> None:
+        """Send the WAP Push ``push`` to ``dev`` in SMS parts; through an SMSC, parts still in the
+        server's outbox when ``wanted()`` turns False (the device no longer waits) are dropped."""
         self.sms_ref = (self.sms_ref + 1) & 0xFF
         scts = _scts(self.env.now)
         for ies, chunk in segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT,
                                                    src_port=wsp_push.WAP_PUSH_SRC_PORT, ref=self.sms_ref):
             if self.smsc is not None:
-                # parts of a device that no longer waits for its bootstrap leave the outbox
                 self.outbox.submit(ShortMessage(src=SERVER_SMS_ADDRESS.digits, dst=dev.ident.imsi, user_data=chunk,
                                                 pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, ies=tuple(ies)),
-                                   wanted=lambda dev=dev: not dev.accepted and dev.ident.index in self.live)
+                                   wanted=wanted)
                 continue
             pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
                                   ies=ies, user_data=chunk).encode()
@@ -363,13 +378,18 @@ class Replica:
             dev.sms_bytes += len(pdu)
         if self.pcap is not None:
             self._capture(self.pcap.write_sms_mt, pdu, SMSC_ADDRESS)
-        if dev.card is not None and is_data_download(pdu):
+        try:
+            sms = tpdu.decode_tpdu(pdu, mt=True)
+        except DmsimError:
+            sms = None
+        if sms is not None and dev.card is not None and is_data_download(sms):
             return self._download(dev, pdu)
         waiting_notice = dev.notified is not None and not dev.notified.triggered
         if (dev.accepted and not waiting_notice) or dev.ident.index not in self.live:
             return _ACK
         try:
-            sms = tpdu.decode_tpdu(pdu, mt=True)
+            if sms is None:
+                raise DmsimError("not an SMS-DELIVER")
             ports = find_ports(sms.ies)
             if ports is None or ports.dest != wsp_push.WAP_PUSH_PORT:
                 return _ACK  # not for the push agent (an ESME's text, say): the modem just stores it

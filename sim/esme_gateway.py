@@ -53,6 +53,7 @@ from dmsim.sim.errors import DecodeError, ProtocolError
 from dmsim.sim.smsc_driver import SmscDriver
 
 SUBMIT_WAIT = 10.0  # wall seconds a submit_sm waits for the model before ESME_RSUBMITFAIL
+RESP_WAIT = 2 * SUBMIT_WAIT  # wall seconds a receipt waits for its submit_sm_resp to be written
 _TEXT_CODINGS = (0x00, 0x01, 0x03)
 _REFUSALS = {"throttled": smpp.ESME_RTHROTTLED, "queue_full": smpp.ESME_RMSGQFUL}
 _ST_DELIVERED_MAX = 0x1F  # TS 23.040 §9.2.3.15: 0x00-0x1F short message transaction completed
@@ -91,6 +92,7 @@ class EsmeGateway:
         host, _, port = spec["listen"].rpartition(":")
         accounts = dict(a.split(":", 1) for a in spec["accounts"]) if spec["accounts"] else None
         self.poll = float(spec["poll"])
+        self.speed = float(spec["speed"])
         self.server = SmppServer(self._submit_from_thread, host=host, port=int(port), accounts=accounts,
                                  on_submitted=self._resp_written)
         self._answered: set[str] = set()  # message ids whose submit_sm_resp is on the wire
@@ -129,7 +131,8 @@ class EsmeGateway:
             raise SubmitRefused(smpp.ESME_RSUBMITFAIL, "the simulation did not take the message") from None
 
     def _resp_written(self, system_id: str, pdu: smpp.SubmitSm, message_id: str) -> None:
-        self._answered.add(message_id)
+        if pdu.registered_delivery & smpp.REGISTERED_DELIVERY_MASK:  # only those get a receipt
+            self._answered.add(message_id)
 
     # -- the model's thread --------------------------------------------------------------------
     def _drain_every_poll(self):
@@ -187,7 +190,12 @@ class EsmeGateway:
         system_id, pdu, message_id, submitted = entry
         if message_id not in self._answered and not self._closed.is_set():
             # an ESME matches a receipt to the message_id of its submit_sm_resp: not before it
-            self.env.timeout(self.poll, action).callbacks.append(self._receipt)
+            # (and not at all if that resp never went out: the ESME's connection dropped)
+            if now - submitted < RESP_WAIT * self.speed:
+                self.env.timeout(self.poll, action).callbacks.append(self._receipt)
+                return
+            del self._waiting[action.msg_id]
+            self.counts["receipts_lost"] += 1
             return
         del self._waiting[action.msg_id]
         self._answered.discard(message_id)

@@ -1,9 +1,13 @@
 """dmsim's scenario format: the schema, the YAML loader with ``--set`` overrides, and sweeps.
 
 A scenario says how many devices bootstrap (OMA-TS-DM_Security 1.3 §5.10: NETWORKID, USERPIN
-or USERPIN_NETWORKID over SMS) and open DM sessions (§5.4 syncml:auth-md5 or auth-basic), how
-they arrive, how the SMS and IP links delay, lose, duplicate and reorder messages, what an
-adversary's tap does to them, and the DM server's capacity. All durations are simulated seconds.
+or USERPIN_NETWORKID over SMS, or from the smartcard over SCP03) and open DM sessions (§5.4
+syncml:auth-md5 or auth-basic, §5.6.1 auth-hmac-sha256; started by the device or by a package
+#0), how they arrive, how the SMS and IP links delay, lose, duplicate and reorder messages, what
+an adversary's tap does to them, the DM server's capacity, the store-and-forward SMSC and an OTA
+campaign through it, and which components are real: the DM server (HTTP, HTTPS-PSK), the card
+(PC/SC), an SMS application (SMPP), TLS on the simulated links. All durations are simulated
+seconds.
 ``describe_schema()`` prints the whole format with defaults.
 
 Choices the brief left open: a link's delay default is per link (SMS lognormal, IP exponential)
@@ -221,7 +225,9 @@ SCENARIO_SCHEMA = Struct({
         "esme": Field(Tagged({
             "none": Struct({}, doc="No outside SMS application."),
             "smpp": Struct({
-                "listen": Field(Str(pattern=r"^[^\s:]+:[0-9]{1,5}$", noun="HOST:PORT"), "127.0.0.1:2775",
+                "listen": Field(Str(pattern=r"^[^\s:]+:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                                          r"|655[0-2][0-9]|6553[0-5])$", noun="HOST:PORT (port 0..65535)"),
+                                "127.0.0.1:2775",
                                 "Address of the SMPP 3.4 server (port 0: any free port)."),
                 "accounts": Field(List(Str(pattern=r"^[^:]+:", noun="SYSTEM_ID:PASSWORD")), [],
                                   "Accounts that may bind (empty: any system_id and password bind)."),

@@ -78,3 +78,12 @@ components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm"}}}}
         data = list(csv.DictReader(f))
     # the session time is the measured wall-clock time of the real exchanges: small but not zero
     assert all(0 < float(r["t_session_end"]) - float(r["t_session_start"]) < 5 for r in data)
+
+
+def test_content_length_must_be_ascii_digits(live_server):
+    import socket
+    _, port = live_server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        # U+00B2 SUPERSCRIPT TWO is a "digit" to str.isdigit() but not a Content-Length
+        s.sendall(b"POST /dm HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\nab")
+        assert s.recv(100).startswith(b"HTTP/1.1 411")

@@ -241,3 +241,10 @@ def test_notification_with_a_wrong_digest_is_not_acted_on(tmp_path, monkeypatch)
     sessions = rows(tmp_path)
     assert {(r["outcome"], r["reason"]) for r in sessions} == {("failed", "notification_rejected")}
     assert all(r["t_session_start"] == "" for r in sessions)  # no session was opened
+
+
+def test_notification_initiated_sessions_through_the_smsc(tmp_path):
+    """The package #0 travels through the SMSC too (the outbox keeps it while the device waits)."""
+    run_scenario(scenario("replicas=1", "fleet.size=10", "links.sms.loss=0", "smsc={}",
+                          "server.session_trigger=notification"), tmp_path, plots=False)
+    assert {r["outcome"] for r in rows(tmp_path)} == {"ok"}

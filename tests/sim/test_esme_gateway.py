@@ -136,3 +136,9 @@ def test_submit_mapping():
         short_message(smpp.SubmitSm(destination_addr="31", esm_class=0x40, short_message=b"\x09\x05"))
     assert [receipt_stat(st) for st in (0x00, 0x02, 0x46, 0x43, 0x61)] == \
         ["DELIVRD", "DELIVRD", "EXPIRED", "UNDELIV", "UNDELIV"]
+
+
+def test_listen_port_is_checked_on_load():
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(scenario_text(70000), "x.yaml")
+    assert info.value.path == "components.esme.listen"
