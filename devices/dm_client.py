@@ -31,12 +31,13 @@ Choices where the spec is silent: the tree given to the client is used as it is 
 installed only if the tree has none for ``account.server_id``); credentials come from
 ``account`` for the whole session, so a server's Replace of AAuthSecret takes effect in the next
 session built from the tree; a message answering a credential challenge carries no Status for the
-unauthenticated message that asked it; an HMAC account is stored with AAuthType ``HMAC``. Pass
-one long-lived ``hmac_verifier`` per device to refuse replays across sessions.
+unauthenticated message that asked it; an HMAC account is stored with AAuthType ``HMAC`` (the
+mapping of :mod:`account`). The SessionID is :func:`notification.session_id_text` of the 16-bit
+``session_id`` in both directions of initiation ("0005" for 5). Pass one long-lived
+``hmac_verifier`` per device to refuse replays across sessions.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping
@@ -46,14 +47,14 @@ from dmsim.devices.dm_commands import handle_command
 from dmsim.devices.dm_tree import DEVINFO, DmTree, find_account, install_account, install_devinfo
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.auth import AUTH_SHA256, check_credential, make_credential
+from dmsim.network.dm.auth import check_credential, make_credential
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Verdict, build_header,
                                              find_header)
+from dmsim.network.dm.notification import session_id_text
 from dmsim.network.dm.tree import E, text
 from dmsim.sim.errors import DmsimError, ProtocolError
 
 INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
-HMAC_AUTH_TYPE = "HMAC"  # the DMAcc AAuthType value of OMA-TS-DM_StdObj for HMAC schemes
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -74,18 +75,6 @@ class Done:
     reason: str = ""
 
 
-def install_dm_account(tree: DmTree, account: DmAccount) -> str:
-    """Return the ``./DMAcc/<x>`` URI after installing ``account`` in ``tree``; an HMAC account is
-    installed with AAuthType (and AAuthPref) ``HMAC``."""
-    if account.auth_scheme != AUTH_HMAC_SHA256:
-        return install_account(tree, account)
-    acc = install_account(tree, dataclasses.replace(account, auth_scheme=AUTH_SHA256))
-    for node in tree.walk(tree.find(acc)):
-        if node.name in ("AAuthType", "AAuthPref"):
-            node.value = HMAC_AUTH_TYPE
-    return acc
-
-
 class DmClient:
     """One DM session of one device against the server of ``account``, on the device's ``tree``."""
 
@@ -102,12 +91,12 @@ class DmClient:
         if devinfo:
             install_devinfo(self.tree, devinfo)
         if find_account(self.tree, account.server_id) is None:
-            install_dm_account(self.tree, account)
+            install_account(self.tree, account)
         self._account = account
         self._store_nonces()
         self.device_uri = device_uri
         self.devinfo = devinfo
-        self.session_id = format(session_id & 0xFFFF, "X")
+        self.session_id = session_id_text(session_id & 0xFFFF)
         self._nonce = nonce_source
         self.content_type = content_type
         self.alert = INITIATORS[initiator]

@@ -57,7 +57,8 @@ def calc_pkg0_cmd(version: int, ui_mode: int, initiator: int, session_id: int, s
     emit({"digest": pkg0[:notification.DIGEST_LEN].hex(), "pkg0": pkg0.hex(), "trigger": trigger.hex(),
           "b64_h_server_id_password": auth.credential_hash(server_id, password, auth.AUTH_MD5).decode("ascii"),
           "b64_h_trigger": notification.trigger_hash(trigger).decode("ascii"),
-          "pkg1_session_id": f"{session_id:04X}", "content_type": notification.NOTIFICATION_CONTENT_TYPE,
+          "pkg1_session_id": notification.session_id_text(session_id),
+          "content_type": notification.NOTIFICATION_CONTENT_TYPE,
           "wsp_push": notification.encode_push(pkg0, tid).hex()}, as_json)
 
 

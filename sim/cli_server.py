@@ -73,17 +73,6 @@ def load_config(path: str | Path) -> dict:
     return cfg
 
 
-def parse_psk(value: str, option: str = "--psk") -> tuple[bytes, bytes]:
-    """Return (identity, key) of ``IDENTITY:HEXKEY`` (identities may hold colons); exit 2 otherwise."""
-    identity, sep, key = value.rpartition(":")
-    try:
-        if not sep or not identity or not key:
-            raise ValueError
-        return identity.encode("utf-8"), bytes.fromhex(key)
-    except ValueError:
-        raise ParseFailure(f"{option} {value!r}: expected IDENTITY:HEXKEY") from None
-
-
 def _read(path: str, option: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -119,7 +108,11 @@ def server(config_file: str | None, http_addr: str | None, https_addr: str | Non
         raise ParseFailure("--cert and --key go together")
     http = parse_host_port(cfg["http"], "--http", listen=True) if cfg["http"] else None
     https = parse_host_port(cfg["https"], "--https", listen=True) if cfg["https"] else None
-    psk_pairs = [parse_psk(p) for p in cfg["psk"]]
+    from dmsim.sim.transports import parse_psk
+    try:
+        psk_pairs = [parse_psk(p, "--psk") for p in cfg["psk"]]
+    except ScenarioError as exc:
+        raise ParseFailure(str(exc)) from None
     cert_pem = _read(cfg["cert"], "--cert") if cfg["cert"] else None
     key_pem = _read(cfg["key"], "--key") if cfg["key"] else None
     _serve(cfg, http, https, psk_pairs, cert_pem, key_pem)
@@ -134,7 +127,7 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem) -> None:
         store = SqliteAccounts(cfg["db"] or ":memory:")
     except DmsimError as exc:
         raise ParseFailure(f"--db: {exc}") from None
-    listeners = []
+    listeners, service = [], None
     try:
         for identity, psk in psk_pairs:
             store.psks[identity] = psk
@@ -163,7 +156,12 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem) -> None:
     finally:
         for httpd in listeners:
             httpd.server_close()
-        store.close()
+        # daemon handler threads may still be inside a request: close between requests
+        if service is None:
+            store.close()
+        else:
+            with service.lock:
+                store.close()
 
 
 def _run(listeners: list, info: dict) -> None:

@@ -20,8 +20,10 @@ Choices where the spec is silent or contradicts itself (each documented here):
 * The Timestamp is opaque for the MAC but must have the ``YYYY-MM-DDThh:mm:ssZ`` form to be
   checked against the window; another form is bad syntax, an absent one is ``missing_timestamp``.
 * Window defaults: 300 s in the past, 60 s in the future (clock skew). The replay cache keeps an
-  accepted (sender, MAC) until its Timestamp leaves the window, after which the window itself
-  rejects it, so the cache is bounded by the accepted message rate times the window.
+  accepted (Timestamp, MAC) until its Timestamp leaves the window, after which the window itself
+  rejects it, so the cache is bounded by the accepted message rate times the window. It is not
+  keyed on ``ServerId``/``username``: the MAC does not cover them, so a replay with an edited
+  ServerId must still be recognised as the same message.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping
 
+from dmsim.network.dm.http_binding import is_token_char
 from dmsim.sim.errors import DecodeError, ProtocolError
 
 HEADER_NAME = "x-syncml-hmac"
@@ -47,10 +50,8 @@ DEFAULT_MAX_AHEAD = 60.0
 _WHAT = HEADER_NAME
 _SEPARATORS = ",;"
 _OWS = " \t"
-_TOKEN_SPECIALS = set('()<>@,;:\\"/[]?={} \t')
 _BARE_EXTRA = set("/+=")  # base64-string characters that are not token characters
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
-_KNOWN = ("algorithm", "serverid", "username", "timestamp", "mac")
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,6 @@ class Verdict:
         return self.reason is Reason.OK
 
 
-def _is_token_char(ch: str) -> bool:
-    return 0x21 <= ord(ch) <= 0x7E and ch not in _TOKEN_SPECIALS
-
-
 def format_timestamp(now: float) -> str:
     """Return ``now`` (seconds since the epoch) as the ``YYYY-MM-DDThh:mm:ssZ`` Timestamp text."""
     return datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -128,7 +125,7 @@ def _quote(name: str, value: str) -> str:
 
 def format_header(header: HmacHeader) -> str:
     """Return the header value for ``header``; ProtocolError if a value is not printable ASCII."""
-    if not header.algorithm or not all(_is_token_char(c) for c in header.algorithm):
+    if not header.algorithm or not all(is_token_char(c) for c in header.algorithm):
         raise ProtocolError(f"x-syncml-hmac algorithm {header.algorithm!r} is not a token")
     parts = [f"algorithm={header.algorithm}"]
     if header.username is not None:
@@ -183,7 +180,7 @@ def _read_params(value: str) -> dict[str, tuple[str, int]]:
         if pos >= len(value):
             return params
         name_at = pos
-        while pos < len(value) and _is_token_char(value[pos]):
+        while pos < len(value) and is_token_char(value[pos]):
             pos += 1
         if pos == name_at:
             raise DecodeError(_WHAT, pos, f"unexpected {value[pos]!r}", "a parameter name")
@@ -196,7 +193,7 @@ def _read_params(value: str) -> dict[str, tuple[str, int]]:
         if pos < len(value) and value[pos] == '"':
             text, pos = _read_quoted(value, pos)
         else:
-            while pos < len(value) and (_is_token_char(value[pos]) or value[pos] in _BARE_EXTRA):
+            while pos < len(value) and (is_token_char(value[pos]) or value[pos] in _BARE_EXTRA):
                 pos += 1
             if pos == value_at:
                 raise DecodeError(_WHAT, pos, f"parameter {name!r} has no value", "a token or quoted-string")
@@ -250,7 +247,7 @@ class HmacVerifier:
             raise ProtocolError("x-syncml-hmac window bounds must not be negative")
         self.max_age = max_age
         self.max_ahead = max_ahead
-        self._seen: set[tuple[str, bytes]] = set()
+        self._seen: set[tuple[str, bytes]] = set()          # (Timestamp, MAC) accepted
         self._expiry: list[tuple[float, tuple[str, bytes]]] = []
 
     def __len__(self) -> int:
@@ -285,7 +282,7 @@ class HmacVerifier:
         if not hmac.compare_digest(compute_mac(key, header.timestamp, msg), header.mac):
             return Verdict(Reason.WRONG_MAC, "mac does not match the message", header=header)
         self._prune(now)
-        entry = (header.server_id or header.username or "", header.mac)
+        entry = (header.timestamp, header.mac)
         if entry in self._seen:
             return Verdict(Reason.REPLAY, f"mac already accepted (Timestamp {header.timestamp})", header=header)
         self._seen.add(entry)

@@ -21,7 +21,12 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
             503: "Service Unavailable"}
 _OWN = frozenset({"host", "content-type", "content-length", "cache-control", "accept", "accept-charset",
                   "user-agent"})
-_NAME_SPECIALS = set('()<>@,;:\\"/[]?={} \t')
+TOKEN_SPECIALS = frozenset('()<>@,;:\\"/[]?={} \t')  # RFC 2616 §2.2 separators
+
+
+def is_token_char(ch: str) -> bool:
+    """Return True for an RFC 2616 §2.2 token character (visible ASCII that is not a separator)."""
+    return 0x21 <= ord(ch) <= 0x7E and ch not in TOKEN_SPECIALS
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,7 @@ def _extra(headers: Mapping[str, str] | None) -> str:
     """Return the header lines of ``headers``; ProtocolError for one that cannot be written."""
     lines = []
     for name, value in (headers or {}).items():
-        if (not name or not name.isascii() or any(c in _NAME_SPECIALS or not c.isprintable() for c in name)
-                or name.lower() in _OWN):
+        if not name or not all(is_token_char(c) for c in name) or name.lower() in _OWN:
             raise ProtocolError(f"HTTP header name {name!r} cannot be added")
         if not value.isascii() or any(not c.isprintable() and c != "\t" for c in value):
             raise ProtocolError(f"HTTP header {name} value {value!r} is not printable ASCII")

@@ -20,6 +20,10 @@ Choices where the spec is silent or deployments differ (each documented here):
 * The server identifier is UTF-8 text; octets that are not UTF-8 are a DecodeError.
 * :func:`verify_pkg0` also requires the trigger's server identifier to be the one whose password
   is used, so a package naming server A cannot be validated with server B's secret.
+* The SessionID package #1 carries for the session-id is :func:`session_id_text`: four upper-case
+  hexadecimal digits, zero-padded ("0005" for 5). The text read could not settle the padding; the
+  fixed width of the 16-bit field is chosen, and the DM client uses the same text for the
+  client-initiated sessions it numbers itself.
 * Over WAP Push the PDU carries X-Wap-Application-Id x-wap-application:syncml.dm (``AF 87``),
   as DM servers send it; on input the header is not required.
 """
@@ -64,8 +68,14 @@ class Pkg0:
 
     @property
     def pkg1_session_id(self) -> str:
-        """Return the SessionID text package 1 carries for this session (4 upper-case hex digits)."""
-        return f"{self.session_id:04X}"
+        """Return the SessionID text package 1 carries for this session (:func:`session_id_text`)."""
+        return session_id_text(self.session_id)
+
+
+def session_id_text(session_id: int) -> str:
+    """Return the SessionID element text of the 16-bit ``session_id``: four upper-case hexadecimal
+    digits, zero-padded ("0005"); ProtocolError if it does not fit in 16 bits."""
+    return f"{_field('session-id', session_id, 16):04X}"
 
 
 def _field(name: str, value: int, bits: int) -> int:

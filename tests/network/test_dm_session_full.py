@@ -11,7 +11,7 @@ import pytest
 
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.devices.dm_tree import DmTree, find_account, install_devinfo
-from dmsim.network.dm import http_binding
+from dmsim.network.dm import http_binding, notification
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier
 from dmsim.network.dm.server import DmServer, ManagementCommand as C
@@ -100,6 +100,17 @@ def test_management_command_refuses_unknown_verbs():
         C("Copy", "./A")
     with pytest.raises(ProtocolError):
         C("Get", "")
+
+
+def test_small_session_id_is_the_same_text_in_package_0_and_package_1():
+    srv, account, rng = make()
+    pkg0 = notification.parse_pkg0(srv.notification(DEV, 5))
+    client = DmClient(account, DEV, DEVINFO, pkg0.session_id, rng.randbytes, initiator="server")
+    assert decoded(client.start()).findtext("SyncHdr/SessionID") == pkg0.pkg1_session_id == "0005"
+    assert notification.session_id_text(0xABC) == "0ABC"
+    with pytest.raises(ProtocolError):
+        notification.session_id_text(0x10000)
+    assert run(srv, DmClient(account, DEV, DEVINFO, pkg0.session_id, rng.randbytes, initiator="server"))[0].ok
 
 
 @pytest.mark.parametrize("initiator,code", [("client", "1201"), ("server", "1200")])

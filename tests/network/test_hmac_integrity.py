@@ -96,6 +96,18 @@ def test_accept_then_refuse_replay():
     assert verifier.verify(hi.build_header(KEY, MSG + b" ", NOW), MSG + b" ", KEY, NOW + 3).ok
 
 
+def test_replay_with_edited_server_id_is_refused():
+    # ServerId/username are outside the MAC: editing them must not make a replay look new
+    verifier = HmacVerifier()
+    value = hi.build_header(KEY, MSG, NOW, server_id="dm.foo.org")
+    assert verifier.verify(value, MSG, KEY, NOW).ok
+    for edited in (value.replace('ServerId="dm.foo.org"', 'ServerId="dm.bar.org"'),
+                   value.replace('ServerId="dm.foo.org", ', ""),
+                   value.replace('ServerId="dm.foo.org"', 'username="someone"')):
+        assert edited != value
+        assert verifier.verify(edited, MSG, KEY, NOW + 1).reason is Reason.REPLAY
+
+
 def test_missing_header():
     verifier = HmacVerifier()
     assert hi.find_header({"Content-Type": "application/vnd.syncml.dm+xml"}) is None

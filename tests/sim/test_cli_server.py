@@ -16,7 +16,8 @@ from dmsim.network.dm.account import DmAccount
 from dmsim.sim.dm_http_server import PROVISION_PATH, account_to_json
 from dmsim.sim.dm_store import SqliteAccounts
 from dmsim.sim.tls_socket import TlsHttpConnection
-from dmsim.sim.cli_server import load_config, parse_psk, server
+from dmsim.sim.cli_server import load_config, server
+from dmsim.sim.transports import parse_psk
 
 DEV = "IMSI:001010000000042"
 
@@ -63,7 +64,7 @@ def test_bad_flags_exit_2(tmp_path):
 
 
 def test_psk_identity_may_hold_colons_and_paths_follow_the_file(tmp_path):
-    assert parse_psk("IMEI:490154203237518:00ff") == (b"IMEI:490154203237518", b"\x00\xff")
+    assert parse_psk("IMEI:490154203237518:00ff", "--psk") == (b"IMEI:490154203237518", b"\x00\xff")
     cfg = tmp_path / "server.yaml"
     cfg.write_text("db: state/dm.sqlite\npsk: ['a:b:0011']\n")
     data = load_config(cfg)
