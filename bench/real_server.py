@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import http.client
 import json
 import math
@@ -50,11 +49,6 @@ import threading
 import time
 from pathlib import Path
 
-from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from dmsim.devices.dm_client import DmClient, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
@@ -64,6 +58,7 @@ from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json
                                           make_http_server, make_https_server)
 from dmsim.sim.dm_store import SqliteAccounts
 from dmsim.sim.tls_socket import TlsHttpConnection
+from dmsim.sim.transports import server_credential
 from dmsim.sim.errors import DmsimError
 
 SERVER_ID = "dmsim-bench"
@@ -79,19 +74,11 @@ TIMEOUT = 30.0
 # --- server ----------------------------------------------------------------------------------
 
 def make_cert(folder: Path) -> tuple[Path, Path]:
-    """Return (cert, key) paths of a new self-signed ECDSA P-256 certificate for HOST."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    start = datetime.datetime(2024, 1, 1)
-    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
-            .add_extension(cx509.SubjectAlternativeName([cx509.DNSName(HOST)]), False)
-            .add_extension(cx509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    """Return (cert, key) paths of the PEMs of :func:`server_credential` for HOST, written to ``folder``."""
+    cert_pem, key_pem = server_credential(HOST)
     cert_path, key_path = folder / "server.crt", folder / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_path.write_bytes(cert_pem)
+    key_path.write_bytes(key_pem)
     return cert_path, key_path
 
 

@@ -65,7 +65,6 @@ RESULT_OK = 0x00                 # §8.12 general results
 RESULT_ME_UNABLE = 0x20          # "terminal currently unable to process command" (+ 1 octet)
 RESULT_BEYOND_CAPABILITIES = 0x30
 RESULT_NOT_UNDERSTOOD = 0x32
-RESULT_SMS_RP_ERROR = 0x35
 
 SAT_BUSY = StatusWord(0x9300, "toolkit busy, command cannot be executed at present", "TS 102 221 §10.2.1.2")
 

@@ -17,10 +17,12 @@ Choices where the specs are silent or loose:
 * a "secret" node is one whose AccessType lacks Get (seed 001 "No Get", AAuthSecret);
 * DevInfo nodes have AccessType Get and ACL ``Get=*``; each ``./DMAcc/<x>`` gets the ACL
   ``Add=S&Delete=S&Get=S&Replace=S`` for its own ServerID S, so no other server reaches it;
-  ``<x>/Auth/Bootstrap`` gets ``Get=S&Replace=S`` (only the bootstrap server changes it, §9.3.2);
+  ``<x>/Auth/Bootstrap`` gets ``Get=S&Replace=S`` (only the bootstrap server changes it, §9.3.2),
+  whether installed by :func:`install_bootstrap_keys` or by a bootstrap document;
   ``./DMAcc`` itself inherits the root's ``Add=*&Get=*``: any server may list the account names
   and add its own account, none may read or change another's;
-* SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``.
+* SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``; the subtree's Items
+  are those of :func:`account.bootstrap_key_items` and it is read by :func:`account.bootstrap_keys_of`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 from xml.etree.ElementTree import Element
 
-from dmsim.network.dm.account import DMACC, DmAccount, account_from_bootstrap, bootstrap_document
+from dmsim.network.dm.account import (AUTH_BOOTSTRAP, DMACC, BootstrapKeys, DmAccount, account_from_bootstrap,
+                                     bootstrap_document, bootstrap_key_items, bootstrap_keys_of)
+from dmsim.network.dm.wbxml import opaque_bytes
 from dmsim.network.dm.tree import E, need_text, text
 from dmsim.sim.errors import DecodeError, ProtocolError
 
@@ -41,8 +45,6 @@ BINARY_FORMATS = ("b64", "bin")
 DEFAULT_ACCESS = frozenset({ADD, DELETE, GET, REPLACE})
 ROOT_ACL = "Add=*&Get=*"
 DEVINFO = "./DevInfo"
-SEC_MODE_PSK = "PSK"
-SEC_MODE_X509 = "X509"
 WILDCARD = "*"
 
 ExecHandler = Callable[[str, str, str], int]  # (uri, server id, data) -> SyncML status code
@@ -341,23 +343,6 @@ def install_devinfo(tree: DmTree, devinfo: dict[str, str]) -> Node:
 
 # --------------------------------------------------------------------------- DMAcc
 
-@dataclass(frozen=True)
-class BootstrapKeys:
-    """The ``<x>/Auth/Bootstrap`` keying material of seed 001 §12.2 (TLS to the bootstrap server).
-
-    PSK mode: ``client_identity`` is the PSK identity (UTF-8), ``client_secret_key`` the PSK.
-    X509 mode: ``client_identity`` is the client certificate (DER), ``client_secret_key`` its key.
-    """
-
-    server_uri: str
-    sec_mode: str
-    client_identity: bytes
-    server_identity: bytes
-    client_secret_key: bytes
-
-
-_BOOTSTRAP_LEAVES = ("ServerURI", "SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity",
-                     "ClientSecretKey")
 _SECRET_LEAVES = {"AAuthSecret", "ClientSecretKey", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity"}
 
 
@@ -381,12 +366,7 @@ def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
     for add in doc.iterfind("SyncBody/Add"):
         cmd_fmt = text(add, "Meta/Format")
         for item in add.iterfind("Item"):
-            uri = need_text(item, "Target/LocURI", "bootstrap Item")
-            names = split_uri(uri)
-            if len(names) < 2 or names[0] != "DMAcc":
-                raise ProtocolError(f"bootstrap item {uri!r} is outside {DMACC}")
-            fmt = text(item, "Meta/Format") or cmd_fmt or "chr"
-            tree.put(uri, fmt, item_value(item, fmt), secret=is_secret_uri(uri))
+            names = _store_item(tree, item, cmd_fmt)
             acc = f"{DMACC}/{names[1]}"
             if acc not in accounts:
                 accounts.append(acc)
@@ -397,7 +377,21 @@ def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
         if not isinstance(server_id.value, str):
             raise ProtocolError(f"bootstrap: {acc}/ServerID must be chr, not {server_id.format}")
         tree.find(acc).acl = acl_for(server_id.value)
+        keys = tree.find(f"{acc}/{AUTH_BOOTSTRAP}")
+        if keys is not None:
+            keys.acl = acl_for(server_id.value, (GET, REPLACE))
     return accounts
+
+
+def _store_item(tree: DmTree, item: Element, cmd_fmt: str | None = None) -> list[str]:
+    """Store one bootstrap Item with the device's authority; return its URI's node names."""
+    uri = need_text(item, "Target/LocURI", "bootstrap Item")
+    names = split_uri(uri)
+    if len(names) < 2 or names[0] != "DMAcc":
+        raise ProtocolError(f"bootstrap item {uri!r} is outside {DMACC}")
+    fmt = text(item, "Meta/Format") or cmd_fmt or "chr"
+    tree.put(uri, fmt, item_value(item, fmt), secret=is_secret_uri(uri))
+    return names
 
 
 def item_value(item: Element, fmt: str) -> str | bytes | None:
@@ -405,15 +399,12 @@ def item_value(item: Element, fmt: str) -> str | bytes | None:
     data = item.find("Data")
     if data is None:
         return None if fmt == "node" else decode_value(fmt, "")
-    raw = data.get("opaque_hex")
+    raw = opaque_bytes(data)
     if raw is None:
         return decode_value(fmt, data.text or "")
     if fmt != "bin":
         raise ProtocolError(f"Data of Format {fmt} is not UTF-8 text")
-    try:
-        return bytes.fromhex(raw)
-    except ValueError:
-        raise ProtocolError(f"Data opaque_hex {raw!r} is not hex") from None
+    return raw
 
 
 def install_account(tree: DmTree, account: DmAccount, *, bootstrap: BootstrapKeys | None = None) -> str:
@@ -434,18 +425,15 @@ def install_bootstrap_keys(tree: DmTree, account_uri: str, keys: BootstrapKeys) 
     Its ACL grants Get and Replace to the account's server alone (seed 001 §9.3.2). The key and
     identity leaves have no Get (seed 001 §12.2, "No Get").
     """
-    if keys.sec_mode not in (SEC_MODE_PSK, SEC_MODE_X509):
-        raise ProtocolError(f"SecMode {keys.sec_mode!r}, expected {SEC_MODE_PSK} or {SEC_MODE_X509}")
+    base = f"{account_uri}/{AUTH_BOOTSTRAP}"
+    items = bootstrap_key_items(base, keys)
     server_id = tree.find(f"{account_uri}/ServerID")
     if server_id is None:
         raise ProtocolError(f"{account_uri}/ServerID missing")
-    base = f"{account_uri}/Auth/Bootstrap"
-    node = tree.find(base) or tree.create(base, "node")
+    node = tree.put(base, "node", None)
     node.acl = acl_for(server_id.value, (GET, REPLACE))
-    values = (("chr", keys.server_uri), ("bin", keys.sec_mode.encode("ascii")), ("bin", keys.client_identity),
-              ("bin", keys.server_identity), ("bin", keys.client_secret_key))
-    for leaf, (fmt, value) in zip(_BOOTSTRAP_LEAVES, values):
-        tree.put(f"{base}/{leaf}", fmt, value, secret=is_secret_uri(f"{base}/{leaf}"))
+    for item in items:
+        _store_item(tree, item)
     return node
 
 
@@ -475,23 +463,7 @@ def account_from_tree(tree: DmTree, server_id: str) -> DmAccount:
 def bootstrap_keys_from_tree(tree: DmTree, server_id: str) -> BootstrapKeys | None:
     """Return the ``<x>/Auth/Bootstrap`` keys of ``server_id``'s account, or None if it has none."""
     acc = find_account(tree, server_id)
-    base = tree.find(f"{acc}/Auth/Bootstrap") if acc is not None else None
+    base = tree.find(f"{acc}/{AUTH_BOOTSTRAP}") if acc is not None else None
     if base is None:
         return None
-    leaves = base.children or {}
-    missing = [leaf for leaf in _BOOTSTRAP_LEAVES if leaf not in leaves]
-    if missing:
-        raise ProtocolError(f"{base.uri}: missing {', '.join(missing)}")
-
-    def octets(leaf: str) -> bytes:
-        value = leaves[leaf].value
-        return value if isinstance(value, bytes) else (value or "").encode()
-
-    def chars(leaf: str) -> str:
-        value = leaves[leaf].value
-        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
-
-    return BootstrapKeys(server_uri=chars("ServerURI"), sec_mode=chars("SecMode"),
-                         client_identity=octets("ClientPublicKeyPSKIdentity"),
-                         server_identity=octets("ServerPublicKeyPSKIdentity"),
-                         client_secret_key=octets("ClientSecretKey"))
+    return bootstrap_keys_of({name: node.value for name, node in (base.children or {}).items()}, base.uri)

@@ -36,7 +36,7 @@ from dmsim.cards.scp80 import Keyset
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.ota_sender import OtaSender
 from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusReport, SubmitResult
-from dmsim.network.sms.status_report import decode_status_report
+from dmsim.network.sms.status_report import decode_status_report, status_class
 from dmsim.network.sms.udh import encode_udh
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.smsc_driver import SmscDriver
@@ -44,7 +44,6 @@ from dmsim.sim.smsc_outbox import SmscOutbox
 
 OTA_PLATFORM = "55501"  # the platform's short code: TP-OA of its commands, TP-DA of PoR submits
 _SPI_POR_VIA_SUBMIT = 0x20
-_ST_DELIVERED_MAX = 0x1F  # TS 23.040 §9.2.3.15: 0x00-0x1F, short message transaction completed
 
 
 def key_size(key_byte: int) -> int:
@@ -111,7 +110,7 @@ class OtaCampaign:
         pending = self._by_msg.pop(action.msg_id, None)
         if pending is None or pending.done.triggered:
             return
-        if action.st > _ST_DELIVERED_MAX:
+        if status_class(action.st) != "completed":  # TS 23.040 §9.2.3.15
             self._finish(pending, "undelivered")
         elif self.spec["por"] == "ack":
             try:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Mapping
 
 import simpy.rt
 
@@ -138,28 +139,26 @@ def _start_gateway(model: Replica, spec: dict):
     return gateway
 
 
+def _accumulate(entry: dict, counts: Mapping[str, float]) -> None:
+    """Add the numbers of the mapping ``counts`` into ``entry``, key by key."""
+    for key, value in counts.items():
+        entry[key] = entry.get(key, 0) + value
+
+
 def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
     """Add a replica's link counters and tap counts into ``total`` (keyed by link name)."""
     for name, link in (("links.sms", model.sms), ("links.ip.up", model.ip_up), ("links.ip.down", model.ip_down)):
         entry = total.setdefault(name, {"tap": {}})
-        for key, value in link.stats().items():
-            entry[key] = entry.get(key, 0) + value
-        for key, value in getattr(link.tap, "counts", {}).items():
-            entry["tap"][key] = entry["tap"].get(key, 0) + value
+        _accumulate(entry, link.stats())
+        _accumulate(entry["tap"], getattr(link.tap, "counts", {}))
     tls = getattr(model.transport, "stats", None)
     if tls:
-        entry = total.setdefault("tls", {})
-        for key, value in tls.items():
-            entry[key] = entry.get(key, 0) + value
+        _accumulate(total.setdefault("tls", {}), tls)
     if model.ota is not None:
-        entry = total.setdefault("ota", {})
-        for key, value in model.ota.counts.items():
-            entry[key] = entry.get(key, 0) + value
+        _accumulate(total.setdefault("ota", {}), model.ota.counts)
     if model.smsc is not None:
-        entry = total.setdefault("smsc", {})
-        counts = {**model.smsc.core.counts, **model.smsc.counts, "server_submit_retries": model.outbox.retries}
-        for key, value in counts.items():
-            entry[key] = entry.get(key, 0) + value
+        _accumulate(total.setdefault("smsc", {}), {**model.smsc.core.counts, **model.smsc.counts,
+                                                   "server_submit_retries": model.outbox.retries})
 
 
 def _manifest(scenario: Scenario, status: str, error: str | None, started: _dt.datetime, wall: float,

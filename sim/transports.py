@@ -1,11 +1,15 @@
 """How a device's DM session reaches the DM server: the seam between simulated and real.
 
 ``components.dm_server`` in the scenario picks one (adding a transport is a class here and a
-line in ``_KINDS``):
+branch in :func:`make_ip_transport`):
 
 * ``virtual``: HTTP requests and responses cross the simulated ``ip`` links to the simulated
-  server core (``Replica.server_receive``); with ``tls.mode`` psk or x509 they travel inside a
-  real TLS session whose records are the messages on those links (:class:`SimulatedHttps`);
+  server core (``Replica.server_receive``, :class:`SimulatedHttp`). With ``tls.mode`` psk or x509
+  they travel inside a real TLS session (python-mbedtls in memory, seed 000 §9.2.2) whose records
+  are the messages on those links (:class:`SimulatedHttps`): in PSK mode each provisioned account
+  gets a fresh PSK and identity (:func:`_fresh_psk`, the replica's ``tls`` stream) that its
+  bootstrap carries in ``<x>/Auth/Bootstrap``; in X.509 mode the server presents
+  :func:`server_credential`;
 * ``socket``: the request goes to a real DM server over HTTP (``dmsim server --http``, or any
   server that knows the device's account) or, for an ``https://`` URL, PSK-TLS (``dmsim server
   --https``; see :class:`RealHttp`); the measured wall-clock round trip is added to simulated
@@ -13,17 +17,22 @@ line in ``_KINDS``):
   simulated network bootstraps are first handed to the real server through its lab provisioning
   endpoint (``POST /dmsim/provision``, see ``sim/dm_http_server.py``).
 
-``exchange`` is a SimPy generator returning the parsed HTTP response (headers included), None on
-a timeout, or a ``Done`` that ends the session (a TLS failure); the request carries the DM
-client's transport ``headers`` (the ``x-syncml-hmac`` of OMA-TS-DM_Security §5.6.1). The engine
-calls ``account_provisioned`` after the server provisioned a device's account, builds the server's
-HTTP response with ``server_response`` and hands it to ``respond``.
+``exchange`` is a SimPy generator returning one of: the parsed HTTP response (headers
+included); None when the response is lost (a timeout, or for :class:`RealHttp` a connection
+failure), after which the engine retries; or a ``Done`` that ends the session, ``tls_failed``
+when a TLS handshake fails (:class:`SimulatedHttps`, :class:`RealHttp`) or, in simulated PSK
+mode, the account holds no PSK, and ``provision_failed`` when the real server refuses the lab provisioning
+(:class:`RealHttp`). The request carries the DM client's transport ``headers`` unchanged (inside
+the TLS session for HTTPS): in ``syncml:auth-hmac-sha256`` mode the ``x-syncml-hmac`` header of
+OMA-TS-DM_Security §5.6.1, and the server's own ``x-syncml-hmac`` comes back among the response
+headers. The engine calls ``account_provisioned`` after the server provisioned a device's
+account, builds the server's HTTP response with ``server_response`` and hands it to ``respond``.
 
 The clock of ``syncml:auth-hmac-sha256`` is :meth:`IpTransport.unix_now`, read by both ends: for
 the simulated server it is simulated time mapped onto the SMSC's ``EPOCH`` (2026-01-01T00:00:00Z,
 ``network/sms/smsc.py``) as UNIX seconds, :func:`sim_unix_time`, so the x-syncml-hmac Timestamps
 agree with the SMS timestamps; for a real server it is the wall clock (``time.time()``), the one
-``http_server.py`` checks Timestamps against.
+``sim/dm_http_server.py`` checks Timestamps against.
 """
 from __future__ import annotations
 
@@ -32,6 +41,7 @@ import datetime
 import functools
 import http.client
 import json
+import random
 import re
 import time
 import urllib.parse
@@ -87,7 +97,7 @@ class IpTransport:
 
     def server_response(self, reply: ServerReply) -> bytes:
         """Return the HTTP response carrying the simulated server's ``reply`` and its headers
-        (status as the real server's, ``http_server.http_status``); a refusal for the request's
+        (status as the real server's, ``dm_http_server.http_status``); a refusal for the request's
         x-syncml-hmac is counted in ``refused``."""
         for event in reply.events:
             if event.kind == INTEGRITY_FAILED:
@@ -180,7 +190,7 @@ class RealHttp(IpTransport):
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (443 if self.scheme == "https" else 80)
         self.lab_psk = parse_psk((tls or {}).get("lab_psk"), "components.dm_server.tls.lab_psk")
-        self.rng = substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
+        self.rng = _tls_stream(model)
         self.provisioned: set[str] = set()
         self.conns: dict[int, http.client.HTTPConnection] = {}
 
@@ -192,9 +202,9 @@ class RealHttp(IpTransport):
         if self.scheme != "https":
             return
         accounts = self.model.server.accounts
-        identity = f"psk-{self.rng.randbytes(8).hex()}".encode("ascii")
+        identity, key = _fresh_psk(self.rng)
         accounts[device_uri] = dataclasses.replace(accounts[device_uri], server_uri=self.url, psk_identity=identity,
-                                                   psk_key=self.rng.randbytes(PSK_BYTES))
+                                                   psk_key=key)
 
     def _connect(self, psk: tuple[bytes, bytes] | None, timeout: float) -> http.client.HTTPConnection:
         if self.scheme != "https":
@@ -260,6 +270,17 @@ class RealHttp(IpTransport):
 
     def closed(self, dev) -> None:
         self._drop(dev.ident.index)
+
+
+def _tls_stream(model: "Replica") -> random.Random:
+    """Return the replica's ``tls`` random stream (the PSKs and identities it provisions)."""
+    return substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
+
+
+def _fresh_psk(rng: random.Random) -> tuple[bytes, bytes]:
+    """Return a new (identity, key) from ``rng``: ``psk-`` and 16 hex digits (no IMSI in clear),
+    and PSK_BYTES random octets."""
+    return f"psk-{rng.randbytes(8).hex()}".encode("ascii"), rng.randbytes(PSK_BYTES)
 
 
 def parse_psk(value: str | None, path: str) -> tuple[bytes, bytes] | None:
@@ -518,7 +539,7 @@ class SimulatedHttps(SimulatedHttp):
         uri = urllib.parse.urlsplit(model.server.server_uri)
         self.https_uri = urllib.parse.urlunsplit(("https",) + tuple(uri[1:]))
         self.hostname = uri.hostname or "localhost"
-        self.rng = substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
+        self.rng = _tls_stream(model)
         self.psks: dict[bytes, bytes] = {}
         self.conns: dict[int, _Connection] = {}
         self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
@@ -540,8 +561,7 @@ class SimulatedHttps(SimulatedHttp):
         account = dataclasses.replace(accounts[device_uri], server_uri=self.https_uri)
         if self.mode == "psk":
             self.psks.pop(account.psk_identity, None)
-            identity = f"psk-{self.rng.randbytes(8).hex()}".encode("ascii")
-            key = self.rng.randbytes(PSK_BYTES)
+            identity, key = _fresh_psk(self.rng)
             account = dataclasses.replace(account, psk_identity=identity, psk_key=key)
             self.psks[identity] = key
         accounts[device_uri] = account
@@ -576,10 +596,9 @@ class SimulatedHttps(SimulatedHttp):
         return None
 
     def respond(self, msg: Message) -> None:
+        """Hand the response to the device's connection: it goes back as TLS records through the
+        connection's flows, not through ``deliver_response``."""
         msg.meta[1].respond(msg.payload)
-
-    def deliver_response(self, msg: Message) -> None:
-        """Unused: responses arrive as TLS records through the connection's flows."""
 
     def closed(self, dev) -> None:
         conn = self.conns.pop(dev.ident.index, None)

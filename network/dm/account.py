@@ -7,7 +7,9 @@ of those nodes, as OMA-TS-DM_Bootstrap's DM profile delivers it; it is what the 
 covers once encoded in WBXML. An account with a TLS pre-shared key also carries the
 ``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2 in PSK mode (§12.2.1.1): ServerURI, SecMode
 ``PSK``, ClientPublicKeyPSKIdentity (the UTF-8 PSK identity), ServerPublicKeyPSKIdentity and
-ClientSecretKey (the PSK octets), all Format bin.
+ClientSecretKey (the PSK octets), all Format bin. That subtree (any mode, PSK or X509) is written
+by :func:`bootstrap_key_items` and read by :func:`bootstrap_keys_of` alone; the device's tree
+(``devices.dm_tree``) stores and reads it through them.
 
 AAuthType values (OMA-TS-DM_StdObj DMAcc): ``BASIC``, ``DIGEST`` (auth-md5), ``DIGEST-SHA256`` and
 ``HMAC`` for ``syncml:auth-hmac-sha256`` (OMA-TS-DM_Security §5.6.1); an HMAC account still
@@ -16,8 +18,9 @@ AAuthData (the nonce) that mode does not use.
 
 Choices where the specs are silent: the account node is named after the ServerID with
 non-alphanumerics replaced by ``_``; nonces (AAuthData) are carried base64-encoded (Format b64);
-the bin leaves of ``Auth/Bootstrap`` go as WBXML OPAQUE (attribute ``opaque_hex``) and are read
-back from bin (text or opaque) or b64 Data; ServerPublicKeyPSKIdentity holds the ServerID (the
+the bin leaves of ``Auth/Bootstrap`` go as WBXML OPAQUE (attribute ``wbxml.OPAQUE_HEX_ATTR``) and
+are read back from bin (text or opaque) or b64 Data; all five leaves are required (seed 001 §12.2)
+and a PSK-mode subtree needs a non-empty identity and key; ServerPublicKeyPSKIdentity holds the ServerID (the
 PSK mode has no server certificate, and the seed does not say what else it names); ServerURI is
 the account's server URI.
 """
@@ -27,18 +30,38 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
+from typing import Mapping
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
 from dmsim.network.dm.tree import E, need_text, text
+from dmsim.network.dm.wbxml import OPAQUE_HEX_ATTR, opaque_bytes
 from dmsim.sim.errors import ProtocolError
 
 DMACC = "./DMAcc"
 SEC_MODE_PSK = "PSK"
-_PSK_BASE = "Auth/Bootstrap"
+SEC_MODE_X509 = "X509"
+AUTH_BOOTSTRAP = "Auth/Bootstrap"
+BOOTSTRAP_LEAVES = ("ServerURI", "SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity",
+                    "ClientSecretKey")
 _AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256", AUTH_HMAC_SHA256: "HMAC"}
 _SCHEMES = {v: k for k, v in _AUTH_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class BootstrapKeys:
+    """The ``<x>/Auth/Bootstrap`` keying material of seed 001 §12.2 (TLS to the bootstrap server).
+
+    PSK mode: ``client_identity`` is the PSK identity (UTF-8), ``client_secret_key`` the PSK.
+    X509 mode: ``client_identity`` is the client certificate (DER), ``client_secret_key`` its key.
+    """
+
+    server_uri: str
+    sec_mode: str
+    client_identity: bytes
+    server_identity: bytes
+    client_secret_key: bytes
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,14 @@ class DmAccount:
         """Return True when the account holds a TLS pre-shared key and its identity."""
         return bool(self.psk_identity and self.psk_key)
 
+    @property
+    def bootstrap_keys(self) -> BootstrapKeys | None:
+        """Return the PSK-mode ``Auth/Bootstrap`` keys of the account, or None without a PSK."""
+        if not self.has_psk:
+            return None
+        return BootstrapKeys(self.server_uri, SEC_MODE_PSK, self.psk_identity, self.server_id.encode("utf-8"),
+                             self.psk_key)
+
     def with_nonces(self, *, client: bytes | None = None, server: bytes | None = None) -> "DmAccount":
         """Return a copy with the given nonce(s) replaced (NextNonce handling, §5.5)."""
         return replace(self, client_nonce=self.client_nonce if client is None else client,
@@ -86,8 +117,43 @@ def _item(uri: str, value: str, fmt: str | None = None) -> Element:
 
 def _bin_item(uri: str, value: bytes) -> Element:
     item = _item(uri, "", "bin")
-    item.find("Data").set("opaque_hex", value.hex())
+    item.find("Data").set(OPAQUE_HEX_ATTR, value.hex())
     return item
+
+
+def bootstrap_key_items(base: str, keys: BootstrapKeys) -> list[Element]:
+    """Return the Items that store ``keys`` under ``base`` (an ``<x>/Auth/Bootstrap`` URI):
+    ServerURI chr, the other leaves bin; ProtocolError for a SecMode other than PSK or X509."""
+    if keys.sec_mode not in (SEC_MODE_PSK, SEC_MODE_X509):
+        raise ProtocolError(f"SecMode {keys.sec_mode!r}, expected {SEC_MODE_PSK} or {SEC_MODE_X509}")
+    octets = (keys.sec_mode.encode("ascii"), keys.client_identity, keys.server_identity, keys.client_secret_key)
+    return [_item(f"{base}/{BOOTSTRAP_LEAVES[0]}", keys.server_uri),
+            *(_bin_item(f"{base}/{leaf}", value) for leaf, value in zip(BOOTSTRAP_LEAVES[1:], octets))]
+
+
+def bootstrap_keys_of(leaves: Mapping[str, bytes | str | None], where: str) -> BootstrapKeys:
+    """Return the BootstrapKeys of an ``Auth/Bootstrap`` subtree given as {leaf name: value}
+    (octets, or text taken as UTF-8); ProtocolError naming ``where`` when a leaf is missing or a
+    PSK-mode subtree has an empty identity or key (seed 001 §12.2: all Required)."""
+    missing = [leaf for leaf in BOOTSTRAP_LEAVES if leaf not in leaves]
+    if missing:
+        raise ProtocolError(f"{where}: missing {', '.join(missing)}")
+
+    def octets(leaf: str) -> bytes:
+        value = leaves[leaf]
+        return value if isinstance(value, bytes) else (value or "").encode("utf-8")
+
+    def chars(leaf: str) -> str:
+        value = leaves[leaf]
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
+
+    keys = BootstrapKeys(server_uri=chars("ServerURI"), sec_mode=chars("SecMode"),
+                         client_identity=octets("ClientPublicKeyPSKIdentity"),
+                         server_identity=octets("ServerPublicKeyPSKIdentity"),
+                         client_secret_key=octets("ClientSecretKey"))
+    if keys.sec_mode == SEC_MODE_PSK and not (keys.client_identity and keys.client_secret_key):
+        raise ProtocolError(f"{where}: PSK mode without ClientPublicKeyPSKIdentity and ClientSecretKey")
+    return keys
 
 
 def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
@@ -118,15 +184,8 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
             _item(f"{auth}/AAuthSecret", secret),
             _item(f"{auth}/AAuthData", base64.b64encode(nonce).decode("ascii"), "b64"),
         ]
-    if account.has_psk:
-        psk = f"{base}/{_PSK_BASE}"
-        items += [
-            _item(f"{psk}/ServerURI", account.server_uri),
-            _bin_item(f"{psk}/SecMode", SEC_MODE_PSK.encode("ascii")),
-            _bin_item(f"{psk}/ClientPublicKeyPSKIdentity", account.psk_identity),
-            _bin_item(f"{psk}/ServerPublicKeyPSKIdentity", account.server_id.encode("utf-8")),
-            _bin_item(f"{psk}/ClientSecretKey", account.psk_key),
-        ]
+    if account.bootstrap_keys is not None:
+        items += bootstrap_key_items(f"{base}/{AUTH_BOOTSTRAP}", account.bootstrap_keys)
     return E("SyncML",
              E("SyncHdr", E("VerDTD", "1.2"), E("VerProto", "DM/1.2"), E("SessionID", "0"), E("MsgID", "0"),
                E("Target", E("LocURI", device_uri)), E("Source", E("LocURI", account.server_id))),
@@ -147,8 +206,8 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
         uri = need_text(item, "Target/LocURI", "bootstrap Item")
         if uri.startswith(DMACC + "/") and uri.count("/") >= 3:
             key = uri.split("/", 3)[3]
-            if key.startswith(_PSK_BASE + "/"):
-                octets[key[len(_PSK_BASE) + 1:]] = _item_octets(item, key)
+            if key.startswith(AUTH_BOOTSTRAP + "/"):
+                octets[key[len(AUTH_BOOTSTRAP) + 1:]] = _item_octets(item, key)
             else:
                 nodes[key] = text(item, "Data", "") or ""
     levels = {nodes.get(f"AppAuth/{i}/AAuthLevel"): i for i in (1, 2, 3, 4) if f"AppAuth/{i}/AAuthLevel" in nodes}
@@ -172,7 +231,9 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     scheme = _SCHEMES.get(auth("CLCRED", "AAuthType"))
     if scheme is None:
         raise ProtocolError(f"bootstrap: unsupported AAuthType {auth('CLCRED', 'AAuthType')!r}")
-    identity, key = _psk_of(octets)
+    keys = bootstrap_keys_of(octets, f"bootstrap: <x>/{AUTH_BOOTSTRAP}") if octets else None
+    psk = keys is not None and keys.sec_mode == SEC_MODE_PSK
+    identity, key = (keys.client_identity, keys.client_secret_key) if psk else (b"", b"")
     return DmAccount(
         server_id=get("ServerID"), server_uri=get("AppAddr/1/Addr"),
         client_name=auth("CLCRED", "AAuthName"), client_password=auth("CLCRED", "AAuthSecret"),
@@ -186,29 +247,12 @@ def _item_octets(item: Element, key: str) -> bytes:
     data = item.find("Data")
     if data is None:
         return b""
-    raw = data.get("opaque_hex")
+    raw = opaque_bytes(data)
     if raw is not None:
-        try:
-            return bytes.fromhex(raw)
-        except ValueError:
-            raise ProtocolError(f"bootstrap: <x>/{key} opaque_hex is not hex") from None
+        return raw
     if text(item, "Meta/Format") == "b64":
         try:
             return base64.b64decode((data.text or "").strip(), validate=True)
         except binascii.Error as exc:
             raise ProtocolError(f"bootstrap: <x>/{key} is not base64: {exc}") from exc
     return (data.text or "").encode("utf-8")
-
-
-def _psk_of(octets: dict[str, bytes]) -> tuple[bytes, bytes]:
-    """Return (PSK identity, PSK) of an ``Auth/Bootstrap`` subtree in PSK mode, else (b"", b"").
-
-    ProtocolError when a PSK-mode subtree lacks its identity or key (seed 001 §12.2: Required).
-    """
-    if not octets or octets.get("SecMode", b"").decode("ascii", "replace") != SEC_MODE_PSK:
-        return b"", b""
-    identity, key = octets.get("ClientPublicKeyPSKIdentity", b""), octets.get("ClientSecretKey", b"")
-    if not identity or not key:
-        raise ProtocolError("bootstrap: Auth/Bootstrap in PSK mode without ClientPublicKeyPSKIdentity "
-                            "and ClientSecretKey")
-    return identity, key

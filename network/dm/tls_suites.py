@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CLAUSE = "seed 000 (OMA DM 1.3 security) §9.2.2"
-
 
 @dataclass(frozen=True)
 class SeedSuite:

@@ -114,7 +114,7 @@ def _encode_elements(elems: Iterable[Element], out: bytearray, page: int) -> int
         except (KeyError, TypeError):  # TypeError: a tag that is not even hashable
             raise ProtocolError(f"no SyncML 1.2 WBXML token for tag {tag!r}") from None
         # keys(), not attrib: reading attrib would add an empty dict to every element.
-        opaque = _opaque_bytes(elem) if elem.keys() else None
+        opaque = opaque_bytes(elem) if elem.keys() else None
         if tag_page != page:
             out += _SWITCH_TO[tag_page]
             page = tag_page
@@ -144,7 +144,7 @@ def _encode_elements(elems: Iterable[Element], out: bytearray, page: int) -> int
     return page
 
 
-def _opaque_bytes(elem: Element) -> bytes | None:
+def opaque_bytes(elem: Element) -> bytes | None:
     """Return the bytes of attribute ``opaque_hex``, or None; ProtocolError for other attributes."""
     extra = set(elem.attrib) - {OPAQUE_HEX_ATTR}
     if extra:

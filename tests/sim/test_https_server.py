@@ -1,7 +1,6 @@
 """The DM server over HTTPS on 127.0.0.1 (seed 000 §9.2.2, PSK-TLS and X.509), against OpenSSL's
 s_client and dmsim's own DM client over real sockets, on a SQLite store that survives restarts."""
 import dataclasses
-import datetime
 import http.client
 import json
 import os
@@ -11,11 +10,6 @@ import subprocess
 import threading
 
 import pytest
-from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import http_binding, tls
 from dmsim.network.dm import messages as m
@@ -24,6 +18,7 @@ from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json
 from dmsim.sim.dm_store import SqliteAccounts
 from dmsim.sim.tls_socket import TlsHttpConnection, TlsSocket
 from dmsim.sim.errors import ProtocolError
+from dmsim.sim.transports import server_credential
 
 OPENSSL = shutil.which("openssl")
 DEV = "IMSI:001010000000042"
@@ -34,18 +29,8 @@ DEVINFO = {"DevId": DEV, "Mod": "dmsim-phone"}
 
 @pytest.fixture(scope="module")
 def ecdsa_cert():
-    """Return (cert PEM, key PEM): a self-signed ECDSA P-256 certificate for HOST."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    start = datetime.datetime(2024, 1, 1)
-    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
-            .add_extension(cx509.SubjectAlternativeName([cx509.DNSName(HOST)]), False)
-            .add_extension(cx509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    """Return (cert PEM, key PEM): the simulator's self-signed ECDSA P-256 certificate for HOST."""
+    return server_credential(HOST)
 
 
 class Live:

@@ -186,6 +186,7 @@ def test_bootstrap_document_carries_the_psk(key):
     dm_tree.apply_bootstrap(tree, doc)
     keys = dm_tree.bootstrap_keys_from_tree(tree, "srv")
     assert (keys.sec_mode, keys.client_identity, keys.client_secret_key) == ("PSK", b"psk-0011", key)
+    assert str(tree.find("./DMAcc/srv/Auth/Bootstrap").acl) == "Get=srv&Replace=srv"
     assert dm_tree.account_from_tree(tree, "srv") == account
 
 
