@@ -152,7 +152,7 @@ class CardAccess:
 
     def _real(self) -> CardLink:
         if self._real_link is None:
-            from dmsim.cards.pcsc_link import PcscLink
+            from dmsim.sim.pcsc_link import PcscLink
             reader = int(self.reader) if str(self.reader).isdigit() else self.reader
             self._real_link = PcscLink(reader)
         return self._real_link

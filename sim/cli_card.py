@@ -1,7 +1,7 @@
 """``dmsim card``: serve an emulated UICC to pcscd, and probe any card a PC/SC reader holds.
 
 ``card serve`` personalises a card from a profile (cards/profile.py) and shows it to pcscd
-through vsmartcard's vpcd (cards/vpcd.py): any PC/SC tool then sees it in reader "Virtual PCD
+through vsmartcard's vpcd (sim/vpcd.py): any PC/SC tool then sees it in reader "Virtual PCD
 00 00" (port 35963; 35964 is "Virtual PCD 00 01"). ``card probe`` is the device's host code
 (devices/card_host.py) over PC/SC: ICCID and IMSI (TS 102 221 §13.2, TS 31.102 §4.2.2),
 AUTHENTICATE (TS 31.102 §7.1.2.1) when RAND and AUTN are given, and the DM Bootstrap read inside
@@ -59,7 +59,7 @@ def card() -> None:
 def serve(profile_path: str, vpcd_addr: str) -> None:
     """Show the card of a profile to pcscd as a card in a vpcd reader, until Ctrl-C."""
     from dmsim.cards.profile import load_profile
-    from dmsim.cards.vpcd import VPCD_PORT, VpcdBridge
+    from dmsim.sim.vpcd import VPCD_PORT, VpcdBridge
     host, port = parse_host_port(vpcd_addr, "--vpcd", listen=False)
     try:
         profile = load_profile(profile_path)
@@ -181,7 +181,7 @@ def probe(reader: str, pin: str | None, rand: str | None, autn: str | None, scp0
     reader_id: int | str = int(reader) if reader.isdigit() else reader
     result: dict = {}
     try:
-        from dmsim.cards.pcsc_link import PcscLink, wait_for_card
+        from dmsim.sim.pcsc_link import PcscLink, wait_for_card
         link = wait_for_card(reader_id, wait, SELECT_MF) if wait else PcscLink(reader_id)
         with link:
             result.update(reader=link.reader_name, protocol=link.active_protocol, atr=link.atr.hex())

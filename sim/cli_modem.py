@@ -1,6 +1,6 @@
-"""``dmsim modem serve``: a virtual AT modem (devices/virtual_modem.py) on a pseudo-terminal.
+"""``dmsim modem serve``: a virtual AT modem (sim/virtual_modem.py) on a pseudo-terminal.
 
-Any serial-port program (devices/modem_at.py, minicom, a real device's modem code) can open the
+Any serial-port program (sim/modem_at.py, minicom, a real device's modem code) can open the
 pty as if it were a USB modem: AT commands of 3GPP TS 27.007 / TS 27.005 in PDU mode, AT+CSIM
 to the emulated card of ``--profile`` (cards/profile.py), and AT+CMGS submissions logged.
 
@@ -73,7 +73,7 @@ def _submit_logger():
               help="Seconds before each answer (a slow modem).")
 def serve(link: str | None, profile_path: str | None, echo: bool, delay: float) -> None:
     """Serve a virtual modem on a pty until Ctrl-C; print its path, then each submitted SMS."""
-    from dmsim.devices.virtual_modem import Misbehaviour, VirtualModem
+    from dmsim.sim.virtual_modem import Misbehaviour, VirtualModem
     card = imsi = None
     if profile_path is not None:
         from dmsim.cards.emulated import make_card

@@ -18,7 +18,7 @@ from dmsim.cards.emulated import make_card
 from dmsim.cards.milenage import f1, f2345
 from dmsim.cards.profile import parse_profile
 from dmsim.cards.scp03 import Scp03Keys
-from dmsim.cards.vpcd import VPCD_PORT, VpcdBridge
+from dmsim.sim.vpcd import VPCD_PORT, VpcdBridge
 from dmsim.devices import card_host as host
 from test_pcsc import READER, pcscd  # noqa: F401  (the fixture that starts pcscd if needed)
 
@@ -52,7 +52,7 @@ def profile():
 @pytest.fixture(scope="module")
 def served(pcscd, profile):  # noqa: F811
     """Yield a PcscLink to the full emulated card, served by a VpcdBridge thread in READER."""
-    from dmsim.cards.pcsc_link import wait_for_card
+    from dmsim.sim.pcsc_link import wait_for_card
 
     bridge = VpcdBridge(make_card(profile))
     thread = threading.Thread(target=bridge.serve_forever, name="vpcd-bridge", daemon=True)

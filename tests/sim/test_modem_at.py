@@ -1,4 +1,4 @@
-"""devices/modem_at.py over a real pty against devices/virtual_modem.py (and sim/cli_modem.py):
+"""sim/modem_at.py over a real pty against sim/virtual_modem.py (and sim/cli_modem.py):
 set-up with CNMI fallbacks, AT+CMGS, +CMT/+CMTI reception and +CNMA, AT+CSIM to the emulated
 card, typed errors, echo, URCs mid-response, slow and silent modems."""
 import json
@@ -14,8 +14,8 @@ import pytest
 from dmsim.cards.emulated import make_card
 from dmsim.cards.profile import load_profile
 from dmsim.devices.card_host import read_imsi
-from dmsim.devices.modem_at import AtModem, CsimLink, sc_address
-from dmsim.devices.virtual_modem import Misbehaviour, VirtualModem
+from dmsim.sim.modem_at import AtModem, CsimLink, sc_address
+from dmsim.sim.virtual_modem import Misbehaviour, VirtualModem
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.tpdu import SmsDeliver, SmsSubmit
 from dmsim.sim.errors import ModemError, ModemTimeoutError, ProtocolError
