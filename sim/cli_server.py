@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from dmsim.sim.errors import DmsimError, ScenarioError
-from dmsim.sim.schema import Field, List, Nullable, Problem, Str, Struct, load_yaml, read_text, validate
+from dmsim.sim.schema import Field, List, Nullable, Problem, Seconds, Str, Struct, load_yaml, read_text, validate
 from dmsim.sim.toolbox import ParseFailure, parse_host_port
 
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -48,6 +48,9 @@ CONFIG_SCHEMA = Struct({
     "cert": Field(Nullable(Str()), None, "PEM certificate chain (leaf first) for X.509 mode."),
     "key": Field(Nullable(Str()), None, "PEM private key of cert (ECDSA >= 256 bits, or RSA)."),
     "db": Field(Nullable(Str()), None, "SQLite device store (accounts, nonces, PSKs); in memory if unset."),
+    "hmac_window": Field(Seconds(positive=True), 300.0,
+                         "How old an x-syncml-hmac Timestamp may be (OMA-TS-DM_Security §5.6.1; replays "
+                         "inside it are refused by the replay cache)."),
 }, doc="dmsim server configuration", name="server config", rule=_pairing)
 
 
@@ -92,15 +95,18 @@ def _read(path: str, option: str) -> bytes:
 @click.option("--key", type=click.Path(dir_okay=False), help="PEM private key of --cert.")
 @click.option("--db", type=click.Path(dir_okay=False), help="SQLite device store [in memory].")
 @click.option("--server-id", help="The DM server's ServerID [dmsim-server].")
+@click.option("--hmac-window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Oldest x-syncml-hmac Timestamp accepted, in seconds [300].")
 def server(config_file: str | None, http_addr: str | None, https_addr: str | None, psks: tuple[str, ...],
-           cert: str | None, key: str | None, db: str | None, server_id: str | None) -> None:
+           cert: str | None, key: str | None, db: str | None, server_id: str | None,
+           hmac_window: float | None) -> None:
     """Run the DM server on real sockets: HTTP and HTTPS (PSK-TLS, X.509), backed by SQLite."""
     try:
         cfg = load_config(config_file) if config_file else validate(CONFIG_SCHEMA, {})
     except ScenarioError as exc:
         raise ParseFailure(str(exc)) from None
     flags = {"server_id": server_id, "http": http_addr, "https": https_addr, "cert": cert, "key": key, "db": db,
-             "psk": list(psks) or None}
+             "psk": list(psks) or None, "hmac_window": hmac_window}
     cfg.update({k: v for k, v in flags.items() if v is not None})
     if cfg["http"] is None and cfg["https"] is None:
         cfg["http"] = DEFAULT_HTTP
@@ -133,7 +139,7 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem) -> None:
             store.psks[identity] = psk
         first_host, first_port = https or http
         core = default_server(cfg["server_id"], first_host, first_port, scheme="https" if https else "http",
-                              accounts=store)
+                              accounts=store, hmac_window=cfg["hmac_window"])
         service = DmService(core, store.psks)
         urls: dict[str, str | None] = {"http": None, "https": None}
         try:

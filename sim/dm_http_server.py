@@ -37,6 +37,7 @@ from collections.abc import Mapping, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from dmsim.network.dm.account import DmAccount
+from dmsim.network.dm.hmac_integrity import DEFAULT_MAX_AGE, HmacVerifier
 from dmsim.network.dm.server import DmServer, ServerReply
 from dmsim.network.dm.tls import TlsConfig
 from dmsim.sim.tls_socket import TlsSocket
@@ -215,6 +216,9 @@ def make_https_server(host: str, port: int, server: DmServer | DmService, config
 
 
 def default_server(server_id: str, host: str, port: int, *, scheme: str = "http",
-                   accounts: MutableMapping[str, DmAccount] | None = None) -> DmServer:
-    """Return a DM server core with OS-random nonces, addressed as ``scheme://host:port/dm``."""
-    return DmServer(server_id, f"{scheme}://{host}:{port}/dm", os.urandom, accounts=accounts)
+                   accounts: MutableMapping[str, DmAccount] | None = None,
+                   hmac_window: float = DEFAULT_MAX_AGE) -> DmServer:
+    """Return a DM server core with OS-random nonces, addressed as ``scheme://host:port/dm``,
+    refusing x-syncml-hmac Timestamps older than ``hmac_window`` seconds."""
+    return DmServer(server_id, f"{scheme}://{host}:{port}/dm", os.urandom, accounts=accounts,
+                    hmac_verifier=HmacVerifier(max_age=hmac_window))

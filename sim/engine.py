@@ -52,7 +52,7 @@ from dmsim.devices.sms_pp import is_data_download
 from dmsim.network.dm import http_binding, notification, wbxml
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5
 from dmsim.network.dm.account import bootstrap_document
-from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
+from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HmacVerifier
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
@@ -128,7 +128,8 @@ class Replica:
         self.device_rng = stream("devices")
         srv = data["server"]
         server_rng = stream("server")
-        self.server = DmServer(srv["name"], "http://dm.dmsim.test/dm", server_rng.randbytes)
+        self.server = DmServer(srv["name"], "http://dm.dmsim.test/dm", server_rng.randbytes,
+                               hmac_verifier=HmacVerifier(max_age=srv["hmac_window"]))
         self.service_time = make_delay(srv["service_time"], "server.service_time")
         self.service_rng = stream("service")
         self.max_sessions = srv["max_sessions"]
@@ -238,6 +239,7 @@ class Replica:
                           {"DevId": ident.uri, "Man": "dmsim", "Mod": models[ident.index % len(models)],
                            "DmV": "1.2", "Lang": "en-US"},
                           session_id=session_id, nonce_source=self.device_rng.randbytes, initiator=initiator,
+                          hmac_verifier=HmacVerifier(max_age=srv["hmac_window"]),
                           tree=tree)
         dev.t_session_start = env.now
         step = client.start(self.transport.unix_now())

@@ -187,6 +187,9 @@ SCENARIO_SCHEMA = Struct({
         "bootstrap_timeout": Field(Seconds(positive=True), 120.0,
                                    "Time to wait for a device's first session before resending the bootstrap."),
         "bootstrap_retries": Field(Int(0, 20), 3, "Bootstrap resends before giving up on a device."),
+        "hmac_window": Field(Seconds(positive=True), 300.0,
+                             "With dm_auth: hmac, the oldest x-syncml-hmac Timestamp the server and the devices "
+                             "accept (OMA-TS-DM_Security §5.6.1); replays inside it meet the replay cache."),
         "session_trigger": Field(Str(choices=("client", "notification")), "client",
                                  "Who opens the DM session after the bootstrap: the device (Alert 1201), or the "
                                  "server with a package #0 over WAP Push (resent like a bootstrap; Alert 1200)."),

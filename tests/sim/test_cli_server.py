@@ -119,3 +119,16 @@ def test_serves_http_and_https_from_a_config_file(served, tmp_path):
     with SqliteAccounts(tmp_path / "dm.sqlite") as store:
         assert store[DEV].client_nonce == client.account.client_nonce
         assert b"IMEI:490154203237518" in store.psks
+
+
+def test_hmac_window_must_be_positive():
+    from click.testing import CliRunner
+
+    from dmsim.sim.cli import main
+    res = CliRunner().invoke(main, ["server", "--hmac-window", "0"])
+    assert res.exit_code == 2 and "--hmac-window" in res.output
+
+
+def test_hmac_window_reaches_the_server_core():
+    from dmsim.sim.dm_http_server import default_server
+    assert default_server("s", "127.0.0.1", 1, hmac_window=42.0).hmac.max_age == 42.0

@@ -139,3 +139,7 @@ def test_replayed_requests_are_refused_and_counted():
 def test_a_slow_link_puts_messages_outside_the_window():
     _, rows = run("links.ip.delay={kind: fixed, value: 400}", "client.request_timeout=1000", "duration=5000")
     assert {r[REASON] for r in rows} == {"http_401"}
+    # server.hmac_window widens it for the server and the devices alike
+    _, rows = run("links.ip.delay={kind: fixed, value: 400}", "client.request_timeout=1000", "duration=5000",
+                  "server.hmac_window=1000")
+    assert {r[REASON] for r in rows} == {""}
