@@ -80,9 +80,10 @@ class CardAccess:
         self.model = model
         self.rng = rng
         self.apdu_time = make_delay(spec["apdu_time"], "components.card.apdu_time")
-        self.real_devices = 1 if spec["kind"] == "pcsc" else 0
+        # device 0's SIM is real: a card in a PC/SC reader, or the SIM of a serial modem
+        self.real_devices = 1 if spec["kind"] == "pcsc" or model.modem is not None else 0
         self.reader = spec.get("reader")
-        self.pin = spec.get("pin")
+        self.pin = model.modem.spec.get("pin") if model.modem is not None else spec.get("pin")
         self._real_link: CardLink | None = None
         self.links: dict[int, CardLink] = {}
         self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
@@ -100,6 +101,7 @@ class CardAccess:
             link = self._real()
             started = link.clock()
             imsi = read_imsi(link, pin=self.pin)
+            self.model.real_imsis.add(imsi)  # before any other device arrives at this instant
             yield env.timeout(link.clock() - started)
             return imsi
         profile = self._profile(fleet_imsi, ota)
@@ -151,6 +153,8 @@ class CardAccess:
         return sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus))
 
     def _real(self) -> CardLink:
+        if self._real_link is None and self.model.modem is not None:
+            self._real_link = self.model.modem.card_link()
         if self._real_link is None:
             from dmsim.sim.pcsc_link import PcscLink
             reader = int(self.reader) if str(self.reader).isdigit() else self.reader

@@ -71,7 +71,10 @@ def _submit_logger():
 @click.option("--echo", is_flag=True, help="Start with command echo on (as after ATZ on many modems).")
 @click.option("--delay", type=click.FloatRange(0, 10), default=0.0, show_default=True,
               help="Seconds before each answer (a slow modem).")
-def serve(link: str | None, profile_path: str | None, echo: bool, delay: float) -> None:
+@click.option("--msisdn", metavar="DIGITS",
+              help="The SIM's own number: an SMS the host sends to it comes back as +CMT (a loopback "
+                   "network, for components.modem: serial in scenarios).")
+def serve(link: str | None, profile_path: str | None, echo: bool, delay: float, msisdn: str | None) -> None:
     """Serve a virtual modem on a pty until Ctrl-C; print its path, then each submitted SMS."""
     from dmsim.sim.virtual_modem import Misbehaviour, VirtualModem
     card = imsi = None
@@ -85,6 +88,14 @@ def serve(link: str | None, profile_path: str | None, echo: bool, delay: float) 
         card, imsi = make_card(profile), profile.imsi
     stop = threading.Event()
     vm = VirtualModem(submit=_submit_logger(), card=card, behaviour=Misbehaviour(echo=echo, delay=delay))
+    if msisdn is not None:
+        from dmsim.network.sms.address import Address
+        from dmsim.sim.virtual_modem import loopback_network
+        try:
+            Address.parse(msisdn)
+        except DmsimError as exc:
+            raise ParseFailure(f"--msisdn: {exc}") from None
+        vm.core.submit = loopback_network(vm, msisdn, log=vm.core.submit)
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     pty = vm.start()
     try:

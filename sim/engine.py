@@ -64,6 +64,7 @@ from dmsim.sim.delays import make_delay
 from dmsim.sim.errors import DmsimError
 from dmsim.sim.fleet import DeviceIdentity, Fleet
 from dmsim.sim.link import Message, SimLink
+from dmsim.sim.modem_access import ModemAccess
 from dmsim.sim.ota_campaign import OtaCampaign
 from dmsim.sim.pcap import PcapWriter
 from dmsim.sim.smsc_driver import SmscDriver
@@ -136,7 +137,10 @@ class Replica:
         self.active: set[str] = set()
         self.waiting: deque = deque()
         self.transport: IpTransport = make_ip_transport(data["components"]["dm_server"], self)
+        modem = data["components"]["modem"]
+        self.modem: ModemAccess | None = ModemAccess(modem) if modem["kind"] == "serial" else None
         self.cards = CardAccess(data["components"]["card"], self, stream("cards"))
+        self.real_imsis: set[str] = set()  # subscribers of real cards (device 0's PC/SC card or modem SIM)
         self.smsc: SmscDriver | None = None
         self.write_sms: Callable[[tuple], None] | None = None
         if data.get("smsc") is not None:
@@ -200,6 +204,8 @@ class Replica:
     # -- one device -------------------------------------------------------------------------
     def _device(self, ident: DeviceIdentity):
         env, srv = self.env, self.data["server"]
+        if ident.imsi in self.real_imsis and self.cards.is_virtual(ident.index):
+            ident = dataclasses.replace(ident, imsi=self._free_imsi(ident.imsi))
         dev = _Device(ident, env)
         self.live[ident.index] = dev
         ota_keys = self.ota.keyset() if self.ota is not None else None
@@ -219,7 +225,8 @@ class Replica:
         dev.card = self.cards.links.get(ident.index)
         if self.smsc is not None:
             # The IMSI digits stand in for the MSISDN the SMSC routes on.
-            self.smsc.add_device(ident.imsi, lambda tpdu, now, dev=dev: self._sms_at_device(dev, tpdu))
+            on_sms = self._sms_via_modem if self._behind_modem(dev) else self._sms_at_device
+            self.smsc.add_device(ident.imsi, lambda tpdu, now, dev=dev: on_sms(dev, tpdu))
         if card_boot is not None:
             failure = self._card_bootstrapped(dev, report, tree)
         else:
@@ -336,6 +343,15 @@ class Replica:
                 return dev.notified.value
         return None
 
+    def _free_imsi(self, imsi: str) -> str:
+        """Return ``imsi`` under another test MNC (001 02, 001 03, ...): a simulated device whose
+        fleet IMSI is a real card's subscriber must not share its account (the fleet uses 001 01)."""
+        for mnc in range(2, 100):
+            candidate = f"001{mnc:02d}{imsi[5:]}"
+            if candidate not in self.real_imsis:
+                return candidate
+        raise DmsimError(f"no free IMSI for {imsi}")
+
     def _finish(self, dev: _Device, ok: bool, reason: str) -> None:
         """Write the device's session record; a session cut by the horizon has no end time."""
         now = self.env.now
@@ -370,7 +386,30 @@ class Replica:
             self.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), self._on_sms)
 
     def _on_sms(self, msg: Message) -> None:
-        self._sms_at_device(msg.meta, msg.payload)
+        if self._behind_modem(msg.meta):
+            self.env.process(self._modem_leg(msg.meta, msg.payload))
+        else:
+            self._sms_at_device(msg.meta, msg.payload)
+
+    def _behind_modem(self, dev: _Device) -> bool:
+        """Return whether ``dev`` is the device behind the scenario's serial modem (device 0)."""
+        return self.modem is not None and dev.ident.index == 0
+
+    def _modem_leg(self, dev: _Device, pdu: bytes):
+        """SimPy process: the SMS crosses the real radio (``sim/modem_access.py``); its measured
+        wall time becomes simulated time before the device's SMS stack gets what arrived."""
+        received, elapsed = self.modem.round_trip(pdu)
+        yield self.env.timeout(elapsed)
+        for tpdu_in in received:
+            self._sms_at_device(dev, tpdu_in)
+
+    def _sms_via_modem(self, dev: _Device, pdu: bytes) -> AttemptResult | None:
+        """The SMSC's delivery to the device behind the modem: the real round trip happens now
+        (its time is counted, not simulated: the SMSC wants the answer at once); nothing arrived
+        means no answer (the SMSC times out and retries)."""
+        received, _ = self.modem.round_trip(pdu)
+        answers = [self._sms_at_device(dev, tpdu_in) for tpdu_in in received]
+        return answers[-1] if answers else None
 
     def _sms_at_device(self, dev: _Device, pdu: bytes) -> AttemptResult:
         """An SMS-DELIVER reached the device: reassemble, verify, accept. The answer (RP-ACK) is

@@ -100,6 +100,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                         gateway.stop()
                         network["esme"] = dict(gateway.counts)
                     model.cards.close()
+                    if model.modem is not None:
+                        model.modem.close()
                     events += model.steps
                     _add_network_stats(network, model)
     except BaseException as exc:
@@ -154,6 +156,8 @@ def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
     tls = getattr(model.transport, "stats", None)
     if tls:
         _accumulate(total.setdefault("tls", {}), tls)
+    if model.modem is not None:
+        _accumulate(total.setdefault("modem", {}), model.modem.stats)
     if model.ota is not None:
         _accumulate(total.setdefault("ota", {}), model.ota.counts)
     if model.smsc is not None:

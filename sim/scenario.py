@@ -224,7 +224,19 @@ SCENARIO_SCHEMA = Struct({
             }, doc="Device 0 uses a real card through pcscd (pyscard), the others stay virtual; the real "
                    "card's measured APDU latency becomes simulated time."),
         }, doc="The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
-        "modem": Field(_component("The modem implementation."), {"kind": "virtual"}, "Which modem devices use."),
+        "modem": Field(_component("The modem implementation.", serial=Struct({
+            "port": Field(Str(pattern=r"\S", noun="a serial port path"), REQUIRED,
+                          "Serial port of the modem (/dev/ttyUSB2, or the pty of `dmsim modem serve`)."),
+            "baud": Field(Int(1200, 4_000_000), 115200, "Line speed."),
+            "msisdn": Field(Str(pattern=r"^\+?[0-9]{3,20}$", noun="the SIM's number, digits"), REQUIRED,
+                            "The modem SIM's own number: each SMS for device 0 is sent to it through the modem."),
+            "timeout": Field(Seconds(positive=True), 30.0,
+                             "Wall seconds an SMS round trip or an AT command may take before it counts as lost."),
+            "pin": Field(Nullable(Str(pattern=r"^[0-9]{4,8}$", noun="4 to 8 digits")), None,
+                         "PIN1 of the modem's SIM, verified through AT+CSIM when enabled (null: not verified)."),
+        }, doc="Device 0 is behind a real modem (AT commands over a serial line, sim/modem_access.py): its SIM "
+               "is read with AT+CSIM and its SMS cross the real radio.")), {"kind": "virtual"},
+                       "Which modem devices use."),
         "esme": Field(Tagged({
             "none": Struct({}, doc="No outside SMS application."),
             "smpp": Struct({
@@ -350,6 +362,10 @@ def _check_sweep(data: dict, locate: Locator) -> None:
 
 def _check_smsc(data: dict, locate: Locator) -> None:
     """Check the ``smsc`` block with the SMSC driver's own parser, at the block's line."""
+    if data["components"]["modem"]["kind"] == "serial" and data["components"]["card"]["kind"] == "pcsc":
+        raise ScenarioError("device 0 has one SIM: the serial modem's or the PC/SC card, not both",
+                            where=locate(("components", "modem")), path="components.modem",
+                            expected="components.card: virtual with a serial modem")
     if data["components"]["esme"]["kind"] != "none" and data.get("smsc") is None:
         raise ScenarioError("an ESME submits to the SMSC: the scenario needs an smsc block",
                             where=locate(("components", "esme")), path="components.esme",

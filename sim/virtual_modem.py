@@ -386,3 +386,35 @@ class VirtualModem:
                 time.sleep(0.0005)
         elif data:
             os.write(self._master, data)
+
+
+def loopback_network(modem: VirtualModem, msisdn: str, log: SubmitHandler | None = None,
+                     delay: float = 0.01) -> SubmitHandler:
+    """Return a submit handler for ``modem`` whose network delivers an SMS-SUBMIT addressed to
+    ``msisdn`` (the modem's own number) back to it as an SMS-DELIVER from that number, with the
+    same TP-PID, TP-DCS, UDH and user data, ``delay`` seconds after the +CMGS answer (TS 23.040
+    §9.2.2.1; TP-SCTS from the wall clock in UTC). Other SMS only go to ``log``."""
+    from datetime import datetime, timezone
+
+    from dmsim.network.sms.address import Address
+    from dmsim.network.sms.status_report import encode_timestamp
+    from dmsim.network.sms.tpdu import SmsDeliver, decode_tpdu
+    own = Address.parse(msisdn)
+    counter = [0]
+
+    def submit(tpdu: bytes, sca: bytes) -> int:
+        mr = log(tpdu, sca) if log is not None else None
+        if mr is None:
+            counter[0] = (counter[0] + 1) & 0xFF
+            mr = counter[0]
+        try:
+            sms = decode_tpdu(tpdu, mt=False)
+        except DmsimError:
+            return mr
+        if sms.da.digits == own.digits:
+            deliver = SmsDeliver(oa=own, pid=sms.pid, dcs=sms.dcs, ies=sms.ies, user_data=sms.user_data,
+                                 scts=encode_timestamp(datetime.now(timezone.utc))).encode()
+            threading.Timer(delay, modem.inject_sms, (deliver,)).start()
+        return mr
+
+    return submit
