@@ -3,14 +3,13 @@ HMAC account in the bootstrap, x-syncml-hmac on every message of the simulated l
 clock on the SMSC's epoch, and tampered or replayed messages refused, never a crash."""
 import pytest
 
+from conftest import run_replica
 from dmsim.devices.dm_tree import DmTree, account_from_tree, install_account
 from dmsim.network.dm import http_binding, wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header, parse_timestamp
 from dmsim.network.dm.tree import text
-from dmsim.sim.engine import Replica
 from dmsim.sim.errors import ProtocolError
-from dmsim.sim.scenario import parse_scenario
 from dmsim.sim.tap import Tap
 from dmsim.sim.transports import SIM_EPOCH, SimulatedHttps, sim_unix_time
 
@@ -43,13 +42,7 @@ class Capture(Tap):
 
 def run(*overrides, model_hook=None):
     """Return (model, rows) of one replica of BASE with ``overrides``."""
-    data = parse_scenario(BASE, "t.yaml", list(overrides)).data
-    rows = []
-    model = Replica(data, seed=data["seed"], replica=0, sweep=0, sweep_value=None, write=rows.append)
-    if model_hook is not None:
-        model_hook(model)
-    model.run()
-    return model, sorted(rows, key=lambda r: r[3])
+    return run_replica(BASE, *overrides, model_hook=model_hook)
 
 
 def account(scheme=AUTH_HMAC_SHA256):

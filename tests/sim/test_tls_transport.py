@@ -5,11 +5,11 @@ import dataclasses
 
 import pytest
 
+from conftest import run_replica
 from dmsim.devices import bootstrap_client, dm_tree
 from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
 from dmsim.sim import engine
-from dmsim.sim.engine import Replica
 from dmsim.sim.errors import ProtocolError, ScenarioError
 from dmsim.sim.scenario import parse_scenario
 from dmsim.sim.tap import ObserveTap
@@ -32,13 +32,7 @@ OUTCOME, REASON, START, END, IP_RETRIES, IP_MSGS, IP_BYTES = 5, 6, 10, 11, 16, 1
 
 def run(*overrides, model_hook=None):
     """Return (model, rows) of one replica of BASE with ``overrides``."""
-    data = parse_scenario(BASE, "t.yaml", list(overrides)).data
-    rows = []
-    model = Replica(data, seed=data["seed"], replica=0, sweep=0, sweep_value=None, write=rows.append)
-    if model_hook is not None:
-        model_hook(model)
-    model.run()
-    return model, sorted(rows, key=lambda r: r[3])
+    return run_replica(BASE, *overrides, model_hook=model_hook)
 
 
 def session_times(rows):
