@@ -284,19 +284,14 @@ class Replica:
     def _sms_bootstrap(self, dev: _Device):
         """SimPy generator: provision the device, send its WAP Push bootstrap (resent on timeout);
         return "" once the device accepted it, else the failure reason."""
-        env, srv, ident = self.env, self.data["server"], dev.ident
+        env, ident = self.env, dev.ident
         self._provision(ident)
         content_type, body = self.server.bootstrap_message(ident.uri, ident.imsi, ident.profile["bootstrap_security"],
                                                            ident.userpin)
         push = wsp_push.encode_push(content_type, body, tid=ident.index & 0xFF)
-        for _ in range(srv["bootstrap_retries"] + 1):
-            if dev.t_bootstrap_sent is None:
-                dev.t_bootstrap_sent = env.now
-            dev.bootstrap_sends += 1
-            self._send_sms(dev, push, lambda: not dev.accepted and dev.ident.index in self.live)
-            yield dev.bootstrapped | env.timeout(srv["bootstrap_timeout"])
-            if dev.accepted:
-                return ""
+        dev.t_bootstrap_sent = env.now
+        if (yield from self._push_until(dev, push, dev.bootstrapped)):
+            return ""
         return "bootstrap_rejected" if dev.rejected else "bootstrap_lost"
 
     def _boots_from_card(self, ident: DeviceIdentity) -> bool:
@@ -333,15 +328,25 @@ class Replica:
     def _notify(self, dev: _Device, session_id: int):
         """SimPy generator: the server's package #0 for ``session_id`` over WAP Push, resent like
         a bootstrap; return the Pkg0 the device verified, or None."""
-        env, srv = self.env, self.data["server"]
-        dev.notified = env.event()
+        dev.notified = self.env.event()
         push = notification.encode_push(self.server.notification(dev.ident.uri, session_id), tid=dev.ident.index & 0xFF)
-        for _ in range(srv["bootstrap_retries"] + 1):
-            self._send_sms(dev, push, lambda: not dev.notified.triggered and dev.ident.index in self.live)
-            yield dev.notified | env.timeout(srv["bootstrap_timeout"])
-            if dev.notified.triggered:
-                return dev.notified.value
+        if (yield from self._push_until(dev, push, dev.notified, count=False)):
+            return dev.notified.value
         return None
+
+    def _push_until(self, dev: _Device, push: bytes, done: simpy.Event, count: bool = True):
+        """SimPy generator: send the WAP Push ``push`` to ``dev`` until ``done`` is triggered, again
+        every ``server.bootstrap_timeout``, at most ``server.bootstrap_retries`` more times; return
+        whether ``done`` was triggered. ``count``: each send counts in ``bootstrap_sends``."""
+        env, srv = self.env, self.data["server"]
+        for _ in range(srv["bootstrap_retries"] + 1):
+            if count:
+                dev.bootstrap_sends += 1
+            self._send_sms(dev, push, lambda: not done.triggered and dev.ident.index in self.live)
+            yield done | env.timeout(srv["bootstrap_timeout"])
+            if done.triggered:
+                return True
+        return False
 
     def _free_imsi(self, imsi: str) -> str:
         """Return ``imsi`` under another test MNC (001 02, 001 03, ...): a simulated device whose
