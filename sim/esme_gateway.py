@@ -47,6 +47,7 @@ import simpy
 from dmsim.network.sms import smpp
 from dmsim.sim.smpp_server import SmppServer, SubmitRefused
 from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusReport
+from dmsim.network.sms.status_report import ST_VALIDITY_EXPIRED, status_class
 from dmsim.network.sms.tpdu import DCS_8BIT
 from dmsim.network.sms.udh import decode_udh, encode_udh
 from dmsim.sim.errors import DecodeError, ProtocolError
@@ -56,8 +57,6 @@ SUBMIT_WAIT = 10.0  # wall seconds a submit_sm waits for the model before ESME_R
 RESP_WAIT = 2 * SUBMIT_WAIT  # wall seconds a receipt waits for its submit_sm_resp to be written
 _TEXT_CODINGS = (0x00, 0x01, 0x03)
 _REFUSALS = {"throttled": smpp.ESME_RTHROTTLED, "queue_full": smpp.ESME_RMSGQFUL}
-_ST_DELIVERED_MAX = 0x1F  # TS 23.040 §9.2.3.15: 0x00-0x1F short message transaction completed
-_ST_EXPIRED = 0x46
 
 
 def short_message(pdu: smpp.SubmitSm) -> ShortMessage:
@@ -79,9 +78,9 @@ def short_message(pdu: smpp.SubmitSm) -> ShortMessage:
 
 def receipt_stat(st: int) -> str:
     """Return the Appendix B ``stat`` for the final TP-ST ``st``."""
-    if st <= _ST_DELIVERED_MAX:
+    if status_class(st) == "completed":  # TS 23.040 §9.2.3.15
         return "DELIVRD"
-    return "EXPIRED" if st == _ST_EXPIRED else "UNDELIV"
+    return "EXPIRED" if st == ST_VALIDITY_EXPIRED else "UNDELIV"
 
 
 class EsmeGateway:
