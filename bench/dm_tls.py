@@ -20,8 +20,8 @@ import argparse
 import sys
 import time
 
-from dmsim.sim.engine import Replica
-from dmsim.sim.scenario import load_scenario
+from dmsim.sim.model.replica import Replica
+from dmsim.sim.scenario.format import load_scenario
 
 
 def run_point(scenario: str, mode: str, size: int, extra: list[str]) -> dict:

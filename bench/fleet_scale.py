@@ -24,8 +24,8 @@ import tempfile
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from dmsim.sim.scenario import load_scenario
-from dmsim.sim.runner import run_scenario
+from dmsim.sim.scenario.format import load_scenario
+from dmsim.sim.results.runner import run_scenario
 scenario, size, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 extra = json.loads(sys.argv[4])
 sc = load_scenario(scenario, [f"fleet.size={size}", "replicas=1", "arrival={kind: poisson, rate: %g}" % (size / 100),

@@ -19,8 +19,8 @@ import threading
 import time
 
 from dmsim.cards.link import CardLink, InProcessLink
-from dmsim.sim.vpcd import VpcdBridge
-from dmsim.sim.errors import CardLinkError
+from dmsim.sim.real.vpcd import VpcdBridge
+from dmsim.base.errors import CardLinkError
 
 READER = "Virtual PCD 00 00"
 APDU = bytes.fromhex("00a4000c023f00")   # SELECT MF, no response data
@@ -50,7 +50,7 @@ def measure(link: CardLink, count: int) -> dict:
 
 def through_pcscd(count: int, quickack: bool) -> dict:
     """Return ``measure`` through pcscd with a VpcdBridge serving an EchoCard."""
-    from dmsim.sim.pcsc_link import wait_for_card
+    from dmsim.sim.real.pcsc_link import wait_for_card
 
     bridge = VpcdBridge(EchoCard(), quickack=quickack)
     thread = threading.Thread(target=bridge.serve_forever, daemon=True)

@@ -54,12 +54,12 @@ from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_MD5
-from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
+from dmsim.sim.real.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
                                           make_http_server, make_https_server)
-from dmsim.sim.dm_store import SqliteAccounts
-from dmsim.sim.tls_socket import TlsHttpConnection
-from dmsim.sim.transports import server_credential
-from dmsim.sim.errors import DmsimError
+from dmsim.sim.real.dm_store import SqliteAccounts
+from dmsim.sim.real.tls_socket import TlsHttpConnection
+from dmsim.sim.links.transports import server_credential
+from dmsim.base.errors import DmsimError
 
 SERVER_ID = "dmsim-bench"
 HOST = "localhost"  # the name in the server certificate
@@ -89,7 +89,7 @@ class SubprocessServer:
 
     def __init__(self, db: Path, cert: Path, key: Path):
         exe = Path(sys.executable).with_name("dmsim")
-        cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from dmsim.sim.cli import main; main()"]
+        cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from dmsim.sim.cli.main import main; main()"]
         cmd += ["server", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--db", str(db),
                 "--cert", str(cert), "--key", str(key), "--server-id", SERVER_ID]
         self._err = tempfile.TemporaryFile()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from dmsim.sim.errors import DecodeError
+from dmsim.base.errors import DecodeError
 
 CR_FLAG = 0x80  # comprehension required (TS 102 223 §8.1)
 

@@ -26,7 +26,7 @@ from dmsim.cards.comprehension_tlv import CR_FLAG, parse_tlvs, read_length
 from dmsim.network.sms.address import Address, decode_address, encode_address
 from dmsim.network.sms.tpdu import SmsDeliver, decode_tpdu
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 CLA_CAT = 0x80            # TS 102 221 §10.1.1
 INS_ENVELOPE = 0xC2       # TS 102 221 §10.1.2

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 ALW, PIN1, ADM1, NEV = "ALW", "PIN1", "ADM1", "NEV"
 KEY_REFERENCE = {PIN1: 0x01, ADM1: 0x0A}

@@ -29,7 +29,7 @@ import time
 from typing import Callable, Protocol
 
 from dmsim.cards.apdu import build_command, parse_command, split_response
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 SW1_MORE_DATA = 0x61     # ISO/IEC 7816-4: SW2 = bytes still available ('00': 256)
 SW1_WRONG_LE = 0x6C      # ISO/IEC 7816-4: SW2 = the exact Le to use

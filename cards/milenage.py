@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from dmsim.sim.errors import DecodeError
+from dmsim.base.errors import DecodeError
 
 C1 = bytes(16)
 C2 = bytes(15) + b"\x01"

@@ -82,7 +82,7 @@ from dmsim.cards.scp80_crypto import is_implicit
 from dmsim.cards.uicc import PROPRIETARY, Channel, Reply, Uicc, cla_class
 from dmsim.network.sms.tpdu import DCS_8BIT_CLASS2, PID_USIM_DATA_DOWNLOAD, SmsSubmit
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import DecodeError, ProtocolError, SecuredPacketError
+from dmsim.base.errors import DecodeError, ProtocolError, SecuredPacketError
 
 DEFAULT_MSL = 0x16         # first SPI octet: CC (b2-b1 10), ciphering (b3), counter higher (b5-b4 10)
 OUTGOING = frozenset({0xB0, 0xB2, 0xC0, 0xF2, 0xCA})

@@ -48,7 +48,7 @@ from dmsim.cards.filesystem import tlv
 from dmsim.cards.sw import StatusWord
 from dmsim.cards.uicc import PROPRIETARY, Channel, Reply, Uicc, fit_le
 from dmsim.network.sms.address import Address, encode_address
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 INS_FETCH = 0x12                 # TS 102 221 §10.1.2
 INS_TERMINAL_RESPONSE = 0x14

@@ -6,7 +6,7 @@ subscriber key and operator constant (TS 35.206: K, OPc or OP, AMF, SQN), the PI
 TS 102 225 (TAR, KIc/KID and their keys, counter) and the OMA DM bootstrap document stored in
 the PKCS#15 application. ``describe_profile_schema()`` prints every key with its default.
 
-The file is checked with dmsim.sim.schema: an error names ``file:line``, the key path and what
+The file is checked with dmsim.base.schema: an error names ``file:line``, the key path and what
 was expected. Byte values are hex strings (quote them in YAML so that 0012 stays text).
 
 Choices where the specs leave room:
@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.schema import (REQUIRED, Bool, Field, Int, List, Nullable, Problem, Str, Struct,
+from dmsim.base.errors import ScenarioError
+from dmsim.base.schema import (REQUIRED, Bool, Field, Int, List, Nullable, Problem, Str, Struct,
                               describe, load_yaml, read_text, validate)
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from dmsim.cards import scp03_crypto as crypto
 from dmsim.cards.apdu import CommandApdu, build_command, parse_command
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 # Status words (Amendment D §7.1.1 / §7.1.2, ISO/IEC 7816-4 §5.1.3).
 SW_OK = 0x9000

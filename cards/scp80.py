@@ -42,7 +42,7 @@ from typing import Callable
 
 from dmsim.cards.scp80_crypto import BlockCipher, Checksum, checksum_for, cipher_for, is_implicit
 from dmsim.network.sms.udh import decode_udh
-from dmsim.sim.errors import DecodeError, ProtocolError, SecuredPacketError
+from dmsim.base.errors import DecodeError, ProtocolError, SecuredPacketError
 
 IEI_COMMAND_PACKET = 0x70   # TS 31.115 §4.2, CPI
 IEI_RESPONSE_PACKET = 0x71  # TS 31.115 §4.4, RPI

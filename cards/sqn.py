@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from dmsim.sim.errors import DecodeError, ProtocolError, ScenarioError
+from dmsim.base.errors import DecodeError, ProtocolError, ScenarioError
 
 IND_BITS = 5
 SLOTS = 1 << IND_BITS

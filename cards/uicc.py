@@ -53,7 +53,7 @@ from dmsim.cards.filesystem import (ADM1, ALW, CURRENT_ADF_FID, DF, EF, KEY_REFE
                                     NEV, PIN1, TRANSPARENT, File, fcp, tlv)
 from dmsim.cards.profile import CardProfile, pin_bytes
 from dmsim.cards.uicc_files import build_files
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 INTERINDUSTRY, PROPRIETARY = "interindustry", "proprietary"
 MAX_CHANNELS = 4  # the basic channel 0 and logical channels 1-3

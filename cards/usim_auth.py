@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from dmsim.cards.milenage import f1, f1star, f2345, f5star
 from dmsim.cards.sqn import SqnArray
 from dmsim.cards.sw import AUTH_MAC_FAILURE, StatusWord
-from dmsim.sim.errors import DecodeError
+from dmsim.base.errors import DecodeError
 
 TAG_SUCCESS = 0xDB  # TS 31.102 §7.1.2.1 "Successful 3G authentication"
 TAG_SYNC_FAILURE = 0xDC  # TS 31.102 §7.1.2.1 "Synchronisation failure"

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dmsim.sim.errors import AtSyntaxError
+from dmsim.base.errors import AtSyntaxError
 
 MAX_LINE = 2048
 """Longest line accepted: +CSIM answers of 256 data bytes are ~530 characters."""

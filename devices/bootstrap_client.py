@@ -13,7 +13,7 @@ from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap
 from dmsim.network.dm.bootstrap_mac import verify_bootstrap
 from dmsim.network.sms.wsp_push import decode_push
-from dmsim.sim.errors import BootstrapVerificationError, DmsimError
+from dmsim.base.errors import BootstrapVerificationError, DmsimError
 
 
 @dataclass(frozen=True)

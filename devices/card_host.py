@@ -39,7 +39,7 @@ from dmsim.cards.link import CardLink
 from dmsim.cards.profile import pin_bytes
 from dmsim.cards.scp03 import Scp03Error, Scp03Host, Scp03Keys
 from dmsim.cards.uicc_files import DM_BOOTSTRAP_OID, PKCS15_AID, decode_imsi
-from dmsim.sim.errors import CardError, DecodeError
+from dmsim.base.errors import CardError, DecodeError
 
 MF, EF_ICCID, EF_DIR, EF_IMSI, EF_ODF = 0x3F00, 0x2FE2, 0x2F00, 0x6F07, 0x5031
 USIM_AID_PREFIX = bytes.fromhex("A0000000871002")   # RID 3GPP + application code USIM (TS 101 220 Annex E)

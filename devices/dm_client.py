@@ -52,7 +52,7 @@ from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, Hmac
                                              find_header)
 from dmsim.network.dm.notification import session_id_text
 from dmsim.network.dm.tree import E, text
-from dmsim.sim.errors import DmsimError, ProtocolError
+from dmsim.base.errors import DmsimError, ProtocolError
 
 INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

@@ -34,7 +34,7 @@ from dmsim.devices.dm_tree import (ADD, COMMANDS, DELETE, EXEC, FORMATS, GET, RE
                                    acl_for, decode_value, is_secret_uri, item_value, parse_acl, wire_value)
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.tree import E, text
-from dmsim.sim.errors import DmsimError, ProtocolError
+from dmsim.base.errors import DmsimError, ProtocolError
 
 OK = 200
 BAD_REQUEST = 400

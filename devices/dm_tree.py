@@ -36,7 +36,7 @@ from dmsim.network.dm.account import (AUTH_BOOTSTRAP, DMACC, BootstrapKeys, DmAc
                                      bootstrap_document, bootstrap_key_items, bootstrap_keys_of)
 from dmsim.network.dm.wbxml import opaque_bytes
 from dmsim.network.dm.tree import E, need_text, text
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 ADD, DELETE, EXEC, GET, REPLACE = "Add", "Delete", "Exec", "Get", "Replace"
 COMMANDS = (ADD, DELETE, EXEC, GET, REPLACE)

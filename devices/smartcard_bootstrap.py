@@ -55,7 +55,7 @@ from dmsim.devices.dm_tree import DmTree, apply_bootstrap, find_account, split_u
 from dmsim.network.dm import syncml_xml, wbxml
 from dmsim.network.dm.account import DMACC
 from dmsim.network.dm.tree import E, need_text, text
-from dmsim.sim.errors import CardError, CardLinkError, DecodeError, DmsimError, ProtocolError
+from dmsim.base.errors import CardError, CardLinkError, DecodeError, DmsimError, ProtocolError
 
 VENDOR_STORE = "./Vendor/dmsim/CardBootstrap"
 REQUIRED_LEVEL = 0x33            # Appendix H Note 2: C-DEC, R-ENC, C-MAC, R-MAC

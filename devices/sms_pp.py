@@ -42,7 +42,7 @@ from dmsim.cards.link import CardLink
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import FCS_DATA_DOWNLOAD_ERROR, FCS_SAT_BUSY, RP_PROTOCOL_ERROR, AttemptResult
 from dmsim.network.sms.tpdu import PID_USIM_DATA_DOWNLOAD, SmsDeliver, decode_tpdu
-from dmsim.sim.errors import CardError, DecodeError, DmsimError, ProtocolError
+from dmsim.base.errors import CardError, DecodeError, DmsimError, ProtocolError
 
 MAX_PROACTIVE = 4
 SW_OK = 0x9000

@@ -4,7 +4,7 @@ first, the high bit set on every octet but the last, at most 32 bits.
 """
 from __future__ import annotations
 
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 
 def encode_varint32(value: int) -> bytes:

@@ -37,7 +37,7 @@ from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
 from dmsim.network.dm.tree import E, need_text, text
 from dmsim.network.dm.wbxml import OPAQUE_HEX_ATTR, opaque_bytes
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 DMACC = "./DMAcc"
 SEC_MODE_PSK = "PSK"

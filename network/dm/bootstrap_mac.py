@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import re
 
-from dmsim.sim.errors import BootstrapVerificationError, DecodeError
+from dmsim.base.errors import BootstrapVerificationError, DecodeError
 
 BOOTSTRAP_MEDIA_TYPE = "application/vnd.syncml.dm+wbxml"
 NETWORKID = "NETWORKID"

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from typing import Mapping
 
 from dmsim.network.dm.http_binding import is_token_char
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 HEADER_NAME = "x-syncml-hmac"
 AUTH_HMAC_SHA256 = "syncml:auth-hmac-sha256"

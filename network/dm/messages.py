@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element
 from dmsim.network.dm import syncml_xml, wbxml
 from dmsim.network.dm.auth import Credential
 from dmsim.network.dm.tree import E, need_text, text
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 DM_WBXML = "application/vnd.syncml.dm+wbxml"
 DM_XML = "application/vnd.syncml.dm+xml"

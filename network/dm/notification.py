@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from dmsim.network.dm.auth import AUTH_MD5, credential_hash
 from dmsim.network.sms import wsp_push
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 NOTIFICATION_CONTENT_TYPE = "application/vnd.syncml.notification"
 X_WAP_APPLICATION_ID_DM = b"\xaf\x87"  # X-Wap-Application-Id: 7 = x-wap-application:syncml.dm

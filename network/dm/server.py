@@ -55,7 +55,7 @@ from dmsim.network.dm.notification import build_pkg0
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Reason, build_header,
                                              find_header)
 from dmsim.network.dm.tree import E, text
-from dmsim.sim.errors import DmsimError, ProtocolError
+from dmsim.base.errors import DmsimError, ProtocolError
 
 NonceSource = Callable[[int], bytes]
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})

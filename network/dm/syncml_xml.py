@@ -21,7 +21,7 @@ from xml.parsers import expat
 
 from dmsim.network.dm import codepages as cp
 from dmsim.network.dm.wbxml import MAX_DEPTH
-from dmsim.sim.errors import DecodeError
+from dmsim.base.errors import DecodeError
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 _WHAT = "xml"

@@ -38,7 +38,7 @@ from mbedtls import tls as mbedtls_tls
 from mbedtls import x509 as mbedtls_x509
 
 from dmsim.network.dm import tls_suites as suites
-from dmsim.sim.errors import DecodeError, ProtocolError, ScenarioError
+from dmsim.base.errors import DecodeError, ProtocolError, ScenarioError
 
 _MBEDTLS_VERSIONS = {suites.TLS_1_1: mbedtls_tls.TLSVersion.TLSv1_1,
                      suites.TLS_1_2: mbedtls_tls.TLSVersion.TLSv1_2}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 
 def E(tag: str, *content: "Element | str | int | None") -> Element:

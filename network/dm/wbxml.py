@@ -24,7 +24,7 @@ from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import codepages as cp
 from dmsim.network.varint import encode_varint32
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 MEDIA_TYPE_DM_WBXML = "application/vnd.syncml.dm+wbxml"
 MEDIA_TYPE_DM_XML = "application/vnd.syncml.dm+xml"

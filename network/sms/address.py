@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 
 class Ton(IntEnum):

@@ -30,7 +30,7 @@ import struct
 
 from dmsim.cards.apdu import parse_command
 from dmsim.network.sms.address import Address, encode_address
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 GSMTAP_VERSION = 0x02
 GSMTAP_UDP_PORT = 4729

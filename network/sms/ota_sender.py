@@ -19,7 +19,7 @@ from dmsim.cards.scp80 import (Keyset, ResponsePacket, ResponseStatus, Spi, deco
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.tpdu import PID_USIM_DATA_DOWNLOAD, SmsDeliver
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import SecuredPacketError
+from dmsim.base.errors import SecuredPacketError
 
 DEFAULT_SPI = bytes.fromhex("1619")
 DCS_CLASS2_8BIT = 0xF6

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dmsim.network.sms.udh import Concat, InformationElement, Ports, decode_udh, encode_udh, find_concat, find_ports
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 _MAX_PARTS = 255
 

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 HEADER_LEN = 16
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 from dmsim.network.sms import smpp
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 DEFAULT_MAX_PDU_LEN = 64 * 1024
 MAX_SEQUENCE = 0x7FFFFFFF  # §5.1.4: 0x00000001..0x7FFFFFFF

@@ -53,7 +53,7 @@ from dmsim.network.sms import status_report as sr
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.tpdu import DCS_8BIT, PID_ME_DATA_DOWNLOAD, PID_USIM_DATA_DOWNLOAD, SmsDeliver, SmsSubmit, decode_tpdu
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SC_ADDRESS = Address("12345")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from dmsim.network.sms.address import Address, decode_address, encode_address
 from dmsim.network.sms.tpdu import _decode_ud, _encode_ud
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 MTI_STATUS_REPORT = 0b10
 

@@ -26,7 +26,7 @@ from enum import Enum
 
 from dmsim.network.sms.address import Address, decode_address, encode_address
 from dmsim.network.sms.udh import InformationElement, decode_udh, encode_udh
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 PID_DEFAULT = 0x00
 PID_ME_DATA_DOWNLOAD = 0x7D

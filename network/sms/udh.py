@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 IEI_CONCAT_8BIT = 0x00
 IEI_PORTS_16BIT = 0x05

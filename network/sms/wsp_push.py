@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dmsim.network.varint import encode_varint32
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 WAP_PUSH_PORT = 2948
 WAP_PUSH_SRC_PORT = 9200

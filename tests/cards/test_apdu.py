@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from dmsim.cards import sw as SW
 from dmsim.cards.apdu import CommandApdu, build_command, parse_command, response, split_response
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 
 @pytest.mark.parametrize("hexa, case, data, le, extended", [

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from dmsim.cards.link import InProcessLink, get_response, with_le
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 FCP_MF = bytes.fromhex("62178202782183023f00a509800171830400018d088a01058b032f0602")
 EF_DATA = bytes.fromhex("98101032547698badcfe")

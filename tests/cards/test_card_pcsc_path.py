@@ -18,7 +18,7 @@ from dmsim.cards.emulated import make_card
 from dmsim.cards.milenage import f1, f2345
 from dmsim.cards.profile import parse_profile
 from dmsim.cards.scp03 import Scp03Keys
-from dmsim.sim.vpcd import VPCD_PORT, VpcdBridge
+from dmsim.sim.real.vpcd import VPCD_PORT, VpcdBridge
 from dmsim.devices import card_host as host
 from test_pcsc import READER, pcscd  # noqa: F401  (the fixture that starts pcscd if needed)
 
@@ -34,7 +34,7 @@ dm_bootstrap: "{'<SyncML><SyncHdr/>' + 'b' * 300 + '</SyncML>'}"
 """
 RAND = bytes.fromhex("23553CBE9637A89D218AE64DAE47BF35")
 KEYS_ARG = f"{KEY}:{KEY}:{KEY}"
-DMSIM = [sys.executable, "-m", "dmsim.sim.cli"]
+DMSIM = [sys.executable, "-m", "dmsim.sim.cli.main"]
 
 
 def autn(profile, sqn: int) -> bytes:
@@ -52,7 +52,7 @@ def profile():
 @pytest.fixture(scope="module")
 def served(pcscd, profile):  # noqa: F811
     """Yield a PcscLink to the full emulated card, served by a VpcdBridge thread in READER."""
-    from dmsim.sim.pcsc_link import wait_for_card
+    from dmsim.sim.real.pcsc_link import wait_for_card
 
     bridge = VpcdBridge(make_card(profile))
     thread = threading.Thread(target=bridge.serve_forever, name="vpcd-bridge", daemon=True)
@@ -127,8 +127,8 @@ def test_card_serve_then_probe(pcscd, profile, tmp_path):  # noqa: F811
 def test_scenario_device_zero_runs_on_the_real_card(served, profile):
     """components.card: pcsc — device 0 reads its IMSI through pcscd, is bootstrapped under that
     subscriber and completes its session; its card time is measured, not modelled."""
-    from dmsim.sim.engine import Replica
-    from dmsim.sim.scenario import parse_scenario
+    from dmsim.sim.model.replica import Replica
+    from dmsim.sim.scenario.format import parse_scenario
 
     sc = parse_scenario(f"""
 name: real-card

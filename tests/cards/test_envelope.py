@@ -13,7 +13,7 @@ from dmsim.network.sms.tpdu import (
     DCS_8BIT_CLASS2, PID_USIM_DATA_DOWNLOAD, SmsDeliver, decode_tpdu,
 )
 from dmsim.network.sms.udh import InformationElement
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 h = bytes.fromhex
 VECTOR = load_vectors("cards", "scp80_packet")[0]

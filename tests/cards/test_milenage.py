@@ -3,7 +3,7 @@ import pytest
 from conftest import load_vectors
 
 from dmsim.cards.milenage import f1, f1star, f2345, f5star, opc_from_op
-from dmsim.sim.errors import DecodeError
+from dmsim.base.errors import DecodeError
 
 VECTORS = load_vectors("cards", "milenage")
 

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from dmsim.sim.vpcd import VpcdBridge
-from dmsim.sim.errors import CardAbsentError, PcscUnavailableError, ReaderNotFoundError
+from dmsim.sim.real.vpcd import VpcdBridge
+from dmsim.base.errors import CardAbsentError, PcscUnavailableError, ReaderNotFoundError
 from test_card_link import CASE4, EF_DATA, FCP_MF, READ_BINARY_WRONG_LE, SELECT_MF, SELECT_MF_FCP, StandInCard
 
 READER = "Virtual PCD 00 00"
@@ -50,7 +50,7 @@ def _wait(what: str, probe, timeout: float = 10.0):
 def pcscd():
     """Yield once pcscd shows the vpcd reader (pcscd is started here, and stopped after, if none runs)."""
     try:
-        from dmsim.sim import pcsc_link
+        from dmsim.sim.real import pcsc_link
     except ImportError as exc:  # pragma: no cover
         _missing(f"cannot import the PC/SC link: {exc}")
     if pcsc_link.scard is None:
@@ -80,7 +80,7 @@ def pcscd():
 @pytest.fixture(scope="module")
 def served(pcscd):
     """Yield (card, bridge, link): the stand-in card in reader READER, connected through PC/SC."""
-    from dmsim.sim.pcsc_link import wait_for_card
+    from dmsim.sim.real.pcsc_link import wait_for_card
 
     card = StandInCard(reply_len=300)
     bridge = VpcdBridge(card)
@@ -126,7 +126,7 @@ def test_round_trip_is_well_under_the_delayed_ack(served, record_property):
 
 
 def test_typed_errors(pcscd):
-    from dmsim.sim.pcsc_link import PcscLink
+    from dmsim.sim.real.pcsc_link import PcscLink
 
     with pytest.raises(ReaderNotFoundError, match="readers"):
         PcscLink("No Such Reader")
@@ -139,8 +139,8 @@ def test_typed_errors(pcscd):
 def test_pcscd_down_is_a_typed_error(pcscd, tmp_path):
     # pcsc-lite's client finds pcscd through PCSCLITE_CSOCK_NAME; a fresh process is needed
     # because the library reads it once.
-    code = ("from dmsim.sim.pcsc_link import PcscLink\n"
-            "from dmsim.sim.errors import PcscUnavailableError\n"
+    code = ("from dmsim.sim.real.pcsc_link import PcscLink\n"
+            "from dmsim.base.errors import PcscUnavailableError\n"
             "try:\n    PcscLink(0)\nexcept PcscUnavailableError as e:\n    print('typed:', e)\n")
     env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)

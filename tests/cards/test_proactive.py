@@ -14,7 +14,7 @@ from dmsim.cards.scp80 import CounterMode, Integrity, Keyset, PorMode, Spi, deco
 from dmsim.network.sms.address import Address, encode_address
 from dmsim.network.sms.tpdu import SmsDeliver, SmsSubmit, decode_tpdu
 from dmsim.network.sms.udh import InformationElement, encode_udh
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 h = bytes.fromhex
 TAR = h("B00010")

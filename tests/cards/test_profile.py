@@ -6,7 +6,7 @@ import pytest
 from dmsim.cards.profile import (CardProfile, default_iccid, describe_profile_schema, generate_profiles,
                                  load_profile, luhn_ok, parse_profile, pin_bytes)
 from dmsim.cards.uicc import Uicc
-from dmsim.sim.errors import ScenarioError
+from dmsim.base.errors import ScenarioError
 
 PROFILES = Path(__file__).resolve().parents[2] / "cards" / "profiles"
 MINIMAL = 'imsi: "001010123456789"\nk: "000102030405060708090A0B0C0D0E0F"\nopc: "0F0E0D0C0B0A09080706050403020100"\n'

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dmsim.cards import scp03_crypto as crypto
 from dmsim.cards.scp03 import (ISD_R_AID, SECURITY_LEVELS, Scp03Card, Scp03Error, Scp03Host, Scp03Keys,
                                SecureChannelError)
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 h = bytes.fromhex
 OK = b"\x90\x00"

@@ -11,7 +11,7 @@ from dmsim.cards.scp80 import (
     ResponseStatus, Spi, check_counter, decode_command, decode_por, encode_command, encode_por,
 )
 from dmsim.cards.scp80_crypto import checksum_for, cipher_for
-from dmsim.sim.errors import DecodeError, ProtocolError, SecuredPacketError
+from dmsim.base.errors import DecodeError, ProtocolError, SecuredPacketError
 
 PACKETS = load_vectors("cards", "scp80_packet")
 PORS = load_vectors("cards", "scp80_por")

@@ -12,7 +12,7 @@ from dmsim.cards.usim_auth import (
     derive_ks_naf, gba_bootstrap, gba_btid, kc_from_ck_ik, kdf_input, make_naf_id,
     naf_derivation_response, success_response,
 )
-from dmsim.sim.errors import DecodeError, ScenarioError
+from dmsim.base.errors import DecodeError, ScenarioError
 
 SET1 = next(v for v in load_vectors("cards", "milenage") if v["id"] == "milenage-ts35208-set1")
 K = bytes.fromhex(SET1["inputs"]["k"])

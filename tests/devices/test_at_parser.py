@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from dmsim.devices.at_parser import (MAX_LINE, AtParser, Echo, Final, Intermediate, Prompt, Urc,
                                      response_name)
-from dmsim.sim.errors import AtSyntaxError, DecodeError
+from dmsim.base.errors import AtSyntaxError, DecodeError
 
 DELIVER = "0004049194990004000000000000000000"    # SMS-DELIVER, 0 octets of user data
 CMT_PDU = "00" + DELIVER                          # SC address "00" then the TPDU

@@ -14,7 +14,7 @@ from dmsim.cards.profile import parse_profile
 from dmsim.cards.scp03 import Scp03Keys
 from dmsim.cards.uicc import Uicc
 from dmsim.devices import card_host as host
-from dmsim.sim.errors import CardError, DecodeError
+from dmsim.base.errors import CardError, DecodeError
 
 KEY = "404142434445464748494A4B4C4D4E4F"
 PROFILE = f"""\

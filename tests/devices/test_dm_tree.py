@@ -14,7 +14,7 @@ from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount, bootstrap_document
 from dmsim.network.dm.auth import AUTH_SHA256
 from dmsim.network.dm.tree import E, text
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 A, B = "srvA", "srvB"
 DEVINFO = {"DevId": "IMSI:001010000000001", "Man": "dmsim", "Mod": "model-x", "DmV": "1.2", "Lang": "en-US"}

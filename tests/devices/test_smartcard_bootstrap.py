@@ -19,7 +19,7 @@ from dmsim.devices.smartcard_bootstrap import (VENDOR_STORE, Reason, card_origin
 from dmsim.network.dm import syncml_xml, wbxml
 from dmsim.network.dm.account import DmAccount, bootstrap_document
 from dmsim.network.dm.tree import E
-from dmsim.sim.errors import CardAbsentError
+from dmsim.base.errors import CardAbsentError
 
 KEY = "404142434445464748494A4B4C4D4E4F"
 BASE = parse_profile(f"""\

@@ -20,7 +20,7 @@ from dmsim.network.sms.ota_sender import ota_sender_for
 from dmsim.network.sms.smsc import ACK, RP_ERROR, SC_ADDRESS
 from dmsim.network.sms.tpdu import SmsDeliver, SmsSubmit, decode_tpdu
 from dmsim.network.sms.udh import encode_udh
-from dmsim.sim.errors import CardLinkError, DecodeError, ProtocolError
+from dmsim.base.errors import CardLinkError, DecodeError, ProtocolError
 
 PROFILE = Path(__file__).resolve().parents[2] / "cards" / "profiles" / "example.yaml"
 READ_IMSI = [bytes.fromhex("00a4040c10") + USIM_AID, bytes.fromhex("00a4000c026f07"), bytes.fromhex("00b0000009")]

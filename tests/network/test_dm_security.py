@@ -8,7 +8,7 @@ from conftest import load_vectors
 from dmsim.network.dm import auth
 from dmsim.network.dm.bootstrap_mac import (bootstrap_key, bootstrap_mac, format_content_type, networkid_from_imsi,
                                             parse_content_type, verify_bootstrap)
-from dmsim.sim.errors import BootstrapVerificationError, DecodeError
+from dmsim.base.errors import BootstrapVerificationError, DecodeError
 
 BODY = bytes.fromhex("0102030405")
 

@@ -15,7 +15,7 @@ from dmsim.network.dm import http_binding, notification
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier
 from dmsim.network.dm.server import DmServer, ManagementCommand as C
-from dmsim.sim.errors import ProtocolError
+from dmsim.base.errors import ProtocolError
 
 DEV = "IMSI:001010000000001"
 DEVINFO = {"DevId": DEV, "Man": "dmsim", "Mod": "model-x", "DmV": "1.2", "Lang": "en-US"}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dmsim.network.dm import hmac_integrity as hi
 from dmsim.network.dm.hmac_integrity import HmacHeader, HmacVerifier, Reason
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 MSG = b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr/><SyncBody><Final/></SyncBody></SyncML>'

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from dmsim.network.sms import smpp
-from dmsim.sim.smpp_server import SmppServer
+from dmsim.sim.real.smpp_server import SmppServer
 from dmsim.network.sms.smpp_session import Malformed
 from dmsim.network.sms.udh import decode_udh, find_concat
-from dmsim.sim.cli_smsc import MemoryStore
+from dmsim.sim.cli.smsc import MemoryStore
 
 SBIN = ("/usr/sbin", "/usr/local/sbin")  # Debian installs the boxes there, often not on a user's PATH
 SYSTEM_ID, PASSWORD, SYSTEM_TYPE = "kannel", "secret", "VMA"
@@ -403,8 +403,8 @@ def test_enquire_link_answered_and_unbind_on_sigterm(start_kannel):
 def test_kannel_injects_sms_into_a_running_scenario(start_kannel, tmp_path):
     """components.esme: Kannel binds to the SMSC of a running simulation, its MT message reaches
     a simulated device through the SMSC model, and the DLR carries the model's outcome."""
-    from dmsim.sim.runner import run_scenario
-    from dmsim.sim.scenario import parse_scenario
+    from dmsim.sim.results.runner import run_scenario
+    from dmsim.sim.scenario.format import parse_scenario
 
     port = _free_port()
     scenario = parse_scenario(f"""

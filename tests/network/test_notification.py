@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dmsim.network.dm import notification as n
 from dmsim.network.sms import wsp_push
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 VECTORS = load_vectors("network", "dm_pkg0_digest")
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

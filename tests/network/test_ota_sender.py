@@ -11,7 +11,7 @@ from dmsim.cards.profile import load_profile
 from dmsim.cards.uicc_files import USIM_AID, encode_imsi
 from dmsim.network.sms.ota_sender import ota_sender_for
 from dmsim.network.sms.tpdu import decode_tpdu
-from dmsim.sim.errors import SecuredPacketError
+from dmsim.base.errors import SecuredPacketError
 
 PROFILE = Path(__file__).resolve().parents[2] / "cards" / "profiles" / "example.yaml"
 SELECT_IMSI = [bytes.fromhex("00a4040c10") + USIM_AID, bytes.fromhex("00a4000c026f07"), bytes.fromhex("00b0000009")]

@@ -13,10 +13,10 @@ import pytest
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header, parse_timestamp
-from dmsim.sim.dm_http_server import DmService, default_server, make_http_server, make_https_server
-from dmsim.sim.tls_socket import TlsHttpConnection
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
+from dmsim.sim.real.dm_http_server import DmService, default_server, make_http_server, make_https_server
+from dmsim.sim.real.tls_socket import TlsHttpConnection
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
 
 DEV = "IMSI:001010000000042"
 LAB = (b"lab", bytes.fromhex("0f" * 16))

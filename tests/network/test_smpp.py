@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from dmsim.network.sms import smpp
 from dmsim.network.sms.smpp_session import Malformed, SmppSession, State
-from dmsim.sim.cli_smsc import decode_smpp_cmd
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.sim.cli.smsc import decode_smpp_cmd
+from dmsim.base.errors import DecodeError, ProtocolError
 
 WAP_PUSH = bytes.fromhex("0605040b8423f0") + b"\x01\x06\x03\xc4\xaf\x87"
 SUBMIT = smpp.SubmitSm(sequence=7, source_addr="123", destination_addr="+3161", esm_class=0x40,

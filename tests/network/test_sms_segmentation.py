@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from dmsim.network.sms.segmentation import Completed, Reassembler, split
 from dmsim.network.sms.udh import Concat, Ports, decode_udh, encode_udh, find_concat, find_ports
 from dmsim.network.sms.wsp_push import WAP_PUSH_PORT, WAP_PUSH_SRC_PORT
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 PORTS = {"dest_port": WAP_PUSH_PORT, "src_port": WAP_PUSH_SRC_PORT}
 

@@ -15,7 +15,7 @@ from dmsim.network.sms.tpdu import (
 from dmsim.network.sms.udh import (
     Concat, InformationElement, Ports, decode_udh, encode_udh, find_concat, find_ports,
 )
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 VECTORS = {v["id"]: v for v in json.loads(
     (SHARED / "vectors" / "network.json").read_text())["vectors"]}

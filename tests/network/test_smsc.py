@@ -10,7 +10,7 @@ from dmsim.network.sms import status_report as sr
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, Smsc, SmscConfig, StatusReport
 from dmsim.network.sms.tpdu import DCS_8BIT_CLASS2, PID_USIM_DATA_DOWNLOAD, SmsSubmit, decode_tpdu
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 CFG = SmscConfig(retry_initial=10, retry_factor=2, retry_max=40, validity=200, attempt_timeout=5)
 

@@ -20,7 +20,7 @@ from mbedtls import x509 as mbedtls_x509
 
 from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
-from dmsim.sim.errors import DecodeError, ProtocolError, ScenarioError
+from dmsim.base.errors import DecodeError, ProtocolError, ScenarioError
 
 PSKS = {b"IMEI:490154203237518": bytes(range(16)), b"bootstrap-1": b"\xaa" * 32}
 IDENTITY, KEY = b"IMEI:490154203237518", bytes(range(16))

@@ -21,7 +21,7 @@ from dmsim.network.dm.wbxml import (
     is_wbxml,
     mb_u_int32,
 )
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 from conftest import SHARED
 
@@ -459,6 +459,6 @@ def test_we_read_libwbxml_encoding(rich, tmp_path, options):
 
 def test_xml_with_an_unknown_encoding_is_a_decode_error():
     from dmsim.network.dm.syncml_xml import from_xml as decode_xml
-    from dmsim.sim.errors import DecodeError
+    from dmsim.base.errors import DecodeError
     with pytest.raises(DecodeError, match="encoding"):
         decode_xml(b'<?xml version="1.0" encoding="TTF-8"?><SyncML/>')

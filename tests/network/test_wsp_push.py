@@ -11,7 +11,7 @@ from dmsim.network.sms.wsp_push import (
     WAP_PUSH_PORT, WAP_PUSH_SRC_PORT, WELL_KNOWN_CONTENT_TYPES, PushPdu, decode_push,
     decode_uintvar, encode_content_type, encode_push, encode_uintvar,
 )
-from dmsim.sim.errors import DecodeError, ProtocolError
+from dmsim.base.errors import DecodeError, ProtocolError
 
 BOOTSTRAP_CT = "application/vnd.syncml.dm+wbxml;NETWORKID;0123456789ABCDEF0123456789abcdef01234567"
 X_WAP_APP_ID_DM = bytes.fromhex("af87")     # X-Wap-Application-Id: x-wap-application:syncml.dm

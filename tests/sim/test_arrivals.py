@@ -3,7 +3,7 @@ import itertools
 import math
 import random
 
-from dmsim.sim.arrivals import arrival_times
+from dmsim.sim.model.arrivals import arrival_times
 
 
 def test_all_at_once():

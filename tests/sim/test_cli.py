@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import load_vectors
 
-from dmsim.sim.cli import main
+from dmsim.sim.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ def test_scenario_check_names_file_line_and_path(tmp_path):
 
 def test_ctrl_c_leaves_readable_results(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli", "run", str(REPO / "scenarios/quickstart.yaml"),
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.main", "run", str(REPO / "scenarios/quickstart.yaml"),
                              "--out", str(out), "--set", "fleet.size=200000", "--set", "replicas=1",
                              "--set", "arrival={kind: all_at_once}", "--no-plots"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -113,7 +113,7 @@ def test_ctrl_c_leaves_readable_results(tmp_path):
 
 
 def test_server_command_listens_on_loopback():
-    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli", "server", "--http", "127.0.0.1:0"],
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.main", "server", "--http", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         line = proc.stdout.readline()

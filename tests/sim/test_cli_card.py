@@ -11,7 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from dmsim.sim.cli import main
+from dmsim.sim.cli.main import main
 
 KEY = "00" * 16
 PROFILE = """\
@@ -55,7 +55,7 @@ def test_serve_bad_input_exits_2(tmp_path):
 
 def test_probe_without_pcscd_exits_1(tmp_path):
     env = dict(os.environ, PCSCLITE_CSOCK_NAME=str(tmp_path / "no-pcscd.comm"))
-    out = subprocess.run([sys.executable, "-m", "dmsim.sim.cli", "card", "probe", "--json"], env=env,
+    out = subprocess.run([sys.executable, "-m", "dmsim.sim.cli.main", "card", "probe", "--json"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "error" in json.loads(out.stdout)
@@ -67,7 +67,7 @@ def test_serve_prints_its_reader_and_stops_on_ctrl_c(tmp_path):
     with socket.socket() as s:   # a port where nothing listens: the bridge keeps retrying
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    serve = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli", "card", "serve", "--profile", str(path),
+    serve = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.main", "card", "serve", "--profile", str(path),
                               "--vpcd", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         info = json.loads(serve.stdout.readline())

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import load_vectors
 
-from dmsim.sim.cli_dm import calc_pkg0_cmd, decode_pkg0_cmd
+from dmsim.sim.cli.dm import calc_pkg0_cmd, decode_pkg0_cmd
 
 V = load_vectors("network", "dm_pkg0_digest")[0]
 I, E = V["inputs"], V["expected"]
@@ -18,7 +18,7 @@ CALC = ["calc", "pkg0", "--version", str(I["version"]), "--ui-mode", str(I["ui_m
 
 @click.group()
 def dmsim():
-    """The commands as sim/cli.py registers them: ``calc pkg0`` and ``decode pkg0``."""
+    """The commands as sim/cli/main.py registers them: ``calc pkg0`` and ``decode pkg0``."""
 
 
 dmsim.add_command(click.Group("calc", commands={"pkg0": calc_pkg0_cmd}))
@@ -96,8 +96,8 @@ def test_bad_options_exit_2():
 
 
 def test_registered_in_dmsim_main():
-    from dmsim.sim.cli import main
+    from dmsim.sim.cli.main import main
     calc, decode = main.commands["calc"], main.commands["decode"]
     if "pkg0" not in calc.commands:
-        pytest.skip("sim/cli.py does not register calc/decode pkg0 yet")
+        pytest.skip("sim/cli/main.py does not register calc/decode pkg0 yet")
     assert calc.commands["pkg0"] is calc_pkg0_cmd and decode.commands["pkg0"] is decode_pkg0_cmd

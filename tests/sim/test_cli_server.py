@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm.account import DmAccount
-from dmsim.sim.dm_http_server import PROVISION_PATH, account_to_json
-from dmsim.sim.dm_store import SqliteAccounts
-from dmsim.sim.tls_socket import TlsHttpConnection
-from dmsim.sim.cli_server import load_config, server
-from dmsim.sim.transports import parse_psk
+from dmsim.sim.real.dm_http_server import PROVISION_PATH, account_to_json
+from dmsim.sim.real.dm_store import SqliteAccounts
+from dmsim.sim.real.tls_socket import TlsHttpConnection
+from dmsim.sim.cli.server import load_config, server
+from dmsim.sim.links.transports import parse_psk
 
 DEV = "IMSI:001010000000042"
 
@@ -78,7 +78,7 @@ def served(tmp_path):
     (tmp_path / "server.yaml").write_text(
         "server_id: from-file\nhttp: 127.0.0.1:0\nhttps: 127.0.0.1:0\ndb: dm.sqlite\n"
         "psk:\n  - IMEI:490154203237518:00112233445566778899aabbccddeeff\n")
-    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli_server", "--config", str(tmp_path / "server.yaml"),
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.server", "--config", str(tmp_path / "server.yaml"),
                              "--server-id", "from-flag"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -124,11 +124,11 @@ def test_serves_http_and_https_from_a_config_file(served, tmp_path):
 def test_hmac_window_must_be_positive():
     from click.testing import CliRunner
 
-    from dmsim.sim.cli import main
+    from dmsim.sim.cli.main import main
     res = CliRunner().invoke(main, ["server", "--hmac-window", "0"])
     assert res.exit_code == 2 and "--hmac-window" in res.output
 
 
 def test_hmac_window_reaches_the_server_core():
-    from dmsim.sim.dm_http_server import default_server
+    from dmsim.sim.real.dm_http_server import default_server
     assert default_server("s", "127.0.0.1", 1, hmac_window=42.0).hmac.max_age == 42.0

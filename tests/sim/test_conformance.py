@@ -1,4 +1,4 @@
-"""``dmsim conformance`` (sim/conformance.py): every SCR item of OMA-TS-DM_Security-V1_3 Appendix B
+"""``dmsim conformance`` (sim/cli/conformance.py): every SCR item of OMA-TS-DM_Security-V1_3 Appendix B
 and of seed 000's SCR tables appears exactly once, as the spec text lists it; every evidence node
 id names a test; a ``yes`` row has evidence and meets its Requirement column; the command's
 readable, JSON and --check output. The evidence tests themselves are not run."""
@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import SHARED
 
-from dmsim.sim import conformance as conf
-from dmsim.sim.conformance import NO, PARTIAL, SEED_000, SPEC_003, YES, Scr
+from dmsim.sim.cli import conformance as conf
+from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SPEC_003, YES, Scr
 
 SPECS = SHARED / "specs"
 
@@ -213,7 +213,7 @@ def test_help_and_bad_side():
 
 
 def test_registered_in_dmsim_main():
-    from dmsim.sim.cli import main
+    from dmsim.sim.cli.main import main
     if "conformance" not in main.commands:
-        pytest.skip("sim/cli.py does not register conformance yet")
+        pytest.skip("sim/cli/main.py does not register conformance yet")
     assert main.commands["conformance"] is conf.conformance

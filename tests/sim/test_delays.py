@@ -7,9 +7,9 @@ import statistics
 
 import pytest
 
-from dmsim.sim.delays import (EmpiricalDelay, ExponentialDelay, FixedDelay, LognormalDelay,
+from dmsim.sim.links.delays import (EmpiricalDelay, ExponentialDelay, FixedDelay, LognormalDelay,
                               make_delay)
-from dmsim.sim.errors import ScenarioError
+from dmsim.base.errors import ScenarioError
 
 N = 20000
 TABLE = [[0.0, 0.5], [0.5, 1.0], [0.9, 3.0], [1.0, 10.0]]

@@ -9,9 +9,9 @@ import threading
 import pytest
 
 from dmsim.devices.dm_client import DmClient, Done
-from dmsim.sim.dm_http_server import PROVISION_PATH, account_to_json, default_server, make_http_server
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
+from dmsim.sim.real.dm_http_server import PROVISION_PATH, account_to_json, default_server, make_http_server
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
 
 DEV = "IMSI:001010000000042"
 

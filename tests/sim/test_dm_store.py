@@ -11,8 +11,8 @@ from dmsim.devices.dm_client import DmClient, Done
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_SHA256
 from dmsim.network.dm.server import DmServer
-from dmsim.sim.dm_store import SqliteAccounts
-from dmsim.sim.errors import DmsimError
+from dmsim.sim.real.dm_store import SqliteAccounts
+from dmsim.base.errors import DmsimError
 
 DEV = "IMSI:001010000000042"
 ACC = DmAccount("srv", "https://dm.example/dm", "cn", "cp", "srv", "sp", b"\x00\x01nonce", b"\xff" * 16,

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from dmsim.sim.progress import Progress
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
+from dmsim.sim.results.progress import Progress
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
 
 BASE = """
 name: t
@@ -178,7 +178,7 @@ def test_smsc_throttling_is_visible(tmp_path):
 
 
 def test_smsc_block_is_validated_at_its_line():
-    from dmsim.sim.errors import ScenarioError
+    from dmsim.base.errors import ScenarioError
     with pytest.raises(ScenarioError) as err:
         scenario(text=BASE + "smsc: {submit_rat: 5}\n")
     assert "submit_rat" in str(err.value) and "test.yaml:" in err.value.where
@@ -209,7 +209,7 @@ def test_ota_campaign_through_the_smsc(tmp_path, por):
 
 
 def test_ota_needs_an_smsc():
-    from dmsim.sim.errors import ScenarioError
+    from dmsim.base.errors import ScenarioError
     with pytest.raises(ScenarioError) as err:
         scenario("ota={}")
     assert err.value.path == "ota"

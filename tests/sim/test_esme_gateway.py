@@ -1,4 +1,4 @@
-"""A real ESME (smpplib) injects SMS into a running scenario through components.esme (sim/esme_gateway.py)."""
+"""A real ESME (smpplib) injects SMS into a running scenario through components.esme (sim/real/esme_gateway.py)."""
 import csv
 import json
 import socket
@@ -8,15 +8,15 @@ import time
 import pytest
 
 from dmsim.network.sms import smpp
-from dmsim.sim.esme_gateway import receipt_stat, short_message
-from dmsim.sim.errors import DecodeError, ScenarioError
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
+from dmsim.sim.real.esme_gateway import receipt_stat, short_message
+from dmsim.base.errors import DecodeError, ScenarioError
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
 
 smpplib_client = pytest.importorskip("smpplib.client")
 smpplib_exceptions = pytest.importorskip("smpplib.exceptions")
 
-DEVICE0 = "001010000000000"  # the fleet's IMSI of device 0 (sim/fleet.py), the address the SMSC routes on
+DEVICE0 = "001010000000000"  # the fleet's IMSI of device 0 (sim/model/fleet.py), the address the SMSC routes on
 
 
 def free_port() -> int:

@@ -9,9 +9,9 @@ from dmsim.network.dm import http_binding, wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header, parse_timestamp
 from dmsim.network.dm.tree import text
-from dmsim.sim.errors import ProtocolError
-from dmsim.sim.tap import Tap
-from dmsim.sim.transports import SIM_EPOCH, SimulatedHttps, sim_unix_time
+from dmsim.base.errors import ProtocolError
+from dmsim.sim.links.tap import Tap
+from dmsim.sim.links.transports import SIM_EPOCH, SimulatedHttps, sim_unix_time
 
 BASE = """
 name: t

@@ -13,12 +13,12 @@ import pytest
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import http_binding, tls
 from dmsim.network.dm import messages as m
-from dmsim.sim.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
+from dmsim.sim.real.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
                                           make_http_server, make_https_server)
-from dmsim.sim.dm_store import SqliteAccounts
-from dmsim.sim.tls_socket import TlsHttpConnection, TlsSocket
-from dmsim.sim.errors import ProtocolError
-from dmsim.sim.transports import server_credential
+from dmsim.sim.real.dm_store import SqliteAccounts
+from dmsim.sim.real.tls_socket import TlsHttpConnection, TlsSocket
+from dmsim.base.errors import ProtocolError
+from dmsim.sim.links.transports import server_credential
 
 OPENSSL = shutil.which("openssl")
 DEV = "IMSI:001010000000042"

@@ -7,10 +7,10 @@ import random
 import pytest
 import simpy
 
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.link import Message, SimLink
-from dmsim.sim.rng import substream, substream_seed
-from dmsim.sim.tap import make_tap
+from dmsim.base.errors import ScenarioError
+from dmsim.sim.links.link import Message, SimLink
+from dmsim.base.rng import substream, substream_seed
+from dmsim.sim.links.tap import make_tap
 
 N = 20000
 

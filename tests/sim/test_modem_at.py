@@ -1,4 +1,4 @@
-"""sim/modem_at.py over a real pty against sim/virtual_modem.py (and sim/cli_modem.py):
+"""sim/real/modem_at.py over a real pty against sim/real/virtual_modem.py (and sim/cli/modem.py):
 set-up with CNMI fallbacks, AT+CMGS, +CMT/+CMTI reception and +CNMA, AT+CSIM to the emulated
 card, typed errors, echo, URCs mid-response, slow and silent modems."""
 import json
@@ -14,11 +14,11 @@ import pytest
 from dmsim.cards.emulated import make_card
 from dmsim.cards.profile import load_profile
 from dmsim.devices.card_host import read_imsi
-from dmsim.sim.modem_at import AtModem, CsimLink, sc_address
-from dmsim.sim.virtual_modem import Misbehaviour, VirtualModem
+from dmsim.sim.real.modem_at import AtModem, CsimLink, sc_address
+from dmsim.sim.real.virtual_modem import Misbehaviour, VirtualModem
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.tpdu import SmsDeliver, SmsSubmit
-from dmsim.sim.errors import ModemError, ModemTimeoutError, ProtocolError
+from dmsim.base.errors import ModemError, ModemTimeoutError, ProtocolError
 
 PROFILE = Path(__file__).resolve().parents[2] / "cards" / "profiles" / "example.yaml"
 SUBMIT = SmsSubmit(Address.parse("+491701234567"), user_data=b"hello").encode()
@@ -175,7 +175,7 @@ def test_bad_port_is_a_protocol_error(tmp_path):
 
 def test_cli_modem_serve(tmp_path):
     link = tmp_path / "modem"
-    serve = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli_modem", "serve", "--link", str(link),
+    serve = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.modem", "serve", "--link", str(link),
                               "--profile", str(PROFILE)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         info = json.loads(serve.stdout.readline())
@@ -199,7 +199,7 @@ def test_cli_modem_serve(tmp_path):
 def test_cli_modem_serve_refuses_a_link_over_a_file(tmp_path):
     from click.testing import CliRunner
 
-    from dmsim.sim.cli_modem import modem
+    from dmsim.sim.cli.modem import modem
     path = tmp_path / "file"
     path.write_text("x")
     result = CliRunner().invoke(modem, ["serve", "--link", str(path)])

@@ -12,10 +12,10 @@ from dmsim.cards.emulated import make_card
 from dmsim.cards.profile import load_profile
 from dmsim.network.sms.tpdu import decode_tpdu
 from dmsim.network.sms.udh import find_ports
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
-from dmsim.sim.virtual_modem import VirtualModem, loopback_network
+from dmsim.base.errors import ScenarioError
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
+from dmsim.sim.real.virtual_modem import VirtualModem, loopback_network
 
 pytest.importorskip("serial")
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_device_0_bootstraps_through_the_modem(modem, tmp_path, smsc):
 
 def test_dmsim_modem_serve_as_the_scenario_modem(tmp_path):
     """The CLI's virtual modem in its own process, opened by the scenario as a serial port."""
-    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli_modem", "serve", "--profile", str(PROFILE),
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.modem", "serve", "--profile", str(PROFILE),
                              "--msisdn", MSISDN], stdout=subprocess.PIPE, text=True)
     try:
         ready = json.loads(proc.stdout.readline())

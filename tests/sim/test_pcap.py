@@ -1,4 +1,4 @@
-"""sim/pcap.py and network/sms/gsmtap.py: the pcap file, the GSMTAP/LAPDm/CP/RP layers, and
+"""sim/results/pcap.py and network/sms/gsmtap.py: the pcap file, the GSMTAP/LAPDm/CP/RP layers, and
 Wireshark's reading of them.
 
 The tshark tests need tshark on PATH (``./dev test`` installs it); without it they are skipped,
@@ -20,9 +20,9 @@ from dmsim.network.sms.segmentation import split_parts
 from dmsim.network.sms.udh import InformationElement
 from dmsim.network.sms.tpdu import (DCS_8BIT_CLASS2, PID_USIM_DATA_DOWNLOAD, SmsDeliver, SmsSubmit)
 from dmsim.network.sms.wsp_push import WAP_PUSH_PORT, WAP_PUSH_SRC_PORT, encode_push
-from dmsim.sim.atomic import part_path
-from dmsim.sim.errors import DmsimError, ProtocolError
-from dmsim.sim.pcap import DEFAULT_EPOCH, PcapWriter
+from dmsim.sim.results.atomic import part_path
+from dmsim.base.errors import DmsimError, ProtocolError
+from dmsim.sim.results.pcap import DEFAULT_EPOCH, PcapWriter
 
 SMSC = "+491720000001"
 SERVER = Address.parse("+491721234567")
@@ -250,7 +250,7 @@ def test_dmsim_run_pcap_is_dissected_without_errors(tmp_path):
 
     from click.testing import CliRunner
 
-    from dmsim.sim.cli import main
+    from dmsim.sim.cli.main import main
 
     tshark = _tshark()
     pcap = tmp_path / "run.pcap"
@@ -271,7 +271,7 @@ def test_ota_campaign_pcap_shows_commands_and_mo_pors(tmp_path):
     (MT, PID 127), the ENVELOPEs to the cards and the PoRs on the MO path, nothing malformed."""
     from click.testing import CliRunner
 
-    from dmsim.sim.cli import main
+    from dmsim.sim.cli.main import main
 
     tshark = _tshark()
     pcap = tmp_path / "ota.pcap"

@@ -1,4 +1,4 @@
-"""Run plots (sim/plots.py) from a fake run folder made with the real writer and summarize."""
+"""Run plots (sim/results/plots.py) from a fake run folder made with the real writer and summarize."""
 from __future__ import annotations
 
 import json
@@ -7,11 +7,11 @@ import random
 import matplotlib.pyplot as plt
 import pytest
 
-from dmsim.sim.atomic import write_json_atomic
-from dmsim.sim.errors import DmsimError
-from dmsim.sim.plots import MAX_LINE_POINTS, plot_run, thin_indices
-from dmsim.sim.records import COLUMN_NAMES, SessionTable
-from dmsim.sim.summary import summarize
+from dmsim.sim.results.atomic import write_json_atomic
+from dmsim.base.errors import DmsimError
+from dmsim.sim.results.plots import MAX_LINE_POINTS, plot_run, thin_indices
+from dmsim.sim.results.records import COLUMN_NAMES, SessionTable
+from dmsim.sim.results.summary import summarize
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BASE = ["latency_cdf.png", "completions.png", "failure_reasons.png"]

@@ -1,4 +1,4 @@
-"""Session table writer/reader (sim/records.py) and atomic output helpers (sim/atomic.py)."""
+"""Session table writer/reader (sim/results/records.py) and atomic output helpers (sim/results/atomic.py)."""
 from __future__ import annotations
 
 import csv
@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from dmsim.sim.atomic import atomic_target, part_path, write_atomic, write_json_atomic
-from dmsim.sim.errors import DmsimError
-from dmsim.sim.records import (
+from dmsim.sim.results.atomic import atomic_target, part_path, write_atomic, write_json_atomic
+from dmsim.base.errors import DmsimError
+from dmsim.sim.results.records import (
     _CHUNK_ROWS, COLUMN_NAMES, COLUMNS, SessionTable, read_sessions,
 )
 
@@ -126,7 +126,7 @@ def test_hard_exit_leaves_only_part_with_whole_lines(tmp_path):
     path = tmp_path / "s.csv"
     script = textwrap.dedent(f"""
         import os
-        from dmsim.sim.records import SessionTable
+        from dmsim.sim.results.records import SessionTable
         t = SessionTable({str(path)!r})
         r = (0, 0, None, 1, "p", "ok", "", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1, 0, 0, 0, 1, 1, 1, 1, "", None)
         for _ in range({_CHUNK_ROWS + 100}):
@@ -174,7 +174,7 @@ def test_reader_refuses_foreign_files(tmp_path):
         list(read_sessions(good, columns=["nope"]))
 
 
-# -- sim/atomic.py ---------------------------------------------------------------------------
+# -- sim/results/atomic.py ---------------------------------------------------------------------------
 
 def test_write_atomic_and_json(tmp_path):
     p = tmp_path / "a.txt"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.scenario import Scenario, describe_schema, load_scenario, parse_override, parse_scenario
-from dmsim.sim.schema import Bool, Field, Float, Int, Nullable, Str, Struct, validate
+from dmsim.base.errors import ScenarioError
+from dmsim.sim.scenario.format import Scenario, describe_schema, load_scenario, parse_override, parse_scenario
+from dmsim.base.schema import Bool, Field, Float, Int, Nullable, Str, Struct, validate
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 

@@ -12,10 +12,11 @@ from dmsim.cards.link import InProcessLink
 from dmsim.cards.profile import PROFILE_SCHEMA, profile_from_data
 from dmsim.cards.scp03 import Scp03Keys
 from dmsim.devices.smartcard_bootstrap import Reason
-from dmsim.sim import card_access, engine
-from dmsim.sim.runner import run_scenario
-from dmsim.sim.scenario import parse_scenario
-from dmsim.sim.schema import validate
+from dmsim.sim.links import card_access
+from dmsim.sim.model import replica as engine
+from dmsim.sim.results.runner import run_scenario
+from dmsim.sim.scenario.format import parse_scenario
+from dmsim.base.schema import validate
 
 APDU = 0.01
 BASE = f"""

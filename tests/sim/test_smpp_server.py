@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from dmsim.network.sms import smpp
-from dmsim.sim.smpp_server import SmppServer
-from dmsim.sim.cli_smsc import MemoryStore
-from dmsim.sim.errors import ProtocolError
+from dmsim.sim.real.smpp_server import SmppServer
+from dmsim.sim.cli.smsc import MemoryStore
+from dmsim.base.errors import ProtocolError
 
 smpplib_client = pytest.importorskip("smpplib.client")
 smpplib_exceptions = pytest.importorskip("smpplib.exceptions")
@@ -135,7 +135,7 @@ def test_callback_failures_answer_errors_and_the_server_goes_on():
 
 
 def test_cli_smsc_serve_logs_and_stops_on_ctrl_c():
-    code = "from dmsim.sim.cli_smsc import smsc; smsc(['serve', '--smpp', '127.0.0.1:0', '--account', 'esme:pw'])"
+    code = "from dmsim.sim.cli.smsc import smsc; smsc(['serve', '--smpp', '127.0.0.1:0', '--account', 'esme:pw'])"
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

@@ -10,8 +10,8 @@ from dmsim.network.sms.smsc import AttemptResult, ShortMessage
 from dmsim.network.sms.status_report import decode_status_report
 from dmsim.network.sms.tpdu import SmsSubmit, decode_tpdu
 from dmsim.network.sms.address import Address
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.smsc_driver import SmscDriver, parse_smsc_spec
+from dmsim.base.errors import ScenarioError
+from dmsim.sim.agents.smsc import SmscDriver, parse_smsc_spec
 
 ESME = "999"
 

@@ -1,14 +1,14 @@
-"""Run summary (sim/summary.py) against hand-computed values."""
+"""Run summary (sim/results/summary.py) against hand-computed values."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from dmsim.sim.atomic import write_json_atomic
-from dmsim.sim.errors import DmsimError
-from dmsim.sim.records import COLUMN_NAMES, SessionTable
-from dmsim.sim.summary import confidence_interval, summarize, t975
+from dmsim.sim.results.atomic import write_json_atomic
+from dmsim.base.errors import DmsimError
+from dmsim.sim.results.records import COLUMN_NAMES, SessionTable
+from dmsim.sim.results.summary import confidence_interval, summarize, t975
 
 T2 = 4.3027  # t(0.975, df=2)
 

@@ -7,9 +7,9 @@ import random
 import pytest
 import simpy
 
-from dmsim.sim.errors import ScenarioError
-from dmsim.sim.link import Message, SimLink
-from dmsim.sim.tap import (DelayTap, DropTap, ObserveTap, ReplayTap, TamperTap, Tap,
+from dmsim.base.errors import ScenarioError
+from dmsim.sim.links.link import Message, SimLink
+from dmsim.sim.links.tap import (DelayTap, DropTap, ObserveTap, ReplayTap, TamperTap, Tap,
                            make_tap)
 
 N = 20000

@@ -9,11 +9,11 @@ from conftest import run_replica
 from dmsim.devices import bootstrap_client, dm_tree
 from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
-from dmsim.sim import engine
-from dmsim.sim.errors import ProtocolError, ScenarioError
-from dmsim.sim.scenario import parse_scenario
-from dmsim.sim.tap import ObserveTap
-from dmsim.sim.transports import SimulatedHttps, http_messages
+from dmsim.sim.model import replica as engine
+from dmsim.base.errors import ProtocolError, ScenarioError
+from dmsim.sim.scenario.format import parse_scenario
+from dmsim.sim.links.tap import ObserveTap
+from dmsim.sim.links.transports import SimulatedHttps, http_messages
 
 BASE = """
 name: t
@@ -210,8 +210,8 @@ def test_http_messages_frames_by_content_length():
 def test_tls_counters_reach_the_summary(tmp_path):
     import json
 
-    from dmsim.sim.runner import run_scenario
-    from dmsim.sim.scenario import load_scenario
+    from dmsim.sim.results.runner import run_scenario
+    from dmsim.sim.scenario.format import load_scenario
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     run_scenario(load_scenario(root / "scenarios/dm_session_tls_psk.yaml", ["fleet.size=20"]), tmp_path, plots=False)
     tls = json.loads((tmp_path / "summary.json").read_text())["network"]["tls"]

@@ -1,0 +1,1 @@
+"""dmsim.sim.cli: the ``dmsim`` command line: run, plot, servers, and the calc/decode toolbox."""

@@ -1,0 +1,172 @@
+"""How a device reaches its UICC: the card side of the seam between simulated and real.
+
+``components.card`` in the scenario picks it:
+
+* ``virtual``: each device gets its own emulated UICC (``cards/``), built from its identity
+  (IMSI from the fleet; K and OPc drawn from the replica's stream), and the device's host code
+  talks to it with real APDUs through an in-process ``CardLink``; each APDU costs an
+  ``apdu_time`` sample of simulated time;
+* ``pcsc``: device 0 uses a real card through pcscd (pyscard); its identity (IMSI) is what that
+  card holds, and the measured wall-clock time of the APDUs becomes simulated time. The other
+  devices stay virtual (one card is one subscriber: two devices cannot share it).
+
+A device reads its IMSI from the card when it arrives (TS 31.102 §4.2.2 EF_IMSI): that IMSI is
+the NETWORKID secret of the §5.10.2.3 bootstrap HMAC, and the network (which knows its
+subscribers) provisions the account under it.
+
+Smartcard bootstrap (fleet profile ``bootstrap_via: smartcard``; OMA-TS-DM_Security seed 001
+§8.1, Appendix H): the operator personalises the virtual card before the device ships with a
+``CardPersonalisation`` (the DM Bootstrap document in the PKCS#15 application) and a per-device
+SCP03 key set drawn from the replica's card stream, which the device's ME knows too; at power-on
+(:meth:`CardAccess.power_on`) the device reads its IMSI, then opens SCP03 at level 33 and installs
+the authorised accounts into its DM tree (``devices/smartcard_bootstrap.py``). Every APDU of both
+reads costs an ``apdu_time`` sample. The SCP03 host challenge is drawn from the same stream, so
+the APDUs (and the pcap) are the same for the same seed. A real card is never personalised: the
+simulation knows neither its SCP03 keys nor its PKCS#15 contents (see ``is_virtual``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dmsim.cards import scp03
+from dmsim.cards.emulated import make_card
+from dmsim.cards.link import CardLink, InProcessLink
+from dmsim.cards.profile import (PROFILE_SCHEMA, CardProfile, OtaKeyset, Scp03Keys, default_iccid, default_impi,
+                                 profile_from_data)
+from dmsim.devices.card_host import read_imsi
+from dmsim.devices.dm_tree import DmTree
+from dmsim.devices.smartcard_bootstrap import power_on_bootstrap
+from dmsim.sim.links.delays import make_delay
+from dmsim.base.errors import DmsimError
+from dmsim.base.schema import validate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dmsim.sim.model.replica import Replica
+
+
+class _Trace:
+    """Counts the raw exchanges of a link (GET RESPONSEs included) and copies them to the pcap."""
+
+    def __init__(self, model: "Replica") -> None:
+        self.model = model
+        self.apdus = 0
+
+    def __call__(self, c_apdu: bytes, r_apdu: bytes, seconds: float) -> None:
+        self.apdus += 1
+        if self.model.pcap is not None:
+            self.model._capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
+
+
+@dataclass(frozen=True)
+class CardPersonalisation:
+    """What the operator writes into a device's card for the smartcard bootstrap: the DM
+    Bootstrap ``document`` (XML or WBXML bytes) and the device's policy, the ServerIDs it accepts
+    a bootstrap from (``authorised``)."""
+
+    document: bytes
+    authorised: tuple[str, ...]
+
+
+SCP03_KVN = 0x30  # the key version of the per-device set (any 01..7F would do)
+
+
+class CardAccess:
+    """Reads each arriving device's IMSI from its card and charges the time it took."""
+
+    def __init__(self, spec: dict, model: "Replica", rng: random.Random):
+        self.model = model
+        self.rng = rng
+        self.apdu_time = make_delay(spec["apdu_time"], "components.card.apdu_time")
+        # device 0's SIM is real: a card in a PC/SC reader, or the SIM of a serial modem
+        self.real_devices = 1 if spec["kind"] == "pcsc" or model.modem is not None else 0
+        self.reader = spec.get("reader")
+        self.pin = model.modem.spec.get("pin") if model.modem is not None else spec.get("pin")
+        self._real_link: CardLink | None = None
+        self.links: dict[int, CardLink] = {}
+        self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
+                                                                     "opc": "00" * 16}))
+
+    def read_imsi(self, index: int, fleet_imsi: str, ota: OtaKeyset | None = None):
+        """SimPy generator: return the IMSI device ``index`` reads from its card.
+
+        With ``ota``, a virtual card also holds that OTA key set and stays in ``links`` (for
+        the SMS-PP downloads of an OTA campaign) until ``release(index)``; a real card's keys
+        are not known to the simulation, so it gets no OTA traffic.
+        """
+        env = self.model.env
+        if not self.is_virtual(index):
+            link = self._real()
+            started = link.clock()
+            imsi = read_imsi(link, pin=self.pin)
+            self.model.real_imsis.add(imsi)  # before any other device arrives at this instant
+            yield env.timeout(link.clock() - started)
+            return imsi
+        profile = self._profile(fleet_imsi, ota)
+        link, counter = self._link(index, profile, ota)
+        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
+        yield env.timeout(self._apdu_seconds(counter))
+        return imsi
+
+    def is_virtual(self, index: int) -> bool:
+        """Return True when device ``index`` has an emulated card (one the operator can personalise)."""
+        return index >= self.real_devices
+
+    def power_on(self, index: int, fleet_imsi: str, ota: OtaKeyset | None, card: CardPersonalisation,
+                 tree: DmTree):
+        """SimPy generator: return ``(imsi, report)`` of the power-on of device ``index``, whose
+        virtual card holds ``card`` and a fresh SCP03 key set: the IMSI read, then the smartcard
+        bootstrap into ``tree`` (``report`` from ``power_on_bootstrap``: failures are in it, not
+        raised). ``ota`` as for :meth:`read_imsi`. A real card cannot be personalised: DmsimError."""
+        if not self.is_virtual(index):
+            raise DmsimError(f"device {index} has a real card: the simulation cannot personalise it")
+        rng = self.rng
+        keys = Scp03Keys(SCP03_KVN, rng.randbytes(16), rng.randbytes(16), rng.randbytes(16))
+        profile = dataclasses.replace(self._profile(fleet_imsi, ota), scp03=keys, dm_bootstrap=card.document)
+        link, counter = self._link(index, profile, ota)
+        imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
+        report = power_on_bootstrap(tree, link, scp03_keys=scp03.Scp03Keys(keys.enc, keys.mac, keys.dek, keys.kvn),
+                                    authorised_servers=card.authorised, host_challenge=rng.randbytes(8))
+        yield self.model.env.timeout(self._apdu_seconds(counter))
+        return imsi, report
+
+    def _profile(self, fleet_imsi: str, ota: OtaKeyset | None) -> CardProfile:
+        """Return the profile of a virtual card for ``fleet_imsi`` (K and OPc drawn from the stream)."""
+        t = self._template
+        profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
+                                      impi=default_impi(fleet_imsi, t.mnc_length),
+                                      k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
+        return profile if ota is None else dataclasses.replace(profile, ota=(ota,))
+
+    def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None) -> tuple[CardLink, _Trace]:
+        """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``."""
+        counter = _Trace(self.model)
+        link = InProcessLink(make_card(profile), trace=counter)
+        if ota is not None:
+            self.links[index] = link
+        return link, counter
+
+    def _apdu_seconds(self, counter: _Trace) -> float:
+        """Return the simulated card time of the APDUs ``counter`` saw (one sample each)."""
+        return sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus))
+
+    def _real(self) -> CardLink:
+        if self._real_link is None and self.model.modem is not None:
+            self._real_link = self.model.modem.card_link()
+        if self._real_link is None:
+            from dmsim.sim.real.pcsc_link import PcscLink
+            reader = int(self.reader) if str(self.reader).isdigit() else self.reader
+            self._real_link = PcscLink(reader)
+        return self._real_link
+
+    def release(self, index: int) -> None:
+        """Forget the kept card of device ``index`` (its session is over)."""
+        self.links.pop(index, None)
+
+    def close(self) -> None:
+        """Release the real reader, if one was opened."""
+        if self._real_link is not None:
+            self._real_link.disconnect()
+            self._real_link = None

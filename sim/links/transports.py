@@ -1,0 +1,617 @@
+"""How a device's DM session reaches the DM server: the seam between simulated and real.
+
+``components.dm_server`` in the scenario picks one (adding a transport is a class here and a
+branch in :func:`make_ip_transport`):
+
+* ``virtual``: HTTP requests and responses cross the simulated ``ip`` links to the simulated
+  server core (``Replica.server_receive``, :class:`SimulatedHttp`). With ``tls.mode`` psk or x509
+  they travel inside a real TLS session (python-mbedtls in memory, seed 000 §9.2.2) whose records
+  are the messages on those links (:class:`SimulatedHttps`): in PSK mode each provisioned account
+  gets a fresh PSK and identity (:func:`_fresh_psk`, the replica's ``tls`` stream) that its
+  bootstrap carries in ``<x>/Auth/Bootstrap``; in X.509 mode the server presents
+  :func:`server_credential`;
+* ``socket``: the request goes to a real DM server over HTTP (``dmsim server --http``, or any
+  server that knows the device's account) or, for an ``https://`` URL, PSK-TLS (``dmsim server
+  --https``; see :class:`RealHttp`); the measured wall-clock round trip is added to simulated
+  time, so a run with a real server advances at the pace of the real one. Accounts the
+  simulated network bootstraps are first handed to the real server through its lab provisioning
+  endpoint (``POST /dmsim/provision``, see ``sim/real/dm_http_server.py``).
+
+``exchange`` is a SimPy generator returning one of: the parsed HTTP response (headers
+included); None when the response is lost (a timeout, or for :class:`RealHttp` a connection
+failure), after which the engine retries; or a ``Done`` that ends the session, ``tls_failed``
+when a TLS handshake fails (:class:`SimulatedHttps`, :class:`RealHttp`) or, in simulated PSK
+mode, the account holds no PSK, and ``provision_failed`` when the real server refuses the lab provisioning
+(:class:`RealHttp`). The request carries the DM client's transport ``headers`` unchanged (inside
+the TLS session for HTTPS): in ``syncml:auth-hmac-sha256`` mode the ``x-syncml-hmac`` header of
+OMA-TS-DM_Security §5.6.1, and the server's own ``x-syncml-hmac`` comes back among the response
+headers. The engine calls ``account_provisioned`` after the server provisioned a device's
+account, builds the server's HTTP response with ``server_response`` and hands it to ``respond``.
+
+The clock of ``syncml:auth-hmac-sha256`` is :meth:`IpTransport.unix_now`, read by both ends: for
+the simulated server it is simulated time mapped onto the SMSC's ``EPOCH`` (2026-01-01T00:00:00Z,
+``network/sms/smsc.py``) as UNIX seconds, :func:`sim_unix_time`, so the x-syncml-hmac Timestamps
+agree with the SMS timestamps; for a real server it is the wall clock (``time.time()``), the one
+``sim/real/dm_http_server.py`` checks Timestamps against.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import http.client
+import json
+import random
+import re
+import time
+import urllib.parse
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dmsim.devices.dm_client import Done
+from dmsim.network.dm import http_binding
+from dmsim.network.dm import tls_suites as suites
+from dmsim.sim.real.dm_http_server import INTEGRITY_FAILED, account_to_json, http_status
+from dmsim.network.dm.server import ServerReply
+from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
+                                  psk_server_config, x509_client_config, x509_server_config)
+from dmsim.sim.real.tls_socket import TlsHttpConnection
+from dmsim.network.sms.smsc import EPOCH
+from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.sim.links.link import Message
+from dmsim.base.rng import substream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dmsim.sim.model.replica import Replica
+
+
+SIM_EPOCH = EPOCH.timestamp()  # UNIX seconds of simulated time 0
+
+
+def sim_unix_time(now: float) -> float:
+    """Return simulated time ``now`` as UNIX seconds: ``now`` after the SMSC's EPOCH (2026-01-01 UTC)."""
+    return SIM_EPOCH + now
+
+
+class IpTransport:
+    """What the device process needs from a transport.
+
+    ``refused`` counts, by verdict (``replay``, ``wrong_mac``, ...), the requests the simulated
+    server refused for their x-syncml-hmac.
+    """
+
+    model: "Replica"
+    refused: dict[str, int]
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
+        raise NotImplementedError
+
+    def unix_now(self) -> float:
+        """Return the time both ends of a DM session read for x-syncml-hmac, in UNIX seconds: the
+        simulated time after the SMSC's EPOCH (:func:`sim_unix_time`)."""
+        return sim_unix_time(self.model.env.now)
+
+    def server_response(self, reply: ServerReply) -> bytes:
+        """Return the HTTP response carrying the simulated server's ``reply`` and its headers
+        (status as the real server's, ``dm_http_server.http_status``); a refusal for the request's
+        x-syncml-hmac is counted in ``refused``."""
+        for event in reply.events:
+            if event.kind == INTEGRITY_FAILED:
+                self.refused[event.detail] = self.refused.get(event.detail, 0) + 1
+        return http_binding.encode_response(http_status(reply), reply.body, reply.content_type, reply.headers)
+
+    def account_provisioned(self, device_uri: str) -> None:
+        """The server provisioned ``device_uri``'s account (before its bootstrap is built)."""
+
+    def respond(self, msg: Message) -> None:
+        """Carry the simulated server's HTTP response ``msg`` (meta: the request's) to the device."""
+        raise NotImplementedError
+
+    def deliver_response(self, msg: Message) -> None:
+        """Called by the downlink for each response copy that arrives."""
+
+    def closed(self, dev) -> None:
+        """The device ended its session (its connection closes)."""
+
+
+class SimulatedHttp(IpTransport):
+    """HTTP over the simulated ``ip`` links to the simulated server."""
+
+    def __init__(self, model: "Replica"):
+        self.model = model
+        self.refused = {}
+        self.pending: dict[int, tuple[object, object]] = {}
+        uri = urllib.parse.urlsplit(model.server.server_uri)
+        self.host, self.path = uri.netloc, uri.path
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
+        env = self.model.env
+        token = object()
+        done = env.event()
+        self.pending[dev.ident.index] = (token, done)
+        payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
+        dev.ip_msgs += 1
+        dev.ip_bytes += len(payload)
+        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.model.server_receive)
+        yield done | env.timeout(timeout)
+        self.pending.pop(dev.ident.index, None)
+        return done.value if done.triggered else None
+
+    def respond(self, msg: Message) -> None:
+        dev = msg.meta[0]
+        dev.ip_msgs += 1
+        dev.ip_bytes += len(msg.payload)
+        self.model.ip_down.send(msg, self.deliver_response)
+
+    def deliver_response(self, msg: Message) -> None:
+        dev, token = msg.meta
+        waiting = self.pending.get(dev.ident.index)
+        if waiting is None or waiting[0] is not token or waiting[1].triggered:
+            return  # a late, duplicated or replayed response: the exchange is over
+        try:
+            waiting[1].succeed(http_binding.decode(msg.payload))
+        except DmsimError:
+            pass  # a mangled response counts as lost; the client times out and retries
+
+    def closed(self, dev) -> None:
+        self.pending.pop(dev.ident.index, None)
+        self.model.server.connection_closed(dev.ident.uri)
+        self.model.release(dev.ident.uri)
+
+
+class RealHttp(IpTransport):
+    """HTTP, or PSK-TLS for an ``https://`` URL, over real sockets to ``url``; wall-clock
+    latency becomes simulated time, and x-syncml-hmac uses the wall clock (:meth:`unix_now`).
+
+    PSK-TLS (seed 000 §9.2.2): when the simulated server provisions a device, a fresh PSK and
+    identity are set on its account as :class:`SimulatedHttps` does, so the bootstrap carries them
+    in ``<x>/Auth/Bootstrap`` and the provisioning request hands them to the real server's PSK
+    table; the device then connects with :class:`TlsHttpConnection` and the PSK of its own
+    account. The provisioning request itself needs a PSK the server already holds: ``lab_psk``
+    (``IDENTITY:HEXKEY``, one of ``dmsim server --psk``), from ``components.dm_server.tls``.
+    An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.
+
+    Choices: one connection per device session (HTTP/1.1 keep-alive), dropped after any failure
+    and closed when the session ends; a provisioning request the server refuses ends the
+    session (``provision_failed``), a failed TLS handshake too (``tls_failed``); a connection
+    failure or timeout reads as a lost response (the engine retries).
+    """
+
+    def __init__(self, model: "Replica", url: str, tls: dict | None = None):
+        self.model = model
+        self.refused = {}
+        parts = urllib.parse.urlsplit(url)
+        self.url = url
+        self.scheme, self.netloc, self.path = parts.scheme, parts.netloc, parts.path or "/"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.lab_psk = parse_psk((tls or {}).get("lab_psk"), "components.dm_server.tls.lab_psk")
+        self.rng = _tls_stream(model)
+        self.provisioned: set[str] = set()
+        self.conns: dict[int, http.client.HTTPConnection] = {}
+
+    def unix_now(self) -> float:
+        """Return ``time.time()``: the real server checks Timestamps against its wall clock."""
+        return time.time()
+
+    def account_provisioned(self, device_uri: str) -> None:
+        if self.scheme != "https":
+            return
+        accounts = self.model.server.accounts
+        identity, key = _fresh_psk(self.rng)
+        accounts[device_uri] = dataclasses.replace(accounts[device_uri], server_uri=self.url, psk_identity=identity,
+                                                   psk_key=key)
+
+    def _connect(self, psk: tuple[bytes, bytes] | None, timeout: float) -> http.client.HTTPConnection:
+        if self.scheme != "https":
+            return http.client.HTTPConnection(self.netloc, timeout=timeout)
+        if psk is None:
+            return http.client.HTTPSConnection(self.netloc, timeout=timeout)
+        return TlsHttpConnection(self.host, self.port, psk_client_config(*psk), timeout=timeout)
+
+    @staticmethod
+    def _post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type: str,
+              headers=None) -> http_binding.HttpMessage:
+        conn.request("POST", path, body, {"Content-Type": content_type, "Cache-Control": "no-store",
+                                          "Accept": content_type, **(headers or {})})
+        resp = conn.getresponse()
+        return http_binding.HttpMessage(str(resp.status), {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+
+    def _provision(self, uri: str, timeout: float) -> Done | None:
+        """Hand ``uri``'s account to the real server; return the Done that ends the session if refused."""
+        account = self.model.server.accounts[uri]
+        if self.scheme == "https" and self.lab_psk is None:
+            return Done(False, "provision_failed: an https server is provisioned over PSK-TLS with "
+                               "components.dm_server.tls.lab_psk")
+        conn = self._connect(self.lab_psk, timeout)
+        try:
+            reply = self._post(conn, "/dmsim/provision", json.dumps(account_to_json(uri, account)).encode(),
+                               "application/json")
+        finally:
+            conn.close()
+        if reply.start != "200":
+            return Done(False, f"provision_failed: http_{reply.start} {reply.body[:200]!r}")
+        self.provisioned.add(uri)
+        return None
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
+        uri, index = dev.ident.uri, dev.ident.index
+        account = dev.account
+        psk = (account.psk_identity, account.psk_key) if account is not None and account.has_psk else None
+        started = time.perf_counter()
+        reply = None
+        try:
+            if uri not in self.provisioned:
+                reply = self._provision(uri, timeout)
+            if reply is None:
+                conn = self.conns.get(index)
+                if conn is None:
+                    conn = self.conns[index] = self._connect(psk, timeout)
+                reply = self._post(conn, self.path, body, content_type, headers)
+        except (OSError, http.client.HTTPException):
+            self._drop(index)
+            reply = None
+        except DmsimError as exc:  # the TLS handshake failed (or the PSK config was refused)
+            self._drop(index)
+            reply = Done(False, f"tls_failed: {exc}")
+        dev.ip_msgs += 2
+        dev.ip_bytes += len(body) + (len(reply.body) if isinstance(reply, http_binding.HttpMessage) else 0)
+        yield self.model.env.timeout(time.perf_counter() - started)
+        return reply
+
+    def _drop(self, index: int) -> None:
+        conn = self.conns.pop(index, None)
+        if conn is not None:
+            conn.close()
+
+    def closed(self, dev) -> None:
+        self._drop(dev.ident.index)
+
+
+def _tls_stream(model: "Replica") -> random.Random:
+    """Return the replica's ``tls`` random stream (the PSKs and identities it provisions)."""
+    return substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
+
+
+def _fresh_psk(rng: random.Random) -> tuple[bytes, bytes]:
+    """Return a new (identity, key) from ``rng``: ``psk-`` and 16 hex digits (no IMSI in clear),
+    and PSK_BYTES random octets."""
+    return f"psk-{rng.randbytes(8).hex()}".encode("ascii"), rng.randbytes(PSK_BYTES)
+
+
+def parse_psk(value: str | None, path: str) -> tuple[bytes, bytes] | None:
+    """Return (identity, key) of ``IDENTITY:HEXKEY`` (the key after the last colon), None for None;
+    ScenarioError naming ``path`` otherwise."""
+    if value is None:
+        return None
+    identity, sep, key = str(value).rpartition(":")
+    try:
+        if not sep or not identity or not key:
+            raise ValueError
+        return identity.encode("utf-8"), bytes.fromhex(key)
+    except ValueError:
+        raise ScenarioError(f"{value!r} is not IDENTITY:HEXKEY", path=path, expected="IDENTITY:HEXKEY") from None
+
+
+# --- HTTPS over the simulated links -------------------------------------------------------------
+
+# Seed suites the simulated server can run per mode: PSK mode has no server certificate (so no
+# RSA_PSK), X.509 mode has the ECDSA P-256 certificate below (so no RSA), and no DHE at all (see
+# network/dm/tls_suites.py, SERVER_UNUSABLE).
+TLS_SUITES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "psk": tuple(s.iana for s in suites.PSK_SUITES if s.key_exchange in ("PSK", "ECDHE_PSK")),
+    "x509": tuple(s.iana for s in suites.X509_SUITES if s.key_exchange == "ECDHE_ECDSA"),
+}
+PSK_BYTES = 32  # RFC 4279 §5.3 asks for up to 64 octets; Mbed TLS's default limit is 32
+MAX_RTO = 60.0  # RFC 6298 §2.5: an upper bound of at least 60 s
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([0-9]+)[ \t]*\r?$")
+
+
+@functools.lru_cache(maxsize=None)
+def server_credential(hostname: str) -> tuple[bytes, bytes]:
+    """Return (certificate PEM, key PEM): a self-signed ECDSA P-256 certificate for ``hostname``.
+
+    Made once per process and shared by every replica. Its key comes from the operating
+    system's random source, not from the scenario seed (as the TLS randoms and ECDHE keys come
+    from Mbed TLS's own generator): a seed reproduces outcomes and times, not key material. The
+    validity window is fixed (2025-2045) so no clock is read; Mbed TLS checks it against the
+    real date.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start.replace(year=2045))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def http_messages(buf: bytearray) -> list[bytes]:
+    """Return (and cut from ``buf``) the complete HTTP/1.1 messages at its start.
+
+    A message ends after its header block and Content-Length body octets (none without the
+    header, as http_binding writes every message with one).
+    """
+    out: list[bytes] = []
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return out
+        length = _CONTENT_LENGTH.search(bytes(buf[:end]))
+        total = end + 4 + (int(length.group(1)) if length else 0)
+        if len(buf) < total:
+            return out
+        out.append(bytes(buf[:total]))
+        del buf[:total]
+
+
+class _Flow:
+    """One direction of a simulated TCP connection: TLS flights as numbered segments on a link.
+
+    The receiver hands the bytes on in order, holding early segments and dropping duplicates
+    (tap replays and link duplicates included). A segment not yet received when its RTO fires is
+    sent again with the RTO doubled (RFC 6298 §5.5), up to ``MAX_RTO``, while the connection is
+    open.
+    """
+
+    __slots__ = ("conn", "link", "src", "dst", "receive", "sent", "expected", "held")
+
+    def __init__(self, conn: "_Connection", link, src: str, dst: str, receive):
+        self.conn, self.link, self.src, self.dst, self.receive = conn, link, src, dst, receive
+        self.sent = self.expected = 0
+        self.held: dict[int, bytes] = {}
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` (one flight; b"" is the FIN) as the next segment."""
+        seq, self.sent = self.sent, self.sent + 1
+        self._transmit(seq, data, self.conn.transport.rto)
+
+    def _transmit(self, seq: int, data: bytes, rto: float) -> None:
+        conn = self.conn
+        conn.dev.ip_msgs += 1
+        conn.dev.ip_bytes += len(data)
+        self.link.send(Message(data, self.src, self.dst, "dm", (conn.dev, seq)), self._arrive)
+        conn.env.timeout(rto, (seq, data, rto)).callbacks.append(self._on_rto)
+
+    def _on_rto(self, event) -> None:
+        seq, data, rto = event.value
+        if self.conn.state != "open" or seq < self.expected or seq in self.held:
+            return  # acknowledged (delivered) or abandoned
+        self.conn.transport.stats["retransmissions"] += 1
+        self._transmit(seq, data, min(2 * rto, MAX_RTO))
+
+    def _arrive(self, msg: Message) -> None:
+        seq = msg.meta[1]
+        if self.conn.state == "dead" or seq < self.expected or seq in self.held:
+            return
+        self.held[seq] = msg.payload
+        while self.expected in self.held and self.conn.state != "dead":
+            data = self.held.pop(self.expected)
+            self.expected += 1
+            self.receive(data)
+
+
+class _Connection:
+    """A device's TLS connection to the simulated server: both endpoints and both flows.
+
+    ``state``: open; closing (close_notify or an alert sent, nothing is resent); dead (aborted:
+    nothing more is delivered).
+    """
+
+    def __init__(self, transport: "SimulatedHttps", dev, client_config: TlsConfig):
+        model = transport.model
+        self.transport, self.dev, self.env = transport, dev, model.env
+        self.state = "open"
+        self.started = model.env.now
+        self.client = TlsEndpoint(client_config)
+        self.server = TlsEndpoint(transport.server_config)
+        uri = dev.ident.uri
+        self.up = _Flow(self, model.ip_up, uri, "server", self._at_server)
+        self.down = _Flow(self, model.ip_down, "server", uri, self._at_client)
+        self.waiting = None  # the SimPy event of the exchange in progress
+        self.queued: bytes | None = None  # the request waiting for the handshake
+        self.client_http, self.server_http = bytearray(), bytearray()
+        self.up.send(self.client.data_to_send())  # ClientHello
+
+    def request(self, payload: bytes) -> None:
+        """Send an HTTP request now, or once the handshake is done."""
+        if self.client.state == "open":
+            self.client.send(payload)
+            self.up.send(self.client.data_to_send())
+        else:
+            self.queued = payload
+
+    def respond(self, payload: bytes) -> None:
+        """Send the server's HTTP response (dropped when the connection is gone)."""
+        if self.state != "open" or self.server.state != "open":
+            return
+        self.server.send(payload)
+        self.down.send(self.server.data_to_send())
+
+    def close(self) -> None:
+        """The client ends the connection: close_notify, not resent."""
+        if self.state == "open" and self.client.state == "open":
+            self.client.close()
+            self.state = "closing"
+            self.up.send(self.client.data_to_send())
+        self.state = "dead" if self.state == "open" else self.state
+
+    def _at_server(self, data: bytes) -> None:
+        events = self.server.receive_data(data)
+        out = self.server.data_to_send()
+        if out:
+            self.down.send(out)
+        for event in events:
+            if isinstance(event, AppData):
+                self.server_http += event.data
+                for req in http_messages(self.server_http):
+                    msg = Message(req, self.dev.ident.uri, "server", "dm", (self.dev, self))
+                    self.transport.model.server_receive(msg)
+            elif isinstance(event, TlsFailed) and data:
+                self.transport.stats["server_failures"] += 1
+                self.down.send(b"")  # the server closes the TCP connection after its alert
+
+    def _at_client(self, data: bytes) -> None:
+        events = self.client.receive_data(data)
+        out = self.client.data_to_send()
+        if out:
+            self.up.send(out)
+        for event in events:
+            if isinstance(event, HandshakeDone):
+                stats = self.transport.stats
+                stats["handshakes"] += 1
+                stats["handshake_time"] += self.env.now - self.started
+                self.transport.suites[event.cipher] = self.transport.suites.get(event.cipher, 0) + 1
+                if self.queued is not None:
+                    payload, self.queued = self.queued, None
+                    self.request(payload)
+            elif isinstance(event, AppData):
+                self.client_http += event.data
+                for resp in http_messages(self.client_http):
+                    try:
+                        self._answer(http_binding.decode(resp))
+                    except DmsimError:
+                        pass  # a response that does not parse counts as lost: the client times out
+            elif isinstance(event, TlsFailed):
+                self.transport.stats["client_failures"] += 1
+                self.state = "closing"
+                self._answer(Done(False, f"tls_failed: {event.reason}"))
+
+    def _answer(self, value) -> None:
+        if self.waiting is not None and not self.waiting.triggered:
+            self.waiting.succeed(value)
+
+
+class SimulatedHttps(SimulatedHttp):
+    """HTTP inside real TLS (python-mbedtls, in memory) whose flights cross the ``ip`` links.
+
+    Per device connection a client and a server :class:`TlsEndpoint` run the real handshake of
+    seed 000 §9.2.2 (PSK-TLS or X.509 mode); every flight (the bytes one ``data_to_send`` returns)
+    is one Message on ``ip_up``/``ip_down``, so link delay, loss, duplicates, reordering and taps
+    act on real TLS records. The HTTP request and response (network/dm/http_binding.py) are
+    application data inside the session.
+
+    PSK mode: when the server provisions a device, a fresh PSK (32 random octets from the
+    replica's ``tls`` stream) and identity (``psk-`` + 16 hex digits: no IMSI in clear) are set on
+    the account (``dataclasses.replace``), so the bootstrap carries them in ``<x>/Auth/Bootstrap``;
+    the server's PSK store (identity -> key, read live by the TLS server) gets them too. The
+    device uses what its accepted bootstrap holds. X.509 mode: the server presents
+    :func:`server_credential`; the device trusts that certificate (its factory trust store) and
+    checks the host name. Either way the account's server URI becomes ``https``.
+
+    Choices where the brief is silent:
+
+    - TCP under TLS is modelled, not simulated byte by byte: a flight is one segment whatever its
+      size; the receiver's ACK is not a message (a segment counts as acknowledged once a copy has
+      arrived, so the ACK's own delay and loss are ignored); a segment not acknowledged when its
+      retransmission timer fires is resent, ``rto`` (1 s) doubling up to 60 s; no congestion
+      control. The client's ``request_timeout`` bounds it all: when it expires the connection is
+      aborted (nothing more is resent or delivered) and the engine's retry opens a new
+      connection with a full handshake (no session resumption).
+    - One connection per session, kept across its exchanges (HTTP/1.1 keep-alive): the
+      handshake's two round trips fall on the first exchange. Server CPU for the handshake is not
+      modelled; ``server.service_time`` and ``max_sessions`` apply to the HTTP requests.
+    - A handshake failure on either side ends the session at once with reason ``tls_failed`` (a
+      retry would fail the same way); a failing server sends its alert, then a FIN, modelled as
+      an empty segment.
+    - ``ip_msgs``/``ip_bytes`` count every segment sent, resends and close_notify included.
+    - Determinism: TLS randoms and ECDHE keys come from Mbed TLS's generator, not the seed. In
+      PSK mode record sizes do not depend on them, so a seed reproduces the whole session table;
+      in X.509 mode ECDSA signatures vary by a byte or two, so byte counts (and times, on a link
+      with a bandwidth) may differ between runs, outcomes do not.
+    """
+
+    def __init__(self, model: "Replica", spec: dict):
+        super().__init__(model)
+        self.mode = spec["mode"]
+        self.rto = float(spec.get("rto", 1.0))
+        self.suite = suites.BY_IANA[spec["suite"]] if spec.get("suite") else None
+        uri = urllib.parse.urlsplit(model.server.server_uri)
+        self.https_uri = urllib.parse.urlunsplit(("https",) + tuple(uri[1:]))
+        self.hostname = uri.hostname or "localhost"
+        self.rng = _tls_stream(model)
+        self.psks: dict[bytes, bytes] = {}
+        self.conns: dict[int, _Connection] = {}
+        self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
+                      "client_failures": 0, "server_failures": 0}
+        self.suites: dict[str, int] = {}  # negotiated suite -> handshakes
+        if self.mode == "psk":
+            self.server_config = psk_server_config(self.psks)
+            self._x509_client = None
+        else:
+            cert, key = server_credential(self.hostname)
+            self.server_config = x509_server_config(cert, key)
+            self._x509_client = self._only_suite(x509_client_config(cert, self.hostname))
+
+    def _only_suite(self, config: TlsConfig) -> TlsConfig:
+        return dataclasses.replace(config, suites=(self.suite,)) if self.suite else config
+
+    def account_provisioned(self, device_uri: str) -> None:
+        accounts = self.model.server.accounts
+        account = dataclasses.replace(accounts[device_uri], server_uri=self.https_uri)
+        if self.mode == "psk":
+            self.psks.pop(account.psk_identity, None)
+            identity, key = _fresh_psk(self.rng)
+            account = dataclasses.replace(account, psk_identity=identity, psk_key=key)
+            self.psks[identity] = key
+        accounts[device_uri] = account
+
+    def _client_config(self, account) -> TlsConfig | Done:
+        """Return the device's TLS config from its account, or the Done that ends its session."""
+        if self._x509_client is not None:
+            return self._x509_client
+        if not account.has_psk:
+            return Done(False, "tls_failed: the account has no PSK (<x>/Auth/Bootstrap)")
+        try:
+            return self._only_suite(psk_client_config(account.psk_identity, account.psk_key))
+        except DmsimError as exc:
+            return Done(False, f"tls_failed: {exc}")
+
+    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
+        env = self.model.env
+        conn = self.conns.get(dev.ident.index)
+        if conn is None or conn.state != "open":
+            config = self._client_config(dev.account)
+            if isinstance(config, Done):
+                return config
+            conn = self.conns[dev.ident.index] = _Connection(self, dev, config)
+        done = conn.waiting = env.event()
+        conn.request(http_binding.encode_request(self.host, self.path, body, content_type, headers=headers))
+        yield done | env.timeout(timeout)
+        conn.waiting = None
+        if done.triggered:
+            return done.value
+        conn.state = "dead"  # the client gives up: TCP stops, the retry reconnects
+        self.stats["aborted"] += 1
+        return None
+
+    def respond(self, msg: Message) -> None:
+        """Hand the response to the device's connection: it goes back as TLS records through the
+        connection's flows, not through ``deliver_response``."""
+        msg.meta[1].respond(msg.payload)
+
+    def closed(self, dev) -> None:
+        conn = self.conns.pop(dev.ident.index, None)
+        if conn is not None:
+            conn.close()
+        super().closed(dev)
+
+
+def make_ip_transport(spec: dict, model: "Replica") -> IpTransport:
+    """Return the transport for a validated ``components.dm_server`` spec."""
+    if spec["kind"] == "socket":
+        return RealHttp(model, spec["url"], spec.get("tls"))
+    tls = spec.get("tls") or {"mode": "none"}
+    if tls["mode"] != "none":
+        return SimulatedHttps(model, tls)
+    return SimulatedHttp(model)

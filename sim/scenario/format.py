@@ -1,0 +1,420 @@
+"""dmsim's scenario format: the schema, the YAML loader with ``--set`` overrides, and sweeps.
+
+A scenario says how many devices bootstrap (OMA-TS-DM_Security 1.3 §5.10: NETWORKID, USERPIN
+or USERPIN_NETWORKID over SMS, or from the smartcard over SCP03) and open DM sessions (§5.4
+syncml:auth-md5 or auth-basic, §5.6.1 auth-hmac-sha256; started by the device or by a package
+#0), how they arrive, how the SMS and IP links delay, lose, duplicate and reorder messages, what
+an adversary's tap does to them, the DM server's capacity, the store-and-forward SMSC and an OTA
+campaign through it, and which components are real: the DM server (HTTP, HTTPS-PSK), the card
+(PC/SC), an SMS application (SMPP), TLS on the simulated links. All durations are simulated
+seconds.
+``describe_schema()`` prints the whole format with defaults.
+
+Choices the brief left open: a link's delay default is per link (SMS lognormal, IP exponential)
+even when the link is written without a ``delay``; a sweep replaces one numeric key, its values
+are checked against that key's type, and each point keeps every other key as loaded.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmsim.base.errors import ScenarioError
+from dmsim.base.schema import (REQUIRED, Derived, Field, Float, Int, List, Locator, Nullable, Probability, Problem,
+                              Raw, Seconds, Str, Struct, Tagged, Tuple, describe, is_numeric, load_yaml,
+                              read_text, set_path, split_path, type_at, validate)
+
+# -- delay models and taps ---------------------------------------------------------------------
+
+
+def _quantile_table_rule(rows: list[list[float]]) -> Problem | None:
+    """Return the first offending [p, s] pair of an empirical table, if any."""
+    need = "p from 0.0 to 1.0, strictly increasing; s never decreasing"
+    if rows[0][0] != 0.0:
+        return Problem((0, 0), f"the first pair must have p = 0.0, not {rows[0][0]}", need)
+    for i in range(1, len(rows)):
+        (p0, s0), (p1, s1) = rows[i - 1], rows[i]
+        if p1 <= p0:
+            return Problem((i, 0), f"p = {p1} is not above the previous pair's p = {p0}", need)
+        if s1 < s0:
+            return Problem((i, 1), f"s = {s1} is below the previous pair's s = {s0}", need)
+    if rows[-1][0] != 1.0:
+        return Problem((len(rows) - 1, 0), f"the last pair must have p = 1.0, not {rows[-1][0]}", need)
+    return None
+
+
+DELAY = Tagged(name="DELAY", doc="A random delay in seconds, drawn independently for each message.", variants={
+    "fixed": Struct({"value": Field(Seconds(), REQUIRED, "The delay.")}, doc="Always the same delay."),
+    "exponential": Struct({"mean": Field(Seconds(positive=True), REQUIRED, "Mean delay.")},
+                          doc="Exponentially distributed (memoryless)."),
+    "lognormal": Struct({
+        "median": Field(Seconds(positive=True), REQUIRED, "Median delay, exp(mu)."),
+        "sigma": Field(Float(0.0, min_exclusive=True), REQUIRED, "Standard deviation of the log of the delay."),
+    }, doc="Log-normally distributed: a long right tail, as measured SMS delivery delays have."),
+    "empirical": Struct({
+        "quantiles": Field(List(Tuple((Probability(), Seconds()), names=("p", "s")), min_len=2,
+                                rule=_quantile_table_rule), REQUIRED,
+                           "The quantile function as [p, s] pairs: P(delay <= s) = p, interpolated "
+                           "linearly; p goes from 0.0 to 1.0 strictly increasing, s never decreases."),
+    }, doc="Drawn from a measured quantile table."),
+})
+
+
+def _acting(fields: dict[str, Field] | None = None, doc: str = "") -> Struct:
+    """Return a tap variant acting on each message with some probability, plus ``fields``."""
+    return Struct({"probability": Field(Probability(), REQUIRED, "Chance that a given message is acted on."),
+                   **(fields or {})}, doc=doc)
+
+
+TAP = Tagged(name="TAP", doc="An adversary on the link, seeing every message that passes.", variants={
+    "none": Struct({}, doc="No adversary."),
+    "observe": Struct({"limit": Field(Int(1), 10000, "How many of the latest messages its log keeps.")},
+                      doc="Records every message, changes nothing."),
+    "drop": _acting(doc="Drops messages."),
+    "delay": _acting({"extra": Field(DELAY, REQUIRED, "Delay added to an affected message.")},
+                     doc="Holds messages back."),
+    "replay": _acting({"after": Field(DELAY, REQUIRED, "When the copy is sent again, after the original.")},
+                      doc="Delivers the message and later a copy of it again."),
+    "tamper": _acting({"match": Field(Nullable(Str()), None,
+                                      "Only messages of this kind: bootstrap (SMS) or dm (IP); null: all.")},
+                      doc="Flips bits in messages (a bootstrap's MAC must then fail to verify)."),
+})
+
+
+def _link(delay_default: dict, what: str) -> Struct:
+    """Return the schema of one link whose delay defaults to ``delay_default``."""
+    return Struct({
+        "delay": Field(DELAY, delay_default, "Transit delay of each message."),
+        "loss": Field(Probability(), 0.0, "Chance that a message is lost."),
+        "duplicate": Field(Probability(), 0.0, "Chance that a message is delivered twice."),
+        "reorder": Field(Probability(), 0.0, "Chance that a message is held back by reorder_delay, so that "
+                                             "later ones overtake it."),
+        "reorder_delay": Field(DELAY, {"kind": "exponential", "mean": 1.0}, "Extra delay of a reordered message."),
+        "bandwidth": Field(Nullable(Float(0.0, min_exclusive=True)), None,
+                           "Bytes per second through the link, shared by all messages (null: unlimited)."),
+        "queue_limit": Field(Nullable(Int(1)), None,
+                             "Messages waiting for bandwidth beyond this are dropped (null: no limit)."),
+        "tap": Field(TAP, {"kind": "none"}, "An adversary on this link."),
+    }, doc=what)
+
+
+def _component(doc: str, **more: Struct) -> Tagged:
+    """Return a component choice: ``virtual`` (in-process) plus the given other kinds."""
+    return Tagged({"virtual": Struct({}, doc="Simulated in-process."), **more}, doc=doc)
+
+
+def _tls_suite_rule(tls: dict) -> Problem | None:
+    """Return a problem when ``suite`` is not one the simulated server runs in ``mode``."""
+    if tls["suite"] is None:
+        return None
+    from dmsim.sim.links.transports import TLS_SUITES  # here: mbedtls loads only for a scenario naming a suite
+    if tls["suite"] not in TLS_SUITES.get(tls["mode"], ()):
+        return Problem(("suite",), f"suite {tls['suite']} is not run in mode {tls['mode']}",
+                       "for psk: " + ", ".join(TLS_SUITES["psk"]) + "; for x509: " + ", ".join(TLS_SUITES["x509"]))
+    return None
+
+
+_DM_TLS = Struct({
+    "mode": Field(Str(choices=("none", "psk", "x509")), "none",
+                  "none: plain HTTP; psk: PSK-TLS with a fresh PSK per device carried in the bootstrap "
+                  "(<x>/Auth/Bootstrap); x509: the server's ECDSA P-256 certificate."),
+    "suite": Field(Nullable(Str()), None, "Offer only this seed cipher suite (IANA name); null: all of the mode."),
+    "rto": Field(Seconds(positive=True), 1.0, "TCP retransmission timeout of a lost TLS flight (doubles each time)."),
+}, rule=_tls_suite_rule, doc="TLS records carried as messages on the ip links (the real handshake, in memory).")
+
+
+# -- the scenario ------------------------------------------------------------------------------
+
+def _unique_profile_names(profiles: list[dict]) -> Problem | None:
+    """Return the first profile whose name was used before, if any."""
+    seen: dict[str, int] = {}
+    for i, p in enumerate(profiles):
+        if p["name"] in seen:
+            return Problem((i, "name"), f"profile name '{p['name']}' is already used by item {seen[p['name']]}",
+                           "a different name per profile")
+        seen[p["name"]] = i
+    return None
+
+
+PROFILE = Struct({
+    "name": Field(Str(pattern=r"\S", noun="a non-empty string"), REQUIRED, "Names the profile in results."),
+    "weight": Field(Float(0.0, min_exclusive=True), 1.0, "Relative share of the fleet (weights need not sum to 1)."),
+    "bootstrap_security": Field(Str(choices=("NETWORKID", "USERPIN", "USERPIN_NETWORKID")), "NETWORKID",
+                                "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "
+                                "the user types, or both."),
+    "user_pin_digits": Field(Int(4, 16), 8, "Length of the user PIN (USERPIN kinds only)."),
+    "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
+                     "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
+                     "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
+    "bootstrap_via": Field(Str(choices=("sms", "smartcard")), "sms",
+                           "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "
+                           "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
+                           "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms)."),
+}, name="PROFILE", doc="A kind of device in the fleet.")
+
+SCENARIO_SCHEMA = Struct({
+    "name": Field(Str(pattern=r"\S", noun="a non-empty string"), Derived("the file name without .yaml"), "Names the run and its results."),
+    "seed": Field(Int(0), 1, "Seed of every random stream; the same seed gives the same results."),
+    "replicas": Field(Int(1, 1000), 1, "Independent repetitions (each with its own random streams)."),
+    "duration": Field(Seconds(positive=True), 3600.0,
+                      "Simulated time; sessions not finished by then are recorded as failed, reason not_finished."),
+    "fleet": Field(Struct({
+        "size": Field(Int(1, 10_000_000), REQUIRED, "Number of devices."),
+        "profiles": Field(List(PROFILE, min_len=1, rule=_unique_profile_names), [{"name": "default"}],
+                          "Device profiles; each device picks one with probability weight / sum of weights."),
+    }), REQUIRED, "The devices."),
+    "arrival": Field(Tagged({
+        "all_at_once": Struct({}, doc="Every device starts at time 0."),
+        "poisson": Struct({"rate": Field(Float(0.0, min_exclusive=True), REQUIRED, "Devices per second.")},
+                          doc="Devices start as a Poisson process."),
+        "ramp": Struct({
+            "from_rate": Field(Float(0.0), REQUIRED, "Devices per second at time 0."),
+            "to_rate": Field(Float(0.0, min_exclusive=True), REQUIRED, "Devices per second from `over` on."),
+            "over": Field(Seconds(positive=True), REQUIRED, "Length of the linear ramp."),
+        }, doc="A Poisson process whose rate grows linearly, then stays at to_rate."),
+    }), {"kind": "all_at_once"}, "When devices start bootstrapping."),
+    "links": Field(Struct({
+        "sms": Field(_link({"kind": "lognormal", "median": 2.0, "sigma": 0.5}, "The SMS link."),
+                     {}, "Carries bootstrap messages (server to device)."),
+        "ip": Field(_link({"kind": "exponential", "mean": 0.05}, "The IP link."),
+                    {}, "Carries DM session HTTP requests and responses, each way."),
+    }), {}, "The two links between the server and the devices."),
+    "server": Field(Struct({
+        "max_sessions": Field(Int(1), 100, "DM sessions the server runs at once; more wait in line."),
+        "service_time": Field(DELAY, {"kind": "fixed", "value": 0.01}, "Server time per DM request."),
+        "bootstrap_timeout": Field(Seconds(positive=True), 120.0,
+                                   "Time to wait for a device's first session before resending the bootstrap."),
+        "bootstrap_retries": Field(Int(0, 20), 3, "Bootstrap resends before giving up on a device."),
+        "hmac_window": Field(Seconds(positive=True), 300.0,
+                             "With dm_auth: hmac, the oldest x-syncml-hmac Timestamp the server and the devices "
+                             "accept (OMA-TS-DM_Security §5.6.1); replays inside it meet the replay cache."),
+        "session_trigger": Field(Str(choices=("client", "notification")), "client",
+                                 "Who opens the DM session after the bootstrap: the device (Alert 1201), or the "
+                                 "server with a package #0 over WAP Push (resent like a bootstrap; Alert 1200)."),
+        "name": Field(Str(pattern=r"\S", noun="a non-empty string"), "dmsim-server", "Server identifier (ServerID) put in bootstraps."),
+    }), {}, "The DM server."),
+    "client": Field(Struct({
+        "request_timeout": Field(Seconds(positive=True), 30.0, "Time a device waits for each DM response."),
+        "request_retries": Field(Int(0, 10), 2, "Resends of a DM request before the session fails."),
+    }), {}, "The DM client on each device."),
+    "components": Field(Struct({
+        "dm_server": Field(_component("The DM server implementation.", virtual=Struct(
+            {"tls": Field(_DM_TLS, Derived("mode none (plain HTTP) when absent"),
+                          "TLS under the DM sessions (seed 000 §9.2.2).")},
+            doc="Simulated in-process."), socket=Struct(
+            {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server."),
+             "tls": Field(Nullable(Struct({"lab_psk": Field(
+                 Str(pattern=r"^.+:(?:[0-9A-Fa-f]{2})+$", noun="IDENTITY:HEXKEY"), REQUIRED,
+                 "A PSK the server holds (dmsim server --psk) for the provisioning requests; each device's own "
+                 "PSK travels in its bootstrap.")})), None, "PSK-TLS to an https:// url (seed 000 §9.2.2).")},
+            doc="A real server over HTTP or HTTPS (PSK-TLS).")), {"kind": "virtual"}, "Which DM server the devices talk to."),
+        "card": Field(Tagged({
+            "virtual": Struct({"apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},
+                                                  "Card time per APDU (simulated).")},
+                              doc="An emulated UICC per device, answering real APDUs in-process."),
+            "pcsc": Struct({
+                "reader": Field(Str(pattern=r"\S", noun="a reader index or name"), "0",
+                                "PC/SC reader: its index or (a prefix of) its name."),
+                "pin": Field(Nullable(Str(pattern=r"^[0-9]{4,8}$", noun="4 to 8 digits")), None,
+                             "PIN1 of the real card, when it is enabled (null: not verified)."),
+                "apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},
+                                   "Card time per APDU for the devices that stay virtual."),
+            }, doc="Device 0 uses a real card through pcscd (pyscard), the others stay virtual; the real "
+                   "card's measured APDU latency becomes simulated time."),
+        }, doc="The UICC implementation."), {"kind": "virtual"}, "Which card devices use."),
+        "modem": Field(_component("The modem implementation.", serial=Struct({
+            "port": Field(Str(pattern=r"\S", noun="a serial port path"), REQUIRED,
+                          "Serial port of the modem (/dev/ttyUSB2, or the pty of `dmsim modem serve`)."),
+            "baud": Field(Int(1200, 4_000_000), 115200, "Line speed."),
+            "msisdn": Field(Str(pattern=r"^\+?[0-9]{3,20}$", noun="the SIM's number, digits"), REQUIRED,
+                            "The modem SIM's own number: each SMS for device 0 is sent to it through the modem."),
+            "timeout": Field(Seconds(positive=True), 30.0,
+                             "Wall seconds an SMS round trip or an AT command may take before it counts as lost."),
+            "pin": Field(Nullable(Str(pattern=r"^[0-9]{4,8}$", noun="4 to 8 digits")), None,
+                         "PIN1 of the modem's SIM, verified through AT+CSIM when enabled (null: not verified)."),
+        }, doc="Device 0 is behind a real modem (AT commands over a serial line, sim/real/serial_modem.py): its SIM "
+               "is read with AT+CSIM and its SMS cross the real radio.")), {"kind": "virtual"},
+                       "Which modem devices use."),
+        "esme": Field(Tagged({
+            "none": Struct({}, doc="No outside SMS application."),
+            "smpp": Struct({
+                "listen": Field(Str(pattern=r"^[^\s:]+:(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}"
+                                          r"|655[0-2][0-9]|6553[0-5])$", noun="HOST:PORT (port 0..65535)"),
+                                "127.0.0.1:2775",
+                                "Address of the SMPP 3.4 server (port 0: any free port)."),
+                "accounts": Field(List(Str(pattern=r"^[^:]+:", noun="SYSTEM_ID:PASSWORD")), [],
+                                  "Accounts that may bind (empty: any system_id and password bind)."),
+                "speed": Field(Float(0.0, min_exclusive=True), 1.0,
+                               "Simulated seconds per wall-clock second while the ESME can submit."),
+                "poll": Field(Seconds(positive=True), 0.05,
+                              "Simulated time between two looks at the submits waiting for the model."),
+                "mo_addresses": Field(List(Str(pattern=r"^\+?[0-9]{1,20}$", noun="digits")), [],
+                                      "Addresses whose mobile-originated SMS go to a bound ESME."),
+            }, doc="Real SMPP clients (Kannel, smpplib) inject traffic into the first replica's SMSC, "
+                   "which then runs in real time (sim/real/esme_gateway.py)."),
+        }, doc="An outside SMS application (ESME)."), {"kind": "none"},
+            "SMPP access to the running scenario's SMSC (needs an smsc block)."),
+    }), {}, "Simulated or real parts (hardware in the loop)."),
+    "smsc": Field(Nullable(Raw()), None,
+                  "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms). "
+                  "Keys as in sim/agents/smsc.py: submit_rate, burst, delivery_rate, delivery_burst, validity, "
+                  "attempt_timeout, retry {initial, factor, max, max_attempts}, queue_limit, alert_sc, "
+                  "availability {mean_up, mean_down}; its radio leg is links.sms (with its tap)."),
+    "ota": Field(Nullable(Struct({
+        "tar": Field(Str(pattern=r"\A[0-9A-Fa-f]{6}\Z", noun="6 hex digits"), "B00010",
+                     "TAR of the card application the commands go to (TS 101 220 §6; B00010: RFM USIM)."),
+        "kic": Field(Int(0, 255), 0x12, "KIc byte of the key set (TS 102 225 §5.1.2; 0x12: AES-CBC)."),
+        "kid": Field(Int(0, 255), 0x12, "KID byte of the key set (TS 102 225 §5.1.3; 0x12: AES-CMAC)."),
+        "spi": Field(Str(pattern=r"\A[0-9A-Fa-f]{4}\Z", noun="4 hex digits"), "1619",
+                     "SPI of the command packets (TS 102 225 §5.1.1); por sets its PoR-via-SMS-SUBMIT bit."),
+        "apdus": Field(List(Str(pattern=r"\A(?:[0-9A-Fa-f]{2}){4,}\Z", noun="a C-APDU in hex"), min_len=1),
+                       ["00A4040C10A0000000871002FFFFFFFF8907090000", "00A4000C026F07", "00B0000009"],
+                       "The RFM script (TS 102 226): by default select the USIM and read EF_IMSI."),
+        "por": Field(Str(choices=("ack", "submit")), "ack",
+                     "How the PoR comes back: in the RP-ACK, or in an MO SMS-SUBMIT (mobile-originated path)."),
+        "timeout": Field(Seconds(positive=True), 300.0, "Time the platform waits for a device's PoR."),
+    })), None, "After its DM session each device gets one OTA command through the SMSC (sim/agents/ota_platform.py; "
+               "null: none). Needs an smsc block."),
+    "sweep": Field(Nullable(Struct({
+        "key": Field(Str(), REQUIRED, "Dotted path of a numeric key, like links.sms.loss."),
+        "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
+                        "Values to run, each checked like the key itself."),
+    })), None, "Run the scenario once per value of one key (null: no sweep)."),
+}, doc="A dmsim scenario.")
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+def _walk(data: Any, keys: tuple) -> Any:
+    for k in keys:
+        data = data[k]
+    return data
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A loaded scenario: ``data`` is validated with every default filled in."""
+
+    name: str
+    source: str
+    data: dict
+    raw_text: str
+    overrides: tuple[str, ...] = ()
+
+    def get(self, path: str) -> Any:
+        """Return the value at dotted ``path`` (``links.sms.loss``; list items by index)."""
+        node: Any = self.data
+        for seg in split_path(path, where=self.source, at=path):
+            if isinstance(node, dict) and seg in node:
+                node = node[seg]
+            elif isinstance(node, list) and seg.isdigit() and int(seg) < len(node):
+                node = node[int(seg)]
+            else:
+                raise ScenarioError("no such key in the scenario", where=self.source, path=path)
+        return node
+
+    def sweep_points(self) -> list[tuple[Any, dict]]:
+        """Return ``(value, data with the swept key set to value)`` per sweep value, or
+        ``[(None, data)]`` when there is no sweep. Each data is an independent copy."""
+        sweep = self.data.get("sweep")
+        if not sweep:
+            return [(None, copy.deepcopy(self.data))]
+        _t, keys = type_at(SCENARIO_SCHEMA, self.data, sweep["key"], where=self.source, at="sweep.key")
+        points = []
+        for value in sweep["values"]:
+            data = copy.deepcopy(self.data)
+            _walk(data, keys[:-1])[keys[-1]] = value
+            points.append((value, data))
+        return points
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Return ``(dotted path, value)`` of ``KEY=VALUE``; VALUE is read as YAML (``0.05``,
+    ``poisson``, ``{kind: fixed, value: 2}``; empty is null)."""
+    key, sep, value_text = text.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"'{text}' is not KEY=VALUE", where="--set", expected="like links.sms.loss=0.05")
+    key = ".".join(split_path(key, where="--set", at=key.strip()))
+    try:
+        value, _ = load_yaml(value_text, "--set", with_lines=False)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.detail, where="--set", path=key, expected=exc.expected) from None
+    return key, value
+
+
+def _check_sweep(data: dict, locate: Locator) -> None:
+    """Check ``sweep.key`` names a numeric key and normalise ``sweep.values`` against its type."""
+    sweep = data["sweep"]
+    if sweep is None:
+        return
+    at = ("sweep", "key")
+    if split_path(sweep["key"], where=locate(at), at="sweep.key")[0] == "sweep":
+        raise ScenarioError("a sweep cannot sweep its own keys", where=locate(at), path="sweep.key",
+                            expected="the dotted path of a numeric key")
+    t, _keys = type_at(SCENARIO_SCHEMA, data, sweep["key"], where=locate(at), at="sweep.key")
+    if not is_numeric(t):
+        raise ScenarioError(f"{sweep['key']} is {t.name or t.expected()}, not a number", where=locate(at),
+                            path="sweep.key", expected="the dotted path of a numeric key")
+    sweep["values"] = [validate(t, v, ("sweep", "values", i), locate) for i, v in enumerate(sweep["values"])]
+
+
+def _check_smsc(data: dict, locate: Locator) -> None:
+    """Check the ``smsc`` block with the SMSC driver's own parser, at the block's line."""
+    if data["components"]["modem"]["kind"] == "serial" and data["components"]["card"]["kind"] == "pcsc":
+        raise ScenarioError("device 0 has one SIM: the serial modem's or the PC/SC card, not both",
+                            where=locate(("components", "modem")), path="components.modem",
+                            expected="components.card: virtual with a serial modem")
+    if data["components"]["esme"]["kind"] != "none" and data.get("smsc") is None:
+        raise ScenarioError("an ESME submits to the SMSC: the scenario needs an smsc block",
+                            where=locate(("components", "esme")), path="components.esme",
+                            expected="an smsc block (smsc: {} for the defaults)")
+    if data.get("ota") is not None and data.get("smsc") is None:
+        raise ScenarioError("OTA commands travel through the SMSC: the scenario needs an smsc block",
+                            where=locate(("ota",)), path="ota", expected="an smsc block (smsc: {} for the defaults)")
+    if data.get("smsc") is None:
+        return
+    from dmsim.sim.agents.smsc import parse_smsc_spec
+    if "radio" in data["smsc"] or "radio_up" in data["smsc"]:
+        raise ScenarioError("the SMSC's radio is links.sms", where=locate(("smsc",)), path="smsc.radio",
+                            expected="no radio key under smsc")
+    try:
+        parse_smsc_spec(data["smsc"], "smsc")
+    except ScenarioError as exc:
+        raise ScenarioError(exc.detail, where=locate(("smsc",)), path=exc.path, expected=exc.expected) from None
+
+
+def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
+                   default_name: str = "scenario") -> Scenario:
+    """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied."""
+    raw, locator = load_yaml(text, source)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ScenarioError("a scenario is a mapping of keys, like fleet: and links:", where=locator(()),
+                            expected="a mapping")
+    for item in overrides:
+        key, value = parse_override(item)
+        keys, created = set_path(SCENARIO_SCHEMA, raw, key, value, where="--set")
+        for k in created + [keys]:
+            locator.mark(k, "--set")
+    data = validate(SCENARIO_SCHEMA, raw, (), locator)
+    data = {"name": data.get("name", default_name), **data}
+    _check_sweep(data, locator)
+    _check_smsc(data, locator)
+    return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=tuple(overrides))
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Return the scenario in the YAML file ``path`` with ``--set`` ``overrides`` applied."""
+    path = Path(path)
+    text = read_text(path)
+    return parse_scenario(text, str(path), overrides, default_name=path.stem)
+
+
+def describe_schema() -> str:
+    """Return the scenario format: every key with its type, default and meaning."""
+    head = ("A scenario is a YAML mapping; durations are simulated seconds. Keys not written take the "
+            "default in brackets; `dmsim run --set KEY=VALUE` overrides any key by its dotted path.\n")
+    return head + "\n" + describe(SCENARIO_SCHEMA)
