@@ -20,10 +20,11 @@ def run_replica(text: str, *overrides: str, model_hook=None):
     """Return (model, rows sorted by device) of one replica of the scenario ``text`` with ``overrides``;
     ``model_hook(model)`` runs before the model does (to add a tap, say)."""
     from dmsim.sim.model.replica import Replica
+    from dmsim.sim.real.components import ALL
     from dmsim.sim.scenario.format import parse_scenario
     data = parse_scenario(text, "t.yaml", list(overrides)).data
     rows: list[tuple] = []
-    model = Replica(data, seed=data["seed"], replica=0, sweep=0, sweep_value=None, write=rows.append)
+    model = Replica(data, seed=data["seed"], replica=0, sweep=0, sweep_value=None, write=rows.append, components=ALL)
     if model_hook is not None:
         model_hook(model)
     model.run()

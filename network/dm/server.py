@@ -226,7 +226,7 @@ class DmServer:
             if verdict.reason is Reason.REPLAY and sess is not None and body == sess.last_request:
                 return self._cached(sess, account, now)
             if not verdict.ok:
-                return self._close("client_integrity_failed", hdr.source, verdict.reason.value)
+                return self._close(INTEGRITY_FAILED, hdr.source, verdict.reason.value)
         if sess is None:
             sess = self.sessions.setdefault(hdr.source, {})[hdr.session_id] = _Session(
                 hdr.source, hdr.session_id, script=self.plans.get(hdr.source, self.script), started=now)
@@ -396,3 +396,14 @@ class DmServer:
                 if entry is not None:
                     sess.sent[(str(msg_id), text(element, "CmdID", "") or "")] = entry[1]
         return body, final
+
+
+INTEGRITY_FAILED = "client_integrity_failed"  # the event kind of a request refused for its x-syncml-hmac
+
+
+def http_status(reply: ServerReply) -> int:
+    """Return the HTTP status of the core's ``reply``: 200 with a body, 401 for a request refused
+    for its x-syncml-hmac, else 400 (a clean close)."""
+    if reply.body:
+        return 200
+    return 401 if any(event.kind == INTEGRITY_FAILED for event in reply.events) else 400

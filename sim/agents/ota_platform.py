@@ -63,6 +63,22 @@ class _Pending:
 class OtaCampaign:
     """The OTA platform of one replica: one command per device, PoRs checked, outcomes reported."""
 
+    name = "ota"
+
+    @staticmethod
+    def wanted(data: dict) -> bool:
+        """Return whether the scenario runs an OTA campaign (an ``ota`` block; it needs ``smsc``)."""
+        return data.get("ota") is not None
+
+    @classmethod
+    def for_replica(cls, replica) -> "OtaCampaign":
+        """Return the replica's OTA platform, submitting through its SMSC agent."""
+        return cls(replica.env, replica.agents["smsc"], replica.data["ota"], replica.stream("ota"))
+
+    def stats(self) -> dict[str, dict]:
+        """Return the counters this agent adds to ``summary.json``'s ``network`` block."""
+        return {"ota": dict(self.counts)}
+
     def __init__(self, env: simpy.Environment, smsc: SmscDriver, spec: dict, rng: random.Random):
         self.env, self.smsc, self.spec, self.rng = env, smsc, spec, rng
         self.tar = bytes.fromhex(spec["tar"])

@@ -53,7 +53,7 @@ from dmsim.network.sms.smsc import (EPOCH, SC_ADDRESS, AttemptResult, Deliver, S
                                     SmscConfig, StatusReport, SubmitResult)
 from dmsim.sim.links.delays import check_keys, require_dict, spec_number
 from dmsim.base.errors import DmsimError, ScenarioError
-from dmsim.sim.links.link import Message, SimLink
+from dmsim.sim.links.link import Message, SimLink, without_tap
 from dmsim.base.rng import substream
 
 DeviceHandler = Callable[[bytes, float], "AttemptResult | None"]
@@ -143,7 +143,31 @@ class _Device:
 
 
 class SmscDriver:
-    """An SMSC in ``env``: the ``Smsc`` core, two radio SimLinks and the devices' reachability."""
+    """An SMSC in ``env``: the ``Smsc`` core, two radio SimLinks and the devices' reachability.
+
+    As a replica's agent (``sim/model/registry.py``), it exists when the scenario has an
+    ``smsc`` block; its downlink radio is ``links.sms`` (delay, loss, and the same tap).
+    """
+
+    name = "smsc"
+
+    @staticmethod
+    def wanted(data: dict) -> bool:
+        """Return whether the scenario has a store-and-forward SMSC (an ``smsc`` block)."""
+        return data.get("smsc") is not None
+
+    @classmethod
+    def for_replica(cls, replica) -> "SmscDriver":
+        """Return the replica's SMSC: the ``smsc`` block over the ``links.sms`` radio, its tap included."""
+        sms = replica.data["links"]["sms"]
+        driver = cls(replica.env, {**replica.data["smsc"], "radio": without_tap(sms)}, seed=replica.seed,
+                     stream=("replica", replica.replica, "sweep", replica.sweep, "smsc"))
+        driver.down.tap = replica.sms.tap
+        return driver
+
+    def stats(self) -> dict[str, dict]:
+        """Return the counters this agent adds to ``summary.json``'s ``network`` block."""
+        return {"smsc": {**self.core.counts, **self.counts}}
 
     def __init__(self, env: simpy.Environment, spec: dict | None, *, seed: int,
                  stream: tuple = ("smsc",), name: str = "smsc", address: Address = SC_ADDRESS,

@@ -6,7 +6,8 @@
   (IMSI from the fleet; K and OPc drawn from the replica's stream), and the device's host code
   talks to it with real APDUs through an in-process ``CardLink``; each APDU costs an
   ``apdu_time`` sample of simulated time;
-* ``pcsc``: device 0 uses a real card through pcscd (pyscard); its identity (IMSI) is what that
+* ``pcsc``: device 0 uses a real card through pcscd (pyscard; the reader is opened by the driver
+  the component registry names, ``sim/real/components.py``); its identity (IMSI) is what that
   card holds, and the measured wall-clock time of the APDUs becomes simulated time. The other
   devices stay virtual (one card is one subscriber: two devices cannot share it).
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from dmsim.cards import scp03
 from dmsim.cards.emulated import make_card
@@ -40,7 +41,7 @@ from dmsim.devices.card_host import read_imsi
 from dmsim.devices.dm_tree import DmTree
 from dmsim.devices.smartcard_bootstrap import power_on_bootstrap
 from dmsim.sim.links.delays import make_delay
-from dmsim.base.errors import DmsimError
+from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.base.schema import validate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +58,7 @@ class _Trace:
     def __call__(self, c_apdu: bytes, r_apdu: bytes, seconds: float) -> None:
         self.apdus += 1
         if self.model.pcap is not None:
-            self.model._capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
+            self.model.capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,20 @@ SCP03_KVN = 0x30  # the key version of the per-device set (any 01..7F would do)
 class CardAccess:
     """Reads each arriving device's IMSI from its card and charges the time it took."""
 
-    def __init__(self, spec: dict, model: "Replica", rng: random.Random):
+    def __init__(self, spec: dict, model: "Replica", rng: random.Random,
+                 open_reader: Callable[[dict], CardLink] | None = None):
+        """``open_reader(spec)`` opens the real card of a kind other than ``virtual`` (from the
+        replica's component registry, ``sim/model/components.py``)."""
         self.model = model
         self.rng = rng
+        self.spec = spec
         self.apdu_time = make_delay(spec["apdu_time"], "components.card.apdu_time")
+        if spec["kind"] != "virtual" and open_reader is None:
+            raise ScenarioError(f"no driver for card kind {spec['kind']!r} in this replica's components",
+                                path="components.card.kind", expected="a registered card kind")
+        self.open_reader = open_reader
         # device 0's SIM is real: a card in a PC/SC reader, or the SIM of a serial modem
-        self.real_devices = 1 if spec["kind"] == "pcsc" or model.modem is not None else 0
-        self.reader = spec.get("reader")
+        self.real_devices = 1 if spec["kind"] != "virtual" or model.modem is not None else 0
         self.pin = model.modem.spec.get("pin") if model.modem is not None else spec.get("pin")
         self._real_link: CardLink | None = None
         self.links: dict[int, CardLink] = {}
@@ -156,9 +164,7 @@ class CardAccess:
         if self._real_link is None and self.model.modem is not None:
             self._real_link = self.model.modem.card_link()
         if self._real_link is None:
-            from dmsim.sim.real.pcsc_link import PcscLink
-            reader = int(self.reader) if str(self.reader).isdigit() else self.reader
-            self._real_link = PcscLink(reader)
+            self._real_link = self.open_reader(self.spec)
         return self._real_link
 
     def release(self, index: int) -> None:

@@ -51,6 +51,11 @@ _STAT_KEYS = ("sent", "delivered", "lost", "duplicated", "queue_full", "bytes_se
               "bytes_delivered")
 
 
+def without_tap(spec: dict) -> dict:
+    """Return a link spec without its ``tap`` (the tap is built on its own, ``tap.make_tap``)."""
+    return {k: v for k, v in spec.items() if k != "tap"}
+
+
 class Message:
     """One message on a link; ``meta`` is opaque to the link (the sender's own bookkeeping)."""
 

@@ -1,49 +1,41 @@
 """How a device's DM session reaches the DM server: the seam between simulated and real.
 
-``components.dm_server`` in the scenario picks one (adding a transport is a class here and a
-branch in :func:`make_ip_transport`):
+``components.dm_server.kind`` in the scenario picks a transport from the replica's component
+registry (``sim/model/components.py``): adding a transport is a class and one registry line.
 
-* ``virtual``: HTTP requests and responses cross the simulated ``ip`` links to the simulated
-  server core (``Replica.server_receive``, :class:`SimulatedHttp`). With ``tls.mode`` psk or x509
-  they travel inside a real TLS session (python-mbedtls in memory, seed 000 §9.2.2) whose records
-  are the messages on those links (:class:`SimulatedHttps`): in PSK mode each provisioned account
-  gets a fresh PSK and identity (:func:`_fresh_psk`, the replica's ``tls`` stream) that its
-  bootstrap carries in ``<x>/Auth/Bootstrap``; in X.509 mode the server presents
-  :func:`server_credential`;
-* ``socket``: the request goes to a real DM server over HTTP (``dmsim server --http``, or any
-  server that knows the device's account) or, for an ``https://`` URL, PSK-TLS (``dmsim server
-  --https``; see :class:`RealHttp`); the measured wall-clock round trip is added to simulated
-  time, so a run with a real server advances at the pace of the real one. Accounts the
-  simulated network bootstraps are first handed to the real server through its lab provisioning
-  endpoint (``POST /dmsim/provision``, see ``sim/real/dm_http_server.py``).
+* ``virtual`` (:func:`simulated_transport`, here): HTTP requests and responses cross the
+  simulated ``ip`` links to the simulated server agent (``sim/agents/dm_server.py``,
+  :class:`SimulatedHttp`). With ``tls.mode`` psk or x509 they travel inside a real TLS session
+  (python-mbedtls in memory, seed 000 §9.2.2) whose records are the messages on those links
+  (:class:`SimulatedHttps`): in PSK mode each provisioned account gets a fresh PSK and identity
+  (:func:`fresh_psk`, the replica's ``tls`` stream) that its bootstrap carries in
+  ``<x>/Auth/Bootstrap``; in X.509 mode the server presents :func:`server_credential`;
+* ``socket``: a real DM server over HTTP or HTTPS-PSK, with wall-clock latency added to
+  simulated time (``sim/real/http_transport.py``, registered by ``sim/real/components.py``).
 
 ``exchange`` is a SimPy generator returning one of: the parsed HTTP response (headers
-included); None when the response is lost (a timeout, or for :class:`RealHttp` a connection
-failure), after which the engine retries; or a ``Done`` that ends the session, ``tls_failed``
-when a TLS handshake fails (:class:`SimulatedHttps`, :class:`RealHttp`) or, in simulated PSK
-mode, the account holds no PSK, and ``provision_failed`` when the real server refuses the lab provisioning
-(:class:`RealHttp`). The request carries the DM client's transport ``headers`` unchanged (inside
-the TLS session for HTTPS): in ``syncml:auth-hmac-sha256`` mode the ``x-syncml-hmac`` header of
-OMA-TS-DM_Security §5.6.1, and the server's own ``x-syncml-hmac`` comes back among the response
-headers. The engine calls ``account_provisioned`` after the server provisioned a device's
-account, builds the server's HTTP response with ``server_response`` and hands it to ``respond``.
+included); None when the response is lost (a timeout, or for a real server a connection
+failure), after which the device retries; or a ``Done`` that ends the session, ``tls_failed``
+when a TLS handshake fails or, in PSK mode, the account holds no PSK, and ``provision_failed``
+when a real server refuses the lab provisioning. The request carries the DM client's transport
+``headers`` unchanged (inside the TLS session for HTTPS): in ``syncml:auth-hmac-sha256`` mode
+the ``x-syncml-hmac`` header of OMA-TS-DM_Security §5.6.1, and the server's own
+``x-syncml-hmac`` comes back among the response headers. The server agent calls
+``account_provisioned`` after it provisioned a device's account, builds its HTTP response with
+``server_response`` and hands it to ``respond``.
 
 The clock of ``syncml:auth-hmac-sha256`` is :meth:`IpTransport.unix_now`, read by both ends: for
 the simulated server it is simulated time mapped onto the SMSC's ``EPOCH`` (2026-01-01T00:00:00Z,
 ``network/sms/smsc.py``) as UNIX seconds, :func:`sim_unix_time`, so the x-syncml-hmac Timestamps
-agree with the SMS timestamps; for a real server it is the wall clock (``time.time()``), the one
-``sim/real/dm_http_server.py`` checks Timestamps against.
+agree with the SMS timestamps; a real server's transport reads the wall clock instead.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import functools
-import http.client
-import json
 import random
 import re
-import time
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -55,15 +47,12 @@ from cryptography.x509.oid import NameOID
 from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
 from dmsim.network.dm import tls_suites as suites
-from dmsim.sim.real.dm_http_server import INTEGRITY_FAILED, account_to_json, http_status
-from dmsim.network.dm.server import ServerReply
+from dmsim.network.dm.server import INTEGRITY_FAILED, ServerReply, http_status
 from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
                                   psk_server_config, x509_client_config, x509_server_config)
-from dmsim.sim.real.tls_socket import TlsHttpConnection
 from dmsim.network.sms.smsc import EPOCH
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.sim.links.link import Message
-from dmsim.base.rng import substream
 
 if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.model.replica import Replica
@@ -97,7 +86,7 @@ class IpTransport:
 
     def server_response(self, reply: ServerReply) -> bytes:
         """Return the HTTP response carrying the simulated server's ``reply`` and its headers
-        (status as the real server's, ``dm_http_server.http_status``); a refusal for the request's
+        (status as the real server's, ``network/dm/server.py`` ``http_status``); a refusal for the request's
         x-syncml-hmac is counted in ``refused``."""
         for event in reply.events:
             if event.kind == INTEGRITY_FAILED:
@@ -125,7 +114,7 @@ class SimulatedHttp(IpTransport):
         self.model = model
         self.refused = {}
         self.pending: dict[int, tuple[object, object]] = {}
-        uri = urllib.parse.urlsplit(model.server.server_uri)
+        uri = urllib.parse.urlsplit(model.server.core.server_uri)
         self.host, self.path = uri.netloc, uri.path
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
@@ -136,7 +125,7 @@ class SimulatedHttp(IpTransport):
         payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
         dev.ip_msgs += 1
         dev.ip_bytes += len(payload)
-        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.model.server_receive)
+        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.model.server.receive)
         yield done | env.timeout(timeout)
         self.pending.pop(dev.ident.index, None)
         return done.value if done.triggered else None
@@ -160,124 +149,9 @@ class SimulatedHttp(IpTransport):
     def closed(self, dev) -> None:
         self.pending.pop(dev.ident.index, None)
         self.model.server.connection_closed(dev.ident.uri)
-        self.model.release(dev.ident.uri)
 
 
-class RealHttp(IpTransport):
-    """HTTP, or PSK-TLS for an ``https://`` URL, over real sockets to ``url``; wall-clock
-    latency becomes simulated time, and x-syncml-hmac uses the wall clock (:meth:`unix_now`).
-
-    PSK-TLS (seed 000 §9.2.2): when the simulated server provisions a device, a fresh PSK and
-    identity are set on its account as :class:`SimulatedHttps` does, so the bootstrap carries them
-    in ``<x>/Auth/Bootstrap`` and the provisioning request hands them to the real server's PSK
-    table; the device then connects with :class:`TlsHttpConnection` and the PSK of its own
-    account. The provisioning request itself needs a PSK the server already holds: ``lab_psk``
-    (``IDENTITY:HEXKEY``, one of ``dmsim server --psk``), from ``components.dm_server.tls``.
-    An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.
-
-    Choices: one connection per device session (HTTP/1.1 keep-alive), dropped after any failure
-    and closed when the session ends; a provisioning request the server refuses ends the
-    session (``provision_failed``), a failed TLS handshake too (``tls_failed``); a connection
-    failure or timeout reads as a lost response (the engine retries).
-    """
-
-    def __init__(self, model: "Replica", url: str, tls: dict | None = None):
-        self.model = model
-        self.refused = {}
-        parts = urllib.parse.urlsplit(url)
-        self.url = url
-        self.scheme, self.netloc, self.path = parts.scheme, parts.netloc, parts.path or "/"
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or (443 if self.scheme == "https" else 80)
-        self.lab_psk = parse_psk((tls or {}).get("lab_psk"), "components.dm_server.tls.lab_psk")
-        self.rng = _tls_stream(model)
-        self.provisioned: set[str] = set()
-        self.conns: dict[int, http.client.HTTPConnection] = {}
-
-    def unix_now(self) -> float:
-        """Return ``time.time()``: the real server checks Timestamps against its wall clock."""
-        return time.time()
-
-    def account_provisioned(self, device_uri: str) -> None:
-        if self.scheme != "https":
-            return
-        accounts = self.model.server.accounts
-        identity, key = _fresh_psk(self.rng)
-        accounts[device_uri] = dataclasses.replace(accounts[device_uri], server_uri=self.url, psk_identity=identity,
-                                                   psk_key=key)
-
-    def _connect(self, psk: tuple[bytes, bytes] | None, timeout: float) -> http.client.HTTPConnection:
-        if self.scheme != "https":
-            return http.client.HTTPConnection(self.netloc, timeout=timeout)
-        if psk is None:
-            return http.client.HTTPSConnection(self.netloc, timeout=timeout)
-        return TlsHttpConnection(self.host, self.port, psk_client_config(*psk), timeout=timeout)
-
-    @staticmethod
-    def _post(conn: http.client.HTTPConnection, path: str, body: bytes, content_type: str,
-              headers=None) -> http_binding.HttpMessage:
-        conn.request("POST", path, body, {"Content-Type": content_type, "Cache-Control": "no-store",
-                                          "Accept": content_type, **(headers or {})})
-        resp = conn.getresponse()
-        return http_binding.HttpMessage(str(resp.status), {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-
-    def _provision(self, uri: str, timeout: float) -> Done | None:
-        """Hand ``uri``'s account to the real server; return the Done that ends the session if refused."""
-        account = self.model.server.accounts[uri]
-        if self.scheme == "https" and self.lab_psk is None:
-            return Done(False, "provision_failed: an https server is provisioned over PSK-TLS with "
-                               "components.dm_server.tls.lab_psk")
-        conn = self._connect(self.lab_psk, timeout)
-        try:
-            reply = self._post(conn, "/dmsim/provision", json.dumps(account_to_json(uri, account)).encode(),
-                               "application/json")
-        finally:
-            conn.close()
-        if reply.start != "200":
-            return Done(False, f"provision_failed: http_{reply.start} {reply.body[:200]!r}")
-        self.provisioned.add(uri)
-        return None
-
-    def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
-        uri, index = dev.ident.uri, dev.ident.index
-        account = dev.account
-        psk = (account.psk_identity, account.psk_key) if account is not None and account.has_psk else None
-        started = time.perf_counter()
-        reply = None
-        try:
-            if uri not in self.provisioned:
-                reply = self._provision(uri, timeout)
-            if reply is None:
-                conn = self.conns.get(index)
-                if conn is None:
-                    conn = self.conns[index] = self._connect(psk, timeout)
-                reply = self._post(conn, self.path, body, content_type, headers)
-        except (OSError, http.client.HTTPException):
-            self._drop(index)
-            reply = None
-        except DmsimError as exc:  # the TLS handshake failed (or the PSK config was refused)
-            self._drop(index)
-            reply = Done(False, f"tls_failed: {exc}")
-        dev.ip_msgs += 2
-        dev.ip_bytes += len(body) + (len(reply.body) if isinstance(reply, http_binding.HttpMessage) else 0)
-        yield self.model.env.timeout(time.perf_counter() - started)
-        return reply
-
-    def _drop(self, index: int) -> None:
-        conn = self.conns.pop(index, None)
-        if conn is not None:
-            conn.close()
-
-    def closed(self, dev) -> None:
-        self._drop(dev.ident.index)
-
-
-def _tls_stream(model: "Replica") -> random.Random:
-    """Return the replica's ``tls`` random stream (the PSKs and identities it provisions)."""
-    return substream(model.data["seed"], "replica", model.replica, "sweep", model.sweep, "tls")
-
-
-def _fresh_psk(rng: random.Random) -> tuple[bytes, bytes]:
+def fresh_psk(rng: random.Random) -> tuple[bytes, bytes]:
     """Return a new (identity, key) from ``rng``: ``psk-`` and 16 hex digits (no IMSI in clear),
     and PSK_BYTES random octets."""
     return f"psk-{rng.randbytes(8).hex()}".encode("ascii"), rng.randbytes(PSK_BYTES)
@@ -456,7 +330,7 @@ class _Connection:
                 self.server_http += event.data
                 for req in http_messages(self.server_http):
                     msg = Message(req, self.dev.ident.uri, "server", "dm", (self.dev, self))
-                    self.transport.model.server_receive(msg)
+                    self.transport.model.server.receive(msg)
             elif isinstance(event, TlsFailed) and data:
                 self.transport.stats["server_failures"] += 1
                 self.down.send(b"")  # the server closes the TCP connection after its alert
@@ -536,10 +410,10 @@ class SimulatedHttps(SimulatedHttp):
         self.mode = spec["mode"]
         self.rto = float(spec.get("rto", 1.0))
         self.suite = suites.BY_IANA[spec["suite"]] if spec.get("suite") else None
-        uri = urllib.parse.urlsplit(model.server.server_uri)
+        uri = urllib.parse.urlsplit(model.server.core.server_uri)
         self.https_uri = urllib.parse.urlunsplit(("https",) + tuple(uri[1:]))
         self.hostname = uri.hostname or "localhost"
-        self.rng = _tls_stream(model)
+        self.rng = model.stream("tls")
         self.psks: dict[bytes, bytes] = {}
         self.conns: dict[int, _Connection] = {}
         self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
@@ -557,11 +431,11 @@ class SimulatedHttps(SimulatedHttp):
         return dataclasses.replace(config, suites=(self.suite,)) if self.suite else config
 
     def account_provisioned(self, device_uri: str) -> None:
-        accounts = self.model.server.accounts
+        accounts = self.model.server.core.accounts
         account = dataclasses.replace(accounts[device_uri], server_uri=self.https_uri)
         if self.mode == "psk":
             self.psks.pop(account.psk_identity, None)
-            identity, key = _fresh_psk(self.rng)
+            identity, key = fresh_psk(self.rng)
             account = dataclasses.replace(account, psk_identity=identity, psk_key=key)
             self.psks[identity] = key
         accounts[device_uri] = account
@@ -607,10 +481,9 @@ class SimulatedHttps(SimulatedHttp):
         super().closed(dev)
 
 
-def make_ip_transport(spec: dict, model: "Replica") -> IpTransport:
-    """Return the transport for a validated ``components.dm_server`` spec."""
-    if spec["kind"] == "socket":
-        return RealHttp(model, spec["url"], spec.get("tls"))
+def simulated_transport(spec: dict, model: "Replica") -> IpTransport:
+    """Return the transport to the simulated server for a validated ``components.dm_server`` spec
+    of kind ``virtual``: HTTP, or HTTPS when ``tls.mode`` is psk or x509."""
     tls = spec.get("tls") or {"mode": "none"}
     if tls["mode"] != "none":
         return SimulatedHttps(model, tls)

@@ -20,7 +20,7 @@ the core, the reply's ``x-syncml-hmac`` comes back as a response header, and ``n
 ``time.time()`` (UTC seconds since the Unix epoch, the clock of the header's Timestamp; the
 client's clock must agree within the verifier's window). A request the core refuses for its
 MAC (``client_integrity_failed``) is answered 401 with an empty body, any other refusal 400
-(:func:`http_status`).
+(``network/dm/server.py`` :func:`http_status`).
 
 Choices where the binding is silent: a connection idle for ``IDLE_TIMEOUT`` seconds is closed;
 a request without Content-Length gets 411, one above ``MAX_BODY`` 413, and both close the
@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.hmac_integrity import DEFAULT_MAX_AGE, HmacVerifier
-from dmsim.network.dm.server import DmServer, ServerReply
+from dmsim.network.dm.server import DmServer, http_status
 from dmsim.network.dm.tls import TlsConfig
 from dmsim.sim.real.tls_socket import TlsSocket
 from dmsim.base.errors import DmsimError
@@ -84,17 +84,6 @@ def install_account(server: DmServer, obj: dict, psks: MutableMapping[bytes, byt
         psks[psk_identity] = psk
     server.accounts[device] = account
     return device
-
-
-INTEGRITY_FAILED = "client_integrity_failed"
-
-
-def http_status(reply: ServerReply) -> int:
-    """Return the HTTP status of the core's ``reply``: 200 with a body, 401 for a request refused
-    for its x-syncml-hmac, else 400 (a clean close)."""
-    if reply.body:
-        return 200
-    return 401 if any(event.kind == INTEGRITY_FAILED for event in reply.events) else 400
 
 
 def request_headers(items) -> dict[str, str]:

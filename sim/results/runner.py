@@ -29,6 +29,7 @@ import simpy.rt
 
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
 from dmsim.sim.model.replica import Replica
+from dmsim.sim.real.components import ALL
 from dmsim.base.errors import ScenarioError
 from dmsim.sim.results.pcap import PcapWriter
 from dmsim.sim.results.progress import Progress
@@ -89,7 +90,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
                                 sweep_value=value, write=table.write, pcap=capture if first else None,
                                 env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False)
-                                if live else None)
+                                if live else None, components=ALL)
                 if sms_table is not None:
                     model.write_sms = sms_table.write
                 gateway = _start_gateway(model, esme) if live else None
@@ -99,11 +100,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                     if gateway is not None:
                         gateway.stop()
                         network["esme"] = dict(gateway.counts)
-                    model.cards.close()
-                    if model.modem is not None:
-                        model.modem.close()
+                    model.close()
                     events += model.steps
-                    _add_network_stats(network, model)
+                    _add_network_stats(network, model.stats())
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -132,7 +131,7 @@ def _start_gateway(model: Replica, spec: dict):
     """Start the SMPP server of ``model``'s SMSC (``components.esme``) and say where it listens."""
     from dmsim.sim.real.esme_gateway import EsmeGateway
     try:
-        gateway = EsmeGateway(model.env, model.smsc, spec)
+        gateway = EsmeGateway(model.env, model.agents["smsc"], spec)
         host, port = gateway.start()
     except OSError as exc:
         raise ScenarioError(f"cannot listen on {spec['listen']}: {exc.strerror or exc}",
@@ -147,22 +146,14 @@ def _accumulate(entry: dict, counts: Mapping[str, float]) -> None:
         entry[key] = entry.get(key, 0) + value
 
 
-def _add_network_stats(total: dict[str, dict], model: Replica) -> None:
-    """Add a replica's link counters and tap counts into ``total`` (keyed by link name)."""
-    for name, link in (("links.sms", model.sms), ("links.ip.up", model.ip_up), ("links.ip.down", model.ip_down)):
-        entry = total.setdefault(name, {"tap": {}})
-        _accumulate(entry, link.stats())
-        _accumulate(entry["tap"], getattr(link.tap, "counts", {}))
-    tls = getattr(model.transport, "stats", None)
-    if tls:
-        _accumulate(total.setdefault("tls", {}), tls)
-    if model.modem is not None:
-        _accumulate(total.setdefault("modem", {}), model.modem.stats)
-    if model.ota is not None:
-        _accumulate(total.setdefault("ota", {}), model.ota.counts)
-    if model.smsc is not None:
-        _accumulate(total.setdefault("smsc", {}), {**model.smsc.core.counts, **model.smsc.counts,
-                                                   "server_submit_retries": model.outbox.retries})
+def _add_network_stats(total: dict[str, dict], stats: Mapping[str, Mapping]) -> None:
+    """Add a replica's counters (``Replica.stats()``: section -> counts, a link's ``tap`` nested)
+    into ``total``."""
+    for section, counts in stats.items():
+        entry = total.setdefault(section, {"tap": {}} if "tap" in counts else {})
+        _accumulate(entry, {k: v for k, v in counts.items() if k != "tap"})
+        if "tap" in counts:
+            _accumulate(entry.setdefault("tap", {}), counts["tap"])
 
 
 def _manifest(scenario: Scenario, status: str, error: str | None, started: _dt.datetime, wall: float,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dmsim.base.errors import ScenarioError
+from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.base.schema import (REQUIRED, Derived, Field, Float, Int, List, Locator, Nullable, Probability, Problem,
                               Raw, Seconds, Str, Struct, Tagged, Tuple, describe, is_numeric, load_yaml,
                               read_text, set_path, split_path, type_at, validate)
@@ -140,6 +141,9 @@ def _unique_profile_names(profiles: list[dict]) -> Problem | None:
 
 PROFILE = Struct({
     "name": Field(Str(pattern=r"\S", noun="a non-empty string"), REQUIRED, "Names the profile in results."),
+    "device": Field(Str(choices=tuple(DEVICE_AGENTS)), DEFAULT_DEVICE,
+                    "The kind of device, an agent of sim/model/registry.py DEVICE_AGENTS: dm, an OMA DM client "
+                    "with its UICC and modem."),
     "weight": Field(Float(0.0, min_exclusive=True), 1.0, "Relative share of the fleet (weights need not sum to 1)."),
     "bootstrap_security": Field(Str(choices=("NETWORKID", "USERPIN", "USERPIN_NETWORKID")), "NETWORKID",
                                 "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "

@@ -128,6 +128,7 @@ def test_scenario_device_zero_runs_on_the_real_card(served, profile):
     """components.card: pcsc — device 0 reads its IMSI through pcscd, is bootstrapped under that
     subscriber and completes its session; its card time is measured, not modelled."""
     from dmsim.sim.model.replica import Replica
+    from dmsim.sim.real.components import ALL
     from dmsim.sim.scenario.format import parse_scenario
 
     sc = parse_scenario(f"""
@@ -140,12 +141,12 @@ links: {{sms: {{loss: 0}}}}
 components: {{card: {{kind: pcsc, reader: "{READER}", pin: "1234"}}}}
 """, "real-card.yaml")
     rows = []
-    model = Replica(sc.data, seed=4, replica=0, sweep=0, sweep_value=None, write=rows.append)
+    model = Replica(sc.data, seed=4, replica=0, sweep=0, sweep_value=None, write=rows.append, components=ALL)
     try:
         model.run()
     finally:
-        model.cards.close()
-    assert f"IMSI:{profile.imsi}" in model.server.accounts
+        model.close()
+    assert f"IMSI:{profile.imsi}" in model.server.core.accounts
     by_device = {r[3]: r for r in rows}
     assert all(r[5] == "ok" for r in rows) and len(rows) == 4
     card_time = {d: r[8] - r[7] for d, r in by_device.items()}  # t_bootstrap_sent - t_arrival

@@ -75,7 +75,7 @@ def test_hmac_fleet_completes_with_a_mac_on_every_message():
     model, rows = run(model_hook=hook)
     assert [r[OUTCOME] for r in rows] == ["ok"] * 20
     assert {r[IP_MSGS] for r in rows} == {4} and {r[AUTH_RETRIES] for r in rows} == {0}
-    assert all(a.auth_scheme == AUTH_HMAC_SHA256 for a in model.server.accounts.values())
+    assert all(a.auth_scheme == AUTH_HMAC_SHA256 for a in model.server.core.accounts.values())
     assert len(up.payloads) == len(down.payloads) == 40 and model.transport.refused == {}
     for tap in (up, down):
         for now, payload in tap.payloads:
@@ -126,7 +126,7 @@ def test_replayed_requests_are_refused_and_counted():
     assert [r[OUTCOME] for r in rows] == ["ok"] * 20
     assert model.transport.refused == {"replay": 20}
     assert model.ip_up.tap.counts["replayed"] == 40
-    assert not model.active  # the refused copies did not take or free a session slot wrongly
+    assert not model.server.active  # the refused copies did not take or free a session slot wrongly
 
 
 def test_a_slow_link_puts_messages_outside_the_window():

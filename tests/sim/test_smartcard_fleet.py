@@ -13,7 +13,7 @@ from dmsim.cards.profile import PROFILE_SCHEMA, profile_from_data
 from dmsim.cards.scp03 import Scp03Keys
 from dmsim.devices.smartcard_bootstrap import Reason
 from dmsim.sim.links import card_access
-from dmsim.sim.model import replica as engine
+from dmsim.sim.agents import dm_server
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import parse_scenario
 from dmsim.base.schema import validate
@@ -68,8 +68,8 @@ def test_mixed_fleet_both_kinds_complete(tmp_path):
 
 
 def test_card_personalised_for_another_server_is_refused(tmp_path, monkeypatch):
-    real = engine.bootstrap_document
-    monkeypatch.setattr(engine, "bootstrap_document",
+    real = dm_server.bootstrap_document
+    monkeypatch.setattr(dm_server, "bootstrap_document",
                         lambda account, uri: real(dataclasses.replace(account, server_id="rogue-server"), uri))
     rows = run(tmp_path)
     for r in rows:

@@ -9,7 +9,7 @@ from conftest import run_replica
 from dmsim.devices import bootstrap_client, dm_tree
 from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
-from dmsim.sim.model import replica as engine
+from dmsim.sim.agents.device import bootstrap as device_bootstrap
 from dmsim.base.errors import ProtocolError, ScenarioError
 from dmsim.sim.scenario.format import parse_scenario
 from dmsim.sim.links.tap import ObserveTap
@@ -47,7 +47,7 @@ def test_psk_fleet_completes_with_the_psk_of_its_bootstrap():
     assert {r[IP_MSGS] for r in rows} == {9}
     assert model.transport.stats["handshakes"] == 20
     assert model.transport.suites == {"TLS_PSK_WITH_AES_128_GCM_SHA256": 20}
-    accounts = model.server.accounts.values()
+    accounts = model.server.core.accounts.values()
     assert {a.psk_identity: a.psk_key for a in accounts} == model.transport.psks
     assert all(a.server_uri.startswith("https://") and len(a.psk_key) == 32 for a in accounts)
     # the handshake's two round trips fall on the first exchange: 4 round trips of 0.1 s in all
@@ -84,7 +84,7 @@ def test_wrong_psk_on_the_device_fails_with_tls_reason(monkeypatch):
         account = dataclasses.replace(accepted.account, psk_key=bytes(32))
         return dataclasses.replace(accepted, account=account)
 
-    monkeypatch.setattr(engine, "accept_bootstrap", wrong_key)
+    monkeypatch.setattr(device_bootstrap, "accept_bootstrap", wrong_key)
     model, rows = run("fleet.size=4")
     assert [(r[OUTCOME], r[REASON], r[IP_RETRIES]) for r in rows] == [("failed", "tls_failed", 0)] * 4
     assert model.transport.stats["handshakes"] == 0

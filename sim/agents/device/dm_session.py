@@ -1,0 +1,52 @@
+"""Step 4 of a device's life: the DM session (OMA DM 1.3 packages 1-4) on the device's DM tree,
+with Cred or x-syncml-hmac on every message (OMA-TS-DM_Security §5.4, §5.6), through the
+replica's DM-server transport (``sim/links/transports.py``: simulated HTTP, HTTPS inside real
+TLS, or a real server).
+
+Client retries: a request whose response is lost is sent again after ``client.request_timeout``,
+at most ``client.request_retries`` more times; then the session fails with ``ip_timeout``.
+"""
+from __future__ import annotations
+
+from dmsim.devices.dm_client import DmClient, Done
+from dmsim.network.dm.hmac_integrity import HmacVerifier
+
+DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
+
+
+def dm_session(dev):
+    """SimPy generator: run the session; return the client's final ``Done``."""
+    replica, ident = dev.replica, dev.ident
+    data = replica.data
+    transport = replica.transport
+    client = dev.client = DmClient(dev.account, ident.uri,
+                                   {"DevId": ident.uri, "Man": "dmsim",
+                                    "Mod": DEVINFO_MODELS[ident.index % len(DEVINFO_MODELS)],
+                                    "DmV": "1.2", "Lang": "en-US"},
+                                   session_id=dev.session_id, nonce_source=replica.device_rng.randbytes,
+                                   initiator=dev.initiator,
+                                   hmac_verifier=HmacVerifier(max_age=data["server"]["hmac_window"]),
+                                   tree=dev.tree)
+    dev.t_session_start = replica.env.now
+    step = client.start(transport.unix_now())
+    retries, timeout = data["client"]["request_retries"], data["client"]["request_timeout"]
+    try:
+        while not isinstance(step, Done):
+            reply = None
+            for attempt in range(retries + 1):
+                if attempt:
+                    dev.ip_retries += 1
+                reply = yield from transport.exchange(dev, step.body, step.content_type, timeout, step.headers)
+                if reply is not None:
+                    break
+            if reply is None:
+                step = Done(False, "ip_timeout")
+            elif isinstance(reply, Done):  # the transport ended the session (TLS failure)
+                step = reply
+            elif reply.start != "200":
+                step = Done(False, f"http_{reply.start}")
+            else:
+                step = client.receive(reply.body, reply.content_type, reply.headers, transport.unix_now())
+    finally:
+        transport.closed(dev)
+    return step

@@ -1,0 +1,29 @@
+"""The agents a replica is made of, each registered once.
+
+:data:`NETWORK_AGENTS`: the network elements, in the order a replica builds them (an agent may
+use the ones built before it). Each entry is a class or factory with a ``name``, a
+``wanted(data)`` predicate over the validated scenario, and a constructor taking the replica.
+:data:`DEVICE_AGENTS`: the kinds of device; a kind's ``life(replica, identity)`` is the SimPy
+process of one device from its arrival to its record.
+
+Adding a network element (a BSF, an attacker that sits between two agents) or a kind of device
+(an LwM2M client, a GBA Push device) is its module in ``sim/agents/`` and one line here; the
+replica itself does not change.
+"""
+from __future__ import annotations
+
+from dmsim.sim.agents.device import DmDevice
+from dmsim.sim.agents.dm_server import DmServerAgent
+from dmsim.sim.agents.ota_platform import OtaCampaign
+from dmsim.sim.agents.smsc import SmscDriver
+
+NETWORK_AGENTS = (
+    SmscDriver,       # smsc: the store-and-forward SMSC, when the scenario has an ``smsc`` block
+    DmServerAgent,    # server: the DM server (its outbox submits to the SMSC, if any)
+    OtaCampaign,      # ota: the OTA platform, when the scenario has an ``ota`` block
+)
+
+DEVICE_AGENTS = {
+    "dm": DmDevice,   # an OMA DM client with its UICC and modem
+}
+DEFAULT_DEVICE = "dm"
