@@ -37,7 +37,7 @@ Model (choices where TS 23.040 leaves the SC's behaviour to the operator):
   RP-ACK user data (the PoR) in the report's TP-UD, with the message's TP-PID and TP-DCS. The
   report goes to the originator as an action; it is not itself stored and retried.
 - Alert-SC: a destination waiting for a retry is made due at once.
-- SCTS/DT map simulated time onto ``epoch`` (default 2026-01-01 00:00 UTC, as the engine),
+- SCTS/DT map simulated time onto ``epoch`` (default 2026-01-01 00:00 UTC, as the simulation),
   in whole seconds.
 """
 from __future__ import annotations

@@ -37,6 +37,7 @@ from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import ShortMessage
+from dmsim.sim.agents.agent import Agent
 from dmsim.sim.agents.smsc_outbox import SmscOutbox
 from dmsim.sim.links.card_access import CardPersonalisation
 from dmsim.sim.links.delays import make_delay
@@ -51,15 +52,11 @@ SERVER_URI = "http://dm.dmsim.test/dm"
 DM_AUTH_SCHEMES = {"md5": AUTH_MD5, "basic": AUTH_BASIC, "hmac": AUTH_HMAC_SHA256}  # fleet.profiles[].dm_auth
 
 
-class DmServerAgent:
-    """The replica's DM server: ``core`` is the sans-IO ``DmServer``."""
+class DmServerAgent(Agent):
+    """The replica's DM server: ``core`` is the sans-IO ``DmServer``. Every replica has one (a real
+    server is reached through the transport, and this one then only provisions and pushes)."""
 
     name = "server"
-
-    @staticmethod
-    def wanted(data: dict) -> bool:
-        """Every replica has one DM server (a real one is reached through the transport)."""
-        return True
 
     @classmethod
     def for_replica(cls, replica: "Replica") -> "DmServerAgent":

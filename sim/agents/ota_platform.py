@@ -39,6 +39,7 @@ from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage, StatusR
 from dmsim.network.sms.status_report import decode_status_report, status_class
 from dmsim.network.sms.udh import encode_udh
 from dmsim.base.errors import DmsimError
+from dmsim.sim.agents.agent import Agent
 from dmsim.sim.agents.smsc import SmscDriver
 from dmsim.sim.agents.smsc_outbox import SmscOutbox
 
@@ -60,15 +61,10 @@ class _Pending:
     sent_at: float
 
 
-class OtaCampaign:
+class OtaCampaign(Agent):
     """The OTA platform of one replica: one command per device, PoRs checked, outcomes reported."""
 
-    name = "ota"
-
-    @staticmethod
-    def wanted(data: dict) -> bool:
-        """Return whether the scenario runs an OTA campaign (an ``ota`` block; it needs ``smsc``)."""
-        return data.get("ota") is not None
+    name = block = "ota"  # an ``ota`` block (the scenario check makes sure it has an ``smsc`` too)
 
     @classmethod
     def for_replica(cls, replica) -> "OtaCampaign":

@@ -53,6 +53,7 @@ from dmsim.network.sms.smsc import (EPOCH, SC_ADDRESS, AttemptResult, Deliver, S
                                     SmscConfig, StatusReport, SubmitResult)
 from dmsim.sim.links.delays import check_keys, require_dict, spec_number
 from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.sim.agents.agent import Agent
 from dmsim.sim.links.link import Message, SimLink, without_tap
 from dmsim.base.rng import substream
 
@@ -142,19 +143,14 @@ class _Device:
         self.alert_pending = False
 
 
-class SmscDriver:
+class SmscDriver(Agent):
     """An SMSC in ``env``: the ``Smsc`` core, two radio SimLinks and the devices' reachability.
 
     As a replica's agent (``sim/model/registry.py``), it exists when the scenario has an
     ``smsc`` block; its downlink radio is ``links.sms`` (delay, loss, and the same tap).
     """
 
-    name = "smsc"
-
-    @staticmethod
-    def wanted(data: dict) -> bool:
-        """Return whether the scenario has a store-and-forward SMSC (an ``smsc`` block)."""
-        return data.get("smsc") is not None
+    name = block = "smsc"
 
     @classmethod
     def for_replica(cls, replica) -> "SmscDriver":

@@ -42,8 +42,8 @@ _SEC = "tests/network/test_dm_security.py::"
 _HMAC = "tests/network/test_hmac_integrity.py::"
 _TLS = "tests/network/test_tls.py::"
 _OSSL = "tests/network/test_tls_openssl.py::"
-_ENGINE = "tests/sim/test_engine.py::"
-_HTTPS = "tests/sim/test_https_server.py::"
+_ENGINE = "tests/sim/model/test_engine.py::"
+_HTTPS = "tests/sim/real/test_https_server.py::"
 _CARD = "tests/devices/test_smartcard_bootstrap.py::"
 
 _MUTUAL = _SESSION + "test_session_completes_with_mutual_auth"
@@ -88,7 +88,7 @@ def _table(source: str, side: str, *rows: Scr) -> tuple[Scr, ...]:
 
 
 _FULL = "tests/network/test_dm_session_full.py::"
-_HMODE = "tests/sim/test_hmac_mode.py::"
+_HMODE = "tests/sim/model/test_hmac_mode.py::"
 _HREAL = "tests/network/test_real_server_hmac.py::"
 _HMAC_SESSION = (_FULL + "test_hmac_session_has_no_cred_and_a_mac_on_every_message",
                  _HMODE + "test_hmac_fleet_completes_with_a_mac_on_every_message",

@@ -390,7 +390,7 @@ class SimulatedHttps(SimulatedHttp):
       arrived, so the ACK's own delay and loss are ignored); a segment not acknowledged when its
       retransmission timer fires is resent, ``rto`` (1 s) doubling up to 60 s; no congestion
       control. The client's ``request_timeout`` bounds it all: when it expires the connection is
-      aborted (nothing more is resent or delivered) and the engine's retry opens a new
+      aborted (nothing more is resent or delivered) and the device's retry opens a new
       connection with a full handshake (no session resumption).
     - One connection per session, kept across its exchanges (HTTP/1.1 keep-alive): the
       handshake's two round trips fall on the first exchange. Server CPU for the handshake is not

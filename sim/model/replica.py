@@ -21,7 +21,9 @@ fleet in two: the ``devices`` random stream is shared by every device's DM clien
 draws interleave in event order), the DM server's capacity model (``max_sessions`` slots, one
 FIFO) and the SMSC's rate limits are shared by all devices, and ``real_imsis`` ties device 0's
 real card to the rest of the fleet. A shard would need per-device streams and a server/SMSC that
-lives in one shard or is split by contract.
+lives in one shard or is split by contract. One cache is per process rather than per replica:
+the X.509 server certificate of ``sim/links/transports.py`` (``server_credential``, keys from the
+operating system, not the seed), which only changes byte counts in X.509 mode, never outcomes.
 """
 from __future__ import annotations
 

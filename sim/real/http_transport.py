@@ -43,7 +43,7 @@ class RealHttp(IpTransport):
     Choices: one connection per device session (HTTP/1.1 keep-alive), dropped after any failure
     and closed when the session ends; a provisioning request the server refuses ends the
     session (``provision_failed``), a failed TLS handshake too (``tls_failed``); a connection
-    failure or timeout reads as a lost response (the engine retries).
+    failure or timeout reads as a lost response (the device retries).
     """
 
     def __init__(self, model: "Replica", url: str, tls: dict | None = None):

@@ -1,6 +1,6 @@
 """CardLink over an in-process card: 61XX -> GET RESPONSE, 6CXX -> resend, trace and latency.
 
-(Named test_card_link.py: tests/sim/test_link.py already owns the basename test_link.)
+(Named test_card_link.py: tests/sim/links/test_link.py already owns the basename test_link.)
 ``StandInCard`` is also the card test_pcsc.py serves through pcscd.
 """
 import itertools

@@ -3,7 +3,7 @@ emulated card (cards/emulated.py), and ``dmsim card serve`` / ``dmsim card probe
 
 Same rule as test_pcsc.py: skipped without pcscd, vsmartcard-vpcd and pyscard, a failure when
 DMSIM_REQUIRE_PCSC=1 (``./dev test`` in CI). The CLI's input checks, which need no PC/SC, are in
-tests/sim/test_cli_card.py.
+tests/sim/cli/test_cli_card.py.
 """
 import json
 import signal

@@ -2,6 +2,7 @@
 replica builds it, runs it and reports it without a line of its own changing."""
 import pytest
 
+from dmsim.sim.agents.agent import Agent
 from dmsim.sim.model import registry
 from dmsim.sim.model.replica import Replica
 from dmsim.sim.scenario.format import parse_scenario
@@ -15,14 +16,10 @@ arrival: {kind: poisson, rate: 1}
 """
 
 
-class Census:
+class Census(Agent):
     """A network agent that counts the devices alive every 10 simulated seconds (no random draws)."""
 
-    name = "census"
-
-    @staticmethod
-    def wanted(data):
-        return True
+    name = "census"  # no block: always on
 
     @classmethod
     def for_replica(cls, replica):

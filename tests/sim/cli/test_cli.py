@@ -14,7 +14,7 @@ from conftest import load_vectors
 
 from dmsim.sim.cli.main import main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def invoke(*args, input=None):

@@ -254,7 +254,7 @@ def test_dmsim_run_pcap_is_dissected_without_errors(tmp_path):
 
     tshark = _tshark()
     pcap = tmp_path / "run.pcap"
-    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[2] / "scenarios/quickstart.yaml"),
+    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[3] / "scenarios/quickstart.yaml"),
                                     "--out", str(tmp_path / "run"), "--set", "fleet.size=5", "--set", "replicas=2",
                                     "--set", "links.sms.loss=0", "--no-plots", "-q", "--pcap", str(pcap)])
     assert res.exit_code == 0, res.output
@@ -275,7 +275,7 @@ def test_ota_campaign_pcap_shows_commands_and_mo_pors(tmp_path):
 
     tshark = _tshark()
     pcap = tmp_path / "ota.pcap"
-    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[2] / "scenarios/ota-campaign.yaml"),
+    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[3] / "scenarios/ota-campaign.yaml"),
                                     "--out", str(tmp_path / "run"), "--set", "fleet.size=4", "--set", "links.sms.loss=0",
                                     "--set", "smsc={submit_rate: 50, burst: 20}", "--no-plots", "-q", "--pcap", str(pcap)])
     assert res.exit_code == 0, res.output

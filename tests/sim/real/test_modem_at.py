@@ -20,7 +20,7 @@ from dmsim.network.sms.address import Address
 from dmsim.network.sms.tpdu import SmsDeliver, SmsSubmit
 from dmsim.base.errors import ModemError, ModemTimeoutError, ProtocolError
 
-PROFILE = Path(__file__).resolve().parents[2] / "cards" / "profiles" / "example.yaml"
+PROFILE = Path(__file__).resolve().parents[3] / "cards" / "profiles" / "example.yaml"
 SUBMIT = SmsSubmit(Address.parse("+491701234567"), user_data=b"hello").encode()
 DELIVER = SmsDeliver(Address.parse("+4912345"), user_data=b"push").encode()
 VERIFY_1234 = bytes.fromhex("0020000108") + b"1234" + b"\xff" * 4

@@ -212,7 +212,7 @@ def test_tls_counters_reach_the_summary(tmp_path):
 
     from dmsim.sim.results.runner import run_scenario
     from dmsim.sim.scenario.format import load_scenario
-    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    root = __import__("pathlib").Path(__file__).resolve().parents[3]
     run_scenario(load_scenario(root / "scenarios/dm_session_tls_psk.yaml", ["fleet.size=20"]), tmp_path, plots=False)
     tls = json.loads((tmp_path / "summary.json").read_text())["network"]["tls"]
     assert tls["handshakes"] == 20 and tls["client_failures"] == tls["server_failures"] == 0

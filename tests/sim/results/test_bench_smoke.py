@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "real_server.py"
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "real_server.py"
 
 
 def run_bench(*args: str) -> tuple[int, list[dict], str]:

@@ -18,7 +18,7 @@ from dmsim.sim.scenario.format import parse_scenario
 from dmsim.sim.real.virtual_modem import VirtualModem, loopback_network
 
 pytest.importorskip("serial")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROFILE = ROOT / "cards" / "profiles" / "example.yaml"
 MSISDN = "491720000042"
 

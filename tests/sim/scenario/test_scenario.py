@@ -11,7 +11,7 @@ from dmsim.base.errors import ScenarioError
 from dmsim.sim.scenario.format import Scenario, describe_schema, load_scenario, parse_override, parse_scenario
 from dmsim.base.schema import Bool, Field, Float, Int, Nullable, Str, Struct, validate
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 
 BASE = """\
 name: t
