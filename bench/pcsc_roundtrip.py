@@ -2,7 +2,7 @@
 
 The same small card is driven through ``InProcessLink`` and through
 pyscard -> pcscd -> vpcd -> ``VpcdBridge`` -> card, and, with ``--delayed-ack``, once more with
-TCP_QUICKACK off, to show the ~40 ms stall per APDU it avoids (../shared/PCSC.md).
+TCP_QUICKACK off, to show the ~40 ms stall per APDU it avoids (pcscd writes length and payload in two writes; see the README, real PC/SC stack).
 
     pcscd -f &        # with vsmartcard-vpcd installed; `./dev test` does this for the tests
     .venv/bin/python bench/pcsc_roundtrip.py [--count 2000] [--delayed-ack]

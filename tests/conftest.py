@@ -1,18 +1,17 @@
-"""Shared test helpers: where the published vectors are.
+"""Shared test helpers: the published vectors and a one-replica runner.
 
-``../shared/`` sits beside the checkout (on developer machines and in CI); DMSIM_SHARED
-overrides it.
+The vectors live in the repository (``tests/vectors/``, each with its source in ``source_notes``
+and per vector): a clone needs nothing beside it.
 """
 import json
-import os
 from pathlib import Path
 
-SHARED = Path(os.environ.get("DMSIM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
 def load_vectors(name: str, kind: str | None = None) -> list[dict]:
-    """Return the vectors of ``shared/vectors/<name>.json`` (only those of ``kind`` if given)."""
-    vectors = json.loads((SHARED / "vectors" / f"{name}.json").read_text())["vectors"]
+    """Return the vectors of ``tests/vectors/<name>.json`` (only those of ``kind`` if given)."""
+    vectors = json.loads((VECTORS / f"{name}.json").read_text())["vectors"]
     return [v for v in vectors if kind is None or v["kind"] == kind]
 
 

@@ -1,4 +1,4 @@
-"""MILENAGE (TS 35.206 §4.1) against the TS 35.208 conformance sets in shared/vectors/cards.json."""
+"""MILENAGE (TS 35.206 §4.1) against the TS 35.208 conformance sets in tests/vectors/cards.json."""
 import pytest
 from conftest import load_vectors
 

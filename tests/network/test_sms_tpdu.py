@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
+from conftest import VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,7 @@ from dmsim.network.sms.udh import (
 from dmsim.base.errors import DecodeError, ProtocolError
 
 VECTORS = {v["id"]: v for v in json.loads(
-    (SHARED / "vectors" / "network.json").read_text())["vectors"]}
+    (VECTORS / "network.json").read_text())["vectors"]}
 SCTS = bytes.fromhex("42205112000040")
 
 
@@ -40,7 +40,6 @@ def test_address_encoding(text, hex_):
     ("05", 0),                 # no type octet
     ("05912143", 0),           # 5 digits need 3 octets
     ("0481f143", 2),           # filler nibble inside the digits
-    ("04d02143", 1),           # alphanumeric TON
     ("1591" + "11" * 11, 0),   # 21 digits
 ])
 def test_address_decode_errors(hex_, where):
@@ -55,7 +54,27 @@ def test_address_refuses_what_it_cannot_encode():
     with pytest.raises(ProtocolError):
         Address("1" * 21)
     with pytest.raises(ProtocolError):
-        Address("1234", Ton.ALPHANUMERIC)
+        Address("MyBank123456", Ton.ALPHANUMERIC)       # 12 characters: more than 10 octets
+    with pytest.raises(ProtocolError):
+        Address("Bank\u65e5", Ton.ALPHANUMERIC)         # not in the GSM 7-bit alphabet
+
+
+@pytest.mark.parametrize("text, hex_", [
+    ("Google", "0bd0c7f7fbcc2e03"),                      # 6 septets in 11 semi-octets
+    ("MyBank{1}", "14d0cdbc30ec5e6f50b14d0a"),           # '{' is an escape and 0x28: 11 septets
+    ("A", "02d041"),
+])
+def test_alphanumeric_address(text, hex_):
+    """TON 101 (TS 23.040 §9.1.2.5): GSM 7-bit text, Address-Length in semi-octets."""
+    addr = Address(text, Ton.ALPHANUMERIC, Npi.UNKNOWN)
+    assert encode_address(addr).hex() == hex_
+    assert decode_address(bytes.fromhex(hex_)) == (addr, len(hex_) // 2)
+    assert str(addr) == text
+
+
+def test_alphanumeric_originator_in_a_deliver():
+    msg = SmsDeliver(Address("DM-Server", Ton.ALPHANUMERIC, Npi.UNKNOWN), scts=SCTS, user_data=b"x")
+    assert decode_tpdu(msg.encode(), mt=True).oa == msg.oa
 
 
 # --- UDH (§9.2.3.24) -------------------------------------------------------------------
@@ -263,6 +282,12 @@ def test_pycrate_decodes_our_8bit_deliver(dcs, pid, ies):
     assert pdu["TP_UD"]["UD"].get_val() == bytes(range(40, 140))
     if ies:
         assert pdu["TP_UD"]["UDH"]["UDH"].get_val() == [[5, 4, [2948, 9200]], [0, 3, [200, 3, 3]]]
+
+
+def test_pycrate_decodes_our_alphanumeric_originator():
+    msg = SmsDeliver(Address("MyBank{1}", Ton.ALPHANUMERIC, Npi.UNKNOWN), scts=SCTS, user_data=b"hi")
+    pdu = _pycrate_deliver(msg.encode())
+    assert pdu["TP_OA"]["Type"].get_val() == Ton.ALPHANUMERIC and pdu["TP_OA"]["Num"].decode() == "MyBank{1}"
 
 
 def test_pycrate_decodes_our_7bit_deliver():

@@ -23,9 +23,9 @@ from dmsim.network.dm.wbxml import (
 )
 from dmsim.base.errors import DecodeError, ProtocolError
 
-from conftest import SHARED
+from conftest import VECTORS as VECTOR_DIR
 
-VECTORS = SHARED / "vectors" / "network.json"
+VECTORS = VECTOR_DIR / "network.json"
 HEADER = bytes.fromhex("03a4016a00")  # WBXML 1.3, public id 0x1201, UTF-8, empty string table
 
 # A server package #2: Status, Chal with NextNonce, nested MetInf, Get/Exec/Sequence/Atomic.

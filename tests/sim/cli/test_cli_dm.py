@@ -1,4 +1,4 @@
-"""``dmsim calc pkg0`` and ``dmsim decode pkg0`` (../shared/CLI.md): output keys, the published
+"""``dmsim calc pkg0`` and ``dmsim decode pkg0`` (the command line of the README and ``dmsim --help``): output keys, the published
 vector, digest_valid and exit codes (1 invalid digest, 2 bad input with its offset)."""
 import json
 

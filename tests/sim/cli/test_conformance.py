@@ -1,5 +1,5 @@
 """``dmsim conformance`` (sim/cli/conformance.py): every SCR item of OMA-TS-DM_Security-V1_3 Appendix B
-and of seed 000's SCR tables appears exactly once, as the spec text lists it; every evidence node
+and of seed 000's SCR tables (transcribed in tests/vectors/scr_tables.json) appears exactly once, as the spec lists it; every evidence node
 id names a test; a ``yes`` row has evidence and meets its Requirement column; the command's
 readable, JSON and --check output. The evidence tests themselves are not run."""
 import json
@@ -7,45 +7,23 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED
+from conftest import VECTORS
 
 from dmsim.sim.cli import conformance as conf
 from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SPEC_003, YES, Scr
 
-SPECS = SHARED / "specs"
-
-
-def spec_text(prefix: str) -> str:
-    found = sorted(SPECS.glob(f"{prefix}_*.txt"))
-    assert found, f"no {prefix}_*.txt in {SPECS} (set DMSIM_SHARED)"
-    return found[0].read_text(encoding="utf-8")
+SCR_TABLES = json.loads((VECTORS / "scr_tables.json").read_text(encoding="utf-8"))
 
 
 def appendix_b_003() -> list[tuple[str, str, str, str]]:
-    """Return (side, item, function, reference) of each row of Appendix B of spec 003."""
-    text = spec_text("003")
-    section = text[text.index("Appendix B. Static Conformance"):text.index("Appendix C. ")]
-    server_at = section.index("B.2 SCR for DM Server")
-    return [("client" if m.start() < server_at else "server", m[1], m[2].strip(), m[3].strip())
-            for m in re.finditer(r"^(DM-SEC-[CS]-\d+(?:-[MO])+)\t([^\t\n]*)\t([^\t\n]*)", section, re.M)]
+    """Return (side, item, function, reference) of each row of Appendix B of spec 003
+    (transcribed in tests/vectors/scr_tables.json)."""
+    return [(r["side"], r["item"], r["function"], r["reference"]) for r in SCR_TABLES["spec_003"]]
 
 
 def scr_seed_000() -> list[tuple[str, str, str]]:
-    """Return (side, item, reference) of each item cell of seed 000's Change 4 tables (cells are
-    tab-indented lines); an id right after a Reference cell is that row's Requirement, not an item."""
-    lines = spec_text("000").split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith("Change 4:"))
-    side, previous, out = "client", "", []
-    for i in range(start, len(lines)):
-        cell = lines[i].strip()
-        if cell.startswith("B.2 SCR for DM Server"):
-            side = "server"
-        if re.fullmatch(r"DM-SEC-[CS]-\d+(?:-[MO])+", cell) and not previous.startswith("Section"):
-            ref = next(x.strip() for x in lines[i + 1:] if x.strip().startswith("Section"))
-            out.append((side, cell, ref.removeprefix("Section ")))
-        if lines[i].startswith("\t"):
-            previous = cell
-    return out
+    """Return (side, item, reference) of each item of seed 000's Change 4 SCR tables."""
+    return [(r["side"], r["item"], r["reference"]) for r in SCR_TABLES["seed_000"]]
 
 
 def test_spec_003_parse_finds_both_tables():
