@@ -4,9 +4,16 @@ An address field is: Address-Length (count of useful semi-octets), Type-of-Addre
 (bit 7 = 1, TON in bits 6..4, NPI in bits 3..0), then the digits two per octet, low
 nibble first, an odd count padded with 1111.
 
+An alphanumeric address (TON 101, §9.1.2.5) holds text in the GSM 7-bit default alphabet
+(TS 23.038 §6.2.1, gsm7.py) packed into octets, and Address-Length counts the semi-octets
+the packed septets use; ``Address.digits`` then holds the text.
+
 Choices where the spec leaves room:
-- Alphanumeric addresses (TON 101, GSM 7-bit packed) are refused (DecodeError on decode,
-  ProtocolError when building one); the bootstrap slice only needs numeric originators.
+- An alphanumeric address holds ``Address-Length * 4 // 7`` septets: the pad bits after the
+  last septet never make one more (a sender that counts whole octets, e.g. 14 semi-octets
+  for 7 characters, gets a trailing '@' read back, which is what those bits say).
+- Building an alphanumeric address longer than 11 characters (10 octets), or with a
+  character the alphabet lacks, raises ProtocolError.
 - On decode the pad nibble of an odd-length address and bit 7 of Type-of-Address are not
   checked (receivers should be tolerant); a filler nibble *inside* the digits is an error.
 """
@@ -16,6 +23,7 @@ import functools
 from dataclasses import dataclass
 from enum import IntEnum
 
+from dmsim.network.sms import gsm7
 from dmsim.base.errors import DecodeError, ProtocolError
 
 
@@ -50,11 +58,13 @@ class Npi(IntEnum):
 # Semi-octet values 0..14 (15 is the filler), TS 23.040 §9.1.2.3 / TS 24.008 BCD.
 _DIGITS = "0123456789*#abc"
 _MAX_DIGITS = 20  # the address field is at most 12 octets: 2 + 10 octets of digits
+_MAX_SEPTETS = _MAX_DIGITS * 4 // 7  # 11 characters of an alphanumeric address
 
 
 @dataclass(frozen=True)
 class Address:
-    """A numeric SMS address: ``digits`` from ``0-9 * # a b c``, with its TON and NPI.
+    """An SMS address: ``digits`` from ``0-9 * # a b c``, with its TON and NPI; for TON
+    ALPHANUMERIC, ``digits`` is the text (GSM 7-bit default alphabet, at most 11 characters).
 
     Building one that cannot be encoded raises ProtocolError (as the other dmsim encoders do).
     """
@@ -64,13 +74,15 @@ class Address:
     npi: int = Npi.ISDN
 
     def __post_init__(self) -> None:
-        if any(c not in _DIGITS for c in self.digits) or len(self.digits) > _MAX_DIGITS:
-            raise ProtocolError(f"SMS address digits {self.digits!r}: "
-                                f"expected at most {_MAX_DIGITS} of {_DIGITS!r}")
         if not 0 <= self.ton <= 7 or not 0 <= self.npi <= 15:
             raise ProtocolError(f"SMS address TON {self.ton} / NPI {self.npi} out of range")
         if self.ton == Ton.ALPHANUMERIC:
-            raise ProtocolError("alphanumeric SMS addresses are not supported")
+            if len(gsm7.encode_text(self.digits)) > _MAX_SEPTETS:
+                raise ProtocolError(f"alphanumeric SMS address {self.digits!r}: "
+                                    f"more than {_MAX_SEPTETS} septets")
+        elif any(c not in _DIGITS for c in self.digits) or len(self.digits) > _MAX_DIGITS:
+            raise ProtocolError(f"SMS address digits {self.digits!r}: "
+                                f"expected at most {_MAX_DIGITS} of {_DIGITS!r}")
 
     @classmethod
     def parse(cls, text: str) -> Address:
@@ -86,20 +98,24 @@ class Address:
 
 @functools.lru_cache(maxsize=256)  # a sender encodes its own address in every TPDU
 def encode_address(address: Address) -> bytes:
-    """Return the TP-OA/TP-DA field: length in semi-octets, Type-of-Address, packed digits."""
+    """Return the TP-OA/TP-DA field: length in semi-octets, Type-of-Address, packed digits
+    (or, for an alphanumeric address, packed septets)."""
+    toa = 0x80 | (address.ton << 4) | address.npi
+    if address.ton == Ton.ALPHANUMERIC:
+        septets = gsm7.encode_text(address.digits)
+        return bytes([(len(septets) * 7 + 3) // 4, toa]) + gsm7.pack(septets)
     nibbles = [_DIGITS.index(c) for c in address.digits]
     if len(nibbles) % 2:
         nibbles.append(0xF)
     packed = bytes(lo | (hi << 4) for lo, hi in zip(nibbles[0::2], nibbles[1::2]))
-    toa = 0x80 | (address.ton << 4) | address.npi
     return bytes([len(address.digits), toa]) + packed
 
 
 def decode_address(data: bytes, offset: int = 0, *, what: str = "sms") -> tuple[Address, int]:
     """Return the address starting at ``data[offset]`` and the offset just after it.
 
-    Raises DecodeError(what, ...) when the field is truncated, too long, alphanumeric or has
-    a filler nibble among its digits.
+    Raises DecodeError(what, ...) when the field is truncated, too long or has a filler nibble
+    among its digits.
     """
     if offset + 2 > len(data):
         raise DecodeError(what, offset, "address field truncated", "length and type octets")
@@ -108,13 +124,13 @@ def decode_address(data: bytes, offset: int = 0, *, what: str = "sms") -> tuple[
         raise DecodeError(what, offset, f"address length {count} semi-octets",
                           f"at most {_MAX_DIGITS}")
     ton, npi = (toa >> 4) & 0x7, toa & 0xF
-    if ton == Ton.ALPHANUMERIC:
-        raise DecodeError(what, offset + 1, "alphanumeric addresses are not supported",
-                          "a numeric TON")
     start, end = offset + 2, offset + 2 + (count + 1) // 2
     if end > len(data):
         raise DecodeError(what, offset, f"address needs {end - offset} octets, "
                           f"{len(data) - offset} left")
+    if ton == Ton.ALPHANUMERIC:
+        text = gsm7.decode_text(gsm7.unpack(data[start:end], count * 4 // 7))
+        return Address(text, ton, npi), end
     digits = []
     for i in range(count):
         octet = data[start + i // 2]

@@ -13,7 +13,9 @@ that does not parse, wrong lengths), 1 when the card refuses a command or cannot
 JSON still holds what was read, and ``error``).
 
 Choices: a card object without an ``atr`` is served with ``DEFAULT_ATR`` (T=0, no historical
-bytes); ``--wait`` retries until the reader holds a card that answers SELECT MF.
+bytes); ``--wait`` retries until the reader holds a card that answers SELECT MF. ``card serve``
+gives up when vpcd cannot be reached within ``--timeout`` seconds (default 10; 0 waits for
+ever): one line on stderr and exit 1, instead of waiting silently for a pcscd that is not there.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import threading
 import click
 
 from dmsim.base.errors import DmsimError
-from dmsim.sim.cli.toolbox import ParseFailure, parse_hex, parse_host_port
+from dmsim.sim.cli.toolbox import ParseFailure, format_table, parse_hex, parse_host_port
 
 VPCD_DEFAULT = "127.0.0.1:35963"
 DEFAULT_ATR = bytes.fromhex("3b021450")
@@ -56,7 +58,9 @@ def card() -> None:
               help="Card profile (YAML, see cards/profiles/example.yaml).")
 @click.option("--vpcd", "vpcd_addr", default=VPCD_DEFAULT, show_default=True,
               help="Where pcscd's vpcd driver listens (HOST:PORT).")
-def serve(profile_path: str, vpcd_addr: str) -> None:
+@click.option("--timeout", type=click.FloatRange(0), default=10.0, show_default=True, metavar="SECONDS",
+              help="Give up (exit 1) when vpcd cannot be reached for this long; 0 waits for ever.")
+def serve(profile_path: str, vpcd_addr: str, timeout: float) -> None:
     """Show the card of a profile to pcscd as a card in a vpcd reader, until Ctrl-C."""
     from dmsim.cards.profile import load_profile
     from dmsim.sim.real.vpcd import VPCD_PORT, VpcdBridge
@@ -68,7 +72,7 @@ def serve(profile_path: str, vpcd_addr: str) -> None:
     uicc = build_card(profile)
     if not getattr(uicc, "atr", b""):
         uicc.atr = DEFAULT_ATR
-    bridge = VpcdBridge(uicc, host, port)
+    bridge = VpcdBridge(uicc, host, port, give_up_after=timeout or None)
     # The bridge runs in a thread: a signal handler calling stop() on the thread that holds the
     # bridge's lock would deadlock. The handlers go in before the start line is printed, so that
     # a Ctrl-C right after it still stops cleanly.
@@ -89,6 +93,9 @@ def serve(profile_path: str, vpcd_addr: str) -> None:
         thread.join(5)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if bridge.failure:
+        click.echo(f"error: {bridge.failure}", err=True)
+        sys.exit(1)
 
 
 def _bytes(value: str | None, option: str, length: int | None = None) -> bytes | None:
@@ -139,16 +146,8 @@ def _scp03_keys(value: str | None, kvn: int):
 def _show(result: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
-        return
-    flat = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    width = max(len(k) for k in flat)
-    for key, value in flat.items():
-        click.echo(f"{key:<{width}}  {value}")
+    else:
+        click.echo(format_table(result))
 
 
 @card.command("probe")

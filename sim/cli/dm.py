@@ -11,14 +11,17 @@ import click
 
 from dmsim.network.dm import auth, notification
 from dmsim.base.errors import DmsimError
-from dmsim.sim.cli.toolbox import ParseFailure, decoding, emit, json_option, parse_hex
+from dmsim.sim.cli.toolbox import ParseFailure, decoding, emit, examples, json_option, parse_hex
+
+PKG0_EXAMPLE = "c74d1f23fdb2cbffe32875d440bc5b7b030800000000010a646d2e6578616d706c65"
 
 _UI_MODES = {notification.UI_NOT_SPECIFIED: "not-specified", notification.UI_BACKGROUND: "background",
              notification.UI_INFORMATIVE: "informative", notification.UI_USER_INTERACTION: "user-interaction"}
 _INITIATORS = {notification.INITIATOR_CLIENT: "client", notification.INITIATOR_SERVER: "server"}
 
 
-def _fields(pkg0: notification.Pkg0) -> dict:
+def pkg0_fields(pkg0: notification.Pkg0) -> dict:
+    """Return the fields of a parsed package #0 (OMA-TS-DM_Notification-V1_2 §6.2), names in snake_case."""
     return {"digest": pkg0.digest.hex(), "version": pkg0.version,
             "ui_mode": pkg0.ui_mode, "ui_mode_name": _UI_MODES[pkg0.ui_mode],
             "initiator": pkg0.initiator, "initiator_name": _INITIATORS[pkg0.initiator],
@@ -27,7 +30,9 @@ def _fields(pkg0: notification.Pkg0) -> dict:
             "vendor_specific": pkg0.vendor_specific.hex(), "trigger": pkg0.trigger.hex()}
 
 
-@click.command("pkg0")
+@click.command("pkg0", epilog=examples(
+    "dmsim calc pkg0 --session-id 1 --server-id dm.example --password pw --nonce 00112233",
+    "dmsim calc pkg0 --ui-mode 3 --session-id 4660 --server-id dm.example --password pw --nonce '' --json"))
 @click.option("--version", "version", type=click.IntRange(0, 1023), default=notification.DEFAULT_VERSION,
               show_default=True, help="Version field (10 bits): 12 for 1.2, 13 for 1.3, 11 for 1.1.")
 @click.option("--ui-mode", type=click.IntRange(0, 3), default=0, show_default=True,
@@ -62,7 +67,9 @@ def calc_pkg0_cmd(version: int, ui_mode: int, initiator: int, session_id: int, s
           "wsp_push": notification.encode_push(pkg0, tid).hex()}, as_json)
 
 
-@click.command("pkg0")
+@click.command("pkg0", epilog=examples(
+    f"dmsim decode pkg0 {PKG0_EXAMPLE}",
+    f"dmsim decode pkg0 {PKG0_EXAMPLE} --password pw --nonce 00112233   # digest_valid: yes"))
 @click.argument("hex_input", metavar="HEX")
 @click.option("--server-id", help="Server identifier for the digest check (default: the one in the package).")
 @click.option("--password", help="Server password: check the digest (needs --nonce).")
@@ -76,7 +83,7 @@ def decode_pkg0_cmd(hex_input: str, server_id: str | None, password: str | None,
         raise ParseFailure("the digest check needs both --password and --nonce (and optionally --server-id)")
     with decoding():
         pkg0 = notification.parse_pkg0(data)
-    out = _fields(pkg0)
+    out = pkg0_fields(pkg0)
     ok = True
     if password is not None:
         ok = notification.verify_pkg0(pkg0, server_id if server_id is not None else pkg0.server_id, password,

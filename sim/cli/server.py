@@ -2,8 +2,10 @@
 
 HTTPS is SyncML DM over TLS (seed 000 §9.2.2): PSK-TLS with the identities of ``--psk`` and
 those already in the store (provisioned ones included), X.509 with ``--cert``/``--key``; with a
-certificate the server offers both modes. Accounts, nonces and PSKs live in the SQLite file of
-``--db`` (in memory without it) and survive a restart.
+certificate the server offers both modes; with neither a PSK (given or in the store) nor a
+certificate, ``--https`` is refused (exit 2) rather than serving a TLS port no client can use.
+Accounts, nonces and PSKs live in the SQLite file of ``--db`` (in memory without it) and
+survive a restart.
 
 ``--config FILE`` is a YAML mapping with the keys of ``CONFIG_SCHEMA`` (``dmsim server --help``
 lists them); a flag given on the command line overrides its key (``--psk`` replaces the whole
@@ -137,6 +139,9 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem) -> None:
     try:
         for identity, psk in psk_pairs:
             store.psks[identity] = psk
+        if https and cert_pem is None and not len(store.psks):
+            raise ParseFailure(f"--https {cfg['https']}: no TLS credentials: give --psk IDENTITY:HEXKEY (PSK-TLS), "
+                               "--cert PEM --key PEM (X.509), or a --db that holds PSKs")
         first_host, first_port = https or http
         core = default_server(cfg["server_id"], first_host, first_port, scheme="https" if https else "http",
                               accounts=store, hmac_window=cfg["hmac_window"])

@@ -21,7 +21,7 @@ import click
 
 from dmsim.network.sms import smpp
 from dmsim.base.errors import DecodeError, DmsimError
-from dmsim.sim.cli.toolbox import ParseFailure, decoding, emit, json_option, parse_hex, parse_host_port
+from dmsim.sim.cli.toolbox import ParseFailure, decoding, emit, examples, json_option, parse_hex, parse_host_port
 
 TLV_NAMES = {smpp.TAG_RECEIPTED_MESSAGE_ID: "receipted_message_id",
              smpp.TAG_SC_INTERFACE_VERSION: "sc_interface_version",
@@ -49,21 +49,20 @@ def pdu_fields(pdu: smpp.Pdu) -> dict:
 
 
 def _udh(message: bytes) -> dict | str:
-    from dmsim.network.sms.udh import decode_udh, find_concat, find_ports
+    from dmsim.network.sms.udh import decode_udh
+    from dmsim.sim.cli.sms_view import udh_fields
     try:
         ies, rest = decode_udh(message)
-        out: dict = {"ies": [{"iei": ie.iei, "data": ie.data.hex()} for ie in ies], "rest": rest.hex()}
-        ports, concat = find_ports(ies), find_concat(ies)
     except DecodeError as exc:  # the SMPP PDU is fine; only its user data is not a UDH
         return f"not decodable ({exc})"
-    if ports:
-        out["ports"] = {"dest": ports.dest, "src": ports.src}
-    if concat:
-        out["concat"] = {"ref": concat.ref, "total": concat.total, "seq": concat.seq}
-    return out
+    return {**udh_fields(ies), "rest": rest.hex()}
 
 
-@click.command("smpp")
+@click.command("smpp", epilog=examples(
+    "dmsim decode smpp 0000002100000002000000000000000165736d6500736563726574000034000000   # bind_transmitter",
+    "dmsim decode smpp 00000065000000040000000000000002000500444d2d536572766572000101343931373230303030303432"
+    "004000000000000004002f0605040b8423f0000603c4af87c74d1f23fdb2cbffe32875d440bc5b7b030800000000010a646d2e65"
+    "78616d706c65   # submit_sm carrying a WAP Push"))
 @click.argument("hex_input", metavar="HEX")
 @click.option("--command-id", "command_id", help="HEX is only a body, of this command_id (hex, e.g. 0x00000004).")
 @json_option

@@ -15,7 +15,10 @@ Choices the protocol leaves open:
   '6F00' (no precise diagnosis), and the bridge goes on;
 * power on and reset call the card's ``reset()`` if it has one;
 * when the connection drops (pcscd restarts) the bridge reconnects, waiting 50 ms, then twice
-  as long each time up to 2 s.
+  as long each time up to 2 s;
+* with ``give_up_after`` set, a bridge that has never reached vpcd stops trying after that many
+  seconds (nothing listens: pcscd is not running, or runs without the vpcd driver) and says
+  why in ``failure``; once connected it reconnects for ever, as above.
 
 pcscd writes each length and payload in two writes; with the default delayed ACK the second
 one waits ~40 ms per APDU. So TCP_QUICKACK is set before every ``recv`` (it resets itself) and
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 
 from dmsim.cards import sw
 from dmsim.cards.link import Card
@@ -53,10 +57,13 @@ class VpcdBridge:
     """Serves ``card`` to vpcd at ``host:port`` until ``stop()``; run ``serve_forever`` in a thread.
 
     ``connected`` is set while a connection to vpcd is up; ``apdus`` counts the APDUs answered.
+    ``give_up_after`` (seconds, None: never) bounds the wait for the first connection;
+    ``serve_forever`` then returns with ``failure`` saying what was wrong.
     ``quickack=False`` only exists to measure what the delayed ACK costs.
     """
 
-    def __init__(self, card: Card, host: str = "127.0.0.1", port: int = VPCD_PORT, *, quickack: bool = True):
+    def __init__(self, card: Card, host: str = "127.0.0.1", port: int = VPCD_PORT, *, quickack: bool = True,
+                 give_up_after: float | None = None):
         self.card = card
         self.host = host
         self.port = port
@@ -64,6 +71,8 @@ class VpcdBridge:
         self.connected = threading.Event()
         self.powered = False
         self.apdus = 0
+        self.give_up_after = give_up_after
+        self.failure: str | None = None
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
@@ -71,15 +80,23 @@ class VpcdBridge:
     def serve_forever(self) -> None:
         """Connect, answer frames, reconnect with backoff when dropped; return after ``stop()``."""
         backoff = BACKOFF_FIRST
+        started, attempts, ever_connected = time.monotonic(), 0, False
         while not self._stop.is_set():
             try:
+                attempts += 1
                 sock = socket.create_connection((self.host, self.port), timeout=2.0)
             except OSError as exc:
+                waited = time.monotonic() - started
+                if not ever_connected and self.give_up_after is not None and waited + backoff > self.give_up_after:
+                    self.failure = (f"nothing listens on vpcd {self.host}:{self.port} "
+                                    f"({exc.strerror or exc}; {attempts} attempt(s) in {waited:.1f} s): "
+                                    "is pcscd running with the vpcd driver (vsmartcard-vpcd)?")
+                    return
                 log.debug("vpcd %s:%d not reachable (%s); retry in %.2f s", self.host, self.port, exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            backoff = BACKOFF_FIRST
+            backoff, ever_connected = BACKOFF_FIRST, True
             sock.settimeout(None)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:

@@ -79,3 +79,16 @@ def test_serve_prints_its_reader_and_stops_on_ctrl_c(tmp_path):
         if serve.poll() is None:
             serve.kill()
             serve.wait()
+
+
+def test_serve_without_vpcd_gives_up_with_one_clear_line(tmp_path):
+    path = tmp_path / "card.yaml"
+    path.write_text(PROFILE)
+    with socket.socket() as s:   # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = subprocess.run([sys.executable, "-m", "dmsim.sim.cli.main", "card", "serve", "--profile", str(path),
+                          "--vpcd", f"127.0.0.1:{port}", "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.count("\n") == 1 and f"nothing listens on vpcd 127.0.0.1:{port}" in out.stderr
+    assert "pcscd" in out.stderr and "Traceback" not in out.stderr

@@ -132,3 +132,19 @@ def test_hmac_window_must_be_positive():
 def test_hmac_window_reaches_the_server_core():
     from dmsim.sim.real.dm_http_server import default_server
     assert default_server("s", "127.0.0.1", 1, hmac_window=42.0).hmac.max_age == 42.0
+
+
+def test_https_without_any_credential_is_refused(tmp_path, monkeypatch):
+    res = invoke("--https", "127.0.0.1:0")
+    assert res.exit_code == 2 and "no TLS credentials" in res.output and "--psk" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    # a store that already holds a PSK is enough
+    db = tmp_path / "dm.sqlite"
+    store = SqliteAccounts(str(db))
+    store.psks[b"dev1"] = bytes(16)
+    store.close()
+    started = []
+    monkeypatch.setattr("dmsim.sim.cli.server._run", lambda listeners, info: started.append(info))
+    res = invoke("--https", "127.0.0.1:0", "--db", str(db))
+    assert res.exit_code == 0, res.output
+    assert started[0]["tls"] == "psk" and started[0]["psk_identities"] == 1
