@@ -33,6 +33,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from dmsim.cards.apdu_names import ins_name
 from dmsim.cards import sw as SW
 from dmsim.cards.apdu import build_command
 from dmsim.cards.link import CardLink
@@ -47,8 +48,6 @@ DM_APPLICATION_NAME = b"OMA DM"
 SW_OK, SW_MAC_FAILURE, SW_RECORD_NOT_FOUND, SW_WRONG_P1P2 = 0x9000, 0x9862, 0x6A83, 0x6B00
 CHUNK = 256
 MAX_RECORDS = 254
-INS_NAMES = {0xA4: "SELECT", 0xB0: "READ BINARY", 0xB2: "READ RECORD", 0x20: "VERIFY", 0x88: "AUTHENTICATE",
-             0x50: "INITIALIZE UPDATE", 0x82: "EXTERNAL AUTHENTICATE", 0xC0: "GET RESPONSE"}
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -57,7 +56,7 @@ def command(link: CardLink, apdu: bytes, ok: tuple[int, ...] = (SW_OK,)) -> tupl
     """Return ``(data, sw)`` of ``apdu``; raise CardError when the SW is not one of ``ok``."""
     data, sw = link.transmit(apdu)
     if sw not in ok:
-        raise CardError(INS_NAMES.get(apdu[1], f"INS {apdu[1]:02X}"), apdu, sw, SW.describe(sw))
+        raise CardError(ins_name(apdu[1]) or f"INS {apdu[1]:02X}", apdu, sw, SW.describe(sw))
     return data, sw
 
 
@@ -305,7 +304,7 @@ class SecureChannelLink(CardLink):
 
     def _transmit_raw(self, apdu: bytes) -> bytes:
         plain = apdu if self.iso_class else bytes((apdu[0] | 0x80,)) + apdu[1:]
-        name = INS_NAMES.get(apdu[1], f"INS {apdu[1]:02X}")
+        name = ins_name(apdu[1]) or f"INS {apdu[1]:02X}"
         try:
             wrapped = self.host.wrap(plain)
         except Scp03Error as exc:

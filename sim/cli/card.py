@@ -7,7 +7,7 @@ through vsmartcard's vpcd (sim/real/vpcd.py): any PC/SC tool then sees it in rea
 AUTHENTICATE (TS 31.102 §7.1.2.1) when RAND and AUTN are given, and the DM Bootstrap read inside
 an SCP03 channel (OMA-TS-DM_Security Appendix H) when the SCP03 keys are given.
 
-Conventions (../shared/CLI.md): readable output, or one JSON object with ``--json`` (snake_case
+Conventions (the command line in the README): readable output, or one JSON object with ``--json`` (snake_case
 keys, bytes as lowercase hex). Exit 2 on bad input (a profile error with its file and line, hex
 that does not parse, wrong lengths), 1 when the card refuses a command or cannot be reached (the
 JSON still holds what was read, and ``error``).

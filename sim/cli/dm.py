@@ -1,5 +1,5 @@
 """``dmsim calc pkg0`` and ``dmsim decode pkg0``: the DM notification (package #0,
-OMA-TS-DM_Notification-V1_2 §6, §7) as engineers compute and check it by hand (../shared/CLI.md).
+OMA-TS-DM_Notification-V1_2 §6, §7) as engineers compute and check it by hand (the command line in the README).
 
 ``calc pkg0`` prints the whole package #0, its digest and the intermediate hashes, and the WSP
 Push PDU that carries it. ``decode pkg0`` prints the fields and, when ``--password`` and

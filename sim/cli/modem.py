@@ -4,7 +4,7 @@ Any serial-port program (sim/real/modem_at.py, minicom, a real device's modem co
 pty as if it were a USB modem: AT commands of 3GPP TS 27.007 / TS 27.005 in PDU mode, AT+CSIM
 to the emulated card of ``--profile`` (cards/profile.py), and AT+CMGS submissions logged.
 
-Output (../shared/CLI.md conventions): one JSON object when the pty is ready,
+Output (the command-line conventions of the README): one JSON object when the pty is ready,
 ``{"pty": PATH, "link": PATH|null, "imsi": IMSI|null}``, then one JSON line per submitted SMS:
 ``{"event": "submit", "mr": N, "sca": HEX, "tpdu": HEX, "da": "+4912345"}`` (``error`` in
 place of ``da`` when the TPDU does not decode). Ctrl-C (or SIGTERM) stops, exit 0. Exit 2 on bad

@@ -1,4 +1,4 @@
-"""``dmsim server``: the DM server on real sockets (../shared/CLI.md), HTTP and HTTPS.
+"""``dmsim server``: the DM server on real sockets (the command line in the README), HTTP and HTTPS.
 
 HTTPS is SyncML DM over TLS (seed 000 §9.2.2): PSK-TLS with the identities of ``--psk`` and
 those already in the store (provisioned ones included), X.509 with ``--cert``/``--key``; with a

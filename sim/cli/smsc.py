@@ -1,4 +1,4 @@
-"""``dmsim smsc serve``: a lab SMSC speaking SMPP 3.4, and ``dmsim decode smpp`` (../shared/CLI.md).
+"""``dmsim smsc serve``: a lab SMSC speaking SMPP 3.4, and ``dmsim decode smpp`` (the command line in the README).
 
 ``smsc serve`` keeps submitted messages in memory, prints one JSON line per event on stdout
 (``listening``, ``bind``, ``submit_sm``, ``deliver_sm``, ``unbind``, ``malformed``) and, when

@@ -1,6 +1,6 @@
 """``dmsim calc`` and ``dmsim decode``: compute and decode what engineers debug by hand.
 
-Conventions (../shared/CLI.md): a readable form by default, one JSON object with ``--json``
+Conventions (the command line in the README): a readable form by default, one JSON object with ``--json``
 (snake_case keys named after the spec, bytes as lowercase hex); a failed check (``--check``)
 prints the result and exits 1; input that cannot be parsed exits 2 naming the byte offset and
 what was expected. ``HEX`` may be ``-`` for standard input; spaces and colons are ignored.
