@@ -17,8 +17,15 @@ Layers, outermost first (all octets, no I/O):
 Choices where the specs leave room:
 - Only the one CP-DATA carrying the RP-DATA is written per SMS: no SABM/UA, CP-ACK or RP-ACK
   (the simulation models delivery, not the radio link).
-- All SMS share one SDCCH/8 sub-channel (SmsChannel), whatever the device: the capture shows
-  the SMS layers, not which device's radio link carried them.
+- Each device has its own SDCCH/8 sub-channel (:func:`device_channel`), so a capture tells the
+  devices' radio links apart (and LAPDm sequence numbers run per device): device ``i`` uses
+  ``j = i mod 6944`` as ARFCN ``1 + j // 56`` (the P-GSM 900 range 1..124, TS 45.005 §2),
+  timeslot ``1 + (j mod 56) // 8`` (timeslot 0 carries the BCCH/CCCH) and sub-slot ``j mod 8``;
+  devices 6944 apart share a sub-channel. A device-less SmsChannel (``arfcn`` given, timeslot 1,
+  sub-slot 0) remains for callers that do not name one. GSMTAP v2 has no field for the
+  subscriber's number, and RP-DATA leaves the MS's side empty (RP-OA uplink, RP-DA downlink,
+  TS 24.011 §7.3.1), so the MSISDN is not in these layers (the pcap writer puts the device in the
+  IP header instead, ``sim/results/pcap.py``).
 - The transaction identifier value is 0 with the flag 0 (the side that originates the
   transaction sends it), i.e. octet 0x09 for both directions.
 - The frame number of each segment is ``frame_number + 51 * i``: an SDCCH/8 sub-channel gets one
@@ -132,6 +139,18 @@ def lapdm_i_frames(l3: bytes, *, uplink: bool, n_s: int = 0, n_r: int = 0,
         frame = bytes([address, control, length]) + chunk
         frames.append(frame + bytes([LAPDM_FILL]) * (LAPDM_FRAME_LEN - len(frame)))
     return frames
+
+
+ARFCNS = 124                  # P-GSM 900 ARFCNs 1..124
+SDCCH8_PER_ARFCN = 7 * 8      # timeslots 1..7, eight SDCCH/8 sub-slots each
+
+
+def device_channel(index: int) -> tuple[int, int, int]:
+    """Return (ARFCN, timeslot, sub-slot) of device ``index``'s SDCCH/8 (see the module doc)."""
+    if index < 0:
+        raise ProtocolError(f"device index {index}, expected >= 0")
+    j = index % (ARFCNS * SDCCH8_PER_ARFCN)
+    return 1 + j // SDCCH8_PER_ARFCN, 1 + (j % SDCCH8_PER_ARFCN) // 8, j % 8
 
 
 class SmsChannel:

@@ -49,16 +49,44 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class _Trace:
-    """Counts the raw exchanges of a link (GET RESPONSEs included) and copies them to the pcap."""
+    """Counts the raw exchanges of device ``index``'s card link (GET RESPONSEs included) and,
+    when the replica captures (``pcap``) or traces that device (``trace``), copies them there.
 
-    def __init__(self, model: "Replica") -> None:
+    The APDUs of a power-on run at one instant of the simulation and their simulated durations
+    (one ``apdu_time`` sample each) are drawn afterwards, so they are held until :meth:`timed`
+    says how long each took: APDU ``k`` is then written at ``now`` + the durations of the ones
+    before it. Later APDUs (an OTA download's) cost no simulated time and go out at once.
+    """
+
+    def __init__(self, model: "Replica", index: int) -> None:
         self.model = model
+        self.index = index
         self.apdus = 0
+        trace = model.trace
+        self.out = model.pcap is not None or (trace is not None and trace.wants(index))
+        self.held: list[tuple[bytes, bytes]] | None = [] if self.out else None
 
     def __call__(self, c_apdu: bytes, r_apdu: bytes, seconds: float) -> None:
         self.apdus += 1
-        if self.model.pcap is not None:
-            self.model.capture(self.model.pcap.write_apdu, c_apdu, r_apdu)
+        if self.held is not None:
+            self.held.append((c_apdu, r_apdu))
+        elif self.out:
+            self._emit(0.0, c_apdu, r_apdu)
+
+    def timed(self, samples: list[float]) -> None:
+        """The held APDUs took ``samples`` seconds each, one after the other from now."""
+        held, self.held = self.held, None
+        offset = 0.0
+        for (c_apdu, r_apdu), seconds in zip(held or (), samples):
+            self._emit(offset, c_apdu, r_apdu)
+            offset += seconds
+
+    def _emit(self, offset: float, c_apdu: bytes, r_apdu: bytes) -> None:
+        model = self.model
+        if model.pcap is not None:
+            model.capture(model.pcap.write_apdu, c_apdu, r_apdu, device=self.index, offset=offset)
+        if model.trace is not None:
+            model.trace.apdu(self.index, model.env.now + offset, c_apdu, r_apdu)
 
 
 @dataclass(frozen=True)
@@ -150,15 +178,19 @@ class CardAccess:
 
     def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None) -> tuple[CardLink, _Trace]:
         """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``."""
-        counter = _Trace(self.model)
+        counter = _Trace(self.model, index)
         link = InProcessLink(make_card(profile), trace=counter)
         if ota is not None:
             self.links[index] = link
         return link, counter
 
     def _apdu_seconds(self, counter: _Trace) -> float:
-        """Return the simulated card time of the APDUs ``counter`` saw (one sample each)."""
-        return sum(self.apdu_time.sample(self.rng) for _ in range(counter.apdus))
+        """Return the simulated card time of the APDUs ``counter`` saw (one sample each, drawn in
+        order; the capture gets them too, see ``_Trace``)."""
+        samples = [self.apdu_time.sample(self.rng) for _ in range(counter.apdus)]
+        if counter.out:
+            counter.timed(samples)
+        return sum(samples)
 
     def _real(self) -> CardLink:
         if self._real_link is None and self.model.modem is not None:

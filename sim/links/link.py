@@ -28,6 +28,13 @@ Choices where the brief is silent:
 - A payload the tap changed is delivered in a new Message with the same src/dst/kind/meta;
   unchanged payloads are delivered in the sent Message object itself. Negative tap delays
   count as 0.
+- ``observer`` (None by default) is told what becomes of each message, for a per-device trace
+  or a capture (``sim/results/``, duck-typed so this floor imports nothing above it): ``send``
+  calls ``observer.sent(link, msg, deliver)`` and uses the callback it returns (wrap ``deliver``
+  to see each copy arrive); ``observer.outcome(link, msg, what)`` says ``queue_full`` or
+  ``lost``; ``observer.tapped(link, msg, deliveries)`` gets what the tap returned. With no
+  observer this costs an ``is None`` test in ``send`` and one in the tap stage (the other two
+  are on the queue-full and loss paths only); the observer draws nothing from ``rng``.
 - ``sent``/``bytes_sent`` count every ``send`` call; ``delivered``/``bytes_delivered`` every
   copy handed to ``deliver`` (duplicates and replays included); what a tap drops is counted in
   the tap's ``counts``, not in ``lost``.
@@ -104,6 +111,7 @@ class SimLink:
         self._in_transmission: deque[float] = deque()  # finish times, FIFO
         self.sent = self.delivered = self.lost = self.duplicated = self.queue_full = 0
         self.bytes_sent = self.bytes_delivered = 0
+        self.observer = None
 
     @staticmethod
     def _queue_limit(spec: dict, path: str) -> int | None:
@@ -123,6 +131,8 @@ class SimLink:
         """Schedule ``msg`` through the link; ``deliver(copy)`` is called for each copy that arrives."""
         self.sent += 1
         self.bytes_sent += len(msg.payload)
+        if self.observer is not None:
+            deliver = self.observer.sent(self, msg, deliver)
         if self.bandwidth is None:
             self._on_wire(msg, deliver)
             return
@@ -133,6 +143,8 @@ class SimLink:
         # queue[0], if any, is being transmitted; the rest are waiting.
         if self.queue_limit is not None and len(queue) > self.queue_limit:
             self.queue_full += 1
+            if self.observer is not None:
+                self.observer.outcome(self, msg, "queue_full")
             return
         finish = max(now, self._busy_until) + len(msg.payload) / self.bandwidth
         self._busy_until = finish
@@ -147,11 +159,16 @@ class SimLink:
         rng = self.rng
         if self.loss and rng.random() < self.loss:
             self.lost += 1
+            if self.observer is not None:
+                self.observer.outcome(self, msg, "lost")
             return
         if self.tap is None:
             self._schedule(msg, deliver, 0.0)
             return
-        for extra, payload in self.tap.on_message(msg, self.env.now, rng):
+        deliveries = self.tap.on_message(msg, self.env.now, rng)
+        if self.observer is not None:
+            self.observer.tapped(self, msg, deliveries)
+        for extra, payload in deliveries:
             copy = msg if payload is msg.payload else msg.with_payload(payload)
             self._schedule(copy, deliver, extra if extra > 0.0 else 0.0)
 

@@ -254,7 +254,8 @@ class _Flow:
         conn = self.conn
         conn.dev.ip_msgs += 1
         conn.dev.ip_bytes += len(data)
-        self.link.send(Message(data, self.src, self.dst, "dm", (conn.dev, seq)), self._arrive)
+        # meta (device, segment number, connection): the capture tells connections apart by the last
+        self.link.send(Message(data, self.src, self.dst, "dm", (conn.dev, seq, conn)), self._arrive)
         conn.env.timeout(rto, (seq, data, rto)).callbacks.append(self._on_rto)
 
     def _on_rto(self, event) -> None:

@@ -24,5 +24,5 @@ def data_download(dev, pdu: bytes, smsc_address) -> AttemptResult:
     if answer.mo is not None:
         replica.agents["smsc"].submit_from_device(dev.ident.imsi, answer.mo)
         if replica.pcap is not None:
-            replica.capture(replica.pcap.write_sms_mo, answer.mo, smsc_address)
+            replica.capture(replica.pcap.write_sms_mo, answer.mo, smsc_address, device=dev.ident.index)
     return answer.result

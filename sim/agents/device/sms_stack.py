@@ -64,7 +64,7 @@ def at_device(dev, pdu: bytes) -> AttemptResult:
         dev.sms_msgs += 1
         dev.sms_bytes += len(pdu)
     if replica.pcap is not None:
-        replica.capture(replica.pcap.write_sms_mt, pdu, SMSC_ADDRESS)
+        replica.capture(replica.pcap.write_sms_mt, pdu, SMSC_ADDRESS, device=dev.ident.index)
     try:
         sms = tpdu.decode_tpdu(pdu, mt=True)
     except DmsimError:

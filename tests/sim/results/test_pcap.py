@@ -287,3 +287,119 @@ def test_ota_campaign_pcap_shows_commands_and_mo_pors(tmp_path):
     assert verbose.count("IE: (U)SIM Toolkit Security Headers") >= 8  # 4 command packets, 4 PoRs
     assert "ENVELOPE" in _run(tshark, "-n", "-r", str(pcap))
     assert _run(tshark, "-n", "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning") == ""
+
+
+# --------------------------------------------------------------------------- devices, APDU times, TCP
+
+def test_each_device_has_its_own_address_and_radio_channel(tmp_path):
+    from dmsim.sim.results.pcap import device_ip
+
+    assert (device_ip(0), device_ip(4711)) == ("10.0.0.1", "10.0.18.104")
+    assert gsmtap.device_channel(0) == (1, 1, 0) and gsmtap.device_channel(57) == (2, 1, 1)
+    assert gsmtap.device_channel(6944) == gsmtap.device_channel(0)          # the documented wrap
+    path = tmp_path / "d.pcap"
+    with PcapWriter(path) as w:
+        w.write_sms_mt(1.0, SmsDeliver(SERVER, user_data=b"a").encode(), SMSC, device=4711)
+        w.write_sms_mo(2.0, SmsSubmit(SERVER, user_data=b"b").encode(), SMSC, device=4711)
+        w.write_sms_mt(3.0, SmsDeliver(SERVER, user_data=b"c").encode(), SMSC)   # no device: old address
+    frames = [f for _, f in _records(path.read_bytes())]
+    downs = [f for f in frames if f[30:34] == bytes([10, 0, 18, 104])]
+    down, up = downs[0], next(f for f in frames if f[26:30] == bytes([10, 0, 18, 104]))
+    anon = next(f for f in frames if f[30:34] == bytes([192, 0, 2, 2]))
+    assert anon[30:34] == bytes([192, 0, 2, 2])
+    arfcn, ts, sub = gsmtap.device_channel(4711)
+    assert struct.unpack(">H", down[46:48])[0] == arfcn and down[45] == ts and down[56] == sub
+    assert struct.unpack(">H", up[46:48])[0] == arfcn | gsmtap.GSMTAP_ARFCN_F_UPLINK
+    # LAPDm state is per device: the device-less SMS starts its own N(S) at 0
+    assert (anon[58 + 1] >> 1) & 7 == 0 and (up[58 + 1] >> 5) == len(downs) % 8
+
+
+def test_apdus_with_offsets_are_written_in_time_order(tmp_path):
+    path = tmp_path / "a.pcap"
+    with PcapWriter(path) as w:
+        for k in range(3):
+            w.write_apdu(1.0, SELECT_MF, FCP_MF, device=1, offset=0.25 * k)
+        w.write_sms_mt(1.3, SmsDeliver(SERVER, user_data=b"x").encode(), SMSC, device=2)
+    times = [round(t - DEFAULT_EPOCH, 6) for t, _ in _records(path.read_bytes())]
+    assert times == sorted(times) and set(times) == {1.0, 1.25, 1.3, 1.5}
+    with PcapWriter(tmp_path / "b.pcap") as w, pytest.raises(DmsimError):
+        w.write_apdu(1.0, SELECT_MF, FCP_MF, offset=-0.1)
+
+
+def _tcp(frame: bytes) -> tuple[int, int, int, bytes]:
+    """Return (seq, ack, flags, payload) of an Ethernet/IPv4/TCP frame."""
+    ihl = (frame[14] & 0x0F) * 4
+    tcp = frame[14 + ihl:]
+    seq, ack = struct.unpack(">II", tcp[4:12])
+    return seq, ack, tcp[13], tcp[(tcp[12] >> 4) * 4:]
+
+
+def test_tcp_handshake_sequence_and_acknowledgement_numbers(tmp_path):
+    from dmsim.sim.results.pcap import TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN
+
+    path = tmp_path / "t.pcap"
+    with PcapWriter(path) as w:
+        s = w.tcp_open(1.0, 7)
+        assert w.write_tcp(1.1, s, b"q" * 3000, from_device=True) == 3              # MSS 1460
+        w.write_tcp(1.2, s, b"r" * 10, from_device=False)
+        w.write_tcp(1.3, s, b"", from_device=False, fin=True)
+    frames = [_tcp(f) for _, f in _records(path.read_bytes())]
+    (c_isn, _, f1, _), (s_isn, a2, f2, _), (_, a3, f3, _) = frames[:3]
+    assert (f1, f2, f3) == (TCP_SYN, TCP_SYN | TCP_ACK, TCP_ACK) and a2 == c_isn + 1 and a3 == s_isn + 1
+    data = frames[3:6]
+    assert [seq - c_isn - 1 for seq, *_ in data] == [0, 1460, 2920]
+    assert [len(p) for *_, p in data] == [1460, 1460, 80] and data[2][2] == TCP_ACK | TCP_PSH
+    seq, ack, flags, payload = frames[6]
+    assert (seq, ack, payload) == (s_isn + 1, c_isn + 1 + 3000, b"r" * 10)
+    seq, ack, flags, _ = frames[7]
+    assert seq == s_isn + 11 and flags == TCP_ACK | TCP_FIN
+
+
+def _small_run(tmp_path, scenario: str, *extra: str) -> tuple[Path, list[dict]]:
+    import csv
+
+    from click.testing import CliRunner
+
+    from dmsim.sim.cli.main import main
+
+    pcap = tmp_path / "run.pcap"
+    res = CliRunner().invoke(main, ["run", str(Path(__file__).resolve().parents[3] / "scenarios" / scenario),
+                                    "--out", str(tmp_path / "run"), "--set", "fleet.size=4", "--set", "replicas=1",
+                                    "--set", "links.sms.loss=0", "--no-plots", "-q", "--pcap", str(pcap), *extra])
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "run" / "sessions.csv", newline="") as f:
+        return pcap, list(csv.DictReader(f))
+
+
+def test_dmsim_run_pcap_has_devices_apart_and_the_dm_session_as_http(tmp_path):
+    """Each device its own address; its APDUs spread over time; the DM session as HTTP over TCP
+    that tshark finds (-Y http) and follows (-z follow,tcp), nothing malformed."""
+    tshark = _tshark()
+    pcap, rows = _small_run(tmp_path, "quickstart.yaml")
+    fields = _run(tshark, "-n", "-r", str(pcap), "-Y", "gsm_sim", "-T", "fields", "-e", "ip.src",
+                  "-e", "frame.time_epoch").split()
+    by_device: dict[str, list[float]] = {}
+    for ip, t in zip(fields[::2], fields[1::2]):
+        by_device.setdefault(ip, []).append(float(t))
+    assert set(by_device) == {f"10.0.0.{i + 1}" for i in range(4)}
+    assert all(len(set(ts)) == len(ts) and ts == sorted(ts) for ts in by_device.values())
+    posts = _run(tshark, "-n", "-r", str(pcap), "-Y", 'http.request.method == "POST"', "-T", "fields",
+                 "-e", "ip.src", "-e", "http.content_type").splitlines()
+    assert len(posts) == sum(int(r["ip_msgs"]) for r in rows) // 2
+    assert all(line.endswith("application/vnd.syncml.dm+wbxml") for line in posts)
+    assert {line.split()[0] for line in posts} == set(by_device)
+    assert len(_run(tshark, "-n", "-r", str(pcap), "-Y", "http.response.code == 200").splitlines()) == len(posts)
+    follow = _run(tshark, "-n", "-r", str(pcap), "-q", "-z", "follow,tcp,ascii,0")
+    assert "POST /dm HTTP/1.1" in follow and "HTTP/1.1 200 OK" in follow and ":80" in follow
+    assert _run(tshark, "-n", "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning") == ""
+
+
+def test_dmsim_run_pcap_shows_the_real_tls_records_on_port_443(tmp_path):
+    tshark = _tshark()
+    pcap, rows = _small_run(tmp_path, "dm_session_tls_psk.yaml")
+    hellos = _run(tshark, "-n", "-r", str(pcap), "-Y", "tls.handshake.type == 1 && tcp.dstport == 443").splitlines()
+    done = [r for r in rows if r["t_session_start"]]
+    assert done and len(hellos) >= len(done)
+    assert _run(tshark, "-n", "-r", str(pcap), "-Y", "tls.record.content_type == 23")
+    assert _run(tshark, "-n", "-r", str(pcap), "-Y", "http") == ""            # encrypted: no key log
+    assert _run(tshark, "-n", "-r", str(pcap), "-Y", "_ws.malformed || _ws.expert.severity >= warning") == ""
