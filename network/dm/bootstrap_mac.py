@@ -60,6 +60,8 @@ def bootstrap_key(key_type: str, *, imsi: str | None = None, userpin: str | None
     kt = canonical_key_type(key_type)
     if kt in (USERPIN, USERPIN_NETWORKID) and not userpin:
         raise BootstrapVerificationError(f"key type {kt} needs a user PIN")
+    if userpin and not _VCHAR.match(userpin):  # the PIN's octets are the key: printable ASCII only
+        raise BootstrapVerificationError(f"user PIN {userpin!r} is not printable ASCII")
     if kt == NETWORKID:
         return networkid_from_imsi(imsi or "")
     if kt == USERPIN:

@@ -4,7 +4,8 @@ The core decides; this module moves its TPDUs over simulated radio links (``SimL
 each way), asks devices and applications for their answers, and wakes the core with
 ``env.timeout`` callbacks at ``next_deadline()`` (no SimPy process per message).
 
-Scenario spec (a dict, like the scenario's links; every key optional)::
+Scenario spec: a dict checked by ``SMSC_SCHEMA`` (the scenario's ``smsc`` block, so that
+``dmsim scenario format`` documents it and ``--set smsc.burst=5`` works), every key optional::
 
     submit_rate: msgs/s          # submit token bucket rate                  [null: no limit]
     burst: n                     # submit token bucket depth                 [1]
@@ -16,8 +17,14 @@ Scenario spec (a dict, like the scenario's links; every key optional)::
     queue_limit: n               # messages stored at once                   [null: no limit]
     alert_sc: bool               # Alert-SC when an absent device is back    [false]
     availability: {mean_up: s, mean_down: s} | null   # per-device on/off    [null: always on]
+
+The driver alone also takes (``parse_smsc_spec``; a scenario's radio is ``links.sms``)::
+
     radio: <link spec>           # sim/links/link.py spec of the radio, SC -> MS   [instantaneous]
     radio_up: <link spec>        # MS -> SC (answers, MO submits)            [same as radio]
+
+A key written as null means its default only where the default is null (the schema is the one
+rule; before it was a schema, ``burst: null`` or ``retry: null`` also meant the default).
 
 Delivery to a device: the core's SMS-DELIVER goes down the radio link if the device is
 reachable when the attempt starts, else the attempt fails at once as absent subscriber (the
@@ -51,8 +58,9 @@ import simpy
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import (EPOCH, SC_ADDRESS, AttemptResult, Deliver, ShortMessage, Smsc,
                                     SmscConfig, StatusReport, SubmitResult)
-from dmsim.sim.links.delays import check_keys, require_dict, spec_number
 from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.base.schema import (REQUIRED, Bool, Field, Float, Int, Nullable, Raw, Seconds, Struct, kind_of,
+                               validate)
 from dmsim.sim.agents.agent import Agent
 from dmsim.sim.links.link import Message, SimLink, without_tap
 from dmsim.base.rng import substream
@@ -63,10 +71,35 @@ ReportHandler = Callable[[bytes, float], None]
 AppReportHandler = Callable[[StatusReport, float], None]
 SubmittedHandler = Callable[["SubmitResult | None", float], None]
 
-_SPEC_KEYS = {"submit_rate", "burst", "delivery_rate", "delivery_burst", "validity",
-              "attempt_timeout", "retry", "queue_limit", "alert_sc", "availability", "radio", "radio_up"}
-_RETRY_KEYS = {"initial", "factor", "max", "max_attempts"}
-_AVAILABILITY_KEYS = {"mean_up", "mean_down"}
+_RATE = Nullable(Float(0.0, min_exclusive=True))
+
+SMSC_SCHEMA = Struct({
+    "submit_rate": Field(_RATE, None, "Messages per second the SC accepts (token bucket); null: no limit."),
+    "burst": Field(Int(1), 1, "Depth of the submit token bucket."),
+    "delivery_rate": Field(_RATE, None, "Delivery attempts per second, all destinations together; null: no limit."),
+    "delivery_burst": Field(Int(1), 1, "Depth of the delivery token bucket."),
+    "validity": Field(Seconds(), 86400.0, "Validity period of a message whose submit gives none."),
+    "attempt_timeout": Field(Seconds(positive=True), 30.0, "A delivery attempt with no answer after this times out."),
+    "retry": Field(Struct({
+        "initial": Field(Seconds(positive=True), 30.0, "Wait before the first retry."),
+        "factor": Field(Float(1.0), 2.0, "Each wait is the previous one times this."),
+        "max": Field(Seconds(), 3600.0, "Longest wait between two attempts."),
+        "max_attempts": Field(Nullable(Int(1)), None, "Attempts before the message fails; null: until it expires."),
+    }), {}, "Back-off between the delivery attempts of one message."),
+    "queue_limit": Field(Nullable(Int(0)), None, "Messages stored at once; more are refused (null: no limit)."),
+    "alert_sc": Field(Bool(), False, "Alert-SC: retry at once when an absent device is back (end of its down period)."),
+    "availability": Field(Nullable(Struct({
+        "mean_up": Field(Seconds(positive=True), REQUIRED, "Mean time a device stays reachable."),
+        "mean_down": Field(Seconds(positive=True), REQUIRED, "Mean time a device stays switched off."),
+    })), None, "Each device goes on and off (exponential periods, a two-state Markov process); null: always on."),
+}, doc="A store-and-forward SMSC (sim/agents/smsc.py); its radio leg is links.sms, with its tap.")
+"""The keys of a scenario's ``smsc`` block, with their defaults and checks."""
+
+_DRIVER_SCHEMA = Struct({
+    **SMSC_SCHEMA.fields,
+    "radio": Field(Nullable(Raw("a link spec")), None, "The radio, SC -> MS (sim/links/link.py checks it)."),
+    "radio_up": Field(Nullable(Raw("a link spec")), None, "The radio, MS -> SC; null: the same as radio."),
+})
 
 
 @dataclass(frozen=True)
@@ -80,53 +113,26 @@ class SmscSpec:
     alert_sc: bool
 
 
-def _count(spec: dict, key: str, path: str, default: int | None, minimum: float) -> int | None:
-    if spec.get(key) is None:
-        return default
-    value = spec_number(spec, key, path, minimum=minimum)
-    if value != int(value):
-        raise ScenarioError(f"{value!r} is not an integer", path=f"{path}.{key}",
-                            expected=f"an integer >= {int(minimum)}")
-    return int(value)
-
-
 def parse_smsc_spec(spec: dict | None, path: str = "smsc") -> SmscSpec:
-    """Return the SmscSpec of ``spec`` (module docstring); ScenarioError if it is malformed."""
-    spec = require_dict({} if spec is None else spec, path)
-    check_keys(spec, _SPEC_KEYS, path)
-    retry = require_dict(spec.get("retry") or {}, f"{path}.retry")
-    check_keys(retry, _RETRY_KEYS, f"{path}.retry")
-    rpath = f"{path}.retry"
+    """Return the SmscSpec of ``spec`` (module docstring); ScenarioError if it is malformed.
 
-    def rate(key: str) -> float | None:
-        return None if spec.get(key) is None else spec_number(spec, key, path, positive=True)
-
+    ``spec`` is checked against ``SMSC_SCHEMA`` plus the radio keys, so a scenario's block (already
+    validated, defaults filled in) and a hand-written dict read the same way."""
+    d = validate(_DRIVER_SCHEMA, {} if spec is None else spec, tuple(path.split(".")))
+    retry = d["retry"]
     config = SmscConfig(
-        submit_rate=rate("submit_rate"), burst=_count(spec, "burst", path, 1, 1),
-        delivery_rate=rate("delivery_rate"),
-        delivery_burst=_count(spec, "delivery_burst", path, 1, 1),
-        validity=spec_number(spec, "validity", path, default=86400.0),
-        retry_initial=spec_number(retry, "initial", rpath, default=30.0, positive=True),
-        retry_factor=spec_number(retry, "factor", rpath, default=2.0, minimum=1.0),
-        retry_max=spec_number(retry, "max", rpath, default=3600.0),
-        max_attempts=_count(retry, "max_attempts", rpath, None, 1),
-        attempt_timeout=spec_number(spec, "attempt_timeout", path, default=30.0, positive=True),
-        queue_limit=_count(spec, "queue_limit", path, None, 0))
-    availability = None
-    if spec.get("availability") is not None:
-        apath = f"{path}.availability"
-        avail = require_dict(spec["availability"], apath)
-        check_keys(avail, _AVAILABILITY_KEYS, apath)
-        availability = (spec_number(avail, "mean_up", apath, positive=True),
-                        spec_number(avail, "mean_down", apath, positive=True))
-    alert = spec.get("alert_sc", False)
-    if not isinstance(alert, bool):
-        raise ScenarioError(f"{alert!r}", path=f"{path}.alert_sc", expected="true or false")
-    radio = spec.get("radio")
-    radio = None if radio is None else require_dict(radio, f"{path}.radio")
-    radio_up = spec.get("radio_up")
-    radio_up = radio if radio_up is None else require_dict(radio_up, f"{path}.radio_up")
-    return SmscSpec(config, availability, radio, radio_up, alert)
+        submit_rate=d["submit_rate"], burst=d["burst"], delivery_rate=d["delivery_rate"],
+        delivery_burst=d["delivery_burst"], validity=d["validity"],
+        retry_initial=retry["initial"], retry_factor=retry["factor"], retry_max=retry["max"],
+        max_attempts=retry["max_attempts"], attempt_timeout=d["attempt_timeout"], queue_limit=d["queue_limit"])
+    avail = d["availability"]
+    availability = None if avail is None else (avail["mean_up"], avail["mean_down"])
+    radio, radio_up = d["radio"], d["radio_up"]
+    for key, value in (("radio", radio), ("radio_up", radio_up)):
+        if value is not None and not isinstance(value, dict):
+            raise ScenarioError(f"expected a mapping, got {kind_of(value)}", path=f"{path}.{key}",
+                                expected="a link spec (a mapping)")
+    return SmscSpec(config, availability, radio, radio if radio_up is None else radio_up, d["alert_sc"])
 
 
 class _Device:

@@ -12,6 +12,14 @@ override to raw data, checked against the schema; ``describe()`` prints a schema
 Choices where YAML itself is loose: booleans are never integers; mapping keys are taken as
 written (``on:`` is the key "on", not ``True``); duplicate keys and merge keys (``<<``) are
 refused; anchors and aliases are allowed (an error inside an alias points at its anchor).
+
+Limits, so that no file makes the loader crash or hang (each refusal is a ``ScenarioError``
+naming the file and line): a file or text of at most ``MAX_BYTES`` (1 MiB; a scenario is a few
+kilobytes, and PyYAML's pure-Python parser takes seconds per MiB of dense values); lists and
+mappings nested at most ``MAX_DEPTH`` (64) deep, counted both as written and once aliases are
+expanded (PyYAML composes recursively, so a 5000-deep ``[[[...]]]`` would otherwise end in a
+RecursionError); at most ``MAX_NODES`` (200000) values, counted both as written and once
+aliases are expanded ("billion laughs": nine aliases of nine aliases ... would be 10^9 values).
 """
 from __future__ import annotations
 
@@ -32,7 +40,9 @@ from dmsim.base.errors import ScenarioError
 KeyPath = tuple  # a key path: str segments for mapping keys, int segments for list items
 Locate = Callable[[KeyPath], str]
 
-_MAX_NODES = 200_000  # alias expansion cap: a hostile file must not blow up memory
+MAX_BYTES = 1 << 20  # the largest scenario file or text read (module docstring: Limits)
+MAX_DEPTH = 64  # the deepest nesting of lists and mappings
+MAX_NODES = 200_000  # the most values, as written and with aliases expanded
 
 
 class _Required:
@@ -63,9 +73,17 @@ class Problem:
 Rule = Callable[[Any], "Problem | None"]
 
 
+def quoted(text: Any) -> str:
+    """Return ``text`` in single quotes for an error message, escaped (``repr``) when it holds a
+    line break or another unprintable character, so that every error stays on one line."""
+    text = str(text)
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
 def dotted(path: Iterable) -> str:
-    """Return a key path written as ``links.sms.delay.quantiles.2``."""
-    return ".".join(str(p) for p in path)
+    """Return a key path written as ``links.sms.delay.quantiles.2`` (a key with a line break or
+    another unprintable character escaped, as ``quoted`` does, without the quotes of a plain one)."""
+    return ".".join(str(p) if str(p).isprintable() else repr(str(p)) for p in path)
 
 
 def kind_of(value: Any) -> str:
@@ -212,9 +230,9 @@ class Str(Type):
             hint = " (put it in quotes to make it text)" if isinstance(value, (bool, int, float)) else ""
             raise _fail(f"expected a string, got {kind_of(value)}{hint}", path, locate, self.expected())
         if self.choices is not None and value not in self.choices:
-            raise _fail(f"'{value}' is not allowed{_suggest(value, self.choices)}", path, locate, self.expected())
+            raise _fail(f"{quoted(value)} is not allowed{_suggest(value, self.choices)}", path, locate, self.expected())
         if self.pattern is not None and not re.search(self.pattern, value):
-            raise _fail(f"'{value}' does not match {self.pattern}", path, locate, self.expected())
+            raise _fail(f"{quoted(value)} does not match {self.pattern}", path, locate, self.expected())
         return value
 
 
@@ -329,7 +347,7 @@ class Struct(Type):
         for key in value:
             if key not in allowed:
                 what = f" for kind '{tag[1]}'" if tag else ""
-                raise _fail(f"unknown key '{key}'{what}{_suggest(str(key), allowed)}", path + (key,), locate,
+                raise _fail(f"unknown key {quoted(key)}{what}{_suggest(str(key), allowed)}", path + (key,), locate,
                             "one of the keys " + ", ".join(allowed) if allowed else "no keys")
         out: dict[str, Any] = {tag[0]: tag[1]} if tag else {}
         for key, f in self.fields.items():
@@ -364,7 +382,7 @@ class Tagged(Type):
             raise _fail(f"missing required key '{self.tag}'", path + (self.tag,), locate, "one of " + ", ".join(kinds))
         kind = value[self.tag]
         if not isinstance(kind, str) or kind not in self.variants:
-            shown = f"'{kind}'" if isinstance(kind, str) else kind_of(kind)
+            shown = quoted(kind) if isinstance(kind, str) else kind_of(kind)
             raise _fail(f"unknown {self.tag} {shown}{_suggest(str(kind), kinds)}", path + (self.tag,), locate,
                         "one of " + ", ".join(kinds))
         return self.variants[kind].validate(value, path, locate, tag=(self.tag, kind))
@@ -401,7 +419,7 @@ def _child(t: Type, seg: str, node: Any, at: KeyPath, strict: bool) -> tuple[Typ
     where = dotted(at) or "the top level"
     if isinstance(t, Struct):
         if seg not in t.fields:
-            raise _PathProblem(f"{where} has no key '{seg}'{_suggest(seg, t.fields)}",
+            raise _PathProblem(f"{where} has no key {quoted(seg)}{_suggest(seg, t.fields)}",
                                "one of the keys " + ", ".join(t.fields))
         f = t.fields[seg]
         return f.type, f.default, seg
@@ -417,22 +435,22 @@ def _child(t: Type, seg: str, node: Any, at: KeyPath, strict: bool) -> tuple[Typ
                 return f.type, f.default, seg
         keys = sorted({k for v in ([own] if strict and own else t.variants.values()) for k in v.fields})
         of = f" of kind '{kind}'" if strict and own else ""
-        raise _PathProblem(f"{where}{of} has no key '{seg}'{_suggest(seg, keys)}",
+        raise _PathProblem(f"{where}{of} has no key {quoted(seg)}{_suggest(seg, keys)}",
                            "one of the keys " + ", ".join([t.tag] + keys))
     if isinstance(t, (List, Tuple)):
         size = len(node) if isinstance(node, list) else 0
         if not seg.isdigit() or int(seg) >= size:
-            raise _PathProblem(f"{where} is a list of {size} item(s); '{seg}' is not one of its indexes",
+            raise _PathProblem(f"{where} is a list of {size} item(s); {quoted(seg)} is not one of its indexes",
                                f"an index from 0 to {size - 1}" if size else "an existing list item")
         return (t.item if isinstance(t, List) else t.items[int(seg)]), REQUIRED, int(seg)
-    raise _PathProblem(f"{where} is {t.expected()}, it has no key '{seg}'")
+    raise _PathProblem(f"{where} is {t.expected()}, it has no key {quoted(seg)}")
 
 
 def split_path(text: str, *, where: str = "", at: str = "") -> list[str]:
     """Return the segments of a dotted key path; refuses empty segments."""
     segs = text.strip().split(".")
     if not text.strip() or any(not s.strip() for s in segs):
-        raise ScenarioError(f"'{text}' is not a dotted key path", where=where, path=at,
+        raise ScenarioError(f"{quoted(text)} is not a dotted key path", where=where, path=at,
                             expected="keys joined by dots, like links.sms.loss")
     return [s.strip() for s in segs]
 
@@ -452,6 +470,15 @@ def type_at(schema: Type, data: Any, path: str, *, where: str = "", at: str = ""
     return t, done
 
 
+def _container(t: Type) -> type | tuple[type, ...]:
+    """Return the Python type a raw value of schema type ``t`` must have for a key to be set inside it."""
+    while isinstance(t, Nullable):
+        t = t.inner
+    if isinstance(t, (Struct, Tagged)):
+        return dict
+    return list if isinstance(t, (List, Tuple)) else (dict, list)
+
+
 def set_path(schema: Type, raw: dict, path: str, value: Any, *, where: str = "--set") -> tuple[KeyPath, list[KeyPath]]:
     """Set ``value`` at dotted ``path`` in unvalidated ``raw`` data, checking keys against ``schema``.
 
@@ -469,9 +496,9 @@ def set_path(schema: Type, raw: dict, path: str, value: Any, *, where: str = "--
             if isinstance(node, dict) and node.get(key) is None:
                 node[key] = copy.deepcopy(default) if isinstance(default, (dict, list)) else {}
                 created.append(done)
-            if not isinstance(node[key], (dict, list)):
+            if not isinstance(node[key], _container(t)):
                 raise _PathProblem(f"{dotted(done)} is {kind_of(node[key])} in the scenario, "
-                                   f"so '{seg}' has no key '{segs[i + 1]}' to set")
+                                   f"so {quoted(seg)} has no key {quoted(segs[i + 1])} to set", t.expected())
             node = node[key]
     except _PathProblem as p:
         raise ScenarioError(p.message, where=where, path=path, expected=p.expected) from None
@@ -523,10 +550,13 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: KeyPath, stack: frozenset = frozenset()) -> Any:
         self.count += 1
-        if self.count > _MAX_NODES:
-            raise self.error("the document is too large (aliases expand to over 200000 values)", node, path)
+        if self.count > MAX_NODES:
+            raise self.error(f"the document is too large (aliases expand to over {MAX_NODES} values)", node, path)
         if id(node) in stack:
             raise self.error("an alias refers to a value that contains it", node, path)
+        if len(path) >= MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
+            raise self.error(f"lists and mappings are nested more than {MAX_DEPTH} deep (through aliases)",
+                             node, path)
         if isinstance(node, yaml.ScalarNode):
             try:
                 return self.constructor.construct_object(node, deep=True)
@@ -552,7 +582,7 @@ class _Builder:
                 raise self.error("a key must be a plain name, not a list or mapping", key_node, path)
             key, line = key_node.value, key_node.start_mark.line + 1
             if key in first_line:
-                raise self.error(f"duplicate key '{key}' (first written at line {first_line[key]})", key_node,
+                raise self.error(f"duplicate key {quoted(key)} (first written at line {first_line[key]})", key_node,
                                  path + (key,), "each key once per mapping")
             first_line[key] = line
             self.locator.record(path + (key,), line)
@@ -560,14 +590,50 @@ class _Builder:
         return result
 
 
+class _TooMuch(Exception):
+    """Raised inside the composer: ``message`` at ``mark`` (load_yaml turns it into a ScenarioError)."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``SafeLoader`` whose composer refuses more than ``MAX_DEPTH`` nested lists and mappings and
+    more than ``MAX_NODES`` values, before its recursion or the node count can blow up."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = self._nodes = 0
+
+    def compose_node(self, parent, index):
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _TooMuch(f"the document is too large (over {MAX_NODES} values)", self.peek_event().start_mark)
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested and self._depth >= MAX_DEPTH:
+            raise _TooMuch(f"lists and mappings are nested more than {MAX_DEPTH} deep", self.peek_event().start_mark)
+        self._depth += nested
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= nested
+
+
 def read_text(path: Path) -> str:
-    """Return the UTF-8 text of ``path``; ScenarioError naming the file when it cannot be read."""
+    """Return the UTF-8 text of ``path``; ScenarioError naming the file when it cannot be read
+    or is over ``MAX_BYTES`` (only that much is read, so a huge file or a device costs nothing)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"cannot read the file: {exc.strerror or exc}", where=str(path)) from None
+    if len(data) > MAX_BYTES:
+        raise ScenarioError(f"the file is larger than {MAX_BYTES} bytes", where=str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", where=str(path)) from None
 
 
 def load_yaml(text: str, source: str, *, with_lines: bool = True) -> tuple[Any, Locator]:
@@ -579,8 +645,12 @@ def load_yaml(text: str, source: str, *, with_lines: bool = True) -> tuple[Any, 
         mark = getattr(mark_or_node, "start_mark", mark_or_node)
         return f"{source}:{mark.line + 1}" if with_lines and mark is not None else source
 
+    if len(text) > MAX_BYTES:
+        raise ScenarioError(f"the text is longer than {MAX_BYTES} characters", where=source)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_BoundedLoader)
+    except _TooMuch as exc:
+        raise ScenarioError(exc.message, where=place(exc.mark)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         context = f"{exc.context} at line {exc.context_mark.line + 1}: " if exc.context and exc.context_mark else ""

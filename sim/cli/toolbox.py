@@ -256,7 +256,7 @@ def milenage_cmd(k_hex, op_hex, opc_hex, rand_hex, sqn_hex, amf_hex, as_json: bo
     k, rand = parse_hex(k_hex, "--k"), parse_hex(rand_hex, "--rand")
     sqn, amf = parse_hex(sqn_hex, "--sqn"), parse_hex(amf_hex, "--amf")
     with decoding():
-        opc = milenage.opc_from_op(k, parse_hex(op_hex, "--op")) if op_hex else parse_hex(opc_hex, "--opc")
+        opc = milenage.opc_from_op(k, parse_hex(op_hex, "--op")) if op_hex is not None else parse_hex(opc_hex, "--opc")
         res, ck, ik, ak = milenage.f2345(k, opc, rand)
         mac_a, mac_s = milenage.f1(k, opc, rand, sqn, amf), milenage.f1star(k, opc, rand, sqn, amf)
         ak_star = milenage.f5star(k, opc, rand)

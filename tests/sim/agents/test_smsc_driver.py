@@ -133,7 +133,7 @@ def test_same_seed_same_run_other_seed_differs():
     ({"retry": {"factor": 0.5}}, "smsc.retry.factor"),
     ({"availability": {"mean_up": 1}}, "smsc.availability.mean_down"),
     ({"queue_limit": 1.5}, "smsc.queue_limit"),
-    ({"bogus": 1}, "smsc"),
+    ({"bogus": 1}, "smsc.bogus"),
     ({"alert_sc": "yes"}, "smsc.alert_sc"),
 ])
 def test_bad_spec_is_scenario_error(spec, path):

@@ -2,6 +2,7 @@
 APDUs, every TP field) and the input they get wrong (exit 2 with one line, no traceback)."""
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from dmsim.network.dm import notification
@@ -162,3 +163,19 @@ def test_sms_bad_part_names_which_one():
     good = _deliver(user_data=b"x").encode().hex()
     res = run("decode", "sms", good, good[:-2])
     assert res.exit_code == 2 and "HEX #2" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["calc", "milenage", "--k", "465b5ce8b199b49faa5f0a2ee238a6bc", "--op", "", "--rand",
+      "23553cbe9637a89d218ae64dae47bf35", "--sqn", "ff9bb4d0b607", "--amf", "b9b9"], "OP: at byte 0"),
+    (["calc", "bootstrap-mac", "--sec", "USERPIN", "--imsi", "001010123456789", "--userpin", "12\u00e94",
+      "--body-hex", "01"], "not printable ASCII"),
+    (["calc", "bootstrap-mac", "--sec", "NETWPIN", "--imsi", "00101\u0661123456789", "--body-hex", "01"],
+     "not 6 to 15 decimal digits"),
+])
+def test_empty_or_non_ascii_inputs_exit_2_with_one_line(argv, message):
+    from click.testing import CliRunner
+    from dmsim.sim.cli.main import main
+    res = CliRunner().invoke(main, argv)
+    assert res.exit_code == 2 and (res.exception is None or isinstance(res.exception, SystemExit))
+    assert message in res.output and "Traceback" not in res.output
