@@ -1,4 +1,4 @@
-"""The ``dmsim`` command line (../shared/CLI.md): run scenarios, redraw plots, serve the DM
+"""The ``dmsim`` command line (the README lists it; every command has ``--help``): run scenarios, redraw plots, serve the DM
 server on a real socket, and the ``calc``/``decode`` toolbox.
 
 Exit status: 0 success; 1 a failed check or a run that ended interrupted; 2 bad input (a
@@ -23,20 +23,38 @@ from dmsim.sim.cli.server import server
 from dmsim.sim.cli.toolbox import ParseFailure, calc, decode
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _one_line(text: str) -> str:
+    """Return an error message on one line and safe for a terminal: line breaks and other control
+    characters (in a quoted value, a file name) escaped as Python writes them (``\\n``, ``\\x1b``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+class _Dmsim(click.Group):
+    """The root group. A typed error (``DmsimError``) that no command turned into its own exit is
+    refused input that was only found deep inside a core: it exits 2 with its message on one line
+    (``Error: ...``), never a traceback. Any other exception is a bug and still shows its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DmsimError as exc:
+            raise ParseFailure(_one_line(str(exc))) from None
+
+
+@click.group(cls=_Dmsim, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dmsim")
 def main() -> None:
     """dmsim: a hardware-in-the-loop simulator for OMA DM 1.3 device-management security."""
 
 
-def _load(scenario: str, overrides: tuple[str, ...]):
+def _load(scenario: str, overrides: tuple[str, ...], flags: dict | None = None):
     from dmsim.sim.scenario.format import load_scenario
     try:
-        return load_scenario(scenario, list(overrides))
+        return load_scenario(scenario, list(overrides), flags)
     except ScenarioError as exc:
-        raise ParseFailure(str(exc)) from None
+        raise ParseFailure(_one_line(str(exc))) from None
     except OSError as exc:
-        raise ParseFailure(f"{scenario}: {exc.strerror or exc}") from None
+        raise ParseFailure(_one_line(f"{scenario}: {exc.strerror or exc}")) from None
 
 
 @main.command()
@@ -47,17 +65,33 @@ def _load(scenario: str, overrides: tuple[str, ...]):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario key by its dotted path (repeatable), validated like the file.")
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the first replica's SMS (GSMTAP) and SIM APDUs (GSMTAP SIM) to this pcap file.")
+              help="Write the first replica's SMS (GSMTAP), SIM APDUs (GSMTAP SIM) and DM sessions "
+                   "(HTTP or TLS over TCP) to this pcap file.")
+@click.option("--trace", metavar="DEVICE[,...]",
+              help="Write trace.jsonl: every message, APDU and the final record of these devices (index "
+                   "as in sessions.csv, or IMSI) in the first replica.")
 @click.option("--no-plots", is_flag=True, help="Skip drawing the plots.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in --out (its tables, summary, manifest, plots and report).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
 def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None, overrides: tuple[str, ...],
-        pcap: Path | None, no_plots: bool, quiet: bool) -> None:
-    """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json and plots."""
+        pcap: Path | None, no_plots: bool, overwrite: bool, quiet: bool, trace: str | None = None) -> None:
+    """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json, plots and report.html."""
     from dmsim.sim.results.progress import Progress
-    from dmsim.sim.results.runner import default_out_dir, run_scenario
-    extra = tuple(f"{k}={v}" for k, v in (("seed", seed), ("replicas", replicas)) if v is not None)
-    sc = _load(scenario, overrides + extra)
+    from dmsim.sim.results.runner import closing_lines, default_out_dir, prepare_out_dir, run_scenario
+    sc = _load(scenario, overrides, {"--seed": seed, "--replicas": replicas})
+    from dmsim.sim.results.trace import parse_devices
+    try:
+        traced = parse_devices(trace, sc.data["fleet"]["size"]) if trace else ()
+    except ScenarioError as exc:
+        raise ParseFailure(str(exc)) from None
     out_dir = out or default_out_dir(sc)
+    try:
+        prepare_out_dir(out_dir, overwrite=overwrite)
+    except DmsimError as exc:
+        raise ParseFailure(str(exc)) from None
+    for warning in _warnings(sc):
+        click.echo(f"warning: {warning}", err=True)
     runs = len(sc.sweep_points()) * sc.data["replicas"]
     progress = Progress(runs, sc.data["fleet"]["size"], force=False if quiet else None)
     stop = threading.Event()
@@ -74,7 +108,8 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop, pcap=pcap)
+        result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop, pcap=pcap,
+                              trace=traced)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {out_dir}/sessions.csv "
                    "(manifest.json says status: interrupted)", err=True)
@@ -82,24 +117,36 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     except DmsimError as exc:
         click.echo(f"run stopped by an error: {exc}; partial results in {out_dir} (status: interrupted)", err=True)
         sys.exit(1)
+    except OSError as exc:  # the run folder cannot be made or written (--out in a read-only place, a full disk)
+        click.echo(_one_line(f"run stopped: cannot write {exc.filename or out_dir}: {exc.strerror or exc}"), err=True)
+        sys.exit(1)
+    lines, warnings = closing_lines(sc.name, result)
     if not quiet:
-        s = result.summary
-        lat = s.get("latency_s") or {}
-        p = {k: (lat.get(k) or {}).get("value") for k in ("p50", "p90", "p99")}
-        fmt = lambda v: "-" if v is None else f"{v:.2f}s"  # noqa: E731
-        click.echo(f"{sc.name}: {s['sessions']:,} sessions, success rate {s['success_rate'] or 0:.3f}, "
-                   f"latency p50 {fmt(p['p50'])} p90 {fmt(p['p90'])} p99 {fmt(p['p99'])} "
-                   f"({result.wall_seconds:.1f}s wall, {result.events / max(result.wall_seconds, 1e-9):,.0f} events/s)")
+        for line in lines:
+            click.echo(line)
+    for warning in warnings:  # also when quiet: a run that left part of the fleet out says so
+        click.echo(f"WARNING: {warning}", err=True)
+    if not quiet:
         click.echo(f"results: {out_dir}")
+
+
+def _warnings(sc) -> list[str]:
+    """Return what a user should know about ``sc`` before running it (the fleet cannot all arrive)."""
+    from dmsim.sim.model.arrivals import fit_warning
+    data = sc.data
+    warning = fit_warning(data["arrival"], data["fleet"]["size"], float(data["duration"]))
+    return [warning] if warning else []
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def plot(run_dir: Path) -> None:
-    """Redraw the plots of RUN_DIR from its sessions.csv and summary.json."""
+    """Redraw the plots and report.html of RUN_DIR from its sessions.csv and summary.json."""
     from dmsim.sim.results.plots import plot_run
+    from dmsim.sim.results.report import write_report
     try:
-        for path in plot_run(run_dir):
+        paths = plot_run(run_dir)
+        for path in [*paths, write_report(run_dir, paths)]:
             click.echo(str(path))
     except DmsimError as exc:
         raise ParseFailure(str(exc)) from None
@@ -121,6 +168,8 @@ def scenario_check(files: tuple[str, ...], overrides: tuple[str, ...]) -> None:
             sc = _load(f, overrides)
             click.echo(f"{f}: ok ({sc.data['fleet']['size']:,} devices, {len(sc.sweep_points())} sweep point(s), "
                        f"{sc.data['replicas']} replica(s))")
+            for warning in _warnings(sc):
+                click.echo(f"{f}: warning: {warning}", err=True)
         except click.ClickException as exc:
             click.echo(exc.format_message(), err=True)
             bad += 1

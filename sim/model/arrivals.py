@@ -38,3 +38,34 @@ def arrival_times(spec: dict, size: int, rng: random.Random) -> Iterator[float]:
                 yield t
         return
     raise ValueError(f"unknown arrival kind {kind!r}")  # the scenario schema refuses it earlier
+
+
+def expected_span(spec: dict, size: int) -> float:
+    """Return the expected arrival time of the last of ``size`` devices, in simulated seconds
+    (the time at which the mean number of arrivals reaches ``size``): 0 for ``all_at_once``,
+    ``size / rate`` for ``poisson``; for ``ramp`` the mean count is the integral of the rate,
+    ``lo·t + (hi-lo)·t²/(2·over)`` up to ``over`` and ``to_rate`` per second after it."""
+    kind = spec["kind"]
+    if kind == "all_at_once" or size <= 0:
+        return 0.0
+    if kind == "poisson":
+        return size / spec["rate"]
+    lo, hi, over = spec["from_rate"], spec["to_rate"], spec["over"]
+    in_ramp = (lo + hi) / 2 * over
+    if size > in_ramp:
+        return over + (size - in_ramp) / hi
+    a, b = (hi - lo) / (2 * over), lo  # solve a·t² + b·t = size for t in [0, over]
+    return size / b if a == 0 else (-b + (b * b + 4 * a * size) ** 0.5) / (2 * a)
+
+
+def fit_warning(spec: dict, size: int, duration: float) -> str | None:
+    """Return a warning when the arrival process cannot bring the whole fleet in within
+    ``duration`` (expected last arrival after it), else None."""
+    span = expected_span(spec, size)
+    if span <= duration:
+        return None
+    share = min(1.0, duration / span) if spec["kind"] == "poisson" else None
+    expected = f"about {share:.0%} of" if share is not None else "only part of"
+    return (f"arrival {spec['kind']} brings the {size:,} devices in over about {span:,.0f} s, longer than "
+            f"duration {duration:,.0f} s: {expected} the fleet will arrive; the rest never runs "
+            f"(raise arrival rate or duration)")

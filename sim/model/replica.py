@@ -36,6 +36,7 @@ import simpy
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.base.rng import substream
 from dmsim.sim.links.card_access import CardAccess
+from dmsim.sim.links.delays import make_delay
 from dmsim.sim.links.link import SimLink, without_tap
 from dmsim.sim.links.tap import make_tap
 from dmsim.sim.links.transports import IpTransport
@@ -58,14 +59,16 @@ class Replica:
     its kind in :data:`~dmsim.sim.model.registry.DEVICE_AGENTS`.
     """
 
-    def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: float | None,
+    def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: str | None,
                  write: Callable[[tuple], None], env: simpy.Environment | None = None,
                  pcap: "PcapWriter | None" = None, components: Components = VIRTUAL):
         self.data = data
         self.seed = seed
         self.pcap = pcap
+        self.trace = None  # the per-device event trace (sim/results/trace.py), set from above; duck-typed
         self.env = env or simpy.Environment()
-        self.replica, self.sweep, self.sweep_value = replica, sweep, sweep_value
+        self.replica, self.sweep = replica, sweep
+        self.sweep_value = "" if sweep_value is None else sweep_value  # the sessions.csv text of the point
         self.write = write
         self.write_sms: Callable[[tuple], None] | None = None
         links = data["links"]
@@ -78,6 +81,11 @@ class Replica:
         self.fleet = Fleet(data["fleet"], self.stream("fleet"))
         self.arrival_rng = self.stream("arrival")
         self.device_rng = self.stream("devices")
+        connect = data["client"].get("connect_time") or {"kind": "fixed", "value": 0.0}
+        # None when zero: a device then opens its session at once, with no event in between
+        self.connect_time = None if connect == {"kind": "fixed", "value": 0.0} else make_delay(
+            connect, "client.connect_time")
+        self.connect_rng = self.stream("connect")
         self.agents: dict[str, object] = {}
         for agent in registry.NETWORK_AGENTS:
             if agent.wanted(data):
@@ -91,6 +99,7 @@ class Replica:
         self.cards = CardAccess(card, self, self.stream("cards"), components.card_readers.get(card["kind"]))
         self.real_imsis: set[str] = set()  # subscribers of real cards (device 0's PC/SC card or modem SIM)
         self.live: dict[int, object] = {}
+        self.arrived = 0  # devices started before ``duration``; the rest of the fleet never arrived
         self.done = 0
         self.steps = 0
 
@@ -147,6 +156,7 @@ class Replica:
             if t > env.now:
                 yield env.timeout(t - env.now)
             ident = self.fleet.device(index)
+            self.arrived += 1
             kind = registry.DEVICE_AGENTS[ident.profile.get("device", registry.DEFAULT_DEVICE)]
             env.process(kind.life(self, ident))
 
@@ -169,7 +179,13 @@ class Replica:
         """Return the replica's counters for ``summary.json``'s ``network`` block: each link's
         (with its tap's), then the transport's, the modem's and each agent's."""
         out: dict[str, dict] = {}
-        for name, link in (("links.sms", self.sms), ("links.ip.up", self.ip_up), ("links.ip.down", self.ip_down)):
+        smsc = self.agents.get("smsc")
+        # with an SMSC the SMS radio is the SMSC's downlink (links.sms's spec and tap): count that one
+        sms = smsc.down if smsc is not None else self.sms
+        links = [("links.sms", sms), ("links.ip.up", self.ip_up), ("links.ip.down", self.ip_down)]
+        if smsc is not None:
+            links.insert(1, ("links.sms.up", smsc.up))  # mobile-originated: RP answers, PoRs, MO SMS
+        for name, link in links:
             out[name] = {**link.stats(), "tap": dict(getattr(link.tap, "counts", {}))}
         tls = getattr(self.transport, "stats", None)
         if tls:
@@ -196,10 +212,10 @@ class Replica:
                 return candidate
         raise DmsimError(f"no free IMSI for {imsi}")
 
-    def capture(self, write: Callable, *args) -> None:
+    def capture(self, write: Callable, *args, **kwargs) -> None:
         """Write a record to the pcap; a PDU the capture cannot frame is left out, not fatal."""
         try:
-            write(self.env.now, *args)
+            write(self.env.now, *args, **kwargs)
         except DmsimError:
             pass
 

@@ -36,12 +36,13 @@ class Column(NamedTuple):
 
     name: str
     type: type
+    optional: bool = False  # a str column that may be empty (None is written as "")
 
 
 COLUMNS: tuple[Column, ...] = (
     Column("replica", int),
     Column("sweep", int),           # sweep point index, 0 without a sweep
-    Column("sweep_value", float),   # the swept parameter's value, empty without a sweep
+    Column("sweep_value", str, optional=True),  # the sweep point's value (sweep_cell), empty without a sweep
     Column("device", int),
     Column("profile", str),
     Column("outcome", str),         # "ok" | "failed"
@@ -84,6 +85,25 @@ def _fmt_float(value: Any) -> str:
     return "%.6f" % value
 
 
+def sweep_cell(value: Any) -> str:
+    """Return the ``sweep_value`` text of a sweep point's value: "" for None, a number as the float
+    columns write it (``%.6f``), ``true``/``false``, a choice as it is, and a grid's {key: value}
+    as ``key=value`` pairs joined by ``;`` in the grid's order."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _fmt_float(float(value))
+    if isinstance(value, dict):
+        return ";".join(f"{key}={sweep_cell(v)}" for key, v in value.items())
+    return str(value)
+
+
+def _fmt_optional_str(value: Any) -> str:
+    return "" if value is None else _fmt_str(value)
+
+
 def _fmt_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError("not a str")
@@ -113,7 +133,7 @@ class SessionTable:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self._row_format = tuple(_FORMATTERS[c.type] for c in self.columns)
+        self._row_format = tuple(_fmt_optional_str if c.optional else _FORMATTERS[c.type] for c in self.columns)
         self.part = part_path(self.path)
         self.rows = 0
         self.complete: bool | None = None
@@ -215,6 +235,10 @@ def _parse_str(text: str) -> str:
     return text
 
 
+def _parse_optional_str(text: str) -> str | None:
+    return text or None
+
+
 _PARSERS: dict[type, Callable[[str], Any]] = {int: _parse_int, float: _parse_float, str: _parse_str}
 
 
@@ -232,7 +256,9 @@ def read_sessions(path: str | os.PathLike[str],
     if unknown:
         raise DmsimError(
             f"unknown session column(s) {unknown} (expected one of {list(COLUMN_NAMES)})")
-    picks = [(name, COLUMN_NAMES.index(name), _PARSERS[COLUMN_TYPES[name]]) for name in wanted]
+    optional = {c.name for c in COLUMNS if c.optional}
+    picks = [(name, COLUMN_NAMES.index(name), _parse_optional_str if name in optional else _PARSERS[COLUMN_TYPES[name]])
+             for name in wanted]
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)

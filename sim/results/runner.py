@@ -2,7 +2,7 @@
 
 A run folder holds ``sessions.csv`` (one row per device session, see ``records.py``),
 ``summary.json`` (``summary.py``), ``manifest.json`` (scenario, seed, versions, git revision,
-status) and the plots (``plots.py``). The session table depends only on the scenario and its
+status), the plots (``plots.py``) and ``report.html`` (``report.py``). The session table depends only on the scenario and its
 seed: the same inputs give a byte-identical ``sessions.csv``. ``manifest.json`` also records
 wall-clock facts (start time, duration), which are not part of that promise.
 
@@ -30,11 +30,14 @@ import simpy.rt
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
 from dmsim.sim.model.replica import Replica
 from dmsim.sim.real.components import ALL
-from dmsim.base.errors import ScenarioError
+from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.sim.results.ip_capture import IpCapture
+from dmsim.sim.results.observe import observe
 from dmsim.sim.results.pcap import PcapWriter
+from dmsim.sim.results.trace import DeviceTrace
 from dmsim.sim.results.progress import Progress
-from dmsim.sim.results.records import SessionTable, SmsTable
-from dmsim.sim.scenario.format import Scenario
+from dmsim.sim.results.records import SessionTable, SmsTable, sweep_cell
+from dmsim.sim.scenario.format import Scenario, sweep_axes
 from dmsim.sim.results.summary import summarize
 
 _VERSIONED = ("dmsim", "simpy", "cryptography", "PyYAML", "matplotlib", "click")
@@ -58,39 +61,47 @@ def default_out_dir(scenario: Scenario, results_root: Path = Path("results")) ->
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None = None,
-                 plots: bool = True, stop: threading.Event | None = None, pcap: Path | None = None) -> RunResult:
-    """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption."""
+                 plots: bool = True, stop: threading.Event | None = None, pcap: Path | None = None,
+                 trace: tuple[int, ...] = ()) -> RunResult:
+    """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption.
+
+    ``pcap``: capture the first replica there (SMS, APDUs, the DM sessions over TCP); ``trace``: write the
+    story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = scenario.data
     points = scenario.sweep_points()
-    sweep_key = data["sweep"]["key"] if data.get("sweep") else None
+    sweep = sweep_meta(data, [value for value, _data in points])
     replicas = data["replicas"]
     progress = progress or Progress(len(points) * replicas, data["fleet"]["size"], force=False)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
     network: dict[str, dict] = {}
+    arrived: dict[tuple[int, int], int] = {}  # (sweep point, replica) -> devices that arrived before duration
     write_atomic(out_dir / "scenario.yaml", scenario.raw_text)
     table = SessionTable(out_dir / "sessions.csv")
     # The capture follows the first replica of the first sweep point: simulated time restarts
     # with every replica, and a pcap's timestamps should not go back.
     capture = PcapWriter(pcap) if pcap is not None else None
+    tracer = DeviceTrace(out_dir / "trace.jsonl", trace) if trace else None
     sms_table = SmsTable(out_dir / "sms.csv") if data.get("smsc") is not None else None
     # A large fleet keeps many long-lived objects (accounts, pending events); with the default
     # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
     gc_thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
-        for sweep, (value, point_data) in enumerate(points):
+        for sweep_index, (value, point_data) in enumerate(points):
             for replica in range(replicas):
                 progress.start_run(f"replica {replica + 1}/{replicas}"
-                                   + (f", {sweep_key}={value}" if sweep_key else ""))
-                first = (sweep, replica) == (0, 0)
+                                   + (f", {sweep['points'][sweep_index]['label']}" if sweep else ""))
+                first = (sweep_index, replica) == (0, 0)
                 esme = point_data["components"]["esme"]
                 live = first and esme["kind"] == "smpp"
-                model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep,
-                                sweep_value=value, write=table.write, pcap=capture if first else None,
+                model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep_index,
+                                sweep_value=sweep_cell(value), write=table.write, pcap=capture if first else None,
                                 env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False)
                                 if live else None, components=ALL)
+                if first:
+                    observe(model, ip_capture=IpCapture(capture) if capture is not None else None, trace=tracer)
                 if sms_table is not None:
                     model.write_sms = sms_table.write
                 gateway = _start_gateway(model, esme) if live else None
@@ -102,6 +113,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                         network["esme"] = dict(gateway.counts)
                     model.close()
                     events += model.steps
+                    arrived[(sweep_index, replica)] = model.arrived
                     _add_network_stats(network, model.stats())
     except BaseException as exc:
         status = "interrupted"
@@ -112,19 +124,107 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         progress.finish()
         if capture is not None:
             capture.close()  # also when interrupted: what was captured stays readable
+        if tracer is not None:
+            tracer.close()
         if sms_table is not None:
             sms_table.close()
         table.close(complete=status == "complete")
         wall = time.perf_counter() - t0
-        summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep_key=sweep_key)
+        summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep=sweep,
+                            fleet={"size": data["fleet"]["size"], "arrived": arrived})
         summary["status"] = status
         summary["network"] = network
         write_json_atomic(out_dir / "summary.json", summary)
         write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events))
         if plots:
             from dmsim.sim.results.plots import plot_run  # matplotlib import is slow: only when plotting
-            plot_run(out_dir)
+            from dmsim.sim.results.report import write_report
+            write_report(out_dir, plot_run(out_dir))
     return RunResult(out_dir, status, summary, wall, events)
+
+
+RUN_FILES = ("sessions.csv", "sms.csv", "summary.json", "manifest.json", "scenario.yaml", "report.html", "trace.jsonl")
+
+
+def prepare_out_dir(out_dir: Path, *, overwrite: bool) -> None:
+    """Make ``out_dir`` ready for a new run: refuse (DmsimError) when it already holds one, unless
+    ``overwrite``, which removes that run's files (``RUN_FILES``, the PNGs, ``.part`` leftovers) and
+    nothing else. A new run never mixes with an old one's plots."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise DmsimError(f"--out {out_dir}: not a folder")
+    old = [p for p in out_dir.iterdir() if p.is_file() and (p.name in RUN_FILES or p.suffix in (".png", ".part"))]
+    if not old:
+        return
+    if not overwrite:
+        raise DmsimError(f"--out {out_dir} already holds a run ({', '.join(sorted(p.name for p in old)[:4])}"
+                         f"{', ...' if len(old) > 4 else ''}): choose another folder or pass --overwrite")
+    for path in old:
+        path.unlink()
+
+
+def closing_lines(name: str, result: "RunResult") -> tuple[list[str], list[str]]:
+    """Return the closing lines of a run (the whole run, then one per sweep point) and its
+    warnings (devices that never arrived)."""
+    s = result.summary
+    lines = [f"{name}: {s['sessions']:,} sessions, {_rate(s)}, {_latencies(s)} ({result.wall_seconds:.1f}s wall, "
+             f"{result.events / max(result.wall_seconds, 1e-9):,.0f} events/s)"]
+    for point in (s.get("sweep") or {}).get("points", []):
+        lines.append(f"  {point.get('label', point.get('value'))}: {point['sessions']:,} sessions, {_rate(point)}, "
+                     f"{_latencies(point)}")
+    if len(s.get("per_profile") or {}) > 1:
+        for profile, block in s["per_profile"].items():
+            lines.append(f"  profile {profile}: {block['sessions']:,} sessions, {_rate(block)}, {_latencies(block)}")
+    warnings = []
+    fleet = s.get("fleet") or {}
+    if fleet.get("not_arrived"):
+        warnings.append(f"{fleet['not_arrived']:,} of {fleet['expected']:,} devices ({fleet['runs']} run(s) of "
+                        f"{fleet['size']:,}) never arrived before the scenario's duration and have no row; the "
+                        f"success rate above covers the {fleet['arrived']:,} that did; over the whole fleet it is "
+                        f"{fleet['success_rate_of_fleet']:.3f}")
+    return lines, warnings
+
+
+def _rate(block: dict) -> str:
+    """Return "success rate 0.912 [0.90, 0.93]" (the interval when there is one)."""
+    value = block.get("success_rate")
+    text = f"success rate {'-' if value is None else f'{value:.3f}'}"
+    est = block.get("success_rate_estimate") or {}
+    if est.get("ci95_low") is not None:
+        text += f" [{est['ci95_low']:.3f}, {est['ci95_high']:.3f}]"
+    return text
+
+
+def _latencies(block: dict) -> str:
+    """Return "latency p50 4.20s p90 9.10s p99 20.00s"."""
+    lat = block.get("latency_s") or {}
+    fmt = lambda v: "-" if v is None else f"{v:.2f}s"  # noqa: E731
+    return "latency " + " ".join(f"{k} {fmt((lat.get(k) or {}).get('value'))}" for k in ("p50", "p90", "p99"))
+
+
+def sweep_meta(data: dict, values: list) -> dict | None:
+    """Return the run's sweep for the summary: ``key`` (the keys joined by ", "), ``keys``, and per
+    point its ``value`` (a number, a choice, or {key: value} for a grid) and a readable ``label``."""
+    axes = sweep_axes(data)
+    if not axes:
+        return None
+    keys = [key for key, _values in axes]
+
+    def label(value) -> str:
+        pairs = value.items() if isinstance(value, dict) else [(keys[0], value)]
+        return ", ".join(f"{k}={format_value(v)}" for k, v in pairs)
+
+    return {"key": ", ".join(keys), "keys": keys, "points": [{"value": v, "label": label(v)} for v in values]}
+
+
+def format_value(value) -> str:
+    """Return a sweep value as people write it (0.05, md5, true)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def _start_gateway(model: Replica, spec: dict):

@@ -1,18 +1,26 @@
 """The summary of a run: success rate, failure reasons, latency percentiles and throughput, with
-95 % confidence intervals over replicas.
+95 % confidence intervals over replicas; per sweep point, per fleet profile, and how much of the
+fleet ever arrived.
 
 No spec clause. Choices (the statistics are the usual ones; these pin down what is pooled):
 
 * A *run* is one (sweep point, replica) pair of the session table. A block of the summary covers a
-  set of runs: the whole table at the top level, one sweep point in ``sweep.points``.
+  set of runs: the whole table at the top level, one sweep point in ``sweep.points``, one fleet
+  profile in ``per_profile``.
 * ``value`` is computed over all sessions of the block pooled together. The CI is Student-t over
   the per-replica statistic: mean ± t(0.975, n-1)·sd/√n, sd with n-1; t from a table for
   df 1..30, 1.96 beyond. With fewer than two replicas that have the statistic the CI is null.
 * At the top level of a sweep, "replica r" pools replica r of every sweep point.
+* ``success_rate`` stays a plain number (scripts read it as one); ``success_rate_estimate`` is the
+  same value with its interval, like every other estimate. Both count the sessions that ran: the
+  devices that never arrived before ``duration`` have no row; ``fleet`` counts them and gives
+  ``success_rate_of_fleet``, ok sessions over every device of the fleet in every run.
 * Percentiles use numpy's linear method over the latencies of ok sessions with a latency.
-* Throughput is ok sessions per simulated second of one run: ok / (duration × runs in the block),
-  so pooled value and per-replica values are on the same scale. It is null when ``duration`` is
-  not a positive finite number.
+* Throughput (``throughput_definition``): ok sessions per simulated second of the window in which
+  a run's sessions ran, from its first arrival to its last session end (the last arrival when no
+  session reached its end); pooled, ok sessions over the sum of the runs' windows, so pooled and
+  per-replica values are on the same scale. It is null without such a window.
+* ``failure_shares``: each failure reason's count over the block's sessions.
 * A failed session with an empty reason counts under ``"unknown"``.
 * Missing data gives ``None`` (JSON null), never NaN and never an exception.
 """
@@ -40,7 +48,10 @@ _Z975 = 1.96
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 UNKNOWN_REASON = "unknown"
 
-_READ_COLUMNS = ("replica", "sweep", "sweep_value", "outcome", "reason", "latency")
+_READ_COLUMNS = ("replica", "sweep", "sweep_value", "profile", "outcome", "reason", "latency", "t_arrival",
+                 "t_session_end")
+THROUGHPUT_DEFINITION = ("ok sessions per simulated second of each run's active window, from its first arrival "
+                         "to its last session end; pooled: ok sessions over the sum of the windows")
 
 
 def t975(df: int) -> float:
@@ -72,6 +83,13 @@ class _Run:
     ok: int = 0
     reasons: Counter = field(default_factory=Counter)
     latencies: array = field(default_factory=lambda: array("d"))
+    first: float = math.inf   # first arrival
+    last: float = -math.inf   # last session end, or last arrival when no session ended
+
+    def window(self) -> float | None:
+        """Return the seconds from the first arrival to the last end, None when empty or zero."""
+        span = self.last - self.first
+        return span if math.isfinite(span) and span > 0 else None
 
 
 @dataclass
@@ -82,13 +100,15 @@ class _Pool:
     sessions: int
     ok: int
     latencies: np.ndarray
+    window: float  # the sum of the runs' active windows, seconds
 
     @classmethod
     def of(cls, runs: list[_Run]) -> _Pool:
         lats = [np.frombuffer(r.latencies, dtype=float) for r in runs if len(r.latencies)]
         return cls(runs=len(runs), sessions=sum(r.sessions for r in runs),
                    ok=sum(r.ok for r in runs),
-                   latencies=np.concatenate(lats) if lats else np.empty(0))
+                   latencies=np.concatenate(lats) if lats else np.empty(0),
+                   window=sum(r.window() or 0.0 for r in runs))
 
     def percentiles(self) -> dict[str, float | None]:
         """Return {"p50", "p90", "p99"} of the latencies (None when there are none)."""
@@ -105,11 +125,9 @@ class _Pool:
         """Return ok / sessions, or None without sessions."""
         return self.ok / self.sessions if self.sessions else None
 
-    def throughput(self, duration: float) -> float | None:
-        """Return ok sessions per simulated second of one run, or None without a duration."""
-        if not self.runs or not (math.isfinite(duration) and duration > 0):
-            return None
-        return self.ok / (duration * self.runs)
+    def throughput(self) -> float | None:
+        """Return ok sessions per second of the runs' active windows, or None without a window."""
+        return self.ok / self.window if self.window > 0 else None
 
 
 def _estimate(value: float | None, per_replica: list[float | None]) -> dict[str, float | None]:
@@ -119,7 +137,7 @@ def _estimate(value: float | None, per_replica: list[float | None]) -> dict[str,
     return {"value": value, "ci95_low": None if low is None else max(0.0, low), "ci95_high": high}
 
 
-def _block(by_replica: dict[int, list[_Run]], duration: float) -> dict[str, Any]:
+def _block(by_replica: dict[int, list[_Run]]) -> dict[str, Any]:
     """Return the summary block (everything but "sweep") of the runs grouped by replica."""
     replicas = sorted(by_replica)
     pools = {r: _Pool.of(by_replica[r]) for r in replicas}
@@ -134,15 +152,20 @@ def _block(by_replica: dict[int, list[_Run]], duration: float) -> dict[str, Any]
     latency = {name: _estimate(total_pct[name], [replica_pct[r][name] for r in replicas])
                for name in PERCENTILES}
     latency["mean"] = _estimate(total.mean(), [pools[r].mean() for r in replicas])
+    rate = total.success_rate()
+    rate_estimate = _estimate(rate, [pools[r].success_rate() for r in replicas])
+    if rate_estimate["ci95_high"] is not None:
+        rate_estimate["ci95_high"] = min(1.0, rate_estimate["ci95_high"])
 
     return {
         "sessions": total.sessions,
         "ok": total.ok,
-        "success_rate": total.success_rate(),
+        "success_rate": rate,
+        "success_rate_estimate": rate_estimate,
         "failure_reasons": dict(sorted(reasons.items())),
+        "failure_shares": {k: v / total.sessions for k, v in sorted(reasons.items())} if total.sessions else {},
         "latency_s": latency,
-        "throughput_per_s": _estimate(total.throughput(duration),
-                                      [pools[r].throughput(duration) for r in replicas]),
+        "throughput_per_s": _estimate(total.throughput(), [pools[r].throughput() for r in replicas]),
         "replicas": len(replicas),
         "per_replica": [
             {"replica": r, "sessions": pools[r].sessions, "ok": pools[r].ok,
@@ -150,6 +173,32 @@ def _block(by_replica: dict[int, list[_Run]], duration: float) -> dict[str, Any]
             for r in replicas
         ],
     }
+
+
+def _profiles(runs: dict[tuple[int, int, str], _Run], sweep: int | None = None) -> dict[str, dict[str, Any]]:
+    """Return {profile: block} over the runs of ``runs`` (keyed by sweep, replica, profile)."""
+    names = sorted({p for (_s, _r, p) in runs})
+    out = {}
+    for name in names:
+        by_run = {(s, r): run for (s, r, p), run in runs.items() if p == name}
+        block = _block(_group(by_run, sweep))
+        if block["sessions"]:
+            block.pop("per_replica")
+            out[name] = block
+    return out
+
+
+def _fleet(fleet: dict | None, runs: set[tuple[int, int]], sweep: int | None, ok: int) -> dict[str, Any] | None:
+    """Return the fleet block: devices expected in the block's runs, how many arrived, how many never did."""
+    if not fleet:
+        return None
+    keys = sorted(k for k in runs if sweep is None or k[0] == sweep)
+    arrived_by_run = fleet.get("arrived") or {}
+    expected = fleet["size"] * len(keys)
+    arrived = sum(arrived_by_run.get(k, 0) for k in keys)
+    return {"size": fleet["size"], "runs": len(keys), "expected": expected, "arrived": arrived,
+            "not_arrived": max(0, expected - arrived),
+            "success_rate_of_fleet": ok / expected if expected else None}
 
 
 def _group(runs: dict[tuple[int, int], _Run], sweep: int | None = None) -> dict[int, list[_Run]]:
@@ -160,48 +209,87 @@ def _group(runs: dict[tuple[int, int], _Run], sweep: int | None = None) -> dict[
     return by_replica
 
 
-def summarize(sessions_csv: str | os.PathLike[str], *, duration: float,
-              sweep_key: str | None) -> dict[str, Any]:
+def summarize(sessions_csv: str | os.PathLike[str], *, duration: float | None = None,
+              sweep_key: str | None = None, sweep: dict | None = None, fleet: dict | None = None) -> dict[str, Any]:
     """Return the JSON-ready summary of a session table (see the module docstring for its rules).
 
-    ``duration`` is the simulated time of one run in seconds; ``sweep_key`` the dotted key of the
-    swept parameter (None without a sweep, which gives ``"sweep": None``). Streams the table; only
-    the latencies of ok sessions are kept in memory. Raises DmsimError for an outcome other than
-    "ok"/"failed" or a sweep index whose value changes within the table.
+    ``sweep``: the run's sweep as the runner knows it, ``{"key", "keys", "points": [{"value",
+    "label"}]}`` (point i of the table is ``points[i]``); ``sweep_key`` alone is enough for a
+    one-key sweep (the values then come from the table). ``fleet``: ``{"size": devices per run,
+    "arrived": {(sweep, replica): devices that arrived}}``. ``duration`` is kept for callers; the
+    throughput uses the runs' active windows. Streams the table; only the latencies of ok
+    sessions are kept in memory. Raises DmsimError for an outcome other than "ok"/"failed" or a
+    sweep index whose value changes within the table.
     """
     path = Path(sessions_csv)
     runs: dict[tuple[int, int], _Run] = {}
-    sweep_values: dict[int, float | None] = {}
+    by_profile: dict[tuple[int, int, str], _Run] = {}
+    sweep_values: dict[int, Any] = {}
     for line, row in enumerate(read_sessions(path, columns=_READ_COLUMNS), start=2):
         key = (row["sweep"], row["replica"])
-        run = runs.get(key)
-        if run is None:
-            run = runs[key] = _Run()
-            sweep = row["sweep"]
-            if sweep not in sweep_values:
-                sweep_values[sweep] = row["sweep_value"]
+        if key not in runs:
+            runs[key] = _Run()
+            if row["sweep"] not in sweep_values:
+                sweep_values[row["sweep"]] = row["sweep_value"]
         if sweep_values[row["sweep"]] != row["sweep_value"]:
             raise DmsimError(f"{path}:{line}: sweep point {row['sweep']} has value "
                              f"{row['sweep_value']!r}, earlier {sweep_values[row['sweep']]!r}")
-        run.sessions += 1
         outcome = row["outcome"]
-        if outcome == OUTCOME_OK:
-            run.ok += 1
-            if row["latency"] is not None:
-                run.latencies.append(row["latency"])
-        elif outcome == OUTCOME_FAILED:
-            run.reasons[row["reason"] or UNKNOWN_REASON] += 1
-        else:
+        if outcome not in (OUTCOME_OK, OUTCOME_FAILED):
             raise DmsimError(f"{path}:{line}: outcome {outcome!r} "
                              f"(expected {OUTCOME_OK!r} or {OUTCOME_FAILED!r})")
+        profile_key = key + (row["profile"],)
+        profile_run = by_profile.get(profile_key)
+        if profile_run is None:
+            profile_run = by_profile[profile_key] = _Run()
+        for run in (runs[key], profile_run):
+            _count(run, row)
 
-    summary = _block(_group(runs), duration)
-    if sweep_key is None:
+    summary = _block(_group(runs))
+    summary["throughput_definition"] = THROUGHPUT_DEFINITION
+    summary["per_profile"] = _profiles(by_profile)
+    summary["fleet"] = _fleet(fleet, set(runs), None, summary["ok"])
+    if sweep is None and sweep_key is not None:
+        sweep = {"key": sweep_key, "keys": [sweep_key],
+                 "points": [{"value": _number(sweep_values[s]), "label": f"{sweep_key}={sweep_values[s]}"}
+                            for s in sorted(sweep_values)]}
+    if sweep is None:
         summary["sweep"] = None
     else:
-        summary["sweep"] = {
-            "key": sweep_key,
-            "points": [{"value": sweep_values[s], **_block(_group(runs, s), duration)}
-                       for s in sorted(sweep_values)],
-        }
+        meta = sweep["points"]
+        points = []
+        for s in sorted(set(sweep_values) | set(range(len(meta)))):
+            block = _block(_group(runs, s))
+            block["per_profile"] = _profiles(by_profile, s)
+            block["fleet"] = _fleet(fleet, set(runs), s, block["ok"])
+            about = meta[s] if s < len(meta) else {"value": sweep_values.get(s), "label": str(sweep_values.get(s))}
+            points.append({**about, **block})
+        summary["sweep"] = {"key": sweep["key"], "keys": list(sweep.get("keys") or [sweep["key"]]),
+                            "points": [p for p in points if p["sessions"] or p.get("fleet")]}
     return summary
+
+
+def _count(run: _Run, row: dict[str, Any]) -> None:
+    """Add one session row to ``run``."""
+    run.sessions += 1
+    if row["outcome"] == OUTCOME_OK:
+        run.ok += 1
+        if row["latency"] is not None:
+            run.latencies.append(row["latency"])
+    else:
+        run.reasons[row["reason"] or UNKNOWN_REASON] += 1
+    if row["t_arrival"] is not None:
+        run.first = min(run.first, row["t_arrival"])
+        run.last = max(run.last, row["t_arrival"])
+    if row["t_session_end"] is not None:
+        run.last = max(run.last, row["t_session_end"])
+
+
+def _number(text: Any) -> Any:
+    """Return a sweep value read from the table as a number when it is one (the column is text)."""
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text

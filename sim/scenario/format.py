@@ -17,15 +17,18 @@ are checked against that key's type, and each point keeps every other key as loa
 from __future__ import annotations
 
 import copy
+import itertools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dmsim.base.errors import ScenarioError
+from dmsim.sim.agents.smsc import SMSC_SCHEMA
 from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
-from dmsim.base.schema import (REQUIRED, Derived, Field, Float, Int, List, Locator, Nullable, Probability, Problem,
-                              Raw, Seconds, Str, Struct, Tagged, Tuple, describe, is_numeric, load_yaml,
-                              read_text, set_path, split_path, type_at, validate)
+from dmsim.base.schema import (REQUIRED, Bool, Derived, Field, Float, Int, List, Locator, Nullable, Probability,
+                              Problem, Raw, Seconds, Str, Struct, Tagged, Tuple, Type, describe, dotted, is_numeric,
+                              load_yaml, read_text, set_path, split_path, type_at, validate)
 
 # -- delay models and taps ---------------------------------------------------------------------
 
@@ -133,7 +136,7 @@ def _unique_profile_names(profiles: list[dict]) -> Problem | None:
     seen: dict[str, int] = {}
     for i, p in enumerate(profiles):
         if p["name"] in seen:
-            return Problem((i, "name"), f"profile name '{p['name']}' is already used by item {seen[p['name']]}",
+            return Problem((i, "name"), f"profile name {p['name']!r} is already used by item {seen[p['name']]}",
                            "a different name per profile")
         seen[p["name"]] = i
     return None
@@ -157,6 +160,13 @@ PROFILE = Struct({
                            "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
                            "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms)."),
 }, name="PROFILE", doc="A kind of device in the fleet.")
+
+SWEEP_AXIS = Struct({
+    "key": Field(Str(), REQUIRED, "Dotted path of a numeric or choice key."),
+    "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
+                    "Values to run, each checked like the key itself."),
+}, name="SWEEP_AXIS", doc="One swept key of a grid.")
+
 
 SCENARIO_SCHEMA = Struct({
     "name": Field(Str(pattern=r"\S", noun="a non-empty string"), Derived("the file name without .yaml"), "Names the run and its results."),
@@ -202,6 +212,9 @@ SCENARIO_SCHEMA = Struct({
     "client": Field(Struct({
         "request_timeout": Field(Seconds(positive=True), 30.0, "Time a device waits for each DM response."),
         "request_retries": Field(Int(0, 10), 2, "Resends of a DM request before the session fails."),
+        "connect_time": Field(DELAY, {"kind": "fixed", "value": 0.0},
+                              "Time from the bootstrap (or the package #0) to the first DM request: the data "
+                              "bearer set-up (attach, PDP context) a real device needs before HTTP."),
     }), {}, "The DM client on each device."),
     "components": Field(Struct({
         "dm_server": Field(_component("The DM server implementation.", virtual=Struct(
@@ -261,11 +274,9 @@ SCENARIO_SCHEMA = Struct({
         }, doc="An outside SMS application (ESME)."), {"kind": "none"},
             "SMPP access to the running scenario's SMSC (needs an smsc block)."),
     }), {}, "Simulated or real parts (hardware in the loop)."),
-    "smsc": Field(Nullable(Raw()), None,
-                  "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms). "
-                  "Keys as in sim/agents/smsc.py: submit_rate, burst, delivery_rate, delivery_burst, validity, "
-                  "attempt_timeout, retry {initial, factor, max, max_attempts}, queue_limit, alert_sc, "
-                  "availability {mean_up, mean_down}; its radio leg is links.sms (with its tap)."),
+    "smsc": Field(Nullable(SMSC_SCHEMA), None,
+                  "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms; {}: an "
+                  "SMSC with every default). Its radio leg is links.sms (with its tap)."),
     "ota": Field(Nullable(Struct({
         "tar": Field(Str(pattern=r"\A[0-9A-Fa-f]{6}\Z", noun="6 hex digits"), "B00010",
                      "TAR of the card application the commands go to (TS 101 220 §6; B00010: RFM USIM)."),
@@ -282,20 +293,18 @@ SCENARIO_SCHEMA = Struct({
     })), None, "After its DM session each device gets one OTA command through the SMSC (sim/agents/ota_platform.py; "
                "null: none). Needs an smsc block."),
     "sweep": Field(Nullable(Struct({
-        "key": Field(Str(), REQUIRED, "Dotted path of a numeric key, like links.sms.loss."),
-        "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
+        "key": Field(Nullable(Str()), None, "Dotted path of the key to sweep: a number (links.sms.loss) or a choice "
+                                            "(fleet.profiles.0.dm_auth, components.dm_server.tls.mode)."),
+        "values": Field(Nullable(List(Raw("a value of the swept key's type"), min_len=1)), None,
                         "Values to run, each checked like the key itself."),
-    })), None, "Run the scenario once per value of one key (null: no sweep)."),
+        "grid": Field(Nullable(List(SWEEP_AXIS, min_len=1)), None,
+                      "Instead of key and values: several keys, one run per combination of their values "
+                      "(the first key varies slowest)."),
+    })), None, "Run the scenario once per value of one key, or per combination of several (null: no sweep)."),
 }, doc="A dmsim scenario.")
 
 
 # -- loading -----------------------------------------------------------------------------------
-
-def _walk(data: Any, keys: tuple) -> Any:
-    for k in keys:
-        data = data[k]
-    return data
-
 
 @dataclass(frozen=True)
 class Scenario:
@@ -320,16 +329,22 @@ class Scenario:
         return node
 
     def sweep_points(self) -> list[tuple[Any, dict]]:
-        """Return ``(value, data with the swept key set to value)`` per sweep value, or
-        ``[(None, data)]`` when there is no sweep. Each data is an independent copy."""
-        sweep = self.data.get("sweep")
-        if not sweep:
+        """Return ``(value, data)`` per sweep point, or ``[(None, data)]`` when there is no sweep.
+
+        ``value`` is the swept value for one key, a {key: value} dict for a grid (combinations in
+        order, the first key varying slowest). ``data`` is the scenario validated again with the
+        point's values set as ``--set`` overrides would set them (so that a choice such as a
+        component's kind gets its own defaults); each data is an independent copy."""
+        axes = sweep_axes(self.data)
+        if not axes:
             return [(None, copy.deepcopy(self.data))]
-        _t, keys = type_at(SCENARIO_SCHEMA, self.data, sweep["key"], where=self.source, at="sweep.key")
         points = []
-        for value in sweep["values"]:
-            data = copy.deepcopy(self.data)
-            _walk(data, keys[:-1])[keys[-1]] = value
+        for combo in itertools.product(*(values for _key, values in axes)):
+            sets = [f"{key}={json.dumps(value)}" for (key, _values), value in zip(axes, combo)]
+            data = parse_scenario(self.raw_text, self.source, list(self.overrides) + sets,
+                                  default_name=self.name).data
+            data["sweep"] = copy.deepcopy(self.data["sweep"])
+            value = combo[0] if len(axes) == 1 else {key: v for (key, _values), v in zip(axes, combo)}
             points.append((value, data))
         return points
 
@@ -339,7 +354,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     ``poisson``, ``{kind: fixed, value: 2}``; empty is null)."""
     key, sep, value_text = text.partition("=")
     if not sep or not key.strip():
-        raise ScenarioError(f"'{text}' is not KEY=VALUE", where="--set", expected="like links.sms.loss=0.05")
+        raise ScenarioError(f"{text!r} is not KEY=VALUE", where="--set", expected="like links.sms.loss=0.05")
     key = ".".join(split_path(key, where="--set", at=key.strip()))
     try:
         value, _ = load_yaml(value_text, "--set", with_lines=False)
@@ -349,23 +364,57 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def _check_sweep(data: dict, locate: Locator) -> None:
-    """Check ``sweep.key`` names a numeric key and normalise ``sweep.values`` against its type."""
+    """Check the sweep: ``key`` and ``values``, or ``grid`` (not both); each key names a number or a
+    choice of the scenario, no key twice; normalise each axis's values against the key's type."""
     sweep = data["sweep"]
     if sweep is None:
         return
-    at = ("sweep", "key")
-    if split_path(sweep["key"], where=locate(at), at="sweep.key")[0] == "sweep":
-        raise ScenarioError("a sweep cannot sweep its own keys", where=locate(at), path="sweep.key",
-                            expected="the dotted path of a numeric key")
-    t, _keys = type_at(SCENARIO_SCHEMA, data, sweep["key"], where=locate(at), at="sweep.key")
-    if not is_numeric(t):
-        raise ScenarioError(f"{sweep['key']} is {t.name or t.expected()}, not a number", where=locate(at),
-                            path="sweep.key", expected="the dotted path of a numeric key")
-    sweep["values"] = [validate(t, v, ("sweep", "values", i), locate) for i, v in enumerate(sweep["values"])]
+    single = sweep["key"] is not None or sweep["values"] is not None
+    if single == (sweep["grid"] is not None):
+        raise ScenarioError("a sweep has either key and values, or a grid", where=locate(("sweep",)), path="sweep",
+                            expected="{key: K, values: [...]} or {grid: [{key: K, values: [...]}, ...]}")
+    if single and (sweep["key"] is None or sweep["values"] is None):
+        missing = "key" if sweep["key"] is None else "values"
+        raise ScenarioError(f"the sweep has no {missing}", where=locate(("sweep",)), path=f"sweep.{missing}",
+                            expected="both key and values")
+    axes = [(("sweep",), sweep)] if single else [(("sweep", "grid", i), axis) for i, axis in enumerate(sweep["grid"])]
+    seen: set[str] = set()
+    for at, axis in axes:
+        path = dotted(at + ("key",))
+        where = locate(at + ("key",))
+        if split_path(axis["key"], where=where, at=path)[0] == "sweep":
+            raise ScenarioError("a sweep cannot sweep its own keys", where=where, path=path,
+                                expected="the dotted path of a scenario key")
+        t, _keys = type_at(SCENARIO_SCHEMA, data, axis["key"], where=where, at=path)
+        if not (is_numeric(t) or _is_choice(t)):
+            raise ScenarioError(f"{axis['key']} is {t.name or t.expected()}, neither a number nor a choice",
+                                where=where, path=path, expected="the dotted path of a numeric or choice key")
+        if axis["key"] in seen:
+            raise ScenarioError(f"{axis['key']} is swept twice", where=where, path=path, expected="each key once")
+        seen.add(axis["key"])
+        axis["values"] = [validate(t, v, at + ("values", i), locate) for i, v in enumerate(axis["values"])]
+
+
+def _is_choice(t: Type) -> bool:
+    """Return whether ``t`` (or the type inside a ``Nullable``) is a string with a fixed set of choices or a bool."""
+    while isinstance(t, Nullable):
+        t = t.inner
+    return (isinstance(t, Str) and bool(t.choices)) or isinstance(t, Bool)
+
+
+def sweep_axes(data: dict) -> list[tuple[str, list]]:
+    """Return the swept ``(key, values)`` of validated scenario ``data``, in order ([] without a sweep)."""
+    sweep = data.get("sweep")
+    if not sweep:
+        return []
+    if sweep.get("grid"):
+        return [(axis["key"], axis["values"]) for axis in sweep["grid"]]
+    return [(sweep["key"], sweep["values"])]
 
 
 def _check_smsc(data: dict, locate: Locator) -> None:
-    """Check the ``smsc`` block with the SMSC driver's own parser, at the block's line."""
+    """Check the rules that tie the ``smsc`` block to the other blocks (its own keys are checked by
+    ``SMSC_SCHEMA``, the schema the SMSC driver reads them with)."""
     if data["components"]["modem"]["kind"] == "serial" and data["components"]["card"]["kind"] == "pcsc":
         raise ScenarioError("device 0 has one SIM: the serial modem's or the PC/SC card, not both",
                             where=locate(("components", "modem")), path="components.modem",
@@ -377,21 +426,17 @@ def _check_smsc(data: dict, locate: Locator) -> None:
     if data.get("ota") is not None and data.get("smsc") is None:
         raise ScenarioError("OTA commands travel through the SMSC: the scenario needs an smsc block",
                             where=locate(("ota",)), path="ota", expected="an smsc block (smsc: {} for the defaults)")
-    if data.get("smsc") is None:
-        return
-    from dmsim.sim.agents.smsc import parse_smsc_spec
-    if "radio" in data["smsc"] or "radio_up" in data["smsc"]:
-        raise ScenarioError("the SMSC's radio is links.sms", where=locate(("smsc",)), path="smsc.radio",
-                            expected="no radio key under smsc")
-    try:
-        parse_smsc_spec(data["smsc"], "smsc")
-    except ScenarioError as exc:
-        raise ScenarioError(exc.detail, where=locate(("smsc",)), path=exc.path, expected=exc.expected) from None
 
 
 def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
-                   default_name: str = "scenario") -> Scenario:
-    """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied."""
+                   default_name: str = "scenario", flags: dict[str, Any] | None = None) -> Scenario:
+    """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied.
+
+    ``flags`` are command-line options that set the top-level key of their own name, applied after
+    the overrides (``{"--seed": 3}`` sets ``seed``; None: not given). They are checked like the
+    file, and an error names the flag (``--replicas: replicas: 0 is out of range``), not ``--set``.
+    They are kept in ``Scenario.overrides`` as ``seed=3``, like a ``--set``."""
+    given = {flag: value for flag, value in (flags or {}).items() if value is not None}
     raw, locator = load_yaml(text, source)
     if raw is None:
         raw = {}
@@ -403,18 +448,24 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
         keys, created = set_path(SCENARIO_SCHEMA, raw, key, value, where="--set")
         for k in created + [keys]:
             locator.mark(k, "--set")
+    for flag, value in given.items():
+        keys, _created = set_path(SCENARIO_SCHEMA, raw, flag.lstrip("-"), value, where=flag)
+        locator.mark(keys, flag)
     data = validate(SCENARIO_SCHEMA, raw, (), locator)
     data = {"name": data.get("name", default_name), **data}
     _check_sweep(data, locator)
     _check_smsc(data, locator)
-    return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=tuple(overrides))
+    overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
+    return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 
 
-def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
-    """Return the scenario in the YAML file ``path`` with ``--set`` ``overrides`` applied."""
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                  flags: dict[str, Any] | None = None) -> Scenario:
+    """Return the scenario in the YAML file ``path`` with ``--set`` ``overrides`` and command-line
+    ``flags`` (``parse_scenario``) applied."""
     path = Path(path)
     text = read_text(path)
-    return parse_scenario(text, str(path), overrides, default_name=path.stem)
+    return parse_scenario(text, str(path), overrides, default_name=path.stem, flags=flags)
 
 
 def describe_schema() -> str:

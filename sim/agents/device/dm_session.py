@@ -3,6 +3,8 @@ with Cred or x-syncml-hmac on every message (OMA-TS-DM_Security §5.4, §5.6), t
 replica's DM-server transport (``sim/links/transports.py``: simulated HTTP, HTTPS inside real
 TLS, or a real server).
 
+Before the first request the device sets up its data bearer (``client.connect_time``, a delay
+model; none by default), so ``t_session_start`` is its own event, after ``t_bootstrap_ok``.
 Client retries: a request whose response is lost is sent again after ``client.request_timeout``,
 at most ``client.request_retries`` more times; then the session fails with ``ip_timeout``.
 """
@@ -27,6 +29,8 @@ def dm_session(dev):
                                    initiator=dev.initiator,
                                    hmac_verifier=HmacVerifier(max_age=data["server"]["hmac_window"]),
                                    tree=dev.tree)
+    if replica.connect_time is not None:
+        yield replica.env.timeout(replica.connect_time.sample(replica.connect_rng))
     dev.t_session_start = replica.env.now
     step = client.start(transport.unix_now())
     retries, timeout = data["client"]["request_retries"], data["client"]["request_timeout"]

@@ -1,4 +1,4 @@
-"""The command line as users and scripts use it (../shared/CLI.md): names, flags, output and
+"""The command line as users and scripts use it (the command line of the README and ``dmsim --help``): names, flags, output and
 exit codes."""
 import json
 import os

@@ -7,7 +7,7 @@ import pytest
 
 from dmsim.sim.results.atomic import write_json_atomic
 from dmsim.base.errors import DmsimError
-from dmsim.sim.results.records import COLUMN_NAMES, SessionTable
+from dmsim.sim.results.records import COLUMN_NAMES, SessionTable, sweep_cell
 from dmsim.sim.results.summary import confidence_interval, summarize, t975
 
 T2 = 4.3027  # t(0.975, df=2)
@@ -77,12 +77,25 @@ def test_three_replicas(tmp_path):
     sd = (sum((x - m) ** 2 for x in p90) / 2) ** 0.5
     assert lat["p90"]["ci95_high"] == pytest.approx(m + T2 * sd / 3 ** 0.5)
 
-    # throughput: ok 4, 3, 1 in 10 s each -> 0.4, 0.3, 0.1; pooled 8 / 30
+    # throughput over each run's active window (first arrival 0 to last session end): ok 4 in 4 s,
+    # 3 in 7 s, 1 in 10 s -> 1, 3/7, 1/10; pooled 8 / 21
     thr = s["throughput_per_s"]
-    assert thr["value"] == pytest.approx(8 / 30)
-    var = 0.07 / 3  # squared deviations 4/225 + 1/900 + 1/36 = 7/150, over df 2
-    assert thr["ci95_low"] == pytest.approx(max(0.0, 8 / 30 - T2 * (var / 3) ** 0.5))
-    assert thr["ci95_high"] == pytest.approx(8 / 30 + T2 * (var / 3) ** 0.5)
+    assert thr["value"] == pytest.approx(8 / 21)
+    per = [1.0, 3 / 7, 0.1]
+    m = sum(per) / 3
+    half = T2 * (sum((x - m) ** 2 for x in per) / 2 / 3) ** 0.5
+    assert thr["ci95_low"] == pytest.approx(max(0.0, m - half))
+    assert thr["ci95_high"] == pytest.approx(m + half)
+    assert "window" in s["throughput_definition"]
+    # success rate with its interval: per replica 0.8, 0.6, 0.5
+    rate = [0.8, 0.6, 0.5]
+    m = sum(rate) / 3
+    half = T2 * (sum((x - m) ** 2 for x in rate) / 2 / 3) ** 0.5
+    assert s["success_rate_estimate"] == {"value": pytest.approx(8 / 12), "ci95_low": pytest.approx(m - half),
+                                          "ci95_high": pytest.approx(min(1.0, m + half))}
+    assert s["failure_shares"] == {"bootstrap_lost": 1 / 12, "ip_timeout": 2 / 12, "server_busy": 1 / 12}
+    assert s["per_profile"]["p"]["sessions"] == 12 and s["per_profile"]["p"]["ok"] == 8
+    assert s["fleet"] is None  # the runner passes the fleet; a table alone does not know it
 
     assert s["per_replica"] == [
         {"replica": 0, "sessions": 5, "ok": 4, "success_rate": 0.8,
@@ -100,7 +113,7 @@ def test_three_replicas(tmp_path):
 def test_one_replica_has_null_ci(tmp_path):
     s = summarize(table(tmp_path, [row(0, 1.0), row(0, 3.0)]), duration=4.0, sweep_key=None)
     assert s["latency_s"]["p50"] == {"value": 2.0, "ci95_low": None, "ci95_high": None}
-    assert s["throughput_per_s"] == {"value": 0.5, "ci95_low": None, "ci95_high": None}
+    assert s["throughput_per_s"] == {"value": pytest.approx(2 / 3), "ci95_low": None, "ci95_high": None}
 
 
 def test_replica_without_ok_sessions_is_left_out_of_latency_ci(tmp_path):
@@ -111,8 +124,8 @@ def test_replica_without_ok_sessions_is_left_out_of_latency_ci(tmp_path):
     low, high = confidence_interval([1.0, 3.0])
     assert low < 0 and s["latency_s"]["p50"]["ci95_low"] == 0.0  # cut at 0
     assert s["latency_s"]["p50"]["ci95_high"] == pytest.approx(high)
-    # throughput counts all three replicas (0, 1, 1 ok per second)
-    assert s["throughput_per_s"]["value"] == pytest.approx(2 / 3)
+    # throughput: 1 ok in 1 s, 1 in 3 s; replica 2 has no window (no session ended)
+    assert s["throughput_per_s"]["value"] == pytest.approx(2 / 4)
 
 
 def test_empty_table_gives_nulls(tmp_path):
@@ -123,23 +136,23 @@ def test_empty_table_gives_nulls(tmp_path):
     assert all(v == {"value": None, "ci95_low": None, "ci95_high": None}
                for v in s["latency_s"].values())
     assert s["throughput_per_s"]["value"] is None
-    assert summarize(path, duration=10.0, sweep_key="a.b")["sweep"] == {"key": "a.b", "points": []}
+    assert summarize(path, duration=10.0, sweep_key="a.b")["sweep"] == {"key": "a.b", "keys": ["a.b"], "points": []}
     only_failed = summarize(table(tmp_path, [row(0, reason="ip_timeout")], "f.csv"),
                             duration=0.0, sweep_key=None)
     assert only_failed["success_rate"] == 0.0 and only_failed["latency_s"]["p99"]["value"] is None
-    assert only_failed["throughput_per_s"]["value"] is None  # no duration
+    assert only_failed["throughput_per_s"]["value"] is None  # no session ended: no window
 
 
 def test_sweep_block(tmp_path):
     # point 0 (loss 0.0): replica 0 ok [1, 3], replica 1 ok [2] + ip_timeout
     # point 1 (loss 0.1): replica 0 ok [5] + bootstrap_lost x2, replica 1 ok [7, 9]
-    rows = [row(0, 1.0, sweep=0, sweep_value=0.0), row(0, 3.0, sweep=0, sweep_value=0.0),
-            row(1, 2.0, sweep=0, sweep_value=0.0),
-            row(1, reason="ip_timeout", sweep=0, sweep_value=0.0),
-            row(0, 5.0, sweep=1, sweep_value=0.1),
-            row(0, reason="bootstrap_lost", sweep=1, sweep_value=0.1),
-            row(0, reason="bootstrap_lost", sweep=1, sweep_value=0.1),
-            row(1, 7.0, sweep=1, sweep_value=0.1), row(1, 9.0, sweep=1, sweep_value=0.1)]
+    rows = [row(0, 1.0, sweep=0, sweep_value=sweep_cell(0.0)), row(0, 3.0, sweep=0, sweep_value=sweep_cell(0.0)),
+            row(1, 2.0, sweep=0, sweep_value=sweep_cell(0.0)),
+            row(1, reason="ip_timeout", sweep=0, sweep_value=sweep_cell(0.0)),
+            row(0, 5.0, sweep=1, sweep_value=sweep_cell(0.1)),
+            row(0, reason="bootstrap_lost", sweep=1, sweep_value=sweep_cell(0.1)),
+            row(0, reason="bootstrap_lost", sweep=1, sweep_value=sweep_cell(0.1)),
+            row(1, 7.0, sweep=1, sweep_value=sweep_cell(0.1)), row(1, 9.0, sweep=1, sweep_value=sweep_cell(0.1))]
     s = summarize(table(tmp_path, rows), duration=2.0, sweep_key="links.sms.loss")
     assert s["sweep"]["key"] == "links.sms.loss"
     p0, p1 = s["sweep"]["points"]
@@ -153,20 +166,21 @@ def test_sweep_block(tmp_path):
     assert p1["success_rate"] == pytest.approx(3 / 5)
     assert p1["failure_reasons"] == {"bootstrap_lost": 2}
     assert p1["latency_s"]["p50"]["value"] == 7.0
-    assert p1["throughput_per_s"]["value"] == pytest.approx(3 / (2.0 * 2))
+    assert p1["throughput_per_s"]["value"] == pytest.approx(3 / (5 + 9))  # windows 5 s and 9 s
     # top level pools both points; replica r pools replica r of both points
     assert s["sessions"] == 9 and s["ok"] == 6 and s["replicas"] == 2
     assert s["failure_reasons"] == {"bootstrap_lost": 2, "ip_timeout": 1}
     assert s["latency_s"]["p50"]["value"] == pytest.approx(4.0)  # [1, 2, 3, 5, 7, 9]
     assert s["per_replica"][0]["sessions"] == 5 and s["per_replica"][0]["p50"] == 3.0
     assert s["per_replica"][1]["p50"] == 7.0  # [2, 7, 9]
-    assert s["throughput_per_s"]["value"] == pytest.approx(6 / (2.0 * 4))
-    assert s["throughput_per_s"]["ci95_low"] == s["throughput_per_s"]["ci95_high"] == 0.75
+    assert s["throughput_per_s"]["value"] == pytest.approx(6 / (3 + 2 + 5 + 9))
+    low, high = confidence_interval([3 / 8, 3 / 11])  # replica 0: 3 ok in 3 + 5 s; replica 1: 3 in 2 + 9 s
+    assert s["throughput_per_s"]["ci95_high"] == pytest.approx(high)
 
 
 def test_bad_rows_raise_typed_errors(tmp_path):
     with pytest.raises(DmsimError, match="outcome 'lost'"):
         summarize(table(tmp_path, [row(0, 1.0, outcome="lost")]), duration=1.0, sweep_key=None)
-    rows = [row(0, 1.0, sweep=0, sweep_value=0.0), row(1, 1.0, sweep=0, sweep_value=0.5)]
+    rows = [row(0, 1.0, sweep=0, sweep_value=sweep_cell(0.0)), row(1, 1.0, sweep=0, sweep_value=sweep_cell(0.5))]
     with pytest.raises(DmsimError, match="sweep point 0"):
         summarize(table(tmp_path, rows, "b.csv"), duration=1.0, sweep_key="k")

@@ -127,7 +127,7 @@ def test_bad_sweep_key():
     assert (e.where, e.path) == ("s.yaml:9", "sweep.key")
     assert "did you mean 'loss'?" in str(e)
     e = error(BASE + "sweep:\n  key: links.sms.delay\n  values: [0.1]\n")
-    assert (e.where, e.path) == ("s.yaml:9", "sweep.key") and "not a number" in str(e)
+    assert (e.where, e.path) == ("s.yaml:9", "sweep.key") and "neither a number nor a choice" in str(e)
 
 
 def test_bad_sweep_value_has_its_line():
@@ -258,7 +258,7 @@ def test_override_sets_keys_absent_from_the_file():
     ("arrival.kind=poisson", "arrival.rate", "missing required key 'rate'"),
     ("fleet.size.x=1", "fleet.size.x", "has no key 'x'"),
     ("fleet.profiles.3.weight=1", "fleet.profiles.3.weight", "not one of its indexes"),
-    ("sweep.key=links.sms.delay", "sweep.values", "missing required key 'values'"),
+    ("sweep.key=links.sms.delay", "sweep.values", "the sweep has no values"),
 ])
 def test_override_errors_say_set(override, path, words):
     e = error(BASE, [override])
