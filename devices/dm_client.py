@@ -21,8 +21,9 @@ Rules implemented:
   server's AAuthSecret, inside the verifier's window and not replayed, or the session ends
   (``server_hmac_failed``, the verdict in ``hmac_verdict``); the check runs before parsing;
 * a NextNonce received in a Chal replaces the client nonce, and AAuthData of the CLCRED AppAuth
-  in the tree, for the next message and session (§5.5); a nonce the client issues is stored in
-  the SRVCRED AAuthData;
+  in the tree, for the next message and session, when the session's scheme is DIGEST (auth-md5),
+  DIGEST-SHA256 or HMAC; under any other scheme (auth-basic) it is ignored (§5.5); a nonce the
+  client issues is stored in the SRVCRED AAuthData;
 * Get, Replace, Add, Delete, Exec and Sequence run through :func:`dm_commands.handle_command`
   with the ServerID of the authenticated server, so ACLs and secret nodes are enforced; the
   Statuses and Results go back in the next message, split by the server's MaxMsgSize.
@@ -47,7 +48,7 @@ from dmsim.devices.dm_commands import handle_command
 from dmsim.devices.dm_tree import DEVINFO, DmTree, find_account, install_account, install_devinfo
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.auth import check_credential, make_credential
+from dmsim.network.dm.auth import AUTH_MD5, AUTH_SHA256, check_credential, make_credential
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Verdict, build_header,
                                              find_header)
 from dmsim.network.dm.notification import session_id_text
@@ -55,6 +56,7 @@ from dmsim.network.dm.tree import E, text
 from dmsim.base.errors import DmsimError, ProtocolError
 
 INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
+NONCE_SCHEMES = frozenset({AUTH_MD5, AUTH_SHA256, AUTH_HMAC_SHA256})  # §5.5: the schemes whose NextNonce is kept
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -175,9 +177,10 @@ class DmClient:
             return self._send([], ask_next=False, now=now)
         if verdict.code not in (m.OK, m.AUTH_ACCEPTED):
             return Done(False, f"server_status_{verdict.code}")
-        if verdict.next_nonce is not None and not self.hmac_mode:
-            # §5.5: AAuthData takes the NextNonce; the current session keeps its credential valid,
-            # since the server switched to the new nonce for this client already.
+        if verdict.next_nonce is not None and self._account.auth_scheme in NONCE_SCHEMES:
+            # §5.5: AAuthData takes the NextNonce under DIGEST, DIGEST-SHA256 and HMAC (ignored
+            # otherwise); the current session keeps its credential valid, since the server switched
+            # to the new nonce for this client already.
             self.account = self._account.with_nonces(client=verdict.next_nonce)
         account = self._account
         if not self.hmac_mode and (hdr.cred is None or not check_credential(

@@ -35,8 +35,12 @@ Choices where the specs are silent (documented here once):
   the BOM and leading white space of XML (they would hide its declaration). Only
   the Items of its Add commands are read; each must lie under ``./DMAcc/<x>``, each account
   needs a ServerID, and two accounts may not share one, or the whole document is malformed.
-- Any failure to read or decode (no PKCS#15 application, SCP03 authentication, a broken
-  secure channel, a malformed document) leaves the tree unchanged: the report says why.
+- A card with no PKCS#15 application (SELECT answers 6A82) holds no server any more: the
+  accounts it installed earlier are removed (§8.1: "MUST be removed"), the report says
+  ``no_pkcs15_application`` and lists them in ``removed``; other accounts stay.
+- Any other failure to read or decode (SCP03 authentication, a broken secure channel, a card
+  error, a lost link, a malformed document) leaves the tree unchanged: the report says why. A
+  transient failure must not cost the device its servers; the next power-on decides.
 """
 from __future__ import annotations
 
@@ -329,7 +333,11 @@ def power_on_bootstrap(tree: DmTree, link: CardLink, *, scp03_keys: Scp03Keys | 
     try:
         raw = read_dm_bootstrap(link, scp03_keys, security_level=level, host_challenge=host_challenge)
     except CardError as exc:
-        return _failed(_card_failure(exc), str(exc))
+        reason = _card_failure(exc)
+        if reason is Reason.NO_PKCS15:  # definitive: the card carries no bootstrap at all
+            removed = apply_card_accounts(tree, [], authorised_servers).removed
+            return BootstrapReport(failure=reason, detail=str(exc), removed=removed)
+        return _failed(reason, str(exc))
     except CardLinkError as exc:
         return _failed(Reason.CARD_LINK, str(exc))
     except DecodeError as exc:   # PKCS#15 files that do not parse

@@ -169,13 +169,16 @@ TABLE: tuple[Scr, ...] = (
     # --- OMA-TS-DM_Security-V1_3 Appendix B.2: DM Server ------------------------------------
     *_table(SPEC_003, "server",
         Scr("DM-SEC-S-001-M", "Different password for each client", "5.1", YES,
-            (_FULL + "test_every_client_gets_its_own_server_password",),
-            "one account per device; the fleet draws a random server password per device (sim/model/fleet.py)"),
-        Scr("DM-SEC-S-002-M", "Support for client authentication at the transport layer", "5.3", YES,
+            (_FULL + "test_every_client_gets_its_own_server_password",
+             "tests/sim/model/test_fleet.py::test_every_client_and_side_has_its_own_128_bit_password"),
+            "one account per device; the fleet draws a random 128-bit client and server password per device "
+            "(sim/model/fleet.py)"),
+        Scr("DM-SEC-S-002-M", "Support for client authentication at the transport layer", "5.3", PARTIAL,
             (_TLS + "test_unknown_identity_fails_and_accounts_added_later_are_found",
              _TLS + "test_wrong_psk_fails_both_sides", _OSSL + "test_openssl_s_client_with_wrong_psk_is_refused",
              _HTTPS + "test_wrong_psk_closes_the_connection_and_the_server_goes_on"),
-            "PSK-TLS: the identity selects the device's key; no client certificate is requested"),
+            "PSK-TLS: the identity selects the device's key; partial: in X.509 mode no client certificate is "
+            "requested yet (mutual X.509 is issue 14's)"),
         Scr("DM-SEC-S-003-M", "Send credentials to client", "5.3", YES, (_MUTUAL, _WRONG_SECRET),
             "server Cred in every reply once the client is authenticated"),
         Scr("DM-SEC-S-004-O", "Challenge Client", "5.3", YES, (_STALE_CLIENT,)),
@@ -189,7 +192,8 @@ TABLE: tuple[Scr, ...] = (
             "over PSK-TLS and X.509 the server still checks the syncml:auth-md5 Cred and sends its Chal "
             "(NextNonce, status 212); a stale-nonce 401 re-challenge over TLS is not exercised"),
         Scr("DM-SEC-S-008-M", "Supply of a new nonce with one more challenge if authentication fails", "5.4.3",
-            YES, (_STALE_CLIENT, _WRONG_SECRET), "a second failure ends the session"),
+            YES, (_STALE_CLIENT, _WRONG_SECRET, _SESSION + "test_a_failed_credential_gets_a_challenge_with_a_new_nonce"),
+            "the 401 carries a nonce other than the failed and the stored one; a second failure ends the session"),
         Scr("DM-SEC-S-009-O", "Using new nonce for each new session", "5.4.3", YES,
             (_SESSION + "test_next_nonce_is_stored_for_the_next_session",),
             "a fresh 16-octet NextNonce with status 212 in every session"),
@@ -212,7 +216,8 @@ TABLE: tuple[Scr, ...] = (
             requirement="DM-SEC-S-023-O OR DM-SEC-S-024-O"),
         Scr("DM-SEC-S-023-O", "Transport neutral security for Bootstrap via DM Profile", "5.10.2.3", YES,
             (_BOOTSTRAP_FLEET, _SEC + "test_content_type_round_trip_and_abnf"),
-            "DmServer.bootstrap_message: HMAC in the SEC/MAC Content-Type parameters, sent by WAP Push over SMS",
+            "DmServer.bootstrap_message: the HMAC in the Content-Type as ;<key type>;<40 hex> (the §5.10.2.3 "
+            "ABNF, not WSP's SEC/MAC parameters), sent by WAP Push over SMS",
             requirement="DM-SEC-S-025-O"),
         Scr("DM-SEC-S-024-O", "Transport layer security for Bootstrap via DM Profile", "5.10.2.1", NO, (),
             "the server sends bootstraps over SMS only"),

@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 
 TEST_PLMN = "00101"
+PASSWORD_BYTES = 16  # 128 bits per password, as OMA-TS-DM_Security §5.4.3 recommends; one per client and side
 
 
 @dataclass(slots=True)
@@ -48,4 +49,5 @@ class Fleet:
                                 if len(self.profiles) > 1 else 0]
         pin = "".join(rng.choices("0123456789", k=profile["user_pin_digits"]))
         return DeviceIdentity(index=index, imsi=f"{TEST_PLMN}{index:010d}", profile=profile, userpin=pin,
-                              client_password=rng.randbytes(12).hex(), server_password=rng.randbytes(12).hex())
+                              client_password=rng.randbytes(PASSWORD_BYTES).hex(),
+                              server_password=rng.randbytes(PASSWORD_BYTES).hex())

@@ -108,3 +108,45 @@ def test_garbage_request_is_a_counted_bad_request():
     reply = srv.handle(b"\x03\x00garbage", m.DM_WBXML, 0.0)
     assert reply.session_over and reply.events[0].kind == "bad_request"
     assert srv.handle(b"<x/>", "text/plain", 0.0).events[0].kind == "bad_request"
+
+
+def _with_next_nonce(body: bytes, nonce: str) -> bytes:
+    """Return the XML server message ``body`` whose SyncHdr Status carries ``nonce`` as NextNonce
+    (the server's own NextNonce replaced, or a Chal added)."""
+    import re
+    if b"<NextNonce" in body:
+        return re.sub(rb"(<NextNonce[^>]*>)[^<]*(</NextNonce>)", rb"\g<1>" + nonce.encode() + rb"\g<2>", body, count=1)
+    meta = ("<Chal><Meta><Format xmlns=\"syncml:metinf\">b64</Format><Type xmlns=\"syncml:metinf\">"
+            "syncml:auth-md5</Type><NextNonce xmlns=\"syncml:metinf\">" + nonce + "</NextNonce></Meta></Chal>")
+    return body.replace(
+        b"<Cmd>SyncHdr</Cmd>", b"<Cmd>SyncHdr</Cmd>" + meta.encode(), 1)
+
+
+@pytest.mark.parametrize("scheme, kept", [("syncml:auth-md5", True), ("syncml:auth-sha256", True),
+                                          ("syncml:auth-basic", False)])
+def test_next_nonce_is_kept_only_under_the_nonce_schemes(scheme, kept):
+    """§5.5: AAuthData takes NextNonce under DIGEST, DIGEST-SHA256 and HMAC; other schemes ignore it."""
+    srv, account, rng = setup(scheme, m.DM_XML)
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes, content_type=m.DM_XML)
+    step = client.start()
+    reply = srv.handle(step.body, step.content_type, 0.0)
+    before = client.account.client_nonce
+    client.receive(_with_next_nonce(reply.body, "bmV4dC1ub25jZQ=="), reply.content_type)
+    assert (client.account.client_nonce != before) is kept
+    if kept:
+        assert client.account.client_nonce == b"next-nonce"
+
+
+def test_a_failed_credential_gets_a_challenge_with_a_new_nonce():
+    """§5.4.3 (DM-SEC-S-008-M): one more challenge, with a nonce other than the one that failed."""
+    srv, account, rng = setup(content_type=m.DM_XML)
+    stale = b"stale-nonce"
+    client = DmClient(account.with_nonces(client=stale), DEV, DEVINFO, 1, rng.randbytes, content_type=m.DM_XML)
+    step = client.start()
+    reply = srv.handle(step.body, step.content_type, 0.0)
+    verdict = m.header_status(m.decode(reply.body, reply.content_type))
+    assert verdict.code == m.UNAUTHORIZED and verdict.next_nonce not in (None, stale, account.client_nonce)
+    step = client.receive(reply.body, reply.content_type)
+    assert client.account.client_nonce == verdict.next_nonce   # the retry uses the new nonce
+    reply = srv.handle(step.body, step.content_type, 0.0)
+    assert m.header_status(m.decode(reply.body, reply.content_type)).code in (m.OK, m.AUTH_ACCEPTED)

@@ -140,7 +140,6 @@ def test_card_copy_replaces_a_pushed_copy_but_never_another_servers_node(tree):
 @pytest.mark.parametrize("case, reason", [
     ("wrong_keys", Reason.SCP03_AUTHENTICATION),
     ("wrong_kvn", Reason.SCP03_AUTHENTICATION),
-    ("no_pkcs15", Reason.NO_PKCS15),
     ("no_scp03_on_card", Reason.SCP03_AUTHENTICATION),
     ("level_13", Reason.SECURITY_LEVEL),
     ("level_07", Reason.SECURITY_LEVEL),
@@ -152,8 +151,7 @@ def test_failures_leave_the_tree_unchanged(tree, case, reason):
     before = snapshot(tree)
     seen = []
     link = card_link("A", trace=lambda c, r, t: seen.append(c),
-                     **({"dm_bootstrap": None} if case == "no_pkcs15" else {"scp03": None} if case ==
-                        "no_scp03_on_card" else {}))
+                     **({"scp03": None} if case == "no_scp03_on_card" else {}))
     kw = {"wrong_keys": {"scp03_keys": replace(KEYS, mac=bytes(16))}, "wrong_kvn": {"scp03_keys": replace(KEYS, kvn=1)},
           "level_13": {"security_level": 0x13}, "level_07": {"security_level": 0x37}, "no_keys": {"scp03_keys": None}}.get(case, {})
     report = power_on(tree, link, **kw)
@@ -161,6 +159,19 @@ def test_failures_leave_the_tree_unchanged(tree, case, reason):
     assert not report.changed and snapshot(tree) == before
     if reason is Reason.SECURITY_LEVEL:
         assert seen == []                                   # refused before any APDU
+
+
+def test_a_card_without_pkcs15_removes_the_servers_it_installed(tree):
+    """§8.1: servers no longer on the card MUST be removed; a card with no PKCS#15 application
+    (6A82) holds none, so the accounts it installed go; a pushed account stays."""
+    power_on(tree, card_link("A", "B"))
+    install_account(tree, account("C"))
+    report = power_on(tree, card_link("A", dm_bootstrap=None))
+    assert report.failure is Reason.NO_PKCS15 and "6A82" in report.detail.upper().replace(" ", "")
+    assert sorted((n.server_id, n.reason) for n in report.removed) == [("A", Reason.LEFT_CARD),
+                                                                       ("B", Reason.LEFT_CARD)]
+    assert find_account(tree, "A") is None and find_account(tree, "B") is None and find_account(tree, "C")
+    assert not card_origin(tree)
 
 
 def test_card_removed_and_a_tree_that_cannot_hold_accounts(tree):
