@@ -12,7 +12,8 @@ retransmission resends the same bytes and headers.
 Rules implemented:
 * every client message carries a Cred computed with the current client nonce (§5.4.1, §5.4.2),
   except in HMAC mode, where it carries none and the ``x-syncml-hmac`` header instead (MAC under
-  the UTF-8 octets of the client's AAuthSecret, ``ServerId`` and ``username`` set);
+  the UTF-8 octets of the client's AAuthSecret, with ``ServerId``; no ``username``, which the
+  1.3 grammar of §5.6.1.1 does not have);
 * a 401/407 with a Chal is answered once with the challenge's NextNonce (stale nonce, §5.4.3) by
   sending the refused commands again; a second rejection ends the session (``client_auth_failed``);
 * the server's Cred is checked on every server message; a bad one is challenged once with a new
@@ -224,6 +225,6 @@ class DmClient:
         del queue[:count]
         headers = {}
         if self.hmac_mode:
-            headers[HEADER_NAME] = build_header(a.client_password.encode(), body, now, server_id=a.server_id,
-                                                username=a.client_name)
+            # the 1.3 grammar (§5.6.1.1) has algorithm, ServerId, Timestamp and mac: no username
+            headers[HEADER_NAME] = build_header(a.client_password.encode(), body, now, server_id=a.server_id)
         return Send(body, self.content_type, headers)

@@ -133,9 +133,11 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
 def _warnings(sc) -> list[str]:
     """Return what a user should know about ``sc`` before running it (the fleet cannot all arrive)."""
     from dmsim.sim.model.arrivals import fit_warning
+    from dmsim.sim.scenario.conformance import nonconformities
     data = sc.data
     warning = fit_warning(data["arrival"], data["fleet"]["size"], float(data["duration"]))
-    return [warning] if warning else []
+    notes = sorted({note for _value, point in sc.sweep_points() for note in nonconformities(point)})
+    return ([warning] if warning else []) + [f"not conformant: {note}" for note in notes]
 
 
 @main.command()

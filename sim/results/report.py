@@ -177,6 +177,8 @@ def _warnings(summary: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
         out.append(f"{_fmt(fleet['not_arrived'])}{of} device arrivals never happened before the "
                    f"scenario's duration ended: those devices have no session row, and the success "
                    f"rate does not count them. Lengthen duration or raise the arrival rate.")
+    for note in summary.get("conformance") or []:
+        out.append(f"Not a conformant deployment: {note}.")
     return out
 
 

@@ -37,6 +37,7 @@ from dmsim.sim.results.pcap import PcapWriter
 from dmsim.sim.results.trace import DeviceTrace
 from dmsim.sim.results.progress import Progress
 from dmsim.sim.results.records import SessionTable, SmsTable, sweep_cell
+from dmsim.sim.scenario.conformance import nonconformities
 from dmsim.sim.scenario.format import Scenario, sweep_axes
 from dmsim.sim.results.summary import summarize
 
@@ -133,6 +134,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep=sweep,
                             fleet={"size": data["fleet"]["size"], "arrived": arrived})
         summary["status"] = status
+        summary["conformance"] = sorted({note for _value, point in points for note in nonconformities(point)})
+        for (_value, point), block in zip(points, (summary.get("sweep") or {}).get("points") or []):
+            block["conformance"] = nonconformities(point)
         summary["network"] = network
         write_json_atomic(out_dir / "summary.json", summary)
         write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events))
@@ -176,7 +180,7 @@ def closing_lines(name: str, result: "RunResult") -> tuple[list[str], list[str]]
     if len(s.get("per_profile") or {}) > 1:
         for profile, block in s["per_profile"].items():
             lines.append(f"  profile {profile}: {block['sessions']:,} sessions, {_rate(block)}, {_latencies(block)}")
-    warnings = []
+    warnings = [f"not conformant: {note}" for note in s.get("conformance") or []]
     fleet = s.get("fleet") or {}
     if fleet.get("not_arrived"):
         warnings.append(f"{fleet['not_arrived']:,} of {fleet['expected']:,} devices ({fleet['runs']} run(s) of "

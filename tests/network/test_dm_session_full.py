@@ -433,3 +433,20 @@ def test_http_binding_carries_extra_headers_both_ways():
 def test_http_binding_refuses_headers_it_cannot_write(headers):
     with pytest.raises(ProtocolError):
         http_binding.encode_request("dm.test", "/dm", b"x", m.DM_WBXML, headers=headers)
+
+
+def test_the_client_hmac_header_follows_the_1_3_grammar():
+    """§5.6.1.1: algorithm, ServerId, Timestamp and mac; the client sends no username."""
+    from dmsim.devices.dm_client import DmClient
+    from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header
+    import random
+    from dmsim.network.dm.server import DmServer
+    srv = DmServer("dmsim-server", "http://dm.test/dm", random.Random(3).randbytes)
+    account = srv.provision("IMSI:001010000000009", client_name="c", client_password="cpw", server_password="spw",
+                            auth_scheme=AUTH_HMAC_SHA256)
+    step = DmClient(account, "IMSI:001010000000009", {"DevId": "IMSI:001010000000009"}, 1,
+                    random.Random(4).randbytes).start(1_767_225_600.0)
+    value = step.headers[HEADER_NAME]
+    header = parse_header(value)
+    assert header.username is None and "username" not in value.lower()
+    assert header.server_id == "dmsim-server" and header.timestamp and header.mac

@@ -1,0 +1,42 @@
+"""Which rules of the DM security specs a scenario's deployment breaks, named so that a run never
+passes a non-conformant set-up off as a conformant one.
+
+Attack rehearsal needs weak deployments, so nothing here refuses a scenario: the notes are shown
+by ``dmsim scenario check`` and ``dmsim run``, and written to ``summary.json`` (``conformance``).
+
+Rules checked (OMA-TS-DM_Security-V1_3 §5.3; seed 002 §5.3, the same rule for every transport):
+when the transport gives no integrity (plain HTTP: no TLS), transport-neutral integrity MUST be
+used; for DM 1.3 that is ``syncml:auth-hmac-sha256`` (``dm_auth: hmac``, §5.6.1). A profile with
+``auth-md5``/``auth-sha256``/``auth-basic`` over plain HTTP authenticates each message but does not
+protect its body. ``auth-basic`` over plain HTTP also sends the password in clear (§5.4.1 gives
+Basic no protection of its own), which is named separately.
+
+A DM server reached over a socket counts as protected when its URL is ``https://``.
+"""
+from __future__ import annotations
+
+RULE_INTEGRITY = "OMA-TS-DM_Security §5.3 (seed 002 §5.3): transport-neutral integrity MUST be used when the transport gives none"
+RULE_BASIC_CLEAR = "OMA-TS-DM_Security §5.4.1: auth-basic over a transport without confidentiality sends the password in clear"
+
+
+def transport_protected(data: dict) -> bool:
+    """Return whether the scenario's DM sessions run inside TLS (simulated or a real https:// server)."""
+    dm = data["components"]["dm_server"]
+    if dm["kind"] == "socket":
+        return str(dm.get("url", "")).startswith("https://")
+    return ((dm.get("tls") or {}).get("mode") or "none") != "none"
+
+
+def nonconformities(data: dict) -> list[str]:
+    """Return one line per profile and broken rule, naming the profile, the rule and the fix."""
+    if transport_protected(data):
+        return []
+    out = []
+    for profile in data["fleet"]["profiles"]:
+        auth = profile.get("dm_auth", "md5")
+        if auth != "hmac":
+            out.append(f"profile {profile['name']}: dm_auth {auth} over plain HTTP breaks {RULE_INTEGRITY} "
+                       "(use dm_auth: hmac, or components.dm_server.tls.mode psk or x509)")
+        if auth == "basic":
+            out.append(f"profile {profile['name']}: {RULE_BASIC_CLEAR}")
+    return out
