@@ -20,9 +20,18 @@ connection) and CLOSED (the connection is unusable or gone). Choices where the s
   generic_nack ESME_RINVCMDLEN. The framing is intact, so the connection stays open.
 - enquire_link is answered in every state but CLOSED (SMPP 3.4 lists it for bound states;
   answering it when OPEN is harmless and what SMPP 5.0 allows).
-- A refused bind leaves the session OPEN, so that the ESME may bind again.
-- Without ``accounts`` (lab mode) any system_id and password bind. With accounts, an unknown
-  system_id gets ESME_RINVSYSID and a wrong password ESME_RINVPASWD.
+- Without ``accounts`` (lab mode) any system_id and password bind.
+- With accounts, an unknown system_id and a wrong password both get ESME_RBINDFAIL (§5.1.3
+  "Bind Failed"), not ESME_RINVSYSID / ESME_RINVPASWD, which would tell an attacker which
+  system_ids exist; an unknown system_id is compared against a dummy password so that the time
+  taken does not tell either. The reason stays in ``last_bind_failure`` for the operator.
+- A refused bind leaves the session OPEN, so that the ESME may bind again, up to
+  ``max_bind_failures`` (default 3) refused binds; the last one CLOSEs the session once its
+  bind_resp is queued (SMPP leaves this to the SMSC).
+- With a ``BindThrottle`` (below) a bind from an address or for a system_id that failed too
+  often recently is refused with the same ESME_RBINDFAIL before the password is looked at, so
+  guesses made during the backoff learn nothing. The caller passes ``now`` (seconds, any
+  monotonic clock) to ``receive_data``; the throttle needs it, nothing else does.
 """
 from __future__ import annotations
 
@@ -36,6 +45,55 @@ from dmsim.network.sms import smpp
 from dmsim.base.errors import DecodeError, ProtocolError
 
 DEFAULT_MAX_PDU_LEN = 64 * 1024
+DEFAULT_MAX_BIND_FAILURES = 3
+_DUMMY_PASSWORD = b"\0" * 9  # §4.1: a password is at most 9 octets with its NUL
+
+
+class BindThrottle:
+    """Failed binds per key (an address, a system_id) and the backoff they earn; sans-IO.
+
+    A key may fail ``free`` times; each failure after that blocks it for ``first`` seconds,
+    doubled per further failure up to ``cap`` seconds. A successful bind forgets the key, and a
+    key with no failure for ``forget`` seconds is forgotten too. At most ``max_keys`` keys are
+    kept (the oldest go first), so an attacker inventing system_ids cannot grow the table.
+    Not thread-safe: a threaded caller wraps it in a lock.
+    """
+
+    def __init__(self, *, free: int = 3, first: float = 1.0, cap: float = 60.0, forget: float = 600.0,
+                 max_keys: int = 4096):
+        self.free, self.first, self.cap, self.forget, self.max_keys = free, first, cap, forget, max_keys
+        self._keys: dict[object, tuple[int, float, float]] = {}   # key -> (failures, last failure, blocked until)
+
+    def blocked(self, keys: tuple, now: float) -> bool:
+        """Return True when any of ``keys`` is in its backoff at ``now``."""
+        for key in keys:
+            entry = self._keys.get(key)
+            if entry is None:
+                continue
+            if now - entry[1] > self.forget:
+                del self._keys[key]
+            elif now < entry[2]:
+                return True
+        return False
+
+    def failed(self, keys: tuple, now: float) -> None:
+        """Count a failed bind for each of ``keys``."""
+        for key in keys:
+            failures, _last, _until = self._keys.pop(key, (0, now, now))
+            failures += 1
+            extra = failures - self.free
+            until = now + min(self.cap, self.first * 2 ** (extra - 1)) if extra > 0 else now
+            self._keys[key] = (failures, now, until)   # re-inserted: dict order is age order
+        while len(self._keys) > self.max_keys:
+            del self._keys[next(iter(self._keys))]
+
+    def succeeded(self, keys: tuple) -> None:
+        """Forget ``keys`` after a successful bind."""
+        for key in keys:
+            self._keys.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 MAX_SEQUENCE = 0x7FFFFFFF  # §5.1.4: 0x00000001..0x7FFFFFFF
 
 
@@ -72,10 +130,18 @@ class SmppSession:
     """One ESME connection seen from the SMSC (see the module docstring)."""
 
     def __init__(self, accounts: Mapping[str, str] | None = None, *, system_id: str = "dmsim",
-                 max_pdu_len: int = DEFAULT_MAX_PDU_LEN):
+                 max_pdu_len: int = DEFAULT_MAX_PDU_LEN, max_bind_failures: int = DEFAULT_MAX_BIND_FAILURES,
+                 throttle: BindThrottle | None = None, peer: str = ""):
         self.accounts = dict(accounts) if accounts is not None else None
         self.system_id = system_id
         self.max_pdu_len = max_pdu_len
+        self.max_bind_failures = max_bind_failures
+        self.throttle = throttle
+        self.peer = peer                       # the throttle's per-address key
+        self.bind_failures = 0
+        self.last_bind_status: int | None = None   # the command_status of the last bind_resp
+        self.last_bind_failure = ""            # why the last bind was refused (never the password)
+        self._now = 0.0
         self.state = State.OPEN
         self.peer_system_id: str | None = None
         self._buffer = bytearray()
@@ -101,10 +167,16 @@ class SmppSession:
 
     # --- input ------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list:
-        """Return the events of the complete PDUs now buffered (nothing once CLOSED)."""
+    def receive_data(self, data: bytes, now: float | None = None) -> list:
+        """Return the events of the complete PDUs now buffered (nothing once CLOSED).
+
+        ``now`` (seconds) is the time the throttle counts backoffs in; without it the last
+        value given is used.
+        """
         if self.state is State.CLOSED:
             return []
+        if now is not None:
+            self._now = now
         self._buffer += data
         events: list = []
         while len(self._buffer) >= 4 and self.state is not State.CLOSED:
@@ -147,7 +219,7 @@ class SmppSession:
         return handler(self, pdu)
 
     def _on_bind(self, pdu: smpp.Bind) -> list:
-        status = self._bind_status(pdu)
+        status = self.last_bind_status = self._bind_status(pdu)
         resp_cls = smpp.RESPONSE_CLASSES[pdu.command_id]
         tlvs = (smpp.Tlv(smpp.TAG_SC_INTERFACE_VERSION, bytes([smpp.INTERFACE_VERSION_34])),) \
             if status == smpp.ESME_ROK and pdu.interface_version >= smpp.INTERFACE_VERSION_34 else ()
@@ -155,18 +227,34 @@ class SmppSession:
         if status == smpp.ESME_ROK:
             self.state = _BOUND[pdu.mode]
             self.peer_system_id = pdu.system_id
+        elif status == smpp.ESME_RBINDFAIL:
+            self.bind_failures += 1
+            if self.bind_failures >= self.max_bind_failures:
+                self._buffer.clear()
+                self.state = State.CLOSED
         return [pdu]
 
     def _bind_status(self, pdu: smpp.Bind) -> int:
         if self.state is not State.OPEN:
+            self.last_bind_failure = f"bind in state {self.state.value}"
             return smpp.ESME_RALYBND if self.state in _BOUND.values() else smpp.ESME_RINVBNDSTS
         if self.accounts is None:
             return smpp.ESME_ROK
+        keys = (("address", self.peer), ("system_id", pdu.system_id))
+        if self.throttle is not None and self.throttle.blocked(keys, self._now):
+            self.last_bind_failure = "throttled: too many failed binds from this address or for this system_id"
+            return smpp.ESME_RBINDFAIL
         password = self.accounts.get(pdu.system_id)
-        if password is None:
-            return smpp.ESME_RINVSYSID
-        if not hmac.compare_digest(password.encode("latin-1"), pdu.password.encode("latin-1")):
-            return smpp.ESME_RINVPASWD
+        expected = password.encode("latin-1") if password is not None else _DUMMY_PASSWORD
+        matches = hmac.compare_digest(expected, pdu.password.encode("latin-1"))
+        if password is None or not matches:
+            self.last_bind_failure = "unknown system_id" if password is None else "wrong password"
+            if self.throttle is not None:
+                self.throttle.failed(keys, self._now)
+            return smpp.ESME_RBINDFAIL
+        if self.throttle is not None:
+            self.throttle.succeeded(keys)
+        self.last_bind_failure = ""
         return smpp.ESME_ROK
 
     def _on_submit(self, pdu: smpp.SubmitSm) -> list:

@@ -9,19 +9,47 @@ deliver_sm to a receiver or transceiver bound with that system_id.
 on_submit raising ``SubmitRefused`` answers its command_status (ESME_RTHROTTLED, ESME_RMSGQFUL,
 ...), any other ProtocolError ESME_RSUBMITFAIL, any other exception ESME_RSYSERR (logged): a
 faulty callback never takes the server down. A connection whose session ends
-(unbind, bytes that cannot be framed) is closed after its last answer is written.
+(unbind, bytes that cannot be framed, ``max_bind_failures`` refused binds) is closed after its
+last answer is written.
+
+Everything from the socket is hostile, so every resource is bounded (issue 13); the values are
+options of ``dmsim smsc serve``:
+
+- ``max_connections`` (default 64) connections at once; one more is accepted and closed at
+  once, before a thread is started for it (counted in ``counts["refused_connections"]``).
+- ``bind_timeout`` (default 5 s): a connection must be bound that long after it was accepted
+  (bytes trickled in do not extend it), else it is closed. An ESME binds in its first
+  round trip; 5 s leaves room for a slow link and keeps a slot from being held for long.
+- ``idle_timeout`` (default 90 s): a bound connection that sends no complete PDU for that long
+  is closed. SMPP 3.4 §4.11 keeps an idle link alive with enquire_link; Kannel's default
+  interval is 30 s, so 90 s tolerates two lost ones.
+- ``write_timeout`` (default 10 s): a peer that does not read its answers is dropped.
+- Failed binds: the same ESME_RBINDFAIL for an unknown system_id, a wrong password and a
+  throttled bind; the connection is closed after ``max_bind_failures`` (default 3) of them; a
+  ``BindThrottle`` shared by all connections backs off an address (the peer's IP) and a
+  system_id after 3 failures, 1 s doubling to 60 s (see ``network/sms/smpp_session.py``). A
+  throttled bind is refused even with the right password: the backoff bounds guesses from
+  many connections too, at the price that an attacker can keep a known system_id locked out
+  for at most 60 s after each burst of failures.
+
+``on_event`` also gets ``BindResult`` (each bind's outcome, with the reason for the operator,
+never the password) and ``Closed`` (a connection the server closed on a timeout).
 """
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import socketserver
 import struct
 import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from dmsim.network.sms import smpp
-from dmsim.network.sms.smpp_session import SmppSession, State
+from dmsim.network.sms.smpp_session import DEFAULT_MAX_BIND_FAILURES, BindThrottle, SmppSession, State
 from dmsim.base.errors import DmsimError, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -31,6 +59,48 @@ OnSubmitted = Callable[[str, smpp.SubmitSm, str], None]
 OnEvent = Callable[[tuple, object], None]
 
 DEFAULT_PORT = 2775  # the IANA port of SMPP
+DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_BIND_TIMEOUT = 5.0
+DEFAULT_IDLE_TIMEOUT = 90.0
+DEFAULT_WRITE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class BindResult:
+    """The outcome of a bind: ``status`` as sent; ``reason`` why it failed (never the password)."""
+
+    system_id: str
+    mode: str
+    status: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The server closed a connection: ``reason`` is "bind_timeout" or "idle_timeout"."""
+
+    reason: str
+    system_id: str = ""
+
+
+class _LockedThrottle(BindThrottle):
+    """A BindThrottle shared by the connection threads."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+
+    def blocked(self, keys: tuple, now: float) -> bool:
+        with self._lock:
+            return super().blocked(keys, now)
+
+    def failed(self, keys: tuple, now: float) -> None:
+        with self._lock:
+            super().failed(keys, now)
+
+    def succeeded(self, keys: tuple) -> None:
+        with self._lock:
+            super().succeeded(keys)
 
 
 class SubmitRefused(ProtocolError):
@@ -58,22 +128,41 @@ class SmppServer:
 
     def __init__(self, on_submit: OnSubmit, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                  accounts: Mapping[str, str] | None = None, system_id: str = "dmsim",
-                 on_submitted: OnSubmitted | None = None, on_event: OnEvent | None = None):
+                 on_submitted: OnSubmitted | None = None, on_event: OnEvent | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS, bind_timeout: float = DEFAULT_BIND_TIMEOUT,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT, write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+                 max_bind_failures: int = DEFAULT_MAX_BIND_FAILURES, throttle: BindThrottle | None = None):
         self.on_submit, self.on_submitted, self.on_event = on_submit, on_submitted, on_event
         self.accounts = dict(accounts) if accounts is not None else None
         self.system_id = system_id
+        self.max_connections, self.bind_timeout, self.idle_timeout = max_connections, bind_timeout, idle_timeout
+        self.write_timeout, self.max_bind_failures = write_timeout, max_bind_failures
+        self.throttle = throttle if throttle is not None else _LockedThrottle()
+        self.counts: Counter = Counter()
         self._connections: set[_Connection] = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._thread: threading.Thread | None = None
         server = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                server._serve_connection(self.request, self.client_address)
+                try:
+                    server._serve_connection(self.request, self.client_address)
+                finally:
+                    server._slots.release()
 
         class Listener(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
             daemon_threads = True
+            request_queue_size = 128
+
+            def verify_request(self, request, client_address) -> bool:
+                if server._slots.acquire(blocking=False):
+                    return True
+                with server._lock:
+                    server.counts["refused_connections"] += 1
+                return False    # socketserver closes it; no thread is started
 
         self._tcp = Listener((host, port), Handler)
 
@@ -146,18 +235,36 @@ class SmppServer:
     # --- one connection -----------------------------------------------------------------------
 
     def _serve_connection(self, sock: socket.socket, peer: tuple) -> None:
-        conn = _Connection(sock, peer, SmppSession(self.accounts, system_id=self.system_id))
+        session = SmppSession(self.accounts, system_id=self.system_id, max_bind_failures=self.max_bind_failures,
+                              throttle=self.throttle, peer=str(peer[0]))
+        conn = _Connection(sock, peer, session)
+        sock.settimeout(self.write_timeout)   # bounds sendall; reads wait in select below
+        accepted = last_pdu = time.monotonic()
         with self._lock:
             self._connections.add(conn)
+            self.counts["connections"] += 1
         try:
             while conn.session.state not in (State.UNBOUND, State.CLOSED):
+                bound = conn.session.state in (State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX)
+                deadline = last_pdu + self.idle_timeout if bound else accepted + self.bind_timeout
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    reason = "idle_timeout" if bound else "bind_timeout"
+                    with self._lock:
+                        self.counts[reason] += 1
+                    self._notify(peer, Closed(reason, conn.session.peer_system_id or ""))
+                    break
                 chunk = sock.recv(65536)
                 if not chunk:
                     break
                 with conn.lock:
-                    events = conn.session.receive_data(chunk)
+                    events = conn.session.receive_data(chunk, now=time.monotonic())
                     conn.write(conn.session.data_to_send())
+                if events:
+                    last_pdu = time.monotonic()
                 for event in events:
+                    if isinstance(event, smpp.Bind):
+                        self._bind_done(peer, conn.session, event)
                     self._notify(peer, event)
                     if isinstance(event, smpp.SubmitSm):
                         self._submit(conn, event)
@@ -169,6 +276,14 @@ class SmppServer:
             with conn.lock:
                 conn.session.close()
             sock.close()
+
+    def _bind_done(self, peer: tuple, session: SmppSession, pdu: smpp.Bind) -> None:
+        status = session.last_bind_status if session.last_bind_status is not None else smpp.ESME_RBINDFAIL
+        reason = "" if status == smpp.ESME_ROK else session.last_bind_failure
+        if status == smpp.ESME_RBINDFAIL:
+            with self._lock:
+                self.counts["failed_binds"] += 1
+        self._notify(peer, BindResult(pdu.system_id, pdu.mode, status, reason))
 
     def _notify(self, peer: tuple, event: object) -> None:
         if self.on_event is not None:

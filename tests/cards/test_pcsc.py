@@ -209,10 +209,10 @@ def test_bridge_control_codes(fake):
 
 def test_bridge_survives_malformed_frames(fake):
     vpcd, card, _bridge = fake
-    vpcd.send(b"", raw=b"\x00\x00")   # empty frame: ignored
-    vpcd.send(b"\x07")                # unknown control code: ignored
+    vpcd.send(b"", raw=b"\x00\x00")   # empty frame: no C-APDU
+    vpcd.send(b"\x07")                # no control code: a 1-byte C-APDU (issue 13: answered, not ignored)
     vpcd.send(b"\x00\xa4\x00")        # 3 bytes: no C-APDU
-    assert vpcd.recv() == b"\x67\x00"
+    assert [vpcd.recv() for _ in range(3)] == [b"\x67\x00"] * 3
     card.process = lambda apdu: 1 / 0  # a card bug
     vpcd.send(SELECT_MF)
     assert vpcd.recv() == b"\x6f\x00"

@@ -281,7 +281,7 @@ def test_kannel_binds_as_transceiver(start_kannel):
 
 def test_wrong_password_is_refused(start_kannel):
     lab = start_kannel(password="wrong", wait_bound=False)
-    lab.wait("a refused bind", lambda: "rejected login to transmit, code 0x0000000e" in lab.log())  # RINVPASWD
+    lab.wait("a refused bind", lambda: "rejected login to transmit, code 0x0000000d" in lab.log())  # RBINDFAIL (issue 13)
     assert lab.of(smpp.Bind) and lab.server.bound() == []
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmsim.network.sms import smpp
-from dmsim.network.sms.smpp_session import Malformed, SmppSession, State
+from dmsim.network.sms.smpp_session import BindThrottle, Malformed, SmppSession, State
 from dmsim.sim.cli.smsc import decode_smpp_cmd
 from dmsim.base.errors import DecodeError, ProtocolError
 
@@ -251,14 +251,49 @@ def test_lab_bind_then_submit_enquire_unbind():
 
 
 @pytest.mark.parametrize("system_id, password, status", [
-    ("esme", "pw", smpp.ESME_ROK), ("esme", "wrong", smpp.ESME_RINVPASWD), ("other", "pw", smpp.ESME_RINVSYSID),
+    ("esme", "pw", smpp.ESME_ROK), ("esme", "wrong", smpp.ESME_RBINDFAIL), ("other", "pw", smpp.ESME_RBINDFAIL),
 ])
 def test_bind_with_accounts(system_id, password, status):
+    # issue 13: unknown system_id and wrong password get the same status (was RINVSYSID / RINVPASWD)
     s = SmppSession({"esme": "pw"})
     s.receive_data(smpp.encode_pdu(smpp.BindTransmitter(sequence=3, system_id=system_id, password=password)))
     (resp,) = _replies(s)
     assert isinstance(resp, smpp.BindTransmitterResp) and resp.status == status
     assert s.state is (State.BOUND_TX if status == smpp.ESME_ROK else State.OPEN)
+    assert s.last_bind_failure in ("", "wrong password", "unknown system_id")   # the reason, never the password
+
+
+def test_session_closes_after_max_bind_failures():
+    s = SmppSession({"esme": "pw"}, max_bind_failures=3)
+    for i in range(3):                                   # bounded: 3 refused binds, then CLOSED
+        s.receive_data(smpp.encode_pdu(smpp.BindTransmitter(sequence=i + 1, system_id="esme", password="x")))
+        assert _replies(s)[0].status == smpp.ESME_RBINDFAIL
+    assert s.state is State.CLOSED and s.bind_failures == 3
+    assert s.receive_data(smpp.encode_pdu(smpp.BindTransmitter(sequence=9, system_id="esme", password="pw"))) == []
+
+
+def test_throttle_refuses_the_right_password_during_backoff():
+    throttle = BindThrottle(free=2, first=1.0, cap=4.0)
+    bind = lambda seq, pw: smpp.encode_pdu(smpp.BindTransmitter(sequence=seq, system_id="esme", password=pw))
+    for i in range(3):                                   # 2 free failures, the 3rd earns 1 s of backoff
+        s = SmppSession({"esme": "pw"}, throttle=throttle, peer="127.0.0.1")
+        s.receive_data(bind(1, "x"), now=10.0)
+    s = SmppSession({"esme": "pw"}, throttle=throttle, peer="127.0.0.2")    # same system_id, other address
+    s.receive_data(bind(1, "pw"), now=10.5)
+    assert _replies(s)[0].status == smpp.ESME_RBINDFAIL and s.last_bind_failure.startswith("throttled")
+    s.receive_data(bind(2, "pw"), now=11.1)             # backoff over
+    assert _replies(s)[0].status == smpp.ESME_ROK and len(throttle) == 1   # the system_id forgotten
+    for i in range(6):                                   # bounded: backoff doubles to its 4 s cap
+        throttle.failed((("address", "a"),), now=20.0 + i)
+    assert throttle.blocked((("address", "a"),), now=25.0 + 3.9)
+    assert not throttle.blocked((("address", "a"),), now=25.0 + 4.1)
+
+
+def test_throttle_table_is_bounded():
+    throttle = BindThrottle(max_keys=100)
+    for i in range(1000):                                # bounded: 1,000 invented system_ids
+        throttle.failed((("system_id", f"id{i}"),), now=1.0)
+    assert len(throttle) == 100                          # the oldest 900 went first
 
 
 def test_state_refusals():
