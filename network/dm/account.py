@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 from xml.etree.ElementTree import Element
 
-from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
+from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256, credential_hash, is_digest
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
 from dmsim.network.dm.tree import E, need_text, text
 from dmsim.network.dm.wbxml import OPAQUE_HEX_ATTR, opaque_bytes
@@ -72,6 +72,19 @@ class DmAccount:
     ``server_nonce`` is what the server uses in its Cred (issued by the client).
     ``psk_identity``/``psk_key`` are the TLS pre-shared key of PSK mode (seed 001 §12.2.1.1);
     empty when the account has none.
+
+    ``auth_scheme`` is how the client authenticates to the server (CLCRED AAuthType);
+    ``server_auth_scheme`` how the server authenticates to the client (SRVCRED AAuthType), empty
+    for "the same" (:attr:`server_scheme`): a DM 1.2 client may use auth-basic towards the server
+    and expect auth-md5 from it.
+
+    What the *server* must store for the client's credential depends on the scheme (§5.4.2):
+    a digest scheme (auth-md5, auth-sha256) needs only ``client_hash`` = B64(H(name:password))
+    (:meth:`hashed` drops the password); auth-basic compares the password itself, and HMAC
+    (§5.6.1) needs the secret as the MAC key, so those keep ``client_password``. Trade-off: the
+    stored hash is password-equivalent for that scheme (whoever steals it can authenticate), but
+    a stolen store no longer reveals the password (reused elsewhere, or for Basic). A hashed
+    account cannot produce a bootstrap document (it has no password to deliver).
     """
 
     server_id: str
@@ -85,6 +98,24 @@ class DmAccount:
     auth_scheme: str = AUTH_MD5
     psk_identity: bytes = b""
     psk_key: bytes = b""
+    server_auth_scheme: str = ""
+    client_hash: bytes = b""
+
+    @property
+    def server_scheme(self) -> str:
+        """Return the scheme of the server's credential (SRVCRED): ``server_auth_scheme`` or, when
+        empty, ``auth_scheme``."""
+        return self.server_auth_scheme or self.auth_scheme
+
+    def hashed(self) -> "DmAccount":
+        """Return the server-side copy that keeps B64(H(name:password)) instead of the client's
+        password (§5.4.2); ProtocolError for a scheme that needs the password (basic, HMAC)."""
+        if not is_digest(self.auth_scheme):
+            raise ProtocolError(f"account: {self.auth_scheme} needs the client password, it cannot be stored hashed")
+        if not self.client_password:
+            return self
+        return replace(self, client_password="",
+                       client_hash=credential_hash(self.client_name, self.client_password, self.auth_scheme))
 
     @property
     def has_psk(self) -> bool:
@@ -160,10 +191,13 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
     """Return the SyncML DM bootstrap message that installs ``account`` on ``device_uri``;
     ProtocolError when its ``auth_scheme`` has no AAuthType."""
     base = f"{DMACC}/{_node(account.server_id)}"
-    auth_type = _AUTH_TYPES.get(account.auth_scheme)
-    if auth_type is None:
-        raise ProtocolError(f"bootstrap: auth scheme {account.auth_scheme!r} has no AAuthType "
+    auth_type, server_type = _AUTH_TYPES.get(account.auth_scheme), _AUTH_TYPES.get(account.server_scheme)
+    if auth_type is None or server_type is None:
+        bad = account.auth_scheme if auth_type is None else account.server_scheme
+        raise ProtocolError(f"bootstrap: auth scheme {bad!r} has no AAuthType "
                             f"(expected one of {', '.join(_AUTH_TYPES)})")
+    if not account.client_password and account.client_hash:
+        raise ProtocolError("bootstrap: the account keeps only the client credential's hash, no password to deliver")
     items = [
         _item(f"{base}/AppID", "w7"),
         _item(f"{base}/ServerID", account.server_id),
@@ -172,14 +206,14 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
         _item(f"{base}/AppAddr/1/AddrType", "URI"),
         _item(f"{base}/AAuthPref", auth_type),
     ]
-    for idx, (level, name, secret, nonce) in enumerate((
-        ("CLCRED", account.client_name, account.client_password, account.client_nonce),
-        ("SRVCRED", account.server_name, account.server_password, account.server_nonce),
+    for idx, (level, kind, name, secret, nonce) in enumerate((
+        ("CLCRED", auth_type, account.client_name, account.client_password, account.client_nonce),
+        ("SRVCRED", server_type, account.server_name, account.server_password, account.server_nonce),
     ), start=1):
         auth = f"{base}/AppAuth/{idx}"
         items += [
             _item(f"{auth}/AAuthLevel", level),
-            _item(f"{auth}/AAuthType", auth_type),
+            _item(f"{auth}/AAuthType", kind),
             _item(f"{auth}/AAuthName", name),
             _item(f"{auth}/AAuthSecret", secret),
             _item(f"{auth}/AAuthData", base64.b64encode(nonce).decode("ascii"), "b64"),
@@ -231,6 +265,9 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     scheme = _SCHEMES.get(auth("CLCRED", "AAuthType"))
     if scheme is None:
         raise ProtocolError(f"bootstrap: unsupported AAuthType {auth('CLCRED', 'AAuthType')!r}")
+    server_scheme = _SCHEMES.get(auth("SRVCRED", "AAuthType"))
+    if server_scheme is None:
+        raise ProtocolError(f"bootstrap: unsupported AAuthType {auth('SRVCRED', 'AAuthType')!r}")
     keys = bootstrap_keys_of(octets, f"bootstrap: <x>/{AUTH_BOOTSTRAP}") if octets else None
     psk = keys is not None and keys.sec_mode == SEC_MODE_PSK
     identity, key = (keys.client_identity, keys.client_secret_key) if psk else (b"", b"")
@@ -239,7 +276,7 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
         client_name=auth("CLCRED", "AAuthName"), client_password=auth("CLCRED", "AAuthSecret"),
         server_name=auth("SRVCRED", "AAuthName"), server_password=auth("SRVCRED", "AAuthSecret"),
         client_nonce=nonce("CLCRED"), server_nonce=nonce("SRVCRED"), auth_scheme=scheme,
-        psk_identity=identity, psk_key=key)
+        psk_identity=identity, psk_key=key, server_auth_scheme="" if server_scheme == scheme else server_scheme)
 
 
 def _item_octets(item: Element, key: str) -> bytes:

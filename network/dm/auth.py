@@ -67,3 +67,18 @@ def check_credential(cred: Credential, scheme: str, name: str, password: str, no
         return False
     expected = make_credential(scheme, name, password, nonce)
     return hmac.compare_digest(expected.data.encode(), cred.data.encode())
+
+
+def check_hashed_credential(cred: Credential, scheme: str, cred_hash: bytes, nonce: bytes) -> bool:
+    """Return True when the digest ``cred`` matches a stored B64(H(name:password)) and ``nonce``
+    (§5.4.2; the server side of a digest scheme needs nothing more). Basic and unknown schemes
+    fail: Basic needs the password itself. Constant-time comparison."""
+    if cred.scheme != scheme or scheme not in _HASHES:
+        return False
+    expected = base64.b64encode(digest_from_hash(cred_hash, nonce, scheme))
+    return hmac.compare_digest(expected, cred.data.encode())
+
+
+def is_digest(scheme: str) -> bool:
+    """Return True for the nonce-based digest schemes (auth-md5, auth-sha256)."""
+    return scheme in _HASHES

@@ -152,15 +152,26 @@ def header_status(msg: Element) -> HeaderStatus | None:
                 code = int(need_text(st, "Data", "Status"))
             except ValueError as exc:
                 raise ProtocolError(f"SyncHdr Status code is not a number: {exc}") from exc
-            nonce = None
             raw = text(st, "Chal/Meta/NextNonce")
-            if raw is not None:
-                try:
-                    nonce = base64.b64decode(raw, validate=True)
-                except binascii.Error as exc:
-                    raise ProtocolError(f"NextNonce is not base64: {raw!r}") from exc
+            nonce = None if raw is None else nonce_octets(raw, text(st, "Chal/Meta/Format"))
             return HeaderStatus(code, text(st, "Chal/Meta/Type"), nonce)
     return None
+
+
+def nonce_octets(raw: str, fmt: str | None) -> bytes:
+    """Return the nonce octets a NextNonce carries (the octets the digest of §5.4.2 uses).
+
+    Interop choice (the specs only show b64): a nonce is opaque; Format ``b64`` (or no Format)
+    whose text is valid base64 gives the decoded octets; Format ``chr``, or text that is not
+    base64 (some DM 1.2 peers send the AAuthData text as it is), gives the UTF-8 octets of the
+    text. The peer computing the digest over those same octets is what makes it consistent.
+    """
+    if (fmt or "b64").strip().lower() == "b64":
+        try:
+            return base64.b64decode(raw.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return raw.encode("utf-8")
 
 
 def body_commands(msg: Element) -> list[Element]:

@@ -8,8 +8,8 @@ one more challenge with a new nonce; each session uses a fresh nonce), §5.5 (Ne
 §8.2 (multiple messages in a package, Alert 1222).
 
 The core takes request bodies, transport headers and ``now`` and returns reply bodies, headers
-and events; the simulation and the real HTTP server (``http_server.py``) are thin drivers around
-it. Nonces come from the ``nonce_source`` it is given (seeded in simulation, ``os.urandom``
+and events; the simulation and the real HTTP server (``sim/real/dm_http_server.py``) are thin
+drivers around it. Nonces come from the ``nonce_source`` it is given (seeded in simulation, ``os.urandom``
 over real sockets): every nonce is a fresh ``nonce_source(16)``, never derived from another.
 
 A session: package 1 (the client's Alert 1201/1200 and DevInfo) is answered, once the client is
@@ -27,20 +27,61 @@ UTF-8 octets of ``client_password``), within the timestamp window and not replay
 :class:`HmacVerifier` given or a default one). A request that fails is rejected with a **clean
 close**: an empty body, ``session_over`` and a ``client_integrity_failed`` event whose detail is
 the verdict; it changes no session state (a forged message cannot end someone else's session).
+A wrong MAC counts towards the device's lockout (a replay or a stale Timestamp does not).
 Every reply in that mode carries ``x-syncml-hmac`` under the server's AAuthSecret (UTF-8 of
 ``server_password``) with ``ServerId``; the header's Timestamp is ``now`` as seconds since the
 Unix epoch, so a driver using HMAC must pass wall-clock (or a consistent simulated) UTC time.
 No NextNonce is issued in that mode: the 1.3 MAC does not use nonces.
 
-Choices where the spec is silent: the server authenticates every message of a session (plain
-HTTP gives no session authentication, §5.4); a request repeating the last MsgID gets the cached
-reply (a client retransmission after a lost reply) — in HMAC mode only when the bytes are those
-of the last request, whose MAC the replay cache would otherwise refuse; a request's media type is
-the one its reply uses (:func:`messages.reply_type`); the server advertises its MaxMsgSize only
-when ``max_msg_size`` is set.
+Authentication against an attacker without credentials (issue 13; every choice below is ours
+where the spec is silent):
+
+* **No state for a request that did not authenticate.** A session is created only once a
+  request's Cred (or MAC) verified. A failed credential is answered with SyncHdr Status 401 (a
+  wrong Cred) or 407 (none), §5.4, carrying a Chal whose nonce is a *challenge nonce* bound to
+  that (device, SessionID) in a bounded, expiring table (:mod:`challenges`); the stored nonce of
+  the account is **not** changed, so someone without the credentials cannot invalidate the nonce
+  a legitimate client holds. §5.4.3 still holds: one more challenge with a new nonce, and a
+  second failure in the session is answered without Chal and ends it (``client_auth_failed``).
+  Trade-off: the retry must reach us within ``challenge_ttl`` and before ``challenge_cap``
+  newer challenges push it out; if not, the client fails this session and recovers in the next
+  one with the nonce it still shares with the server.
+* **A nonce is consumed when it is used.** Every answer to an authenticated message carries a
+  Chal with a fresh NextNonce (§5.5), and the account's stored nonce becomes that one (written
+  to ``accounts`` before the reply is returned), so no message, replayed in this session or
+  after it, with or without a restart of a persistent store, authenticates twice. A client
+  retransmission (same MsgID) still gets the cached reply. auth-basic does not use the nonce, so
+  it has no replay protection (use it only under TLS, §5.4).
+* **Bounded sessions.** At most ``max_sessions`` sessions (the least recently active is dropped,
+  ``session_evicted``); with ``session_timeout`` set, a session with no request for that long is
+  forgotten by :meth:`handle` itself, and :meth:`expire` costs only the sessions it forgets.
+* **Lockout** (:mod:`lockout`): per device, after ``threshold`` failures every attempt is refused
+  for a growing time without checking it (401/407 without Chal, so the client keeps its nonce);
+  a success resets it.
+* **Unknown devices** get the answer of a wrong password (401/407 with a Chal of
+  ``default_scheme``, the same lockout), so the answer does not say whether the device exists;
+  only a device whose scheme differs from ``default_scheme`` can be told apart, by its scheme.
+  A request without Cred that carries ``x-syncml-hmac`` is, for an unknown device, closed like a
+  wrong MAC. Bytes that are not a SyncML message keep the bare ``bad_request`` close.
+* **Audit**: each authentication attempt adds one ``client_auth`` event to ``ServerReply.audit``
+  (device as claimed, scheme, outcome, SessionID; never a secret or nonce), for the driver's
+  audit log and per-address throttling.
+* **Schemes**: the client's credential is checked under ``auth_scheme``, the server's own is
+  sent under ``server_scheme`` (they may differ, e.g. a DM 1.2 client with auth-basic towards
+  the server and auth-md5 from it); a digest account may keep only B64(H(name:password))
+  (:meth:`DmAccount.hashed`). Nonces are opaque octets (:func:`messages.nonce_octets`).
+
+Other choices where the spec is silent: the server authenticates every message of a session
+(plain HTTP gives no session authentication, §5.4); a request repeating the last MsgID gets the
+cached reply (a client retransmission after a lost reply) — in HMAC mode only when the bytes are
+those of the last request, whose MAC the replay cache would otherwise refuse; a request's media
+type is the one its reply uses (:func:`messages.reply_type`); the server advertises its MaxMsgSize
+only when ``max_msg_size`` is set. One device is expected to run one session at a time: two
+concurrent sessions of one device race for its single stored nonce (the loser is challenged).
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping, MutableMapping, Sequence
@@ -49,7 +90,9 @@ from xml.etree.ElementTree import Element
 from dmsim.network.dm import messages as m
 from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, bootstrap_document
-from dmsim.network.dm.auth import AUTH_MD5, check_credential, make_credential
+from dmsim.network.dm.auth import AUTH_MD5, check_credential, check_hashed_credential, Credential, make_credential
+from dmsim.network.dm.challenges import DEFAULT_CAP, DEFAULT_TTL, ChallengeTable
+from dmsim.network.dm.lockout import Lockout, LockoutPolicy
 from dmsim.network.dm.bootstrap_mac import bootstrap_key, bootstrap_mac, format_content_type
 from dmsim.network.dm.notification import build_pkg0
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Reason, build_header,
@@ -58,6 +101,10 @@ from dmsim.network.dm.tree import E, text
 from dmsim.base.errors import DmsimError, ProtocolError
 
 NonceSource = Callable[[int], bytes]
+DEFAULT_MAX_SESSIONS = 10_000
+AUTH_EVENT = "client_auth"  # the kind of the per-attempt events in ServerReply.audit
+OK_OUTCOME, BAD_CREDENTIAL, MISSING_CREDENTIAL = "ok", "bad_credential", "missing_credential"
+WRONG_SCHEME, UNKNOWN_DEVICE, LOCKED = "wrong_scheme", "unknown_device", "locked"
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 VERBS = ("Get", "Replace", "Add", "Delete", "Exec")
 
@@ -105,27 +152,39 @@ class CommandOutcome:
 
 @dataclass(frozen=True)
 class ServerEvent:
-    """Something the driver counts: ``kind`` is one of client_authenticated, client_auth_failed,
-    client_integrity_failed, server_auth_rejected, session_completed, bad_request; ``device`` the
-    device URI if known; ``detail`` the reason (for client_authenticated: the Alert code, 1201 or
-    1200); ``outcomes`` (session_completed only) the script's results in order."""
+    """Something the driver counts or audits: ``kind`` is one of client_authenticated,
+    client_auth_failed, client_integrity_failed, server_auth_rejected, session_completed,
+    session_evicted, bad_request (in ``ServerReply.events``) or ``client_auth`` (one per
+    authentication attempt, in ``ServerReply.audit``); ``device`` the device URI as the request
+    claimed it (unverified on a failure); ``detail`` the reason (for client_authenticated: the
+    Alert code, 1201 or 1200); ``scheme`` the auth scheme checked (``syncml:auth-md5`` ...);
+    ``outcome`` one of ok, bad_credential, missing_credential, wrong_scheme, unknown_device,
+    locked, or an HMAC verdict (wrong_mac, replay, outside_window, ...); ``session_id`` the
+    request's SessionID; ``outcomes`` (session_completed only) the script's results in order.
+    No field ever holds a password, key, credential or nonce."""
 
     kind: str
     device: str
     detail: str = ""
     outcomes: tuple[CommandOutcome, ...] = ()
+    scheme: str = ""
+    outcome: str = ""
+    session_id: str = ""
 
 
 @dataclass
 class ServerReply:
     """What to send back (``body`` empty: nothing, close the connection), with ``headers`` to add
-    to the transport response (``x-syncml-hmac`` in HMAC mode), and what happened."""
+    to the transport response (``x-syncml-hmac`` in HMAC mode), and what happened: ``events`` to
+    count, ``audit`` one ``client_auth`` event per authentication attempt (for an audit log and
+    per-address throttling by the driver; empty for a cached retransmission)."""
 
     body: bytes
     content_type: str
     events: list[ServerEvent]
     session_over: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    audit: list[ServerEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -133,7 +192,6 @@ class _Session:
     device: str
     session_id: str
     script: tuple[ManagementCommand, ...] = ()
-    client_failures: int = 0
     server_rejections: int = 0
     client_authenticated: bool = False
     results: dict[str, str] = field(default_factory=dict)
@@ -159,12 +217,25 @@ class DmServer:
     def __init__(self, server_id: str, server_uri: str, nonce_source: NonceSource, *,
                  content_type: str = m.DM_WBXML, accounts: MutableMapping[str, DmAccount] | None = None,
                  script: Sequence[ManagementCommand] = DEFAULT_SCRIPT, max_msg_size: int | None = None,
-                 hmac_verifier: HmacVerifier | None = None):
+                 hmac_verifier: HmacVerifier | None = None, lockout: LockoutPolicy | None = None,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS, session_timeout: float | None = None,
+                 challenge_cap: int = DEFAULT_CAP, challenge_ttl: float = DEFAULT_TTL,
+                 default_scheme: str = AUTH_MD5):
         """``accounts`` (device URI -> account, nonces included) may be a persistent store; every
-        change of an account (a new nonce) is written back to it by item assignment. ``script``
-        is the management script of every session unless :meth:`plan` set one for the device;
-        ``max_msg_size`` the largest message the server accepts (advertised in SyncHdr Meta);
-        ``hmac_verifier`` the window and replay cache for HMAC-mode requests."""
+        change of an account (a new nonce) is written back to it by item assignment, before the
+        reply that announces it is returned. ``script`` is the management script of every session
+        unless :meth:`plan` set one for the device; ``max_msg_size`` the largest message the
+        server accepts (advertised in SyncHdr Meta); ``hmac_verifier`` the window and replay cache
+        for HMAC-mode requests; ``lockout`` the per-device backoff (:mod:`lockout`);
+        ``max_sessions`` the most sessions held at once (the least recently active is dropped);
+        ``session_timeout`` the idle time after which :meth:`handle` forgets a session (None, the
+        default: only when the driver calls :meth:`expire` or the connection closes; a wall-clock
+        driver should set it, e.g. 600 s, while a simulation's links may be slower than any fixed
+        value); ``challenge_cap``/``challenge_ttl`` bound the
+        challenges pending for unauthenticated requests (:mod:`challenges`); ``default_scheme``
+        the scheme an unknown device is challenged with."""
+        if max_sessions < 1:
+            raise ProtocolError("DmServer: max_sessions must be at least 1")
         self.server_id = server_id
         self.server_uri = server_uri
         self._nonce = nonce_source
@@ -175,6 +246,12 @@ class DmServer:
         self.hmac = hmac_verifier if hmac_verifier is not None else HmacVerifier()
         self.plans: dict[str, tuple[ManagementCommand, ...]] = {}
         self.sessions: dict[str, dict[str, _Session]] = {}  # device URI -> SessionID -> state
+        self._activity: OrderedDict[tuple[str, str], float] = OrderedDict()  # (device, SessionID) -> last request
+        self.max_sessions = max_sessions
+        self.session_timeout = session_timeout
+        self.lockout = Lockout(lockout)
+        self.challenges = ChallengeTable(challenge_cap, challenge_ttl)
+        self.default_scheme = default_scheme
 
     # -- bootstrap ---------------------------------------------------------------------------
     def provision(self, device_uri: str, *, client_name: str, client_password: str,
@@ -209,52 +286,164 @@ class DmServer:
     # -- sessions ----------------------------------------------------------------------------
     def handle(self, body: bytes, content_type: str, now: float,
                headers: Mapping[str, str] = NO_HEADERS) -> ServerReply:
-        """Process one client message with its transport ``headers``; return the reply."""
+        """Process one client message with its transport ``headers``; return the reply.
+
+        Also runs the housekeeping (:meth:`expire` with ``session_timeout``, expired
+        challenges), so a driver that never calls :meth:`expire` still has bounded state."""
         try:
             msg = m.decode(body, content_type)
             hdr = m.read_header(msg)
             reply_type = m.reply_type(content_type)
         except DmsimError as exc:
             return self._close("bad_request", "", str(exc))
-        account = self.accounts.get(hdr.source)
-        if account is None:
-            return self._close("bad_request", hdr.source, "unknown device")
-        sess = self.sessions.get(hdr.source, {}).get(hdr.session_id)
-        if account.auth_scheme == AUTH_HMAC_SHA256:
-            verdict = self.hmac.verify(find_header(headers or NO_HEADERS), body, account.client_password.encode(),
-                                       now)
-            if verdict.reason is Reason.REPLAY and sess is not None and body == sess.last_request:
-                return self._cached(sess, account, now)
-            if not verdict.ok:
-                return self._close(INTEGRITY_FAILED, hdr.source, verdict.reason.value)
-        if sess is None:
-            sess = self.sessions.setdefault(hdr.source, {})[hdr.session_id] = _Session(
-                hdr.source, hdr.session_id, script=self.plans.get(hdr.source, self.script), started=now)
-        elif hdr.msg_id == sess.last_msg_id and sess.last_reply is not None:
+        self._housekeep(now)
+        device = hdr.source
+        account = self.accounts.get(device)
+        sess = self.sessions.get(device, {}).get(hdr.session_id)
+        mac_header = find_header(headers or NO_HEADERS)
+        if account is not None and account.auth_scheme == AUTH_HMAC_SHA256:
+            return self._handle_hmac(body, msg, hdr, account, sess, reply_type, now, mac_header)
+        if account is None and hdr.cred is None and mac_header is not None:
+            # an unknown device speaking HMAC gets what a wrong MAC gets (see the module doc)
+            audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, UNKNOWN_DEVICE)]
+            return self._close(INTEGRITY_FAILED, device, Reason.WRONG_MAC.value, AUTH_HMAC_SHA256, audit)
+        if sess is not None and account is not None and hdr.msg_id == sess.last_msg_id \
+                and sess.last_reply is not None:
             return self._cached(sess, account, now)
+        scheme = account.auth_scheme if account is not None else self.default_scheme
+        if self.lockout.locked_for(device, now) > 0:
+            return self._refuse(hdr, scheme, reply_type, now, LOCKED, sess, final=True)
+        if not self._authenticates(account, hdr, now):
+            outcome = (UNKNOWN_DEVICE if account is None else MISSING_CREDENTIAL if hdr.cred is None
+                       else WRONG_SCHEME if hdr.cred.scheme != scheme else BAD_CREDENTIAL)
+            self.lockout.failed(device, now, known=account is not None)
+            return self._refuse(hdr, scheme, reply_type, now, outcome, sess)
+        self.lockout.succeeded(device)
+        self.challenges.pop(device, hdr.session_id)
+        audit = [self._audit(device, hdr, scheme, OK_OUTCOME)]
+        return self._run(sess, account, msg, hdr, body, reply_type, now, audit)
+
+    def _handle_hmac(self, body: bytes, msg: Element, hdr: m.Header, account: DmAccount, sess: "_Session | None",
+                     reply_type: str, now: float, mac_header: str | None) -> ServerReply:
+        """HMAC mode (§5.6.1): verify ``x-syncml-hmac``; a refusal is a clean close."""
+        device = hdr.source
+        if self.lockout.locked_for(device, now) > 0:
+            audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, LOCKED)]
+            return self._close(INTEGRITY_FAILED, device, LOCKED, AUTH_HMAC_SHA256, audit)
+        verdict = self.hmac.verify(mac_header, body, account.client_password.encode(), now)
+        if verdict.reason is Reason.REPLAY and sess is not None and body == sess.last_request:
+            return self._cached(sess, account, now)
+        if not verdict.ok:
+            if verdict.reason is Reason.WRONG_MAC:  # a guess of the key; a replay or stale time is not
+                self.lockout.failed(device, now)
+            audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, verdict.reason.value)]
+            return self._close(INTEGRITY_FAILED, device, verdict.reason.value, AUTH_HMAC_SHA256, audit)
+        self.lockout.succeeded(device)
+        audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, OK_OUTCOME)]
+        if sess is not None and hdr.msg_id == sess.last_msg_id and sess.last_reply is not None:
+            return self._cached(sess, account, now)
+        return self._run(sess, account, msg, hdr, body, reply_type, now, audit)
+
+    def _run(self, sess: "_Session | None", account: DmAccount, msg: Element, hdr: m.Header, body: bytes,
+             reply_type: str, now: float, audit: list[ServerEvent]) -> ServerReply:
+        """Run one authenticated message in its session (opened here if new)."""
+        evicted: list[ServerEvent] = []
+        if sess is None:
+            sess, evicted = self._open(hdr.source, hdr.session_id, now)
+        self._touch(sess, now)
         try:
             reply = self._step(sess, account, msg, hdr, reply_type, now)
         except DmsimError as exc:
             reply = ServerReply(b"", self.content_type, [ServerEvent("bad_request", sess.device, str(exc))], True)
+        reply.events[:0] = evicted
+        reply.audit[:0] = audit
         sess.last_msg_id, sess.last_request, sess.last_reply = hdr.msg_id, bytes(body), reply
         if reply.session_over:
             self._forget(hdr.source, hdr.session_id)
         return reply
 
+    def _authenticates(self, account: DmAccount | None, hdr: m.Header, now: float) -> bool:
+        """Return True when the request's Cred is the client's, under the stored nonce or the
+        challenge nonce issued to this session (§5.4.2, §5.4.3)."""
+        if account is None or hdr.cred is None:
+            return False
+        challenge = self.challenges.get(hdr.source, hdr.session_id, now)
+        nonces = [account.client_nonce] + ([challenge.nonce] if challenge is not None else [])
+        return any(client_credential_ok(account, hdr.cred, nonce) for nonce in nonces)
+
+    def _refuse(self, hdr: m.Header, scheme: str, reply_type: str, now: float, outcome: str,
+                sess: "_Session | None", *, final: bool = False) -> ServerReply:
+        """Answer a request that did not authenticate: SyncHdr Status 407 (no Cred) or 401 (wrong
+        Cred), §5.4. The first refusal in a session carries a Chal with a challenge nonce bound to
+        that session (§5.4.3); the second, or any while the device is locked, carries none and
+        ends the session. No session state is created or changed, and the stored nonce stays."""
+        device, session_id = hdr.source, hdr.session_id
+        pending = self.challenges.pop(device, session_id)
+        challenge = None
+        if not final and pending is None:
+            nonce = self._nonce(16)
+            self.challenges.issue(device, session_id, nonce, now)
+            challenge = m.chal(scheme, nonce)
+        code = m.MISSING_CREDENTIALS if hdr.cred is None else m.UNAUTHORIZED
+        msg_id = sess.next_msg_id if sess is not None else 1
+        reply = m.message(m.header(session_id, msg_id, device, self.server_uri, max_msg_size=self.max_msg_size),
+                          m.status(1, hdr.msg_id, "0", "SyncHdr", code, challenge=challenge))
+        over = challenge is None
+        events = [ServerEvent("client_auth_failed", device, outcome, scheme=scheme, outcome=outcome)] if over else []
+        return ServerReply(m.encode(reply, reply_type), reply_type, events, session_over=over,
+                           audit=[self._audit(device, hdr, scheme, outcome)])
+
+    @staticmethod
+    def _audit(device: str, hdr: m.Header, scheme: str, outcome: str) -> ServerEvent:
+        return ServerEvent(AUTH_EVENT, device, scheme=scheme, outcome=outcome, session_id=hdr.session_id)
+
+    def _open(self, device: str, session_id: str, now: float) -> tuple["_Session", list[ServerEvent]]:
+        """Create the state of an authenticated session; at ``max_sessions`` the least recently
+        active session is dropped first (a ``session_evicted`` event)."""
+        evicted = []
+        while self._activity and len(self._activity) >= self.max_sessions:
+            (dev, sid), _ = self._activity.popitem(last=False)
+            self._forget(dev, sid)
+            evicted.append(ServerEvent("session_evicted", dev, "max_sessions", session_id=sid))
+        sess = self.sessions.setdefault(device, {})[session_id] = _Session(
+            device, session_id, script=self.plans.get(device, self.script), started=now)
+        return sess, evicted
+
+    def _touch(self, sess: "_Session", now: float) -> None:
+        key = (sess.device, sess.session_id)
+        self._activity.pop(key, None)
+        self._activity[key] = now
+
+    def _housekeep(self, now: float) -> None:
+        self.challenges.expire(now)
+        if self.session_timeout is not None:
+            self.expire(now, self.session_timeout)
+
     def connection_closed(self, device_uri: str) -> None:
         """Forget the sessions of ``device_uri``: its client closed the connection (gave up)."""
-        self.sessions.pop(device_uri, None)
+        for sid in list(self.sessions.get(device_uri, {})):
+            self._forget(device_uri, sid)
 
     def expire(self, now: float, idle: float) -> list[str]:
-        """Forget sessions started more than ``idle`` seconds ago; return their device URIs."""
-        stale = [(dev, sid) for dev, by_id in self.sessions.items() for sid, s in by_id.items()
-                 if now - s.started > idle]
-        for dev, sid in stale:
-            self._forget(dev, sid)
-        return [dev for dev, _ in stale]
+        """Forget sessions with no request for more than ``idle`` seconds; return their device URIs.
 
-    def _close(self, kind: str, device: str, detail: str) -> ServerReply:
-        return ServerReply(b"", self.content_type, [ServerEvent(kind, device, detail)], True)
+        Cheap enough to call on every request: sessions are kept in order of last activity, so
+        the cost is the number of sessions forgotten (amortised O(1)). :meth:`handle` already
+        calls it with ``session_timeout``; a driver may call it from a timer with the same ``now``
+        clock it gives :meth:`handle`."""
+        gone = []
+        while self._activity:
+            (dev, sid), last = next(iter(self._activity.items()))
+            if now - last <= idle:
+                break
+            self._forget(dev, sid)
+            gone.append(dev)
+        return gone
+
+    def _close(self, kind: str, device: str, detail: str, scheme: str = "",
+               audit: list[ServerEvent] | None = None) -> ServerReply:
+        return ServerReply(b"", self.content_type, [ServerEvent(kind, device, detail, scheme=scheme, outcome=detail)],
+                           True, audit=audit or [])
 
     def _cached(self, sess: _Session, account: DmAccount, now: float) -> ServerReply:
         last = sess.last_reply
@@ -264,6 +453,7 @@ class DmServer:
                            self._mac_headers(account, last.body, now))
 
     def _forget(self, device_uri: str, session_id: str) -> None:
+        self._activity.pop((device_uri, session_id), None)
         by_id = self.sessions.get(device_uri)
         if by_id is not None:
             by_id.pop(session_id, None)
@@ -277,27 +467,11 @@ class DmServer:
 
     def _step(self, sess: _Session, account: DmAccount, msg: Element, hdr: m.Header, reply_type: str,
               now: float) -> ServerReply:
+        """Answer an authenticated message (the caller checked its Cred or MAC)."""
         scheme = account.auth_scheme
         hmac_mode = scheme == AUTH_HMAC_SHA256
         events: list[ServerEvent] = []
         sess.peer_max = hdr.max_msg_size or sess.peer_max
-        if not hmac_mode and not (hdr.cred is not None and check_credential(
-                hdr.cred, scheme, account.client_name, account.client_password, account.client_nonce)):
-            sess.client_failures += 1
-            # §5.4.3: one more challenge with a new nonce; after that, no further attempt.
-            retry = sess.client_failures <= 1
-            code = m.MISSING_CREDENTIALS if hdr.cred is None else m.UNAUTHORIZED
-            challenge = None
-            if retry:
-                nonce = self._nonce(16)
-                self.accounts[sess.device] = account.with_nonces(client=nonce)
-                challenge = m.chal(scheme, nonce)
-            else:
-                events.append(ServerEvent("client_auth_failed", sess.device))
-            lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", code, challenge=challenge)]
-            body, _ = self._send(sess, account, lead, reply_type, take=False, ask_next=False, with_cred=False)
-            return ServerReply(body, reply_type, events, session_over=not retry)
-
         first = not sess.client_authenticated
         announce = first
         sess.client_authenticated = True
@@ -307,7 +481,7 @@ class DmServer:
             # The client rejected our credential and did not run our commands: answer its
             # challenge once (§5.4.3) and send them again.
             sess.server_rejections += 1
-            events.append(ServerEvent("server_auth_rejected", sess.device))
+            events.append(ServerEvent("server_auth_rejected", sess.device, scheme=account.server_scheme))
             if sess.server_rejections > 1 or hdr_status.next_nonce is None:
                 return ServerReply(b"", reply_type, events, session_over=True)
             account = account.with_nonces(server=hdr_status.next_nonce)
@@ -318,13 +492,17 @@ class DmServer:
             account = account.with_nonces(server=hdr_status.next_nonce)
             self.accounts[sess.device] = account
         if first:
-            events.append(ServerEvent("client_authenticated", sess.device, self._initiator(msg)))
-        if announce and not hmac_mode:
+            events.append(ServerEvent("client_authenticated", sess.device, self._initiator(msg), scheme=scheme,
+                                      outcome=OK_OUTCOME, session_id=sess.session_id))
+        code = m.AUTH_ACCEPTED if announce else m.OK
+        if hmac_mode:
+            lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", code)]
+        else:
+            # The nonce this message authenticated with is consumed: every answer to an
+            # authenticated message carries the next one, and only that one is stored (§5.5).
             next_nonce = self._nonce(16)
             self.accounts[sess.device] = account.with_nonces(client=next_nonce)
-            lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.AUTH_ACCEPTED, challenge=m.chal(scheme, next_nonce))]
-        else:
-            lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.AUTH_ACCEPTED if announce else m.OK)]
+            lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", code, challenge=m.chal(scheme, next_nonce))]
         if not rejected:
             self._absorb(sess, msg, hdr)
         ask_next = not rejected and m.peer_has_more(msg)
@@ -341,7 +519,8 @@ class DmServer:
                                  with_cred=not hmac_mode)
         over = final and sess.phase == "closing"
         if over:
-            events.append(ServerEvent("session_completed", sess.device, outcomes=self._outcomes(sess)))
+            events.append(ServerEvent("session_completed", sess.device, outcomes=self._outcomes(sess),
+                                      session_id=sess.session_id))
             self.plans.pop(sess.device, None)
         return ServerReply(body, reply_type, events, session_over=over,
                            headers=self._mac_headers(account, body, now))
@@ -379,7 +558,7 @@ class DmServer:
     def _send(self, sess: _Session, account: DmAccount, lead: list[Element], reply_type: str, *, take: bool,
               ask_next: bool, with_cred: bool) -> tuple[bytes, bool]:
         """Return (body, Final?) of the next message: ``lead``, then queued items (``take``)."""
-        cred = (make_credential(account.auth_scheme, account.server_name, account.server_password,
+        cred = (make_credential(account.server_scheme, account.server_name, account.server_password,
                                 account.server_nonce) if with_cred else None)
         msg_id = sess.next_msg_id
         sess.next_msg_id += 1
@@ -401,9 +580,19 @@ class DmServer:
 INTEGRITY_FAILED = "client_integrity_failed"  # the event kind of a request refused for its x-syncml-hmac
 
 
+def client_credential_ok(account: DmAccount, cred: Credential, nonce: bytes) -> bool:
+    """Return True when ``cred`` is the client's credential under ``nonce`` (§5.4.2): from the
+    stored B64(H(name:password)) when the account keeps only that (:meth:`DmAccount.hashed`),
+    else from the password."""
+    if account.client_hash and not account.client_password:
+        return check_hashed_credential(cred, account.auth_scheme, account.client_hash, nonce)
+    return check_credential(cred, account.auth_scheme, account.client_name, account.client_password, nonce)
+
+
 def http_status(reply: ServerReply) -> int:
-    """Return the HTTP status of the core's ``reply``: 200 with a body, 401 for a request refused
-    for its x-syncml-hmac, else 400 (a clean close)."""
+    """Return the HTTP status of the core's ``reply``: 200 with a body (a SyncML 401/407 refusal
+    included: the SyncML client reads the status in the SyncHdr Status), 401 for a request refused
+    for its x-syncml-hmac, else 400 (a clean close: bytes that are not a SyncML message)."""
     if reply.body:
         return 200
     return 401 if any(event.kind == INTEGRITY_FAILED for event in reply.events) else 400
