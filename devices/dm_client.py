@@ -16,8 +16,10 @@ Rules implemented:
   1.3 grammar of §5.6.1.1 does not have);
 * a 401/407 with a Chal is answered once with the challenge's NextNonce (stale nonce, §5.4.3) by
   sending the refused commands again; a second rejection ends the session (``client_auth_failed``);
-* the server's Cred is checked on every server message; a bad one is challenged once with a new
-  nonce issued by the client, a second bad one ends the session (``server_auth_failed``);
+* the server's Cred is checked on every server message under the account's server scheme (SRVCRED
+  AAuthType; a DM 1.2 client may use auth-basic towards the server and expect auth-md5 back); a
+  bad one is challenged once with a new nonce issued by the client, a second bad one ends the
+  session (``server_auth_failed``);
 * in HMAC mode every server message must carry an ``x-syncml-hmac`` that verifies under the
   server's AAuthSecret, inside the verifier's window and not replayed, or the session ends
   (``server_hmac_failed``, the verdict in ``hmac_verdict``); the check runs before parsing;
@@ -185,14 +187,14 @@ class DmClient:
             self.account = self._account.with_nonces(client=verdict.next_nonce)
         account = self._account
         if not self.hmac_mode and (hdr.cred is None or not check_credential(
-                hdr.cred, account.auth_scheme, account.server_name, account.server_password, account.server_nonce)):
+                hdr.cred, account.server_scheme, account.server_name, account.server_password, account.server_nonce)):
             self._server_rejections += 1
             if self._server_rejections > 1:
                 return Done(False, "server_auth_failed")
             nonce = self._nonce(16)
             self.account = account.with_nonces(server=nonce)
             return self._send([m.status(1, hdr.msg_id, "0", "SyncHdr", m.UNAUTHORIZED,
-                                        challenge=m.chal(account.auth_scheme, nonce))],
+                                        challenge=m.chal(account.server_scheme, nonce))],
                               ask_next=False, now=now, take=False)
         self._peer_max = hdr.max_msg_size or self._peer_max
         commands = m.body_commands(msg)

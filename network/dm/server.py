@@ -255,12 +255,15 @@ class DmServer:
 
     # -- bootstrap ---------------------------------------------------------------------------
     def provision(self, device_uri: str, *, client_name: str, client_password: str,
-                  server_password: str, auth_scheme: str = AUTH_MD5) -> DmAccount:
-        """Create (or replace) the account for ``device_uri`` with fresh nonces and return it."""
+                  server_password: str, auth_scheme: str = AUTH_MD5,
+                  server_auth_scheme: str | None = None) -> DmAccount:
+        """Create (or replace) the account for ``device_uri`` with fresh nonces and return it;
+        ``server_auth_scheme`` (default: ``auth_scheme``) is how the server authenticates to the client."""
         account = DmAccount(server_id=self.server_id, server_uri=self.server_uri, client_name=client_name,
                             client_password=client_password, server_name=self.server_id,
                             server_password=server_password, client_nonce=self._nonce(16),
-                            server_nonce=self._nonce(16), auth_scheme=auth_scheme)
+                            server_nonce=self._nonce(16), auth_scheme=auth_scheme,
+                            server_auth_scheme=server_auth_scheme or "")
         self.accounts[device_uri] = account
         return account
 

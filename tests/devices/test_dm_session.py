@@ -150,3 +150,19 @@ def test_a_failed_credential_gets_a_challenge_with_a_new_nonce():
     assert client.account.client_nonce == verdict.next_nonce   # the retry uses the new nonce
     reply = srv.handle(step.body, step.content_type, 0.0)
     assert m.header_status(m.decode(reply.body, reply.content_type)).code in (m.OK, m.AUTH_ACCEPTED)
+
+
+def test_client_basic_to_the_server_and_server_md5_to_the_client():
+    """A DM 1.2 pairing: the client sends auth-basic, the server answers with auth-md5 (its
+    SRVCRED scheme); both sides check the other's credential under the other's scheme."""
+    rng = random.Random(11)
+    srv = DmServer("dmsim-server", "http://dm.test/dm", rng.randbytes)
+    account = srv.provision(DEV, client_name="001010000000001", client_password="cpw", server_password="spw",
+                            auth_scheme="syncml:auth-basic", server_auth_scheme="syncml:auth-md5")
+    assert account.server_scheme == "syncml:auth-md5"
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    done, events = run(srv, client)
+    assert done == Done(True)
+    wrong = DmClient(dataclasses.replace(account, server_auth_scheme="syncml:auth-basic"), DEV, DEVINFO, 2,
+                     rng.randbytes)
+    assert run(srv, wrong)[0] == Done(False, "server_auth_failed")  # the md5 Cred is not a Basic one
