@@ -4,8 +4,8 @@ loopback, over plain HTTP and over HTTPS in PSK-TLS and X.509 modes (seed 000 §
 The server runs in its own process (``dmsim server --http --https --db --cert --key``, so client
 and server do not share a GIL; ``--server inproc`` runs it on threads of this process instead,
 and that is also the fallback when the subprocess does not come up). N devices are provisioned
-through the lab endpoint ``POST /dmsim/provision`` (each with its own passwords, nonces and TLS
-PSK), then every mode runs N sessions (packages 1-4, ``syncml:auth-md5``, WBXML, the server's
+through the lab endpoint ``POST /dmsim/provision`` of the admin listener (``--admin``, with a
+bearer token from a file; each device with its own passwords, nonces and TLS PSK), then every mode runs N sessions (packages 1-4, ``syncml:auth-md5``, WBXML, the server's
 default script) with C client processes, each device in one session per run:
 
 - ``http``: one TCP connection per session, HTTP/1.1 keep-alive across its packages;
@@ -55,7 +55,7 @@ from dmsim.network.dm import tls_suites as suites
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_MD5
 from dmsim.sim.real.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
-                                          make_http_server, make_https_server)
+                                          make_admin_server, make_http_server, make_https_server)
 from dmsim.sim.real.dm_store import SqliteAccounts
 from dmsim.sim.real.tls_socket import TlsHttpConnection
 from dmsim.sim.links.transports import server_credential
@@ -69,6 +69,15 @@ MODES = ("http", "http-ka", "psk", "x509")
 CURVE_NAMES = {23: "secp256r1 (P-256)", 24: "secp384r1", 25: "secp521r1", 29: "x25519",
                26: "brainpoolP256r1", 27: "brainpoolP384r1", 28: "brainpoolP512r1"}
 TIMEOUT = 30.0
+TOKEN = os.urandom(16).hex()  # the admin token of this run's server
+
+
+def token_file(folder: Path) -> Path:
+    """Return a mode-0600 file holding TOKEN in ``folder``."""
+    path = folder / "admin.token"
+    path.write_text(TOKEN)
+    path.chmod(0o600)
+    return path
 
 
 # --- server ----------------------------------------------------------------------------------
@@ -91,13 +100,15 @@ class SubprocessServer:
         exe = Path(sys.executable).with_name("dmsim")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from dmsim.sim.cli.main import main; main()"]
         cmd += ["server", "--http", "127.0.0.1:0", "--https", "127.0.0.1:0", "--db", str(db),
-                "--cert", str(cert), "--key", str(key), "--server-id", SERVER_ID]
+                "--cert", str(cert), "--key", str(key), "--server-id", SERVER_ID,
+                "--admin", "127.0.0.1:0", "--admin-token-file", str(token_file(db.parent))]
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err)
         line = self.proc.stdout.readline()
         try:
             info = json.loads(line)
             self.http, self.https = _host_port(info["http"]), _host_port(info["https"])
+            self.admin = _host_port(info["admin"] + "/")
         except (ValueError, KeyError, TypeError):
             self.stop()
             self._err.seek(0)
@@ -131,8 +142,9 @@ class InprocServer:
         service = DmService(core, self.store.psks)
         config = tls.server_config(psks=self.store.psks, cert_pem=cert.read_bytes(), key_pem=key.read_bytes(),
                                    mode="both")
-        self.listeners = [make_http_server("127.0.0.1", 0, service), make_https_server("127.0.0.1", 0, service, config)]
-        self.http, self.https = (s.server_address[:2] for s in self.listeners)
+        self.listeners = [make_http_server("127.0.0.1", 0, service), make_https_server("127.0.0.1", 0, service, config),
+                          make_admin_server("127.0.0.1", 0, service, TOKEN)]
+        self.http, self.https, self.admin = (s.server_address[:2] for s in self.listeners)
         core.server_uri = f"https://127.0.0.1:{self.https[1]}/dm"
         self.threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in self.listeners]
         for t in self.threads:
@@ -178,13 +190,13 @@ def new_account(i: int, server_uri: str) -> DmAccount:
                      auth_scheme=AUTH_MD5, psk_identity=f"bench-psk-{i}".encode(), psk_key=r(16))
 
 
-def provision(http_addr: tuple[str, int], accounts: list[DmAccount]) -> float:
-    """Install every account through the lab endpoint on one keep-alive connection; return seconds."""
-    conn = http.client.HTTPConnection(*http_addr, timeout=TIMEOUT)
+def provision(admin_addr: tuple[str, int], accounts: list[DmAccount]) -> float:
+    """Install every account through the admin listener on one keep-alive connection; return seconds."""
+    conn = http.client.HTTPConnection(*admin_addr, timeout=TIMEOUT)
     t0 = time.perf_counter()
     for i, account in enumerate(accounts):
         conn.request("POST", PROVISION_PATH, json.dumps(account_to_json(device_uri(i), account)),
-                     {"Content-Type": "application/json"})
+                     {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
         resp = conn.getresponse()
         body = resp.read()
         if resp.status != 200:
@@ -408,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_server(args.server, db, cert, key)
         server_uri = f"https://{server.https[0]}:{server.https[1]}/dm"
         accounts = [new_account(i, server_uri) for i in range(args.sessions)]
-        prov = provision(server.http, accounts)
+        prov = provision(server.admin, accounts)
         out({"server": server.kind, "provisioned": len(accounts), "provision_s": prov, "store_bytes": store_bytes(db)},
             f"server: {server.kind}; provisioned {len(accounts)} devices via {PROVISION_PATH} in {prov:.2f} s "
             f"({len(accounts) / prov:,.0f}/s); store {store_bytes(db) / 1024:,.0f} KiB")

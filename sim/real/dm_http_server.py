@@ -4,30 +4,46 @@ HTTP and HTTPS (SyncML DM over TLS, seed 000 §9.2.2, PSK-TLS and X.509 modes).
 ``make_http_server`` and ``make_https_server`` run the same ``DmServer`` core the simulation
 drives behind the standard library's threaded HTTP server (one thread per connection, HTTP/1.1
 with keep-alive and Content-Length bodies): ``POST <any path>`` with a SyncML DM body goes to
-``DmServer.handle``. A ``DmService`` holds the core and the one lock that serialises it (the
-core is not thread-safe), so an HTTP and an HTTPS listener can share it. Over HTTPS each
-connection first runs the TLS handshake of ``tls.py`` through ``tls_socket.TlsSocket``; a
-failed handshake, malformed HTTP or a broken connection closes that connection only.
+``DmServer.handle`` (a third-party client may post to /funambol/dm). A ``DmService`` holds the
+core, the one lock that serialises it (the core is not thread-safe), the audit log and the
+authentication backoff, so an HTTP and an HTTPS listener can share it. Over HTTPS each
+connection first runs the TLS handshake of ``tls.py`` through ``tls_socket.TlsSocket``, with
+``UniformPsks`` (an unknown identity fails like a wrong key, RFC 4279 §2).
 
-Lab extension (not part of OMA DM): ``POST /dmsim/provision`` with a JSON account
-(``account_to_json``) installs the account a simulated bootstrap gave a device, and, when the
-JSON has ``psk_identity`` and ``psk`` (hex), the device's TLS PSK into the server's PSK table, so that a scenario with
-``components.dm_server: {kind: socket}`` can run its sessions against this server. Bind it to
-loopback or a lab network only.
+Every socket is hostile, so every resource is bounded (``conn_guard.Limits``): connections in
+total and per address (refused by closing before a thread starts), a deadline per TLS handshake
+and per HTTP request (not per read), the body size, a listen backlog of 128; the core's sessions
+of vanished clients are expired (``core.expire``) at most every ``EXPIRE_EVERY`` seconds when
+requests come in (sessions only grow with requests); a peer address failing authentication is
+refused for a while (``auth_backoff``); every request and every core event is written to the
+audit log (``audit_log``).
+
+The core lock is held only for ``DmServer.handle``: the body is decoded once outside it first, so
+a malformed message is refused without the lock; a well-formed one is decoded again by the core
+under it, which stays cheap because bodies are bounded by the MaxMsgSize the server advertises
+(``MAX_MSG``, 64 KiB, in every SyncHdr; OMA DM Large Objects split anything bigger), a body
+above it being refused (413) before it is read. An unknown device is not refused here but by the
+core, which answers it like a known one (no device-existence oracle).
+
+Framing (RFC 7230 §3.3.3): a request with Transfer-Encoding and Content-Length (item 3: a
+smuggling attempt), several Content-Length fields, or an invalid or absurd (over 18 digits)
+Content-Length (item 4) is answered 400 and the connection closed, never parsed further;
+Transfer-Encoding alone (this server takes no chunked bodies) and a missing Content-Length get
+411, a body above ``max_body`` 413, all closing the connection (the body was not read).
 
 HMAC mode (``syncml:auth-hmac-sha256``, OMA-TS-DM_Security §5.6.1): the request's headers go to
 the core, the reply's ``x-syncml-hmac`` comes back as a response header, and ``now`` is
-``time.time()`` (UTC seconds since the Unix epoch, the clock of the header's Timestamp; the
-client's clock must agree within the verifier's window). A request the core refuses for its
-MAC (``client_integrity_failed``) is answered 401 with an empty body, any other refusal 400
-(``network/dm/server.py`` :func:`http_status`).
+``time.time()``. A request the core refuses for its MAC is answered 401 with an empty body, any
+other refusal 400 (``network/dm/server.py`` :func:`http_status`). With a SQLite store the replay
+cache survives restarts (``hmac_replay``).
 
-Choices where the binding is silent: a connection idle for ``IDLE_TIMEOUT`` seconds is closed;
-a request without Content-Length gets 411, one above ``MAX_BODY`` 413, and both close the
-connection (the body was not read).
+Lab provisioning (``provisioning.py``) is served only by ``make_admin_server``: a separate
+listener on a loopback address, with a bearer token.
 """
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 import os
 import socket
@@ -36,54 +52,74 @@ import time
 from collections.abc import Mapping, MutableMapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from dmsim.base.errors import DmsimError
+from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.hmac_integrity import DEFAULT_MAX_AGE, HmacVerifier
 from dmsim.network.dm.server import DmServer, http_status
 from dmsim.network.dm.tls import TlsConfig
-from dmsim.sim.real.tls_socket import TlsSocket
-from dmsim.base.errors import DmsimError
+from dmsim.sim.real.audit_log import AuditLog, outcome_of
+from dmsim.sim.real.auth_backoff import AuthBackoff, is_auth_failure
+from dmsim.sim.real.conn_guard import ConnectionGate, Deadline, DeadlineSocket, Limits
+from dmsim.sim.real.provisioning import (MAX_REQUEST, PROVISION_PATH, ProvisionConflict, account_to_json,
+                                         install_account, token_matches)
+from dmsim.sim.real.tls_socket import TlsSocket, UniformPsks
 
-PROVISION_PATH = "/dmsim/provision"
-MAX_BODY = 1 << 20
-IDLE_TIMEOUT = 60.0
-HANDSHAKE_TIMEOUT = 10.0
+__all__ = ["PROVISION_PATH", "account_to_json", "install_account", "DmService", "Limits", "make_http_server",
+           "make_https_server", "make_admin_server", "default_server"]
+
+MAX_BODY = MAX_MSG = Limits.max_body
+HANDSHAKE_TIMEOUT = Limits.handshake_deadline
+SESSION_IDLE = 300.0
+EXPIRE_EVERY = 5.0
+_MAX_DIGITS = 18
 
 
-def account_to_json(device_uri: str, account: DmAccount) -> dict:
-    """Return the JSON form of a device's account (its TLS PSK included) for the provisioning endpoint."""
-    out = {"device": device_uri, "client_name": account.client_name, "client_password": account.client_password,
-           "server_name": account.server_name, "server_password": account.server_password,
-           "client_nonce": account.client_nonce.hex(), "server_nonce": account.server_nonce.hex(),
-           "auth_scheme": account.auth_scheme}
-    if account.has_psk:
-        out["psk_identity"], out["psk"] = account.psk_identity.decode("utf-8"), account.psk_key.hex()
+FREE_OUTCOMES = ("ok", "", "missing_credential")  # attempt outcomes that are no failure for the backoff
+
+
+def event_fields(event) -> dict:
+    """Return the loggable fields of a core event, whatever fields its class has: text fields
+    as they are (empty ones left out), ``outcomes`` (command results, device data) as a count."""
+    out = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "kind":
+            continue
+        if f.name == "outcomes":
+            if value:
+                out["commands"] = len(value)
+        elif value not in ("", None, ()):
+            out[f.name] = value if isinstance(value, (str, int, float, bool)) else str(value)
     return out
 
 
-def install_account(server: DmServer, obj: dict, psks: MutableMapping[bytes, bytes] | None = None) -> str:
-    """Install an account from its JSON form, and its PSK (``psk_identity``, ``psk``) into ``psks``;
-    return the device URI. DmsimError when malformed, or for a PSK when there is no PSK table."""
-    try:
-        device = str(obj["device"])
-        psk_identity, psk = b"", b""
-        if "psk_identity" in obj or "psk" in obj:
-            psk_identity, psk = str(obj["psk_identity"]).encode("utf-8"), bytes.fromhex(obj["psk"])
-        account = DmAccount(
-            server_id=server.server_id, server_uri=server.server_uri, client_name=str(obj["client_name"]),
-            client_password=str(obj["client_password"]), server_name=str(obj.get("server_name", server.server_id)),
-            server_password=str(obj["server_password"]), client_nonce=bytes.fromhex(obj["client_nonce"]),
-            server_nonce=bytes.fromhex(obj["server_nonce"]), auth_scheme=str(obj["auth_scheme"]),
-            psk_identity=psk_identity, psk_key=psk)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DmsimError(f"provisioning request: bad or missing field: {exc}") from None
-    if psk_identity or psk:
-        if psks is None:
-            raise DmsimError("provisioning request: this server keeps no TLS PSKs")
-        if not account.has_psk:
-            raise DmsimError("provisioning request: empty psk_identity or psk")
-        psks[psk_identity] = psk
-    server.accounts[device] = account
-    return device
+class FramingError(DmsimError):
+    """A request whose body length cannot be trusted; ``status`` is the answer."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def content_length(headers, max_body: int) -> int:
+    """Return the body length of a request with the parsed ``headers`` (RFC 7230 §3.3.3);
+    FramingError with the status to answer otherwise."""
+    lengths = headers.get_all("Content-Length") or []
+    if headers.get_all("Transfer-Encoding"):
+        if lengths:
+            raise FramingError(400, "Transfer-Encoding with Content-Length (RFC 7230 §3.3.3 item 3)")
+        raise FramingError(411, "no chunked bodies here: send Content-Length")
+    if not lengths:
+        raise FramingError(411, "Content-Length required")
+    if len(lengths) > 1:
+        raise FramingError(400, "several Content-Length fields (RFC 7230 §3.3.3 item 4)")
+    value = lengths[0].strip()
+    if not (value.isascii() and value.isdigit()) or len(value.lstrip("0")) > _MAX_DIGITS:
+        raise FramingError(400, "invalid Content-Length (RFC 7230 §3.3.3 item 4)")
+    if int(value) > max_body:
+        raise FramingError(413, f"body above {max_body} octets")
+    return int(value)
 
 
 def request_headers(items) -> dict[str, str]:
@@ -96,118 +132,323 @@ def request_headers(items) -> dict[str, str]:
     return out
 
 
-class DmService:
-    """The DM server core, its TLS PSK table (identity -> key, or None) and the lock that
-    serialises the core, shared by every listener."""
+@dataclasses.dataclass
+class Answer:
+    """One HTTP answer, and the device the request claimed to come from (for the audit log)."""
 
-    def __init__(self, core: DmServer, psks: MutableMapping[bytes, bytes] | None = None):
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain"
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    device: str | None = None
+
+
+class DmService:
+    """The DM server core, its TLS PSK table (identity -> key, or None), the lock that
+    serialises the core, the audit log and the authentication backoff, shared by every
+    listener. ``protected`` PSK identities (the server's own) are never replaced by provisioning."""
+
+    def __init__(self, core: DmServer, psks: MutableMapping[bytes, bytes] | None = None, *,
+                 audit: AuditLog | None = None, backoff: AuthBackoff | None = None,
+                 session_idle: float = SESSION_IDLE, protected: set[bytes] | None = None):
         self.core = core
         self.psks = psks
         self.lock = threading.Lock()
+        self.audit = audit if audit is not None else AuditLog(None)
+        self.backoff = backoff if backoff is not None else AuthBackoff()
+        self.session_idle = session_idle
+        self.protected = protected if protected is not None else set()
+        self._last_expire = 0.0
 
     def post(self, path: str, body: bytes, content_type: str,
              headers: Mapping[str, str] | None = None) -> tuple[int, bytes, str, dict[str, str]]:
         """Return (HTTP status, body, Content-Type, extra response headers) answering a POST of
-        ``body`` with the request ``headers`` to ``path``."""
+        ``body`` with the request ``headers`` to ``path`` (any path)."""
+        a = self.answer(body, content_type, headers or {}, peer="", mechanism="direct")
+        return a.status, a.body, a.content_type, a.headers
+
+    def refusal(self, peer: str) -> Answer | None:
+        """Return the 429 answer for a peer address in backoff, None when it may go on."""
+        wait = self.backoff.retry_after(peer)
+        if wait <= 0:
+            return None
+        return Answer(429, b"too many authentication failures", headers={"Retry-After": str(int(wait) + 1)})
+
+    def answer(self, body: bytes, content_type: str, headers: Mapping[str, str], *, peer: str,
+               mechanism: str) -> Answer:
+        """Answer one DM message from ``peer``: pre-decoded outside the core lock, handled under it."""
+        try:
+            device = m.read_header(m.decode(body, content_type)).source
+        except DmsimError as exc:
+            self.audit.write("bad_request", peer=peer, outcome="failure", mechanism=mechanism, detail=str(exc))
+            return Answer(400)
+        now = time.time()
         with self.lock:
-            if path == PROVISION_PATH:
-                try:
-                    device = install_account(self.core, json.loads(body), self.psks)
-                except (DmsimError, ValueError) as exc:
-                    return 400, str(exc).encode(), "text/plain", {}
-                return 200, json.dumps({"device": device}).encode(), "application/json", {}
-            reply = self.core.handle(body, content_type, time.time(), headers=headers or {})
-        return http_status(reply), reply.body, reply.content_type, dict(reply.headers)
+            self._expire(now)
+            reply = self.core.handle(body, content_type, now, headers=headers)
+        self._record(reply, peer, device, mechanism)
+        return Answer(http_status(reply), reply.body, reply.content_type, dict(reply.headers), device)
+
+    def _record(self, reply, peer: str, device: str, mechanism: str) -> None:
+        """Write every event of ``reply`` to the audit log, generically (``event_fields``), and
+        count its failed authentication attempts for the backoff: the per-attempt ``audit``
+        events when the core gives them (outcome other than ok or missing_credential, the normal
+        first challenge), else the failure kinds of ``events`` (``is_auth_failure``)."""
+        attempts = list(getattr(reply, "audit", None) or ())
+        for event in list(reply.events) + attempts:
+            fields = event_fields(event)
+            fields.setdefault("outcome", outcome_of(event.kind))
+            self.audit.write(event.kind, peer=peer, mechanism=mechanism, **{"device": device, **fields})
+        if attempts:
+            failures = sum(getattr(e, "outcome", "") not in FREE_OUTCOMES for e in attempts)
+        else:
+            failures = sum(is_auth_failure(e.kind) for e in reply.events)
+        for _ in range(failures):
+            self.backoff.failed(peer)
+
+    def _expire(self, now: float) -> None:
+        """Call the core's expiry (if it has one) at most every EXPIRE_EVERY seconds; under the lock."""
+        expire = getattr(self.core, "expire", None)
+        if expire is None or now - self._last_expire < EXPIRE_EVERY:
+            return
+        self._last_expire = now
+        try:
+            gone = expire(now, idle=self.session_idle)
+        except TypeError:  # a core whose expire takes its own idle time
+            gone = expire(now)
+        for device in gone or ():
+            self.audit.write("session_expired", device=device, outcome="info")
+
+    def provision(self, obj, *, peer: str) -> Answer:
+        """Install the account of a provisioning request (the admin listener checked its token)."""
+        try:
+            if not isinstance(obj, dict):
+                raise DmsimError("provisioning request: expected a JSON object")
+            with self.lock:
+                device = install_account(self.core, obj, self.psks, protected=self.protected)
+        except ProvisionConflict as exc:
+            self.audit.write("provision_refused", peer=peer, device=str(obj.get("device", "")), outcome="failure",
+                             mechanism="admin", detail=str(exc))
+            return Answer(409, str(exc).encode())
+        except DmsimError as exc:
+            self.audit.write("provision_refused", peer=peer, outcome="failure", mechanism="admin", detail=str(exc))
+            return Answer(400, str(exc).encode())
+        self.audit.write("account_installed", peer=peer, device=device, outcome="success", mechanism="admin")
+        return Answer(200, json.dumps({"device": device}).encode(), "application/json", device=device)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 POST handler; the service is the server's ``dm_service``."""
+class _GuardedHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 POST handler with a deadline per request, strict framing and an access log."""
 
     protocol_version = "HTTP/1.1"
     server_version = "dmsim"
     disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
-    timeout = IDLE_TIMEOUT
+    timeout = None  # the connection's deadline governs (conn_guard)
 
-    def log_message(self, fmt, *args):  # quiet: the CLI reports sessions, not requests
+    def log_message(self, fmt, *args):  # quiet: the audit log records requests
         pass
 
-    def _answer(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+    def handle_one_request(self):
+        deadline = getattr(self.connection, "deadline", None)
+        if deadline is not None:
+            deadline.arm(self.server.limits.request_deadline)
+        super().handle_one_request()
+
+    @property
+    def peer(self) -> str:
+        return str(self.client_address[0]) if self.client_address else ""
+
+    def _answer(self, a: Answer) -> None:
+        if a.status >= 400 and a.status not in (400, 401) or a.status == 429:
+            self.close_connection = True
+        self.server.dm_service.audit.write("access", peer=self.peer, device=a.device, status=a.status,
+                                           path=self.path, mechanism=self.server.mechanism(self.connection),
+                                           outcome="success" if a.status < 400 else "failure")
+        self.send_response(a.status)
+        self.send_header("Content-Type", a.content_type)
+        self.send_header("Content-Length", str(len(a.body)))
         self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
+        for name, value in a.headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(a.body)
+
+    def _body(self, max_body: int) -> bytes | None:
+        """Return the request body, or None after answering (framing error) or when the peer left."""
+        try:
+            length = content_length(self.headers, max_body)
+        except FramingError as exc:
+            self.close_connection = True
+            self._answer(Answer(exc.status, str(exc).encode()))
+            return None
+        body = self.rfile.read(length)
+        if len(body) < length:  # the peer went away mid-body
+            self.close_connection = True
+            return None
+        return body
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        length = self.headers.get("Content-Length", "")
-        if not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
+        service: DmService = self.server.dm_service
+        refused = service.refusal(self.peer)
+        if refused is not None:
             self.close_connection = True
-            self._answer(411 if not (length.isascii() and length.isdigit()) else 413, b"", "text/plain")
+            self._answer(refused)
             return
-        body = self.rfile.read(int(length))
-        if len(body) < int(length):  # the peer went away mid-body
+        body = self._body(self.server.limits.max_body)
+        if body is None:
+            return
+        self._answer(service.answer(body, self.headers.get("Content-Type", ""), request_headers(self.headers.items()),
+                                    peer=self.peer, mechanism=self.server.mechanism(self.connection)))
+
+
+class _AdminHandler(_GuardedHandler):
+    """The provisioning endpoint: a bearer token, then ``DmService.provision``."""
+
+    def do_POST(self):  # noqa: N802
+        service: DmService = self.server.dm_service
+        refused = service.refusal(self.peer)
+        if refused is not None:
             self.close_connection = True
+            self._answer(refused)
             return
-        self._answer(*self.server.dm_service.post(self.path, body, self.headers.get("Content-Type", ""),
-                                                  request_headers(self.headers.items())))
+        if self.path != PROVISION_PATH:
+            self.close_connection = True
+            self._answer(Answer(404, b"not found"))
+            return
+        if not token_matches(self.headers.get("Authorization"), self.server.admin_token):
+            service.backoff.failed(self.peer)
+            service.audit.write("admin_auth_failed", peer=self.peer, outcome="failure", mechanism="admin bearer")
+            self.close_connection = True
+            self._answer(Answer(401, b"admin token required", headers={"WWW-Authenticate": "Bearer"}))
+            return
+        body = self._body(MAX_REQUEST)
+        if body is None:
+            return
+        try:
+            obj = json.loads(body)
+        except ValueError as exc:
+            self._answer(Answer(400, f"provisioning request: not JSON: {exc}".encode()))
+            return
+        self._answer(service.provision(obj, peer=self.peer))
 
 
-class _DmHttpServer(ThreadingHTTPServer):
-    """The threaded HTTP server; a broken connection or a handler error is not printed."""
+class _GuardedServer(ThreadingHTTPServer):
+    """The threaded HTTP server with the connection gate and deadlines of ``limits``; a TLS
+    handshake opens every connection when ``tls_config`` is given. A broken connection or a
+    handler error ends that connection only and is not printed."""
 
-    def __init__(self, address: tuple[str, int], service: DmService):
-        self.dm_service = service
-        super().__init__(address, _Handler)
+    daemon_threads = True
 
-    def handle_error(self, request, client_address) -> None:
-        pass  # one connection's failure (peer reset, TLS failure, malformed bytes) ends that connection only
+    def __init__(self, address: tuple[str, int], handler, service: DmService, limits: Limits,
+                 tls_config: TlsConfig | None = None):
+        self.dm_service, self.limits, self.tls_config = service, limits, tls_config
+        self.request_queue_size = limits.backlog
+        self.gate = ConnectionGate(limits.max_connections, limits.max_per_address)
+        super().__init__(address, handler)
 
+    def mechanism(self, conn) -> str:
+        session = getattr(conn, "session", None)
+        if self.tls_config is None:
+            return "http"
+        return "https-psk" if session is not None and session.psk_identity is not None else "https-x509"
 
-class _DmHttpsServer(_DmHttpServer):
-    """The same server with a TLS handshake opening every connection."""
+    def process_request(self, request, client_address) -> None:
+        address = str(client_address[0])
+        if not self.gate.enter(address):
+            self.shutdown_request(request)  # refused cheaply: no thread, no read, no answer
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.gate.leave(address)
+            self.shutdown_request(request)
+            raise
 
-    def __init__(self, address: tuple[str, int], service: DmService, config: TlsConfig, handshake_timeout: float):
-        self.tls_config, self.handshake_timeout = config, handshake_timeout
-        super().__init__(address, service)
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.gate.leave(str(client_address[0]))
 
     def finish_request(self, request: socket.socket, client_address) -> None:
-        request.settimeout(self.handshake_timeout)
-        conn = TlsSocket(request, self.tls_config)
+        deadline = Deadline()
+        conn = DeadlineSocket(request, deadline)
+        if self.tls_config is None:
+            self.RequestHandlerClass(conn, client_address, self)
+            return
+        deadline.arm(self.limits.handshake_deadline)
+        tls_conn = TlsSocket(conn, self.tls_config)
         try:
-            conn.handshake()
+            tls_conn.handshake()
         except (DmsimError, OSError):
             return  # the alert (if any) is sent; shutdown_request closes the socket
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            self.RequestHandlerClass(tls_conn, client_address, self)
         finally:
-            conn.shutdown(socket.SHUT_WR)  # close_notify, then FIN
+            tls_conn.shutdown(socket.SHUT_WR)  # close_notify, then FIN
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # one connection's failure (peer reset, TLS failure, deadline, malformed bytes) ends it only
 
 
 def _service(server: DmServer | DmService) -> DmService:
     return server if isinstance(server, DmService) else DmService(server)
 
 
-def make_http_server(host: str, port: int, server: DmServer | DmService) -> ThreadingHTTPServer:
+def make_http_server(host: str, port: int, server: DmServer | DmService, *,
+                     limits: Limits | None = None) -> ThreadingHTTPServer:
     """Return a bound (not yet serving) HTTP server around ``server``."""
-    return _DmHttpServer((host, port), _service(server))
+    return _GuardedServer((host, port), _GuardedHandler, _service(server), limits or Limits())
 
 
 def make_https_server(host: str, port: int, server: DmServer | DmService, config: TlsConfig, *,
-                      handshake_timeout: float = HANDSHAKE_TIMEOUT) -> ThreadingHTTPServer:
+                      handshake_timeout: float | None = None, limits: Limits | None = None) -> ThreadingHTTPServer:
     """Return a bound (not yet serving) HTTPS server around ``server`` with the TLS ``config``
-    (``tls.server_config``; its PSK table is read live, so provisioned PSKs work at once)."""
-    return _DmHttpsServer((host, port), _service(server), config, handshake_timeout)
+    (``tls.server_config``; its PSK table is read live, so provisioned PSKs work at once, and
+    wrapped in ``UniformPsks``); ``handshake_timeout`` overrides ``limits.handshake_deadline``."""
+    limits = limits or Limits()
+    if handshake_timeout is not None:
+        limits = dataclasses.replace(limits, handshake_deadline=handshake_timeout)
+    if config.psks is not None and not isinstance(config.psks, UniformPsks):
+        config = dataclasses.replace(config, psks=UniformPsks(config.psks))
+    return _GuardedServer((host, port), _GuardedHandler, _service(server), limits, config)
+
+
+def is_loopback(host: str) -> bool:
+    """Return True for a loopback IP address literal or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_admin_server(host: str, port: int, service: DmService, token: str, *,
+                      limits: Limits | None = None) -> ThreadingHTTPServer:
+    """Return a bound provisioning listener (``provisioning.py``) on the loopback ``host``;
+    DmsimError for any other address or an empty token."""
+    if not is_loopback(host):
+        raise DmsimError(f"the admin listener must be on a loopback address, not {host!r}")
+    if not token:
+        raise DmsimError("the admin listener needs a token")
+    httpd = _GuardedServer((host, port), _AdminHandler, service,
+                           limits or Limits(max_connections=8, max_per_address=8))
+    httpd.admin_token = token
+    return httpd
 
 
 def default_server(server_id: str, host: str, port: int, *, scheme: str = "http",
                    accounts: MutableMapping[str, DmAccount] | None = None,
                    hmac_window: float = DEFAULT_MAX_AGE) -> DmServer:
     """Return a DM server core with OS-random nonces, addressed as ``scheme://host:port/dm``,
-    refusing x-syncml-hmac Timestamps older than ``hmac_window`` seconds."""
+    refusing x-syncml-hmac Timestamps older than ``hmac_window`` seconds; with a SQLite store as
+    ``accounts`` the replay cache is kept in it too (``hmac_replay``)."""
+    from dmsim.sim.real.dm_store import SqliteAccounts
+    from dmsim.sim.real.hmac_replay import PersistentHmacVerifier
+    verifier = (PersistentHmacVerifier(accounts, max_age=hmac_window) if isinstance(accounts, SqliteAccounts)
+                else HmacVerifier(max_age=hmac_window))
     return DmServer(server_id, f"{scheme}://{host}:{port}/dm", os.urandom, accounts=accounts,
-                    hmac_verifier=HmacVerifier(max_age=hmac_window))
+                    hmac_verifier=verifier, max_msg_size=MAX_MSG)

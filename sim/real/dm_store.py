@@ -7,15 +7,28 @@ server that forgets them after a restart makes every device fail its next authen
 (seed 000 §9.2.2, RFC 4279).
 
 Choices where the specs are silent: one table per mapping, one column per ``DmAccount`` field
-(bytes fields as BLOBs; a field added to ``DmAccount`` later becomes a new column, and rows
-written before take its default); one connection shared by all threads behind a lock, in
-autocommit with WAL journaling, so every assignment is on disk when it returns; an account that
-holds a TLS PSK (``DmAccount.has_psk``) also enters it in the PSK table, so the TLS server knows
-it at once and after a restart (deleting the account leaves the PSK).
+(bytes fields as BLOBs; a field added to ``DmAccount`` later, such as the digest form the core
+keeps for auth-md5 accounts, becomes a new column, and rows written before take its default), so
+the store holds exactly what the core's account holds for its scheme; one connection shared by
+all threads behind a lock, in autocommit with WAL journaling; an account that holds a TLS PSK
+(``DmAccount.has_psk``) also enters it in the PSK table, so the TLS server knows it at once and
+after a restart (deleting the account leaves the PSK).
+
+Durability is a setting, ``durability`` (SQLite ``PRAGMA synchronous``): ``"full"`` (the default,
+and what ``dmsim server`` uses) fsyncs the WAL at every commit, so an assignment that returned
+survives a power cut, at the price of one fsync per nonce change; ``"normal"`` fsyncs only at
+WAL checkpoints, so the last commits may be lost on a power cut (not on a process crash), which
+a benchmark may accept; ``"off"`` never fsyncs. A lost nonce makes the device's next
+authentication fail once (it is re-challenged), a lost account or PSK loses the device.
+
+Secrets at rest: the file holds passwords and PSKs in the clear (the schemes need them), so it is
+created mode 0600 and an existing one is narrowed to 0600 (SQLite gives its -wal and -shm files
+the mode of the database file).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 import sqlite3
 import threading
 import typing
@@ -27,6 +40,7 @@ from dmsim.base.errors import DmsimError
 
 _HINTS = typing.get_type_hints(DmAccount)
 _FIELDS = tuple(f.name for f in dataclasses.fields(DmAccount))
+DURABILITY = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DmAccount)
              if f.default is not dataclasses.MISSING}
 
@@ -38,17 +52,23 @@ def _sql_type(name: str) -> str:
 class SqliteAccounts(MutableMapping[str, DmAccount]):
     """Device URI -> ``DmAccount``, persisted in the SQLite file ``path`` (":memory:" for none).
 
-    Safe to share between threads. ``psks`` is the PSK table of the same file. DmsimError
-    (naming the file) when the file is not a usable SQLite store.
+    Safe to share between threads. ``psks`` is the PSK table of the same file; ``durability``
+    one of ``DURABILITY`` (module docstring). DmsimError (naming the file) when the file is not a
+    usable SQLite store or cannot be made private.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, durability: str = "full"):
         self.path = str(path)
+        if durability not in DURABILITY:
+            raise DmsimError(f"durability {durability!r}: expected one of {', '.join(DURABILITY)}")
+        self.durability = durability
         self._lock = threading.RLock()
+        if self.path != ":memory:":
+            _make_private(self.path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={DURABILITY[durability]}")
             self._create()
         except sqlite3.Error as exc:
             raise DmsimError(f"{self.path}: not a usable SQLite store: {exc}") from None
@@ -114,6 +134,17 @@ class SqliteAccounts(MutableMapping[str, DmAccount]):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _make_private(path: str) -> None:
+    """Create ``path`` mode 0600 if absent, else narrow it (and its WAL files) to 0600."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        for name in (path, path + "-wal", path + "-shm"):
+            if os.path.exists(name):
+                os.chmod(name, 0o600)
+    except OSError as exc:
+        raise DmsimError(f"{path}: cannot create the store mode 0600: {exc.strerror or exc}") from None
 
 
 class SqlitePsks(MutableMapping[bytes, bytes]):

@@ -4,14 +4,18 @@ PSK-TLS for an ``https://`` URL (seed 000 §9.2.2), over real sockets.
 Registered in ``sim/real/components.py``; the simulated world never imports this module. The
 measured wall-clock round trip is added to simulated time, so a run with a real server advances
 at the pace of the real one. Accounts the simulated network bootstraps are first handed to the
-real server through its lab provisioning endpoint (``POST /dmsim/provision``, see
-``sim/real/dm_http_server.py``).
+real server through its admin listener (``components.dm_server.admin``: the URL of ``dmsim
+server --admin`` and the file of its token; ``POST /dmsim/provision`` with ``Authorization:
+Bearer``, see ``sim/real/provisioning.py``). The simulation owns the fleet it provisions, so it
+asks to replace an account a previous run left (``"replace": true``); the server still never lets
+it change a PSK identity of its own (``--psk``).
 """
 from __future__ import annotations
 
 import dataclasses
 import http.client
 import json
+from pathlib import Path
 import time
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -21,7 +25,7 @@ from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
 from dmsim.network.dm.tls import psk_client_config
 from dmsim.sim.links.transports import IpTransport, fresh_psk, parse_psk
-from dmsim.sim.real.dm_http_server import account_to_json
+from dmsim.sim.real.provisioning import PROVISION_PATH, account_to_json, read_token
 from dmsim.sim.real.tls_socket import TlsHttpConnection
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,17 +40,17 @@ class RealHttp(IpTransport):
     identity are set on its account as :class:`SimulatedHttps` does, so the bootstrap carries them
     in ``<x>/Auth/Bootstrap`` and the provisioning request hands them to the real server's PSK
     table; the device then connects with :class:`TlsHttpConnection` and the PSK of its own
-    account. The provisioning request itself needs a PSK the server already holds: ``lab_psk``
-    (``IDENTITY:HEXKEY``, one of ``dmsim server --psk``), from ``components.dm_server.tls``.
-    An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.
+    account. The provisioning request goes to ``admin`` (``url``, ``token_file``) over plain HTTP
+    on loopback. An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.
 
     Choices: one connection per device session (HTTP/1.1 keep-alive), dropped after any failure
-    and closed when the session ends; a provisioning request the server refuses ends the
-    session (``provision_failed``), a failed TLS handshake too (``tls_failed``); a connection
-    failure or timeout reads as a lost response (the device retries).
+    and closed when the session ends; a provisioning request the server refuses, or no
+    ``admin``, ends the session (``provision_failed``), a failed TLS handshake too
+    (``tls_failed``); a connection failure or timeout reads as a lost response (the device
+    retries). The token is read when the first device is provisioned and never logged.
     """
 
-    def __init__(self, model: "Replica", url: str, tls: dict | None = None):
+    def __init__(self, model: "Replica", url: str, tls: dict | None = None, admin: dict | None = None):
         self.model = model
         self.refused = {}
         parts = urllib.parse.urlsplit(url)
@@ -56,6 +60,8 @@ class RealHttp(IpTransport):
         self.port = parts.port or (443 if self.scheme == "https" else 80)
         self.lab_psk = parse_psk((tls or {}).get("lab_psk"), "components.dm_server.tls.lab_psk")
         self.rng = model.stream("tls")
+        self.admin = admin
+        self._token: str | None = None
         self.provisioned: set[str] = set()
         self.conns: dict[int, http.client.HTTPConnection] = {}
 
@@ -89,13 +95,19 @@ class RealHttp(IpTransport):
     def _provision(self, uri: str, timeout: float) -> Done | None:
         """Hand ``uri``'s account to the real server; return the Done that ends the session if refused."""
         account = self.model.server.core.accounts[uri]
-        if self.scheme == "https" and self.lab_psk is None:
-            return Done(False, "provision_failed: an https server is provisioned over PSK-TLS with "
-                               "components.dm_server.tls.lab_psk")
-        conn = self._connect(self.lab_psk, timeout)
+        if self.admin is None:
+            return Done(False, "provision_failed: a real server is provisioned through its admin listener: "
+                               "set components.dm_server.admin (url, token_file)")
+        if self._token is None:
+            try:
+                self._token = read_token(str(Path(self.admin["token_file"])))
+            except DmsimError as exc:
+                return Done(False, f"provision_failed: {exc}")
+        parts = urllib.parse.urlsplit(self.admin["url"])
+        conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
         try:
-            reply = self._post(conn, "/dmsim/provision", json.dumps(account_to_json(uri, account)).encode(),
-                               "application/json")
+            reply = self._post(conn, PROVISION_PATH, json.dumps(account_to_json(uri, account, replace=True)).encode(),
+                               "application/json", {"Authorization": f"Bearer {self._token}"})
         finally:
             conn.close()
         if reply.start != "200":
@@ -139,4 +151,4 @@ class RealHttp(IpTransport):
 
 def real_transport(spec: dict, model: "Replica") -> RealHttp:
     """Return the transport to the real server of a validated ``components.dm_server`` spec of kind ``socket``."""
-    return RealHttp(model, spec["url"], spec.get("tls"))
+    return RealHttp(model, spec["url"], spec.get("tls"), spec.get("admin"))

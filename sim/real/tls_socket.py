@@ -9,17 +9,66 @@ HTTP/1.1 over TLS (seed 000 §9.2.2, PSK-TLS and X.509 modes) unchanged.
 Choices: a handshake failure raises ``ProtocolError`` (after the alert went out); once the
 session is up, a TLS failure, a close_notify or a closed socket read as end of stream, which
 the HTTP code treats as a closed connection; a socket timeout propagates as ``TimeoutError``.
+Over a ``conn_guard.DeadlineSocket`` the handshake and every read end at its deadline
+(``deadline`` is that socket's, None over a plain socket).
+
+``UniformPsks`` is the server's PSK table as the handshake sees it: an unknown identity gets a
+key too, derived from a per-process random secret (HMAC-SHA256(secret, identity), 16 octets), so
+the handshake fails for it exactly as for a known identity with a wrong key (bad_record_mac
+from the Finished check) and a prober cannot tell which identities exist: RFC 4279 §2 lets a
+server answer an unknown identity with decrypt_error/bad_record_mac instead of
+unknown_psk_identity (alert 115) for this reason. The derived key is stable for the process,
+so repeated probes of one identity behave alike; it is never stored or logged.
+
+Renegotiation (RFC 5746): python-mbedtls 2.10 exposes no renegotiation setting, and over the
+sans-IO endpoint a ClientHello on an open session was neither answered (no no_renegotiation
+warning came out) nor refused: the connection hung until a timeout. The driver cannot send an
+encrypted alert itself, so it watches the record layer instead: a handshake record (content
+type 22) after the handshake completed is a renegotiation attempt (or a server's HelloRequest),
+and the connection ends at once with close_notify and FIN, the peer's record unread (tested in
+``tests/sim/real/test_real_server_attacks.py``).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import http.client
 import io
+import os
 import socket
+from collections.abc import Iterator, Mapping
 
 from dmsim.network.dm.tls import AppData, Closed, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed
 from dmsim.base.errors import ProtocolError
 
 _RECV = 65536
+_HANDSHAKE_RECORD = 22
+
+
+class _RecordTypes:
+    """Follows the TLS record framing (5-octet header, 2-octet length) of a byte stream."""
+
+    def __init__(self) -> None:
+        self._header = b""
+        self._left = 0
+
+    def feed(self, data: bytes) -> list[int]:
+        """Return the content types of the records whose header is in ``data``."""
+        types, i = [], 0
+        while i < len(data):
+            if self._left:
+                take = min(self._left, len(data) - i)
+                self._left -= take
+                i += take
+                continue
+            need = 5 - len(self._header)
+            self._header += data[i:i + need]
+            i += need
+            if len(self._header) == 5:
+                types.append(self._header[0])
+                self._left = int.from_bytes(self._header[3:5], "big")
+                self._header = b""
+        return types
 
 
 class TlsSocket:
@@ -27,11 +76,13 @@ class TlsSocket:
 
     def __init__(self, sock: socket.socket, config: TlsConfig):
         self.sock = sock
+        self.deadline = getattr(sock, "deadline", None)
         self.endpoint = TlsEndpoint(config)
         self.session: HandshakeDone | None = None
         self._plain = bytearray()
         self._eof = False
         self._reason = ""
+        self._records = _RecordTypes()
 
     @classmethod
     def connect(cls, host: str, port: int, config: TlsConfig, timeout: float = 10.0) -> "TlsSocket":
@@ -66,6 +117,11 @@ class TlsSocket:
             raise
         except OSError:
             data = b""  # a reset reads as the end of the stream
+        established = self.session is not None
+        if _HANDSHAKE_RECORD in self._records.feed(data) and established:
+            self._eof, self._reason = True, "renegotiation refused"  # module docstring
+            self._close_notify()
+            return
         for event in self.endpoint.receive_data(data):
             if isinstance(event, HandshakeDone):
                 self.session = event
@@ -145,6 +201,32 @@ class TlsSocket:
         if self.endpoint.state == "open":
             self.endpoint.close()
             self._flush()
+
+
+_DUMMY_SECRET = os.urandom(32)
+
+
+class UniformPsks(Mapping[bytes, bytes]):
+    """The PSK table ``psks`` (read live) where an unknown identity maps to a per-process dummy
+    key instead of being missing (module docstring; RFC 4279 §2)."""
+
+    def __init__(self, psks: Mapping[bytes, bytes]):
+        self.psks = psks
+
+    def __getitem__(self, identity: bytes) -> bytes:
+        try:
+            return self.psks[identity]
+        except KeyError:
+            return hmac.new(_DUMMY_SECRET, bytes(identity), hashlib.sha256).digest()[:16]
+
+    def __contains__(self, identity: object) -> bool:
+        return isinstance(identity, (bytes, bytearray))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.psks)
+
+    def __len__(self) -> int:
+        return len(self.psks)
 
 
 class _RawTls(io.RawIOBase):

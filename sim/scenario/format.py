@@ -224,8 +224,16 @@ SCENARIO_SCHEMA = Struct({
             {"url": Field(Str(pattern=r"^https?://"), REQUIRED, "Base URL of a running DM server."),
              "tls": Field(Nullable(Struct({"lab_psk": Field(
                  Str(pattern=r"^.+:(?:[0-9A-Fa-f]{2})+$", noun="IDENTITY:HEXKEY"), REQUIRED,
-                 "A PSK the server holds (dmsim server --psk) for the provisioning requests; each device's own "
-                 "PSK travels in its bootstrap.")})), None, "PSK-TLS to an https:// url (seed 000 §9.2.2).")},
+                 "A PSK the server holds (dmsim server --psk); no longer needed for provisioning (see admin); "
+                 "each device's own PSK travels in its bootstrap.")})), None,
+                 "PSK-TLS to an https:// url (seed 000 §9.2.2)."),
+             "admin": Field(Nullable(Struct({
+                 "url": Field(Str(pattern=r"^http://"), REQUIRED,
+                              "The server's admin listener (dmsim server --admin), e.g. http://127.0.0.1:8081."),
+                 "token_file": Field(Str(pattern=r"\S", noun="a file name"), REQUIRED,
+                                     "File holding the admin token (dmsim server --admin-token-file).")})), None,
+                 "Where the accounts the simulated network bootstraps are provisioned (dmsim server --admin); "
+                 "without it every session ends provision_failed.")},
             doc="A real server over HTTP or HTTPS (PSK-TLS).")), {"kind": "virtual"}, "Which DM server the devices talk to."),
         "card": Field(Tagged({
             "virtual": Struct({"apdu_time": Field(DELAY, {"kind": "fixed", "value": 0.002},

@@ -13,30 +13,33 @@ import pytest
 from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import tls
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HEADER_NAME, parse_header, parse_timestamp
-from dmsim.sim.real.dm_http_server import DmService, default_server, make_http_server, make_https_server
+from dmsim.sim.real.dm_http_server import (DmService, default_server, make_admin_server, make_http_server,
+                                           make_https_server)
 from dmsim.sim.real.tls_socket import TlsHttpConnection
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import parse_scenario
 
 DEV = "IMSI:001010000000042"
 LAB = (b"lab", bytes.fromhex("0f" * 16))
+TOKEN = "the-admin-token-of-this-test"
 
 
 class Live:
-    """An HTTP and a PSK-only HTTPS listener on one DM core, each on its own thread."""
+    """An HTTP, a PSK-only HTTPS and an admin listener on one DM core, each on its own thread."""
 
     def __init__(self):
         self.psks = {LAB[0]: LAB[1]}
         self.core = default_server("dmsim-server", "127.0.0.1", 0)
-        service = DmService(self.core, self.psks)
+        service = DmService(self.core, self.psks, protected={LAB[0]})
         self.http = make_http_server("127.0.0.1", 0, service)
         self.https = make_https_server("127.0.0.1", 0, service, tls.server_config(psks=self.psks, mode="psk"),
                                        handshake_timeout=3)
-        for s in (self.http, self.https):
+        self.admin = make_admin_server("127.0.0.1", 0, service, TOKEN)
+        for s in (self.http, self.https, self.admin):
             threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self):
-        for s in (self.http, self.https):
+        for s in (self.http, self.https, self.admin):
             s.shutdown()
             s.server_close()
 
@@ -119,8 +122,12 @@ components: {{dm_server: {{kind: socket, url: "https://127.0.0.1:{port}/dm"}}}}
 """
 
 
-def fleet(live, tmp_path, tls_spec):
-    overrides = [f"components.dm_server.tls={{lab_psk: '{tls_spec['lab_psk']}'}}"] if tls_spec else []
+def fleet(live, tmp_path, admin: bool):
+    token = tmp_path / "admin.token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    overrides = [f"components.dm_server.admin={{url: 'http://127.0.0.1:{live.admin.server_address[1]}', "
+                 f"token_file: '{token}'}}"] if admin else []
     sc = parse_scenario(SCENARIO.format(port=live.https.server_address[1]), "real.yaml", overrides)
     res = run_scenario(sc, tmp_path, plots=False)
     with open(tmp_path / "sessions.csv", newline="") as f:
@@ -128,7 +135,7 @@ def fleet(live, tmp_path, tls_spec):
 
 
 def test_fleet_against_a_real_https_psk_server(live, tmp_path):
-    res, rows = fleet(live, tmp_path, {"lab_psk": f"{LAB[0].decode()}:{LAB[1].hex()}"})
+    res, rows = fleet(live, tmp_path, admin=True)
     assert res.summary["success_rate"] == 1.0 and len(rows) == 6
     # every device brought its own PSK (from its bootstrap) to the server, besides the lab one
     assert len(live.psks) == 7 and all(a.has_psk for a in live.core.accounts.values())
@@ -136,7 +143,7 @@ def test_fleet_against_a_real_https_psk_server(live, tmp_path):
     assert all(0 < float(r["t_session_end"]) - float(r["t_session_start"]) < 5 for r in rows)
 
 
-def test_fleet_against_https_without_a_lab_psk_says_why(live, tmp_path):
-    res, rows = fleet(live, tmp_path, None)
+def test_fleet_against_https_without_an_admin_listener_says_why(live, tmp_path):
+    res, rows = fleet(live, tmp_path, admin=False)
     assert {r["reason"] for r in rows} == {"provision_failed"}
     assert json.loads((tmp_path / "summary.json").read_text())["failure_reasons"] == {"provision_failed": 6}

@@ -20,6 +20,7 @@ from dmsim.sim.cli.server import load_config, server
 from dmsim.sim.links.transports import parse_psk
 
 DEV = "IMSI:001010000000042"
+TOKEN = "admin-token-of-the-cli-tests"
 
 
 def invoke(*args):
@@ -75,8 +76,11 @@ def test_psk_identity_may_hold_colons_and_paths_follow_the_file(tmp_path):
 @pytest.fixture
 def served(tmp_path):
     """Start `dmsim server --config` (HTTP and HTTPS on free ports) with --server-id on top."""
+    (tmp_path / "admin.token").write_text(TOKEN)
+    (tmp_path / "admin.token").chmod(0o600)
     (tmp_path / "server.yaml").write_text(
         "server_id: from-file\nhttp: 127.0.0.1:0\nhttps: 127.0.0.1:0\ndb: dm.sqlite\n"
+        "admin: 127.0.0.1:0\nadmin_token_file: admin.token\n"
         "psk:\n  - IMEI:490154203237518:00112233445566778899aabbccddeeff\n")
     proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.server", "--config", str(tmp_path / "server.yaml"),
                              "--server-id", "from-flag"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -96,9 +100,10 @@ def test_serves_http_and_https_from_a_config_file(served, tmp_path):
     assert info["server_id"] == "from-flag" and info["tls"] == "psk" and info["psk_identities"] == 1
     assert info["listening"] == info["http"] and info["https"].startswith("https://127.0.0.1:")
     account = DmAccount("from-flag", info["https"], "n", "p", "from-flag", "s", os.urandom(16), os.urandom(16))
-    http_port = int(info["http"].split(":")[2].split("/")[0])
-    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
-    conn.request("POST", PROVISION_PATH, json.dumps(account_to_json(DEV, account)))
+    admin_port = int(info["admin"].rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+    conn.request("POST", PROVISION_PATH, json.dumps(account_to_json(DEV, account)),
+                 {"Authorization": f"Bearer {TOKEN}"})
     assert conn.getresponse().status == 200
     conn.close()
 
@@ -148,3 +153,76 @@ def test_https_without_any_credential_is_refused(tmp_path, monkeypatch):
     res = invoke("--https", "127.0.0.1:0", "--db", str(db))
     assert res.exit_code == 0, res.output
     assert started[0]["tls"] == "psk" and started[0]["psk_identities"] == 1
+
+
+def test_account_add_list_remove(tmp_path):
+    db = str(tmp_path / "dm.sqlite")
+    (tmp_path / "pw").write_text("server-secret\n")
+    res = invoke("account", "add", "--db", db, "--device", "IMEI:490154203237518", "--client-name", "dev1",
+                 "--client-password", "client-secret", "--server-id", "srv", "--server-password-file",
+                 str(tmp_path / "pw"), "--auth", "hmac", "--server-auth", "md5", "--client-nonce", "abc",
+                 "--psk", "00ff00ff")
+    assert res.exit_code == 0, res.output
+    with SqliteAccounts(db) as store:
+        acc = store["IMEI:490154203237518"]
+        assert (acc.client_password, acc.server_password, acc.client_nonce) == ("client-secret", "server-secret", b"abc")
+        assert acc.auth_scheme == "syncml:auth-hmac-sha256" and acc.server_auth_scheme == "syncml:auth-md5"
+        assert store.psks[b"IMEI:490154203237518"] == b"\x00\xff" * 2
+        assert len(acc.server_nonce) == 16
+    again = invoke("account", "add", "--db", db, "--device", "IMEI:490154203237518", "--client-name", "x",
+                   "--client-password", "y", "--server-id", "srv", "--server-password", "z")
+    assert again.exit_code == 2 and "already has an account" in again.output
+    listed = invoke("account", "list", "--db", db, "--json")
+    assert listed.exit_code == 0
+    row = json.loads(listed.output)
+    assert row == {"device": "IMEI:490154203237518", "client_name": "dev1", "server_id": "srv", "auth": "hmac",
+                   "psk_identity": "IMEI:490154203237518"}
+    assert "secret" not in invoke("account", "list", "--db", db).output
+    assert invoke("account", "remove", "--db", db, "--device", "IMEI:490154203237518").exit_code == 0
+    with SqliteAccounts(db) as store:
+        assert len(store) == 0 and len(store.psks) == 0
+    assert invoke("account", "remove", "--db", db, "--device", "nobody").exit_code == 2
+
+
+def test_config_accounts_are_enrolled_once(tmp_path, monkeypatch):
+    cfg = tmp_path / "server.yaml"
+    cfg.write_text("db: dm.sqlite\naccounts:\n  - {device: 'IMSI:1', client_name: a, client_password: b, "
+                   "server_password: c, auth: sha256}\n")
+    cfg.chmod(0o600)
+    monkeypatch.setattr("dmsim.sim.cli.server._run", lambda listeners, info: None)
+    assert invoke("--config", str(cfg), "--http", "127.0.0.1:0").exit_code == 0
+    with SqliteAccounts(tmp_path / "dm.sqlite") as store:
+        first = store["IMSI:1"]
+        assert first.auth_scheme == "syncml:auth-sha256" and first.server_id == "dmsim-server"
+        assert first.client_password == "" and first.client_hash  # a digest scheme keeps B64(H(name:password))
+        store["IMSI:1"] = first.with_nonces(client=b"moved-on")
+    assert invoke("--config", str(cfg), "--http", "127.0.0.1:0").exit_code == 0
+    with SqliteAccounts(tmp_path / "dm.sqlite") as store:
+        assert store["IMSI:1"].client_nonce == b"moved-on"  # a restart does not reset the nonces
+    assert (tmp_path / "dm.sqlite.audit.jsonl").exists()
+
+
+def test_admin_listener_rules(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("short")
+    token.chmod(0o600)
+    assert "go together" in invoke("--admin", "127.0.0.1:0").output
+    assert "loopback" in invoke("--admin", "0.0.0.0:0", "--admin-token-file", str(token)).output
+    assert "16 characters" in invoke("--admin", "127.0.0.1:0", "--admin-token-file", str(token)).output
+    token.write_text("a-long-enough-admin-token")
+    token.chmod(0o644)
+    assert "readable by others" in invoke("--admin", "127.0.0.1:0", "--admin-token-file", str(token)).output
+    psks = tmp_path / "psks"
+    psks.write_text("id:00ff\n")
+    psks.chmod(0o644)
+    assert "readable by others" in invoke("--https", "127.0.0.1:0", "--psk-file", str(psks)).output
+
+
+def test_default_audit_log_lives_in_the_state_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    started = []
+    monkeypatch.setattr("dmsim.sim.cli.server._run", lambda listeners, info: started.append(info))
+    assert invoke("--http", "127.0.0.1:0").exit_code == 0
+    assert started[0]["audit_log"] == str(tmp_path / "state" / "dmsim" / "server-audit.jsonl")
+    line = json.loads((tmp_path / "state" / "dmsim" / "server-audit.jsonl").read_text().splitlines()[0])
+    assert line["event"] == "server_started"

@@ -9,28 +9,43 @@ import threading
 import pytest
 
 from dmsim.devices.dm_client import DmClient, Done
-from dmsim.sim.real.dm_http_server import PROVISION_PATH, account_to_json, default_server, make_http_server
+from dmsim.sim.real.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
+                                           make_admin_server, make_http_server)
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import parse_scenario
 
 DEV = "IMSI:001010000000042"
 
 
+TOKEN = "t0ken-for-the-admin-listener"
+
+
+class Live(tuple):
+    """(core, DM port), and the admin listener's port."""
+
+    def __new__(cls, core, port, admin_port):
+        live = super().__new__(cls, (core, port))
+        live.admin_port = admin_port
+        return live
+
+
 @pytest.fixture
 def live_server():
     core = default_server("dmsim-server", "127.0.0.1", 0)
-    httpd = make_http_server("127.0.0.1", 0, core)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield core, httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    service = DmService(core)
+    servers = [make_http_server("127.0.0.1", 0, service), make_admin_server("127.0.0.1", 0, service, TOKEN)]
+    for httpd in servers:
+        threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield Live(core, servers[0].server_address[1], servers[1].server_address[1])
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
 
 
-def post(port, path, body, ctype):
+def post(port, path, body, ctype, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("POST", path, body, {"Content-Type": ctype})
+        conn.request("POST", path, body, {"Content-Type": ctype, **(headers or {})})
         resp = conn.getresponse()
         return resp.status, resp.getheader("Content-Type"), resp.read()
     finally:
@@ -52,17 +67,25 @@ def test_dm_session_over_a_real_socket(live_server):
 
 def test_provisioning_endpoint_and_bad_requests(live_server):
     core, port = live_server
+    admin, auth = live_server.admin_port, {"Authorization": f"Bearer {TOKEN}"}
     account = core.provision(DEV, client_name="n", client_password="p", server_password="s")
-    acc_json = account_to_json("IMSI:001010000000043", account)
-    assert post(port, PROVISION_PATH, json.dumps(acc_json).encode(), "application/json")[0] == 200
+    acc_json = json.dumps(account_to_json("IMSI:001010000000043", account)).encode()
+    # the DM listener does not provision (the path reaches the DM service: 400 for JSON)
+    assert post(port, PROVISION_PATH, acc_json, "application/json")[0] == 400
+    assert post(admin, PROVISION_PATH, acc_json, "application/json")[0] == 401
+    assert post(admin, PROVISION_PATH, acc_json, "application/json", auth)[0] == 200
     assert "IMSI:001010000000043" in core.accounts
-    assert post(port, PROVISION_PATH, b"{not json", "application/json")[0] == 400
-    assert post(port, PROVISION_PATH, b'{"device": "x"}', "application/json")[0] == 400
+    assert post(admin, PROVISION_PATH, acc_json, "application/json", auth)[0] == 409  # no silent overwrite
+    assert post(admin, PROVISION_PATH, b"{not json", "application/json", auth)[0] == 400
+    assert post(admin, PROVISION_PATH, b'{"device": "x"}', "application/json", auth)[0] == 400
     assert post(port, "/dm", b"\x03garbage", "application/vnd.syncml.dm+wbxml")[0] == 400
 
 
 def test_scenario_against_the_real_server(live_server, tmp_path):
     _, port = live_server
+    token = tmp_path / "admin.token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
     sc = parse_scenario(f"""
 name: real-server
 seed: 3
@@ -70,7 +93,8 @@ duration: 600
 fleet: {{size: 8}}
 arrival: {{kind: poisson, rate: 2}}
 links: {{sms: {{loss: 0}}}}
-components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm"}}}}
+components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
+                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
 """, "real.yaml")
     res = run_scenario(sc, tmp_path, plots=False)
     assert res.summary["success_rate"] == 1.0
@@ -84,6 +108,7 @@ def test_content_length_must_be_ascii_digits(live_server):
     import socket
     _, port = live_server
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        # U+00B2 SUPERSCRIPT TWO is a "digit" to str.isdigit() but not a Content-Length
+        # U+00B2 SUPERSCRIPT TWO is a "digit" to str.isdigit() but not a Content-Length:
+        # an invalid value, 400 (RFC 7230 §3.3.3 item 4)
         s.sendall(b"POST /dm HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\nab")
-        assert s.recv(100).startswith(b"HTTP/1.1 411")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")

@@ -14,7 +14,7 @@ from dmsim.devices.dm_client import DmClient, Done, Send
 from dmsim.network.dm import http_binding, tls
 from dmsim.network.dm import messages as m
 from dmsim.sim.real.dm_http_server import (PROVISION_PATH, DmService, account_to_json, default_server,
-                                          make_http_server, make_https_server)
+                                          make_admin_server, make_http_server, make_https_server)
 from dmsim.sim.real.dm_store import SqliteAccounts
 from dmsim.sim.real.tls_socket import TlsHttpConnection, TlsSocket
 from dmsim.base.errors import ProtocolError
@@ -25,6 +25,7 @@ DEV = "IMSI:001010000000042"
 IDENTITY, KEY = b"IMEI:490154203237518", bytes.fromhex("00112233445566778899aabbccddeeff")
 HOST = "dm.example.com"
 DEVINFO = {"DevId": DEV, "Mod": "dmsim-phone"}
+TOKEN = "admin-token-of-the-https-tests"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ class Live:
                                    mode="both" if cert else "psk")
         self.https = make_https_server("127.0.0.1", 0, service, config, handshake_timeout=3)
         self.http = make_http_server("127.0.0.1", 0, service)
-        self.threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in (self.https, self.http)]
+        self.admin = make_admin_server("127.0.0.1", 0, service, TOKEN)
+        self.threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True)
+                        for s in (self.https, self.http, self.admin)]
         for t in self.threads:
             t.start()
         self.port = self.https.server_address[1]
@@ -55,7 +58,7 @@ class Live:
         if self.stopped:
             return
         self.stopped = True
-        for s in (self.https, self.http):
+        for s in (self.https, self.http, self.admin):
             s.shutdown()
             s.server_close()
         self.store.close()
@@ -144,16 +147,16 @@ def test_dmsim_client_session_over_tls(live, ecdsa_cert, mode):
 
 
 def test_state_survives_a_restart(live):
-    """Provision (with its PSK) over HTTP, restart on the same file, run two sessions, each on a
-    fresh server: both authenticate at once with the nonces the store kept."""
+    """Provision (with its PSK) over the admin listener, restart on the same file, run two
+    sessions, each on a fresh server: both authenticate at once with the nonces the store kept."""
     srv = live()
     account = srv.core.provision("IMSI:seed", client_name="x", client_password="y", server_password="z")
     psk = (b"dev7-identity", os.urandom(16))
     dev_account = dataclasses.replace(account, client_name="dev7", client_password="pw7", psk_identity=psk[0],
                                       psk_key=psk[1])
-    conn = http.client.HTTPConnection("127.0.0.1", srv.http.server_address[1], timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.admin.server_address[1], timeout=5)
     conn.request("POST", PROVISION_PATH, json.dumps(account_to_json(DEV, dev_account)),
-                 {"Content-Type": "application/json"})
+                 {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
     assert conn.getresponse().status == 200
     conn.close()
     srv.stop()

@@ -1,0 +1,157 @@
+"""Resource bounds of the real servers' connections: deadlines and a connection cap.
+
+Every byte a listener reads comes from a possibly hostile peer, so a connection's life is
+bounded by wall-clock deadlines, not per-read timeouts (a per-read timeout lets a peer that
+trickles one byte just inside it hold a connection, a thread and its buffers forever):
+
+- ``Deadline`` is one absolute time; ``DeadlineSocket`` wraps a connected socket and gives
+  every ``recv``/``sendall`` only the time left until it (``TimeoutError`` once it passed).
+  The DM server arms it once for the TLS handshake and once per HTTP request (from the wait for
+  the request line to the last byte of the answer), so a trickling peer is cut at the deadline.
+- ``ConnectionGate`` caps the open connections in total and per peer address; the listener asks
+  it before starting a thread and closes a refused socket at once (no thread, no read, no
+  answer: the cheapest refusal; a well-behaved client sees a reset and retries later).
+
+Choices: the per-address cap counts the IP address only (a NAT or the simulation's fleet on
+127.0.0.1 shares one), so it is a fraction of the total; the defaults (``Limits``) keep the
+worst case of the DM server at ``max_connections`` x ``max_body`` bytes of bodies.
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass
+
+_RECV = 65536
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one listener: connections in total and per address, the deadline of a TLS
+    handshake and of one HTTP request (idle keep-alive wait included), the largest body and the
+    listen backlog."""
+
+    max_connections: int = 64
+    max_per_address: int = 16
+    handshake_deadline: float = 10.0
+    request_deadline: float = 30.0
+    max_body: int = 64 << 10
+    backlog: int = 128
+
+
+class Deadline:
+    """One absolute deadline on the monotonic clock, re-armed by the connection's owner."""
+
+    def __init__(self) -> None:
+        self.at = float("inf")
+
+    def arm(self, seconds: float) -> None:
+        """Set the deadline ``seconds`` from now."""
+        self.at = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Return the seconds left; TimeoutError when the deadline has passed."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("connection deadline passed")
+        return left
+
+
+class DeadlineSocket:
+    """A connected socket whose reads and writes end at ``deadline`` (the part of the socket
+    interface ``http.server`` and ``TlsSocket`` use)."""
+
+    def __init__(self, sock, deadline: Deadline):
+        self.sock = sock
+        self.deadline = deadline
+
+    def recv(self, size: int = _RECV) -> bytes:
+        self.sock.settimeout(self.deadline.remaining())
+        return self.sock.recv(size)
+
+    def sendall(self, data) -> None:
+        self.sock.settimeout(self.deadline.remaining())  # since Python 3.5 the total for sendall
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_ignored):
+        raw = _RawDeadline(self)
+        return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE) if "r" in mode else io.BufferedWriter(raw)
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass  # the deadline governs
+
+    def gettimeout(self) -> float | None:
+        return self.sock.gettimeout()
+
+    def setsockopt(self, *args) -> None:
+        self.sock.setsockopt(*args)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def getpeername(self):
+        return self.sock.getpeername()
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def shutdown(self, how: int) -> None:
+        try:
+            self.sock.shutdown(how)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _RawDeadline(io.RawIOBase):
+    def __init__(self, conn: DeadlineSocket):
+        self._conn = conn
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._conn.recv(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def write(self, data) -> int:
+        self._conn.sendall(bytes(data))
+        return len(data)
+
+
+class ConnectionGate:
+    """Counts open connections, in total and per address; thread-safe."""
+
+    def __init__(self, max_connections: int, max_per_address: int):
+        self.max_connections, self.max_per_address = max_connections, max_per_address
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+        self.total = 0
+        self.refused = 0
+
+    def enter(self, address: str) -> bool:
+        """Count a new connection from ``address``; False (not counted) when a cap is reached."""
+        with self._lock:
+            if self.total >= self.max_connections or self._open.get(address, 0) >= self.max_per_address:
+                self.refused += 1
+                return False
+            self.total += 1
+            self._open[address] = self._open.get(address, 0) + 1
+            return True
+
+    def leave(self, address: str) -> None:
+        """Forget one connection of ``address`` counted by :meth:`enter`."""
+        with self._lock:
+            self.total -= 1
+            left = self._open.get(address, 1) - 1
+            if left:
+                self._open[address] = left
+            else:
+                self._open.pop(address, None)
