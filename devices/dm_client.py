@@ -39,6 +39,14 @@ unauthenticated message that asked it; an HMAC account is stored with AAuthType 
 mapping of :mod:`account`). The SessionID is :func:`notification.session_id_text` of the 16-bit
 ``session_id`` in both directions of initiation ("0005" for 5). Pass one long-lived
 ``hmac_verifier`` per device to refuse replays across sessions.
+
+Message security (seed 002 §5.3-§5.5, :mod:`message_security`): with a ``message_security``
+object every message sent is protected under the client's AAuthSecret after it is packed (and
+before its x-syncml-hmac, if any, is computed), and every server message is unprotected under the
+server's AAuthSecret (after its x-syncml-hmac, which covers the bytes as sent) before anything
+else; a refusal ends the session
+(``server_message_security_failed``, the error in ``security_error``). Without one (the default)
+the client behaves, byte for byte, as it did before.
 """
 from __future__ import annotations
 
@@ -54,9 +62,10 @@ from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.auth import AUTH_MD5, AUTH_SHA256, check_credential, make_credential
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Verdict, build_header,
                                              find_header)
+from dmsim.network.dm.message_security import MessageSecurity, check_combination
 from dmsim.network.dm.notification import session_id_text
 from dmsim.network.dm.tree import E, text
-from dmsim.base.errors import DmsimError, ProtocolError
+from dmsim.base.errors import DmsimError, MessageSecurityError, ProtocolError
 
 INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
 NONCE_SCHEMES = frozenset({AUTH_MD5, AUTH_SHA256, AUTH_HMAC_SHA256})  # §5.5: the schemes whose NextNonce is kept
@@ -86,12 +95,16 @@ class DmClient:
     def __init__(self, account: DmAccount, device_uri: str, devinfo: dict[str, str], session_id: int,
                  nonce_source: Callable[[int], bytes], content_type: str = m.DM_WBXML, *,
                  tree: DmTree | None = None, initiator: str = "client", max_msg_size: int = 10000,
-                 hmac_verifier: HmacVerifier | None = None):
+                 hmac_verifier: HmacVerifier | None = None, message_security: MessageSecurity | None = None):
         """``initiator`` is ``client`` (Alert 1201) or ``server`` (Alert 1200, the session a
         package #0 asked for; ``session_id`` is then the package's). ``tree`` defaults to a new
-        tree with ``devinfo`` and ``account``; ``max_msg_size`` is advertised to the server."""
+        tree with ``devinfo`` and ``account``; ``max_msg_size`` is advertised to the server;
+        ``message_security`` is applied to every message (seed 002 §5.3-§5.5; None: none)."""
         if initiator not in INITIATORS:
             raise ProtocolError(f"initiator {initiator!r}, expected client or server")
+        check_combination(message_security, account.auth_scheme)
+        self.security = message_security
+        self.security_error: MessageSecurityError | None = None
         self.tree = tree if tree is not None else DmTree()
         if devinfo:
             install_devinfo(self.tree, devinfo)
@@ -163,6 +176,13 @@ class DmClient:
                                                  self._account.server_password.encode(), now)
             if not self.hmac_verdict.ok:
                 return Done(False, "server_hmac_failed")
+        if self.security is not None:
+            try:
+                body = self.security.unprotect(body, content_type, headers or _NO_HEADERS,
+                                               self._account.server_password.encode(), now)
+            except MessageSecurityError as exc:
+                self.security_error = exc
+                return Done(False, "server_message_security_failed")
         try:
             msg = m.decode(body, content_type)
             hdr = m.read_header(msg)
@@ -226,6 +246,9 @@ class DmClient:
         self._last_sent = queue[:count]
         del queue[:count]
         headers = {}
+        if self.security is not None:
+            body, extra = self.security.protect(body, self.content_type, a.client_password.encode(), now, a.server_id)
+            headers.update(extra)
         if self.hmac_mode:
             # the 1.3 grammar (§5.6.1.1) has algorithm, ServerId, Timestamp and mac: no username
             headers[HEADER_NAME] = build_header(a.client_password.encode(), body, now, server_id=a.server_id)

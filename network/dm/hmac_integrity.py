@@ -1,5 +1,6 @@
 """Transport-neutral integrity ``syncml:auth-hmac-sha256``: the ``x-syncml-hmac`` header
-(OMA-TS-DM_Security-V1_3 §5.6.1, §5.6.1.1 ABNF, §5.6.1.2 verification).
+(OMA-TS-DM_Security-V1_3 §5.6.1, §5.6.1.1 ABNF, §5.6.1.2 verification), and the same header with
+``algorithm=MD5`` for seed 002 §5.4's HMAC-MD5.
 
 mac = B64(HMAC-SHA256(K, Timestamp ":" Msg)), K the AAuthSecret octets, Msg the whole message body
 (WBXML or XML) and Timestamp the UTC time ``YYYY-MM-DDThh:mm:ssZ`` sent, as its ASCII text, in the
@@ -14,9 +15,14 @@ Choices where the spec is silent or contradicts itself (each documented here):
 * Quoting: every value may be a quoted-string or bare; ``algorithm`` and ``mac`` are emitted bare
   and ``ServerId``/``Timestamp`` quoted, as the ABNF writes them. Parameter names are
   case-insensitive (RFC 2616 literals); unknown parameters are ignored; a repeated one is an error.
-* ``username`` (the DM 1.2 form of the header) is accepted beside ``ServerId`` and kept; only
-  the ``HMAC-SHA256`` algorithm is verified (``algorithm=MD5`` of DM 1.2 is reported as
-  unsupported). A header without ``algorithm`` means HMAC-SHA256, the only one this version defines.
+* ``username`` (the DM 1.2 form of the header) is accepted beside ``ServerId`` and kept. A
+  header without ``algorithm`` means HMAC-SHA256, the only one DM 1.3 defines.
+* ``algorithm=MD5``: seed 002 §5.4 makes transport-neutral integrity "HMAC-MD5 [RFC2104] or
+  XML-Signature". We read that literally: mac = B64(HMAC-MD5(K, Timestamp ":" Msg)), the §5.6.1.2
+  construction with MD5 as the RFC 2104 hash, same K, header and window. (DM 1.2's nonce-based
+  digest, H(B64(H(user:pw)):nonce:B64(H(body))), is not an RFC 2104 HMAC and is not implemented.)
+  A verifier accepts only the algorithms it is built with (default HMAC-SHA256 alone), so an MD5
+  header sent to a SHA-256 endpoint is ``unsupported_algorithm`` and cannot downgrade it.
 * The Timestamp is opaque for the MAC but must have the ``YYYY-MM-DDThh:mm:ssZ`` form to be
   checked against the window; another form is bad syntax, an absent one is ``missing_timestamp``.
 * Window defaults: 300 s in the past, 60 s in the future (clock skew). The replay cache keeps an
@@ -44,6 +50,8 @@ from dmsim.base.errors import DecodeError, ProtocolError
 HEADER_NAME = "x-syncml-hmac"
 AUTH_HMAC_SHA256 = "syncml:auth-hmac-sha256"
 HMAC_SHA256 = "HMAC-SHA256"
+HMAC_MD5 = "MD5"  # the token of seed 002 §5.4 / DM 1.2 for HMAC-MD5
+HASHES = {HMAC_SHA256: hashlib.sha256, HMAC_MD5: hashlib.md5}  # algorithm token -> RFC 2104 hash
 DEFAULT_MAX_AGE = 300.0
 DEFAULT_MAX_AHEAD = 60.0
 
@@ -112,9 +120,13 @@ def parse_timestamp(text: str, offset: int = 0) -> float:
     return when.timestamp()
 
 
-def compute_mac(key: bytes, timestamp: str, msg: bytes) -> bytes:
-    """Return the raw HMAC-SHA256(K, Timestamp ":" Msg) of §5.6.1.2."""
-    return hmac.new(bytes(key), timestamp.encode("utf-8") + b":" + bytes(msg), hashlib.sha256).digest()
+def compute_mac(key: bytes, timestamp: str, msg: bytes, algorithm: str = HMAC_SHA256) -> bytes:
+    """Return the raw HMAC(K, Timestamp ":" Msg) of §5.6.1.2 under ``algorithm`` (HMAC-SHA256, or
+    MD5 for seed 002's HMAC-MD5); ProtocolError for another algorithm."""
+    digest = HASHES.get(algorithm.upper())
+    if digest is None:
+        raise ProtocolError(f"x-syncml-hmac algorithm {algorithm!r}, expected one of {', '.join(HASHES)}")
+    return hmac.new(bytes(key), timestamp.encode("utf-8") + b":" + bytes(msg), digest).digest()
 
 
 def _quote(name: str, value: str) -> str:
@@ -139,11 +151,12 @@ def format_header(header: HmacHeader) -> str:
 
 
 def build_header(key: bytes, msg: bytes, now: float, *, server_id: str | None = None,
-                 username: str | None = None) -> str:
-    """Return the ``x-syncml-hmac`` value protecting ``msg`` at time ``now`` under key ``key``."""
+                 username: str | None = None, algorithm: str = HMAC_SHA256) -> str:
+    """Return the ``x-syncml-hmac`` value protecting ``msg`` at time ``now`` under key ``key``
+    (``algorithm`` HMAC-SHA256, or MD5: seed 002 §5.4 HMAC-MD5)."""
     timestamp = format_timestamp(now)
-    return format_header(HmacHeader(mac=compute_mac(key, timestamp, msg), timestamp=timestamp,
-                                    server_id=server_id, username=username))
+    return format_header(HmacHeader(mac=compute_mac(key, timestamp, msg, algorithm), timestamp=timestamp,
+                                    algorithm=algorithm, server_id=server_id, username=username))
 
 
 def _skip(value: str, pos: int, chars: str) -> int:
@@ -239,12 +252,19 @@ class HmacVerifier:
     """Checks ``x-syncml-hmac`` headers against a timestamp window and a replay cache.
 
     One verifier per receiving endpoint; it remembers the MACs it accepted while they are inside
-    the window. ``max_age`` is how old, ``max_ahead`` how far in the future, a Timestamp may be.
+    the window. ``max_age`` is how old, ``max_ahead`` how far in the future, a Timestamp may be;
+    ``algorithms`` the algorithm tokens accepted (default HMAC-SHA256 only; ``(HMAC_MD5,)`` for
+    seed 002's HMAC-MD5).
     """
 
-    def __init__(self, *, max_age: float = DEFAULT_MAX_AGE, max_ahead: float = DEFAULT_MAX_AHEAD):
+    def __init__(self, *, max_age: float = DEFAULT_MAX_AGE, max_ahead: float = DEFAULT_MAX_AHEAD,
+                 algorithms: tuple[str, ...] = (HMAC_SHA256,)):
         if max_age < 0 or max_ahead < 0:
             raise ProtocolError("x-syncml-hmac window bounds must not be negative")
+        unknown = [a for a in algorithms if a.upper() not in HASHES]
+        if unknown or not algorithms:
+            raise ProtocolError(f"x-syncml-hmac algorithms {unknown or 'none'}, expected some of {', '.join(HASHES)}")
+        self.algorithms = frozenset(a.upper() for a in algorithms)
         self.max_age = max_age
         self.max_ahead = max_ahead
         self._seen: set[tuple[str, bytes]] = set()          # (Timestamp, MAC) accepted
@@ -270,7 +290,7 @@ class HmacVerifier:
         except DecodeError as exc:
             return Verdict(Reason.BAD_SYNTAX, exc.detail + (f" (expected {exc.expected})" if exc.expected else ""),
                            exc.offset)
-        if header.algorithm.upper() != HMAC_SHA256:
+        if header.algorithm.upper() not in self.algorithms:
             return Verdict(Reason.UNSUPPORTED_ALGORITHM, f"algorithm {header.algorithm!r}", header=header)
         if header.timestamp is None:
             return Verdict(Reason.MISSING_TIMESTAMP, "no Timestamp parameter", header=header)
@@ -279,7 +299,7 @@ class HmacVerifier:
             return Verdict(Reason.OUTSIDE_WINDOW,
                            f"Timestamp {header.timestamp} is {now - sent:+.0f} s from now "
                            f"(window -{self.max_ahead:g} s .. +{self.max_age:g} s)", header=header)
-        if not hmac.compare_digest(compute_mac(key, header.timestamp, msg), header.mac):
+        if not hmac.compare_digest(compute_mac(key, header.timestamp, msg, header.algorithm), header.mac):
             return Verdict(Reason.WRONG_MAC, "mac does not match the message", header=header)
         self._prune(now)
         entry = (header.timestamp, header.mac)

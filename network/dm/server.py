@@ -78,11 +78,24 @@ those of the last request, whose MAC the replay cache would otherwise refuse; a 
 type is the one its reply uses (:func:`messages.reply_type`); the server advertises its MaxMsgSize
 only when ``max_msg_size`` is set. One device is expected to run one session at a time: two
 concurrent sessions of one device race for its single stored nonce (the loser is challenged).
+
+Message security (seed 002 §5.3-§5.5, :mod:`message_security`): off unless the server's
+``message_security`` is given or :meth:`provision` sets one for a device; when off, the server
+behaves byte for byte as before. The request's claimed SyncHdr Source names the account and so
+the device's message security, which is removed under the client's AAuthSecret before the
+request is handled as above (a device without one is handled as before), and a reply with a
+body is protected under the server's AAuthSecret (a cached reply is protected afresh). A request
+that fails (or of an unknown device, or of an account that keeps no client secret) gets the
+clean close of a wrong MAC: ``client_integrity_failed`` with the reason and one ``client_auth``
+audit event. As in HMAC mode, a failure that is a guess of the AAuthSecret (wrong MAC, bad
+signature, no decryption) counts towards the device's lockout, and a locked device is closed
+(``locked``) without a check. Under ``hmac-md5`` a replayed request that repeats the
+last request of a session is let through, so that the retransmission gets the cached reply.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Callable, Mapping, MutableMapping, Sequence
 from xml.etree.ElementTree import Element
@@ -97,8 +110,9 @@ from dmsim.network.dm.bootstrap_mac import bootstrap_key, bootstrap_mac, format_
 from dmsim.network.dm.notification import build_pkg0
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Reason, build_header,
                                              find_header)
+from dmsim.network.dm.message_security import MessageSecurity, check_combination, sender
 from dmsim.network.dm.tree import E, text
-from dmsim.base.errors import DmsimError, ProtocolError
+from dmsim.base.errors import DmsimError, MessageSecurityError, ProtocolError
 
 NonceSource = Callable[[int], bytes]
 DEFAULT_MAX_SESSIONS = 10_000
@@ -220,7 +234,7 @@ class DmServer:
                  hmac_verifier: HmacVerifier | None = None, lockout: LockoutPolicy | None = None,
                  max_sessions: int = DEFAULT_MAX_SESSIONS, session_timeout: float | None = None,
                  challenge_cap: int = DEFAULT_CAP, challenge_ttl: float = DEFAULT_TTL,
-                 default_scheme: str = AUTH_MD5):
+                 default_scheme: str = AUTH_MD5, message_security: MessageSecurity | None = None):
         """``accounts`` (device URI -> account, nonces included) may be a persistent store; every
         change of an account (a new nonce) is written back to it by item assignment, before the
         reply that announces it is returned. ``script`` is the management script of every session
@@ -233,7 +247,8 @@ class DmServer:
         driver should set it, e.g. 600 s, while a simulation's links may be slower than any fixed
         value); ``challenge_cap``/``challenge_ttl`` bound the
         challenges pending for unauthenticated requests (:mod:`challenges`); ``default_scheme``
-        the scheme an unknown device is challenged with."""
+        the scheme an unknown device is challenged with; ``message_security`` the seed 002
+        message security of every DM session message (None: none)."""
         if max_sessions < 1:
             raise ProtocolError("DmServer: max_sessions must be at least 1")
         self.server_id = server_id
@@ -252,13 +267,22 @@ class DmServer:
         self.lockout = Lockout(lockout)
         self.challenges = ChallengeTable(challenge_cap, challenge_ttl)
         self.default_scheme = default_scheme
+        self.message_security = message_security
+        self.security_of: dict[str, MessageSecurity] = {}  # device URI -> its own message security
 
     # -- bootstrap ---------------------------------------------------------------------------
     def provision(self, device_uri: str, *, client_name: str, client_password: str,
                   server_password: str, auth_scheme: str = AUTH_MD5,
-                  server_auth_scheme: str | None = None) -> DmAccount:
+                  server_auth_scheme: str | None = None,
+                  message_security: MessageSecurity | None = None) -> DmAccount:
         """Create (or replace) the account for ``device_uri`` with fresh nonces and return it;
-        ``server_auth_scheme`` (default: ``auth_scheme``) is how the server authenticates to the client."""
+        ``server_auth_scheme`` (default: ``auth_scheme``) is how the server authenticates to the client;
+        ``message_security`` (default: the server's) the device's seed 002 message security."""
+        check_combination(message_security or self.message_security, auth_scheme)
+        if message_security is not None:
+            self.security_of[device_uri] = message_security
+        else:
+            self.security_of.pop(device_uri, None)
         account = DmAccount(server_id=self.server_id, server_uri=self.server_uri, client_name=client_name,
                             client_password=client_password, server_name=self.server_id,
                             server_password=server_password, client_nonce=self._nonce(16),
@@ -293,6 +317,52 @@ class DmServer:
 
         Also runs the housekeeping (:meth:`expire` with ``session_timeout``, expired
         challenges), so a driver that never calls :meth:`expire` still has bounded state."""
+        if self.message_security is not None or self.security_of:
+            return self._handle_secured(body, content_type, now, headers)
+        return self._handle(body, content_type, now, headers)
+
+    def _handle_secured(self, body: bytes, content_type: str, now: float, headers: Mapping[str, str]) -> ServerReply:
+        """Remove the request's message security, handle it, protect the reply (module doc)."""
+        try:
+            device = sender(body, content_type)
+        except MessageSecurityError as exc:
+            return self._close("bad_request", "", str(exc))
+        security = self.security_of.get(device, self.message_security)
+        if security is None:
+            return self._handle(body, content_type, now, headers)
+        account, wire = self.accounts.get(device), body
+        try:
+            if account is None or not account.client_password:
+                raise MessageSecurityError(UNKNOWN_DEVICE if account is None else "no_key", "no client secret")
+            if self.lockout.locked_for(device, now) > 0:
+                raise MessageSecurityError(LOCKED, "device locked out")
+            try:
+                body = security.unprotect(body, content_type, headers or NO_HEADERS,
+                                          account.client_password.encode(), now)
+            except MessageSecurityError as exc:
+                if exc.reason != Reason.REPLAY.value or not any(
+                        s.last_request == body for s in self.sessions.get(device, {}).values()):
+                    raise
+        except MessageSecurityError as exc:
+            if exc.reason in KEY_GUESSES:
+                self.lockout.failed(device, now)
+            audit = [ServerEvent(AUTH_EVENT, device, scheme=security.name, outcome=exc.reason)]
+            return self._close(INTEGRITY_FAILED, device, exc.reason, security.name, audit)
+        reply = self._handle(body, content_type, now, headers, wire)
+        account = self.accounts.get(device)
+        if not reply.body or account is None:
+            return reply
+        # a new reply: the one handled may be the session's cached last_reply, kept unprotected
+        protected, extra = security.protect(reply.body, reply.content_type, account.server_password.encode(),
+                                            now, self.server_id)
+        if HEADER_NAME in reply.headers:  # an x-syncml-hmac covers the bytes sent (§5.6.1.1)
+            extra.update(self._mac_headers(account, protected, now))
+        return replace(reply, body=protected, headers={**reply.headers, **extra})
+
+    def _handle(self, body: bytes, content_type: str, now: float, headers: Mapping[str, str],
+                wire: bytes | None = None) -> ServerReply:
+        """Process one plain (message security removed) client message; see :meth:`handle`.
+        ``wire``: the bytes as received, which an x-syncml-hmac covers (default ``body``)."""
         try:
             msg = m.decode(body, content_type)
             hdr = m.read_header(msg)
@@ -305,7 +375,8 @@ class DmServer:
         sess = self.sessions.get(device, {}).get(hdr.session_id)
         mac_header = find_header(headers or NO_HEADERS)
         if account is not None and account.auth_scheme == AUTH_HMAC_SHA256:
-            return self._handle_hmac(body, msg, hdr, account, sess, reply_type, now, mac_header)
+            return self._handle_hmac(body, msg, hdr, account, sess, reply_type, now, mac_header,
+                                     body if wire is None else wire)
         if account is None and hdr.cred is None and mac_header is not None:
             # an unknown device speaking HMAC gets what a wrong MAC gets (see the module doc)
             audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, UNKNOWN_DEVICE)]
@@ -327,13 +398,13 @@ class DmServer:
         return self._run(sess, account, msg, hdr, body, reply_type, now, audit)
 
     def _handle_hmac(self, body: bytes, msg: Element, hdr: m.Header, account: DmAccount, sess: "_Session | None",
-                     reply_type: str, now: float, mac_header: str | None) -> ServerReply:
+                     reply_type: str, now: float, mac_header: str | None, wire: bytes) -> ServerReply:
         """HMAC mode (§5.6.1): verify ``x-syncml-hmac``; a refusal is a clean close."""
         device = hdr.source
         if self.lockout.locked_for(device, now) > 0:
             audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, LOCKED)]
             return self._close(INTEGRITY_FAILED, device, LOCKED, AUTH_HMAC_SHA256, audit)
-        verdict = self.hmac.verify(mac_header, body, account.client_password.encode(), now)
+        verdict = self.hmac.verify(mac_header, wire, account.client_password.encode(), now)
         if verdict.reason is Reason.REPLAY and sess is not None and body == sess.last_request:
             return self._cached(sess, account, now)
         if not verdict.ok:
@@ -581,6 +652,7 @@ class DmServer:
 
 
 INTEGRITY_FAILED = "client_integrity_failed"  # the event kind of a request refused for its x-syncml-hmac
+KEY_GUESSES = frozenset({Reason.WRONG_MAC.value, "bad_signature", "decrypt_failed"})  # message-security failures
 
 
 def client_credential_ok(account: DmAccount, cred: Credential, nonce: bytes) -> bool:

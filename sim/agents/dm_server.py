@@ -5,7 +5,9 @@ What it does for a replica:
 
 - **Provisioning** (:meth:`DmServerAgent.provision`): an account per device (``dm_auth``:
   auth-md5, auth-basic or auth-hmac-sha256, OMA-TS-DM_Security §5.4, §5.6); the transport adds
-  the device's TLS PSK, if any (``account_provisioned``).
+  the device's TLS PSK, if any (``account_provisioned``); with a profile's ``message_security``
+  (seed 002 §5.3-§5.5) the device's DM session messages are signed / encrypted, one
+  message-security object per profile (its hmac-md5 replay cache shared by the profile's devices).
 - **Pushes over SMS** (:meth:`push_until`): the §5.10.2.3-protected bootstrap and package #0
   (OMA-TS-DM_Notification §6) as WAP Push, split into SMS-DELIVER TPDUs (TS 23.040) and sent
   over the ``sms`` link or, with an ``smsc`` block, submitted through the server's own ESME
@@ -33,6 +35,7 @@ from dmsim.network.dm import http_binding, notification, wbxml
 from dmsim.network.dm.account import bootstrap_document
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HmacVerifier
+from dmsim.network.dm.message_security import MessageSecurity, make as make_message_security
 from dmsim.network.dm.server import DmServer
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
@@ -71,6 +74,7 @@ class DmServerAgent(Agent):
         self.service_time = make_delay(srv["service_time"], "server.service_time")
         self.service_rng = replica.stream("service")
         self.max_sessions = srv["max_sessions"]
+        self.security: dict[str, MessageSecurity | None] = {}  # profile name -> its message security
         self.active: set[str] = set()
         self.waiting: deque = deque()
         self.sms_ref = 0
@@ -87,8 +91,16 @@ class DmServerAgent(Agent):
         """Create the device's account (the transport adds its TLS PSK, if any)."""
         self.core.provision(ident.uri, client_name=ident.imsi, client_password=ident.client_password,
                             server_password=ident.server_password,
-                            auth_scheme=DM_AUTH_SCHEMES[ident.profile["dm_auth"]])
+                            auth_scheme=DM_AUTH_SCHEMES[ident.profile["dm_auth"]],
+                            message_security=self._security(ident.profile))
         self.replica.transport.account_provisioned(ident.uri)
+
+    def _security(self, profile: dict) -> MessageSecurity | None:
+        """Return the message security of ``profile`` (made once per profile)."""
+        if profile["name"] not in self.security:
+            self.security[profile["name"]] = make_message_security(profile.get("message_security", "none"),
+                                                                   max_age=self.spec["hmac_window"])
+        return self.security[profile["name"]]
 
     def bootstrap_push(self, ident: "DeviceIdentity") -> bytes:
         """Provision the device; return its protected bootstrap (§5.10.2.3) as a WAP Push PDU."""

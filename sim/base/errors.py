@@ -57,6 +57,17 @@ class BootstrapVerificationError(ProtocolError):
     """A bootstrap message whose HMAC or security parameters do not verify (§5.10.2.3)."""
 
 
+class MessageSecurityError(ProtocolError):
+    """A DM message refused by transport-neutral integrity or confidentiality (seed 002 §5.4,
+    §5.5): ``reason`` is a short code (``unsigned``, ``bad_signature``, ``not_encrypted``,
+    ``decrypt_failed``, ``wrong_mac``, ...), the message says what was wrong."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        self.detail = message
+        super().__init__(f"message security ({reason}): {message}")
+
+
 class CardLinkError(DmsimError):
     """A card link that cannot exchange APDUs: the reader, the card or the PC/SC service failed."""
 

@@ -7,7 +7,12 @@ Sources, in the order printed:
 * seed 000, the CR "Security for DM Session" (§9.2, TLS), whose Change 4 adds its own SCR tables
   B.1.1/B.2.1, ``source`` ``"seed 000"``. Its item ids reuse numbers of Appendix B with other
   meanings (e.g. DM-SEC-C-005-O), so a row is identified by (source, side, item), never by the
-  item alone. Seeds 001, 002 and 004 change clause text but add or change no SCR item.
+  item alone. Seeds 001 and 004 change clause text but add or change no SCR item;
+* seed 002, the CR on message security (§5.3-§5.5, §5.9), ``source`` ``"seed 002"``. It has no
+  SCR table either; its rows are dmsim's own, one per mechanism and side, named
+  ``SEED-002-<C|S>-<n>-<M|O>`` (M where the CR's §2 says "support will be required": §5.4 and
+  §5.5; O for §5.9, which leaves the technique open), so that the mechanisms it adds are listed
+  with their tests like the SCR items.
 
 Each row is data (:class:`Scr`): update ``supported``/``evidence``/``note`` when a test lands.
 ``supported`` is ``yes`` only when a test exercises the mechanism; ``partial`` when a test covers
@@ -35,7 +40,7 @@ from pathlib import Path
 import click
 
 YES, PARTIAL, NO = "yes", "partial", "no"
-SPEC_003, SEED_000 = "003", "seed 000"
+SPEC_003, SEED_000, SEED_002 = "003", "seed 000", "seed 002"
 
 _SESSION = "tests/devices/test_dm_session.py::"
 _SEC = "tests/network/test_dm_security.py::"
@@ -93,8 +98,46 @@ _HREAL = "tests/network/test_real_server_hmac.py::"
 _HMAC_SESSION = (_FULL + "test_hmac_session_has_no_cred_and_a_mac_on_every_message",
                  _HMODE + "test_hmac_fleet_completes_with_a_mac_on_every_message",
                  _HREAL + "test_hmac_session_from_dmsims_client")
+_MSEC = "tests/network/test_message_security.py::"
+_XSEC = "tests/network/test_xml_security.py::"
+_MFLEET = "tests/sim/model/test_message_security_fleet.py::"
+_MOENC = "tests/network/test_mo_encryption.py::"
 _RFC2617 = ("the seed cites RFC 2617 (HTTP Authorization header), which dmsim does not implement; "
             "the SyncML {} credential in Cred is implemented and tested")
+
+def _seed_002(side: str, peer: str) -> tuple[Scr, ...]:
+    """Return seed 002's rows for ``side`` (C or S); ``peer`` names whose messages it checks."""
+    item = lambda n, status: f"SEED-002-{side}-{n:03d}-{status}"  # noqa: E731
+    return (
+        Scr(item(1, "M"), "Transport neutral integrity using HMAC-MD5 (x-syncml-hmac algorithm=MD5)", "5.4", YES,
+            (_HMAC + "test_md5_mac_matches_openssl",
+             _HMAC + "test_md5_verifier_accepts_md5_and_refuses_tampering_and_sha256",
+             _MSEC + "test_session_completes_with_every_message_protected[hmac-md5]",
+             _MSEC + "test_hmac_md5_retransmission_gets_the_cached_reply_but_a_later_replay_does_not",
+             _MFLEET + "test_fleet_completes_with_every_dm_message_protected[hmac-md5-md5]"),
+            f"RFC 2104 HMAC-MD5(AAuthSecret, Timestamp:Msg) on every message; the {peer}'s is checked (window, "
+            "replay); profile message_security: hmac-md5"),
+        Scr(item(2, "M"), "Transport neutral integrity using XML-Signature", "5.4", YES,
+            (_XSEC + "test_xmlsec1_verifies_our_signature", _XSEC + "test_we_verify_xmlsec1s_signature",
+             _MSEC + "test_session_completes_with_every_message_protected[xmldsig]",
+             _MSEC + ("test_server_refuses_a_tampered_request[xmldsig]" if side == "S"
+                      else "test_client_refuses_a_tampered_server_message[xmldsig]"),
+             _MFLEET + "test_fleet_completes_with_every_dm_message_protected[xmldsig-md5]"),
+            "enveloped HMAC-SHA256 signature of the whole SyncML XML message (python-xmlsec), checked against "
+            "xmlsec1; profile message_security: xmldsig"),
+        Scr(item(3, "M"), "Transport neutral confidentiality using XML-Encryption", "5.5", YES,
+            (_XSEC + "test_xmlsec1_decrypts_our_encryption", _XSEC + "test_we_decrypt_xmlsec1s_encryption",
+             _XSEC + "test_wrong_key_fails_to_decrypt", _MSEC + "test_xmlenc_hides_the_management_data",
+             _MFLEET + "test_fleet_completes_with_every_dm_message_protected[xmlenc-basic]"),
+            "SyncBody as AES-256-GCM EncryptedData under HKDF-SHA256(AAuthSecret), then signed as xmldsig; "
+            "profile message_security: xmlenc"),
+        Scr(item(4, "O"), "Management object encryption", "5.9", YES,
+            (_MOENC + "test_object_stays_encrypted_on_the_device_and_decrypts_on_the_server",
+             _MOENC + "test_wrong_key_and_changed_ciphertext_fail", _MOENC + "test_xmlsec1_decrypts_the_stored_object"),
+            "network/dm/mo_encryption.py: the server Adds an XML-Encryption (AES-256-GCM) value that stays "
+            "encrypted in the device's tree and decrypts it when read back; no scenario key drives it yet"),
+    )
+
 
 TABLE: tuple[Scr, ...] = (
     # --- OMA-TS-DM_Security-V1_3 Appendix B.1: DM Client ------------------------------------
@@ -313,6 +356,9 @@ TABLE: tuple[Scr, ...] = (
             "9.2.2", PARTIAL, (_TLS + "test_x509_ecdsa_p256", _TLS + "test_x509_rsa_2048"),
             "ECDHE_ECDSA and RSA suites served; the two DHE_RSA suites are not (no DH parameters, as S-006-M)"),
     ),
+    # --- seed 002 (message security): dmsim's rows, no SCR table in the CR -------------------
+    *_table(SEED_002, "client", *_seed_002("C", "server")),
+    *_table(SEED_002, "server", *_seed_002("S", "client")),
 )
 
 
@@ -401,7 +447,8 @@ def check(table: tuple[Scr, ...] = TABLE, root: Path | None = None) -> list[str]
 
 # --- output ----------------------------------------------------------------------------------
 
-_TITLES = {SPEC_003: "OMA-TS-DM_Security-V1_3 Appendix B", SEED_000: "seed 000 (CR Security for DM Session, §9.2) SCR"}
+_TITLES = {SPEC_003: "OMA-TS-DM_Security-V1_3 Appendix B", SEED_000: "seed 000 (CR Security for DM Session, §9.2) SCR",
+           SEED_002: "seed 002 (CR Message Security, §5.3-§5.5, §5.9): dmsim's rows, the CR has no SCR table"}
 
 
 def format_table(selected: list[Scr]) -> str:

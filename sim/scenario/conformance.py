@@ -6,9 +6,12 @@ by ``dmsim scenario check`` and ``dmsim run``, and written to ``summary.json`` (
 
 Rules checked (OMA-TS-DM_Security-V1_3 §5.3; seed 002 §5.3, the same rule for every transport):
 when the transport gives no integrity (plain HTTP: no TLS), transport-neutral integrity MUST be
-used; for DM 1.3 that is ``syncml:auth-hmac-sha256`` (``dm_auth: hmac``, §5.6.1). A profile with
-``auth-md5``/``auth-sha256``/``auth-basic`` over plain HTTP authenticates each message but does not
-protect its body. ``auth-basic`` over plain HTTP also sends the password in clear (§5.4.1 gives
+used; for DM 1.3 that is ``syncml:auth-hmac-sha256`` (``dm_auth: hmac``, §5.6.1), and seed 002
+§5.4 adds HMAC-MD5 and XML-Signature (``message_security: hmac-md5``, ``xmldsig``, or ``xmlenc``,
+which signs after it encrypts). A profile with ``auth-md5``/``auth-sha256``/``auth-basic`` and no
+message security over plain HTTP authenticates each message but does not protect its body.
+(§5.5 confidentiality is a SHOULD and is not reported; ``xmlenc`` keeps the SyncHdr, and so a
+Basic Cred, in clear.) ``auth-basic`` over plain HTTP also sends the password in clear (§5.4.1 gives
 Basic no protection of its own), which is named separately.
 
 A DM server reached over a socket counts as protected when its URL is ``https://``.
@@ -34,9 +37,10 @@ def nonconformities(data: dict) -> list[str]:
     out = []
     for profile in data["fleet"]["profiles"]:
         auth = profile.get("dm_auth", "md5")
-        if auth != "hmac":
+        if auth != "hmac" and profile.get("message_security", "none") == "none":
             out.append(f"profile {profile['name']}: dm_auth {auth} over plain HTTP breaks {RULE_INTEGRITY} "
-                       "(use dm_auth: hmac, or components.dm_server.tls.mode psk or x509)")
+                       "(use dm_auth: hmac, message_security: hmac-md5, xmldsig or xmlenc, "
+                       "or components.dm_server.tls.mode psk or x509)")
         if auth == "basic":
             out.append(f"profile {profile['name']}: {RULE_BASIC_CLEAR}")
     return out

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dmsim.base.errors import ScenarioError
+from dmsim.network.dm.message_security import CHOICES as MESSAGE_SECURITY
 from dmsim.sim.agents.smsc import SMSC_SCHEMA
 from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.base.schema import (REQUIRED, Bool, Derived, Field, Float, Int, List, Locator, Nullable, Probability,
@@ -142,6 +143,14 @@ def _unique_profile_names(profiles: list[dict]) -> Problem | None:
     return None
 
 
+def _message_security_rule(profile: dict) -> Problem | None:
+    """Return a problem when hmac-md5 would share the x-syncml-hmac header with dm_auth hmac."""
+    if profile["message_security"] == "hmac-md5" and profile["dm_auth"] == "hmac":
+        return Problem(("message_security",), "hmac-md5 needs the x-syncml-hmac header that dm_auth hmac uses",
+                       "xmldsig or xmlenc with dm_auth hmac, or dm_auth md5/basic")
+    return None
+
+
 PROFILE = Struct({
     "name": Field(Str(pattern=r"\S", noun="a non-empty string"), REQUIRED, "Names the profile in results."),
     "device": Field(Str(choices=tuple(DEVICE_AGENTS)), DEFAULT_DEVICE,
@@ -159,7 +168,12 @@ PROFILE = Struct({
                            "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "
                            "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
                            "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms)."),
-}, name="PROFILE", doc="A kind of device in the fleet.")
+    "message_security": Field(Str(choices=MESSAGE_SECURITY), "none",
+                              "Seed 002 §5.3-§5.5 message security of every DM session message, on top of dm_auth: "
+                              "hmac-md5 (x-syncml-hmac algorithm=MD5, §5.4), xmldsig (XML-Signature, §5.4) or "
+                              "xmlenc (XML-Encryption of the SyncBody, then XML-Signature, §5.5); xmldsig and xmlenc "
+                              "make the session use SyncML XML. Applied by the simulated DM server only."),
+}, rule=_message_security_rule, name="PROFILE", doc="A kind of device in the fleet.")
 
 SWEEP_AXIS = Struct({
     "key": Field(Str(), REQUIRED, "Dotted path of a numeric or choice key."),
@@ -420,6 +434,19 @@ def sweep_axes(data: dict) -> list[tuple[str, list]]:
     return [(sweep["key"], sweep["values"])]
 
 
+def _check_message_security(data: dict, locate: Locator) -> None:
+    """Refuse ``message_security`` other than none towards a real DM server: ``dmsim server`` (and
+    a third-party server) does not apply seed 002's XML security, so every session would fail."""
+    if data["components"]["dm_server"]["kind"] != "socket":
+        return
+    for i, profile in enumerate(data["fleet"]["profiles"]):
+        if profile.get("message_security", "none") != "none":
+            raise ScenarioError(f"message_security {profile['message_security']} is simulated only: a real DM server "
+                                "does not apply it", where=locate(("fleet", "profiles", i, "message_security")),
+                                path=f"fleet.profiles.{i}.message_security",
+                                expected="none with components.dm_server: socket")
+
+
 def _check_smsc(data: dict, locate: Locator) -> None:
     """Check the rules that tie the ``smsc`` block to the other blocks (its own keys are checked by
     ``SMSC_SCHEMA``, the schema the SMSC driver reads them with)."""
@@ -463,6 +490,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     data = {"name": data.get("name", default_name), **data}
     _check_sweep(data, locator)
     _check_smsc(data, locator)
+    _check_message_security(data, locator)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 

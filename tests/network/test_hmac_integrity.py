@@ -179,3 +179,39 @@ def test_fuzz_header_parser(value):
         assert isinstance(header.mac, bytes)
     verdict = HmacVerifier().verify(value, MSG, KEY, NOW)
     assert isinstance(verdict.reason, Reason) and not verdict.ok
+
+
+# -- seed 002 §5.4 HMAC-MD5 (algorithm=MD5) --------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command line")
+def test_md5_mac_matches_openssl():
+    out = subprocess.run(["openssl", "dgst", "-md5", "-mac", "HMAC", "-macopt", f"hexkey:{KEY.hex()}", "-binary"],
+                         input=TS.encode() + b":" + MSG, capture_output=True, check=True).stdout
+    assert hi.compute_mac(KEY, TS, MSG, hi.HMAC_MD5) == out and len(out) == 16
+    header = hi.parse_header(hi.build_header(KEY, MSG, NOW, server_id="dm.foo.org", algorithm=hi.HMAC_MD5))
+    assert header.algorithm == "MD5" and header.mac == out
+
+
+def test_md5_verifier_accepts_md5_and_refuses_tampering_and_sha256():
+    verifier = HmacVerifier(algorithms=(hi.HMAC_MD5,))
+    value = hi.build_header(KEY, MSG, NOW, algorithm=hi.HMAC_MD5)
+    assert value.startswith("algorithm=MD5,")
+    assert verifier.verify(value, MSG + b" ", KEY, NOW).reason is Reason.WRONG_MAC
+    assert verifier.verify(value, MSG, KEY[::-1], NOW).reason is Reason.WRONG_MAC
+    assert verifier.verify(value, MSG, KEY, NOW).ok
+    assert verifier.verify(value, MSG, KEY, NOW).reason is Reason.REPLAY
+    sha = hi.build_header(KEY, MSG, NOW + 1)
+    assert verifier.verify(sha, MSG, KEY, NOW + 1).reason is Reason.UNSUPPORTED_ALGORITHM
+
+
+def test_default_verifier_still_refuses_md5():
+    """An endpoint expecting HMAC-SHA256 cannot be downgraded to MD5."""
+    value = hi.build_header(KEY, MSG, NOW, algorithm=hi.HMAC_MD5)
+    assert HmacVerifier().verify(value, MSG, KEY, NOW).reason is Reason.UNSUPPORTED_ALGORITHM
+
+
+def test_unknown_algorithms_are_refused_up_front():
+    with pytest.raises(ProtocolError):
+        HmacVerifier(algorithms=("SHA1",))
+    with pytest.raises(ProtocolError):
+        hi.compute_mac(KEY, TS, MSG, "SHA1")

@@ -7,11 +7,15 @@ Before the first request the device sets up its data bearer (``client.connect_ti
 model; none by default), so ``t_session_start`` is its own event, after ``t_bootstrap_ok``.
 Client retries: a request whose response is lost is sent again after ``client.request_timeout``,
 at most ``client.request_retries`` more times; then the session fails with ``ip_timeout``.
+The profile's ``message_security`` (seed 002 §5.3-§5.5) is applied to every message; xmldsig and
+xmlenc protect XML, so the session then uses ``application/vnd.syncml.dm+xml``.
 """
 from __future__ import annotations
 
 from dmsim.devices.dm_client import DmClient, Done
+from dmsim.network.dm import messages as m
 from dmsim.network.dm.hmac_integrity import HmacVerifier
+from dmsim.network.dm.message_security import make as make_message_security
 
 DEVINFO_MODELS = ("dmsim-phone-a", "dmsim-phone-b", "dmsim-module-c")
 
@@ -21,6 +25,8 @@ def dm_session(dev):
     replica, ident = dev.replica, dev.ident
     data = replica.data
     transport = replica.transport
+    security = make_message_security(ident.profile.get("message_security", "none"),
+                                     max_age=data["server"]["hmac_window"])
     client = dev.client = DmClient(dev.account, ident.uri,
                                    {"DevId": ident.uri, "Man": "dmsim",
                                     "Mod": DEVINFO_MODELS[ident.index % len(DEVINFO_MODELS)],
@@ -28,7 +34,9 @@ def dm_session(dev):
                                    session_id=dev.session_id, nonce_source=replica.device_rng.randbytes,
                                    initiator=dev.initiator,
                                    hmac_verifier=HmacVerifier(max_age=data["server"]["hmac_window"]),
-                                   tree=dev.tree)
+                                   tree=dev.tree, message_security=security,
+                                   content_type=m.DM_XML if security is not None and security.needs_xml
+                                   else m.DM_WBXML)
     if replica.connect_time is not None:
         yield replica.env.timeout(replica.connect_time.sample(replica.connect_rng))
     dev.t_session_start = replica.env.now

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import VECTORS
 
 from dmsim.sim.cli import conformance as conf
-from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SPEC_003, YES, Scr
+from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SEED_002, SPEC_003, YES, Scr
 
 SCR_TABLES = json.loads((VECTORS / "scr_tables.json").read_text(encoding="utf-8"))
 
@@ -52,7 +52,14 @@ def test_every_seed_000_item_appears_exactly_once():
     assert len(seed) == 27 and ("server", "DM-SEC-C-004-M", "9.2.2") in seed
     listed = [(r.side, r.item, r.reference) for r in conf.TABLE if r.source == SEED_000]
     assert sorted(listed) == sorted(seed)
-    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000}
+    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000, SEED_002}
+
+
+def test_seed_002_rows_name_each_message_security_mechanism_on_both_sides():
+    rows = [r for r in conf.TABLE if r.source == SEED_002]
+    assert [(r.side, r.reference) for r in rows] == [(side, ref) for side in ("client", "server")
+                                                     for ref in ("5.4", "5.4", "5.5", "5.9")]
+    assert all(r.item.startswith("SEED-002-") for r in rows)
 
 
 def test_rows_are_well_formed():
@@ -159,7 +166,7 @@ def test_readable_output_is_aligned_and_counts():
     header = lines[1]
     assert header.startswith("ITEM") and "SUPPORTED" in header
     col = header.index("SUPPORTED")
-    rows = [line for line in lines if line.startswith("DM-SEC-")]
+    rows = [line for line in lines if line.startswith(("DM-SEC-", "SEED-002-"))]
     assert len(rows) == len(conf.rows("client"))
     assert all(line[col:].split()[0] in (YES, PARTIAL, NO) for line in rows)
     assert "    evidence: tests/devices/test_dm_session.py::" in res.output

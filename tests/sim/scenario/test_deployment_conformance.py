@@ -28,6 +28,14 @@ def test_each_rule_is_named_with_its_profile():
     assert len(notes("md5", "components.dm_server={kind: socket, url: 'http://127.0.0.1:8080/dm'}")) == 1
 
 
+def test_seed_002_message_security_is_transport_neutral_integrity():
+    for choice in ("hmac-md5", "xmldsig", "xmlenc"):
+        assert notes("md5", f"fleet.profiles=[{{name: a, message_security: {choice}}}]") == []
+    basic = notes("basic", "fleet.profiles=[{name: a, dm_auth: basic, message_security: xmlenc}]")
+    assert len(basic) == 1 and RULE_BASIC_CLEAR in basic[0]  # the Cred rides in the clear SyncHdr
+    assert "message_security" in notes("md5")[0]
+
+
 def test_the_quickstart_is_conformant():
     assert nonconformities(load_scenario(REPO / "scenarios" / "quickstart.yaml").data) == []
 
