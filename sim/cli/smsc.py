@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import signal
 import sys
 import threading
@@ -33,6 +32,7 @@ import click
 
 from dmsim.network.sms import smpp
 from dmsim.network.sms.smpp_session import DEFAULT_MAX_BIND_FAILURES
+from dmsim.sim.real.audit_log import rotate_backups
 from dmsim.sim.real.smpp_server import (DEFAULT_BIND_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, BindResult,
                                         Closed, SmppServer)
 from dmsim.base.errors import DecodeError, DmsimError
@@ -156,12 +156,7 @@ class LogSink:
 
     def _rotate(self) -> None:
         self._file.close()
-        for i in range(self.backups, 0, -1):
-            older = f"{self.path}.{i - 1}" if i > 1 else self.path
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{i}")
-        if self.backups == 0:
-            os.remove(self.path)
+        rotate_backups(self.path, self.backups)
         self._file = open(self.path, "w", encoding="utf-8")
         self._size = 0
 

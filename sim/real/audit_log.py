@@ -72,12 +72,7 @@ class AuditLog:
 
     def _rotate(self) -> None:
         self._file.close()
-        for i in range(self.backups, 0, -1):
-            older = f"{self.path}.{i - 1}" if i > 1 else self.path
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{i}")
-        if self.backups == 0:
-            os.unlink(self.path)
+        rotate_backups(self.path, self.backups)
         self._open()
 
     def close(self) -> None:
@@ -86,3 +81,15 @@ class AuditLog:
                 self._file.close()
                 self._file = None
                 self.path = None
+
+
+def rotate_backups(path: str | os.PathLike, backups: int) -> None:
+    """Shift ``path`` to ``path.1``, ``path.1`` to ``path.2`` ... keeping ``backups`` old files (the
+    oldest is dropped); with no backups, remove ``path``. The caller then opens ``path`` anew."""
+    path = str(path)
+    for i in range(backups, 0, -1):
+        older = f"{path}.{i - 1}" if i > 1 else path
+        if os.path.exists(older):
+            os.replace(older, f"{path}.{i}")
+    if backups == 0 and os.path.exists(path):
+        os.remove(path)

@@ -289,12 +289,18 @@ class _GuardedHandler(BaseHTTPRequestHandler):
             return None
         return body
 
+    def _refused(self, service: "DmService") -> bool:
+        """Answer and close when the peer's address is backing off; return whether it was refused."""
+        refused = service.refusal(self.peer)
+        if refused is None:
+            return False
+        self.close_connection = True
+        self._answer(refused)
+        return True
+
     def do_POST(self):  # noqa: N802 - http.server's naming
         service: DmService = self.server.dm_service
-        refused = service.refusal(self.peer)
-        if refused is not None:
-            self.close_connection = True
-            self._answer(refused)
+        if self._refused(service):
             return
         body = self._body(self.server.limits.max_body)
         if body is None:
@@ -308,10 +314,7 @@ class _AdminHandler(_GuardedHandler):
 
     def do_POST(self):  # noqa: N802
         service: DmService = self.server.dm_service
-        refused = service.refusal(self.peer)
-        if refused is not None:
-            self.close_connection = True
-            self._answer(refused)
+        if self._refused(service):
             return
         if self.path != PROVISION_PATH:
             self.close_connection = True
