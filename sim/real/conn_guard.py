@@ -18,10 +18,11 @@ worst case of the DM server at ``max_connections`` x ``max_body`` bytes of bodie
 """
 from __future__ import annotations
 
-import io
 import threading
 import time
 from dataclasses import dataclass
+
+from dmsim.sim.real.socket_proxy import SocketProxy
 
 _RECV = 65536
 
@@ -58,12 +59,12 @@ class Deadline:
         return left
 
 
-class DeadlineSocket:
+class DeadlineSocket(SocketProxy):
     """A connected socket whose reads and writes end at ``deadline`` (the part of the socket
     interface ``http.server`` and ``TlsSocket`` use)."""
 
     def __init__(self, sock, deadline: Deadline):
-        self.sock = sock
+        super().__init__(sock)
         self.deadline = deadline
 
     def recv(self, size: int = _RECV) -> bytes:
@@ -74,56 +75,8 @@ class DeadlineSocket:
         self.sock.settimeout(self.deadline.remaining())  # since Python 3.5 the total for sendall
         self.sock.sendall(data)
 
-    def makefile(self, mode: str = "rb", buffering: int | None = None, **_ignored):
-        raw = _RawDeadline(self)
-        return io.BufferedReader(raw, io.DEFAULT_BUFFER_SIZE) if "r" in mode else io.BufferedWriter(raw)
-
     def settimeout(self, timeout: float | None) -> None:
         pass  # the deadline governs
-
-    def gettimeout(self) -> float | None:
-        return self.sock.gettimeout()
-
-    def setsockopt(self, *args) -> None:
-        self.sock.setsockopt(*args)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def getpeername(self):
-        return self.sock.getpeername()
-
-    def getsockname(self):
-        return self.sock.getsockname()
-
-    def shutdown(self, how: int) -> None:
-        try:
-            self.sock.shutdown(how)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class _RawDeadline(io.RawIOBase):
-    def __init__(self, conn: DeadlineSocket):
-        self._conn = conn
-
-    def readable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._conn.recv(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def write(self, data) -> int:
-        self._conn.sendall(bytes(data))
-        return len(data)
 
 
 class ConnectionGate:

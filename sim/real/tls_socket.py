@@ -33,13 +33,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
-import io
 import os
 import socket
 from collections.abc import Iterator, Mapping
 
 from dmsim.network.dm.tls import AppData, Closed, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed
 from dmsim.base.errors import ProtocolError
+from dmsim.sim.real.socket_proxy import SocketProxy
 
 _RECV = 65536
 _HANDSHAKE_RECORD = 22
@@ -71,11 +71,11 @@ class _RecordTypes:
         return types
 
 
-class TlsSocket:
+class TlsSocket(SocketProxy):
     """One TLS connection over the connected socket ``sock``, as configured by ``config``."""
 
     def __init__(self, sock: socket.socket, config: TlsConfig):
-        self.sock = sock
+        super().__init__(sock)
         self.deadline = getattr(sock, "deadline", None)
         self.endpoint = TlsEndpoint(config)
         self.session: HandshakeDone | None = None
@@ -158,44 +158,15 @@ class TlsSocket:
         self.endpoint.send(bytes(data))
         self._flush()
 
-    def makefile(self, mode: str = "rb", buffering: int | None = None, **_ignored) -> io.BufferedIOBase:
-        """Return a binary file on the connection ("rb" reads application data, "wb" writes it)."""
-        raw = _RawTls(self, mode)
-        size = io.DEFAULT_BUFFER_SIZE if buffering in (None, -1) else buffering
-        if buffering == 0:
-            return raw  # type: ignore[return-value]
-        return io.BufferedReader(raw, size) if "r" in mode else io.BufferedWriter(raw, size)
-
-    def settimeout(self, timeout: float | None) -> None:
-        self.sock.settimeout(timeout)
-
-    def gettimeout(self) -> float | None:
-        return self.sock.gettimeout()
-
-    def setsockopt(self, *args) -> None:
-        self.sock.setsockopt(*args)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def getsockname(self):
-        return self.sock.getsockname()
-
-    def getpeername(self):
-        return self.sock.getpeername()
-
     def shutdown(self, how: int) -> None:
         """Send close_notify, then shut the socket down like ``socket.shutdown``."""
         self._close_notify()
-        try:
-            self.sock.shutdown(how)
-        except OSError:
-            pass
+        super().shutdown(how)
 
     def close(self) -> None:
         """Send close_notify (when the session is open) and close the socket."""
         self._close_notify()
-        self.sock.close()
+        super().close()
 
     def _close_notify(self) -> None:
         if self.endpoint.state == "open":
@@ -227,28 +198,6 @@ class UniformPsks(Mapping[bytes, bytes]):
 
     def __len__(self) -> int:
         return len(self.psks)
-
-
-class _RawTls(io.RawIOBase):
-    """A raw binary stream over a ``TlsSocket``; closing it leaves the connection open."""
-
-    def __init__(self, conn: TlsSocket, mode: str):
-        self._conn, self._mode = conn, mode
-
-    def readable(self) -> bool:
-        return "r" in self._mode
-
-    def writable(self) -> bool:
-        return "w" in self._mode
-
-    def readinto(self, buffer) -> int:
-        data = self._conn.recv(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def write(self, data) -> int:
-        self._conn.sendall(bytes(data))
-        return len(data)
 
 
 class TlsHttpConnection(http.client.HTTPConnection):
