@@ -131,7 +131,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
             sms_table.close()
         table.close(complete=status == "complete")
         wall = time.perf_counter() - t0
-        summary = summarize(out_dir / "sessions.csv", duration=float(data["duration"]), sweep=sweep,
+        summary = summarize(out_dir / "sessions.csv", sweep=sweep,
                             fleet={"size": data["fleet"]["size"], "arrived": arrived})
         summary["status"] = status
         summary["conformance"] = sorted({note for _value, point in points for note in nonconformities(point)})

@@ -209,15 +209,14 @@ def _group(runs: dict[tuple[int, int], _Run], sweep: int | None = None) -> dict[
     return by_replica
 
 
-def summarize(sessions_csv: str | os.PathLike[str], *, duration: float | None = None,
-              sweep_key: str | None = None, sweep: dict | None = None, fleet: dict | None = None) -> dict[str, Any]:
+def summarize(sessions_csv: str | os.PathLike[str], *, sweep_key: str | None = None, sweep: dict | None = None,
+              fleet: dict | None = None) -> dict[str, Any]:
     """Return the JSON-ready summary of a session table (see the module docstring for its rules).
 
     ``sweep``: the run's sweep as the runner knows it, ``{"key", "keys", "points": [{"value",
     "label"}]}`` (point i of the table is ``points[i]``); ``sweep_key`` alone is enough for a
     one-key sweep (the values then come from the table). ``fleet``: ``{"size": devices per run,
-    "arrived": {(sweep, replica): devices that arrived}}``. ``duration`` is kept for callers; the
-    throughput uses the runs' active windows. Streams the table; only the latencies of ok
+    "arrived": {(sweep, replica): devices that arrived}}``. Streams the table; only the latencies of ok
     sessions are kept in memory. Raises DmsimError for an outcome other than "ok"/"failed" or a
     sweep index whose value changes within the table.
     """

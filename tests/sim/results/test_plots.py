@@ -43,7 +43,7 @@ def make_run(run_dir, *, replicas=2, sweep_values=None, n=60, fail=True, manifes
                     table.write(tuple(v[name] for name in COLUMN_NAMES))
     key = "links.sms.loss" if sweep_values else None
     write_json_atomic(run_dir / "summary.json",
-                      summarize(run_dir / "sessions.csv", duration=60.0, sweep_key=key))
+                      summarize(run_dir / "sessions.csv", sweep_key=key))
     if manifest:
         write_json_atomic(run_dir / "manifest.json", {"scenario_name": "fleet-basic"})
     return run_dir

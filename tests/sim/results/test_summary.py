@@ -52,7 +52,7 @@ def test_t_table():
 
 
 def test_three_replicas(tmp_path):
-    s = summarize(table(tmp_path, THREE), duration=10.0, sweep_key=None)
+    s = summarize(table(tmp_path, THREE), sweep_key=None)
     assert s["sessions"] == 12 and s["ok"] == 8 and s["replicas"] == 3
     assert s["success_rate"] == pytest.approx(8 / 12)
     assert s["failure_reasons"] == {"bootstrap_lost": 1, "ip_timeout": 2, "server_busy": 1}
@@ -111,14 +111,14 @@ def test_three_replicas(tmp_path):
 
 
 def test_one_replica_has_null_ci(tmp_path):
-    s = summarize(table(tmp_path, [row(0, 1.0), row(0, 3.0)]), duration=4.0, sweep_key=None)
+    s = summarize(table(tmp_path, [row(0, 1.0), row(0, 3.0)]), sweep_key=None)
     assert s["latency_s"]["p50"] == {"value": 2.0, "ci95_low": None, "ci95_high": None}
     assert s["throughput_per_s"] == {"value": pytest.approx(2 / 3), "ci95_low": None, "ci95_high": None}
 
 
 def test_replica_without_ok_sessions_is_left_out_of_latency_ci(tmp_path):
     rows = [row(0, 1.0), row(1, 3.0), row(2, reason="")]
-    s = summarize(table(tmp_path, rows), duration=1.0, sweep_key=None)
+    s = summarize(table(tmp_path, rows), sweep_key=None)
     assert s["failure_reasons"] == {"unknown": 1}
     assert s["per_replica"][2]["p50"] is None and s["per_replica"][2]["success_rate"] == 0.0
     low, high = confidence_interval([1.0, 3.0])
@@ -130,15 +130,15 @@ def test_replica_without_ok_sessions_is_left_out_of_latency_ci(tmp_path):
 
 def test_empty_table_gives_nulls(tmp_path):
     path = table(tmp_path, [])
-    s = summarize(path, duration=10.0, sweep_key=None)
+    s = summarize(path, sweep_key=None)
     assert s["sessions"] == 0 and s["ok"] == 0 and s["replicas"] == 0
     assert s["success_rate"] is None and s["failure_reasons"] == {} and s["per_replica"] == []
     assert all(v == {"value": None, "ci95_low": None, "ci95_high": None}
                for v in s["latency_s"].values())
     assert s["throughput_per_s"]["value"] is None
-    assert summarize(path, duration=10.0, sweep_key="a.b")["sweep"] == {"key": "a.b", "keys": ["a.b"], "points": []}
+    assert summarize(path, sweep_key="a.b")["sweep"] == {"key": "a.b", "keys": ["a.b"], "points": []}
     only_failed = summarize(table(tmp_path, [row(0, reason="ip_timeout")], "f.csv"),
-                            duration=0.0, sweep_key=None)
+                            sweep_key=None)
     assert only_failed["success_rate"] == 0.0 and only_failed["latency_s"]["p99"]["value"] is None
     assert only_failed["throughput_per_s"]["value"] is None  # no session ended: no window
 
@@ -153,7 +153,7 @@ def test_sweep_block(tmp_path):
             row(0, reason="bootstrap_lost", sweep=1, sweep_value=sweep_cell(0.1)),
             row(0, reason="bootstrap_lost", sweep=1, sweep_value=sweep_cell(0.1)),
             row(1, 7.0, sweep=1, sweep_value=sweep_cell(0.1)), row(1, 9.0, sweep=1, sweep_value=sweep_cell(0.1))]
-    s = summarize(table(tmp_path, rows), duration=2.0, sweep_key="links.sms.loss")
+    s = summarize(table(tmp_path, rows), sweep_key="links.sms.loss")
     assert s["sweep"]["key"] == "links.sms.loss"
     p0, p1 = s["sweep"]["points"]
     assert p0["value"] == 0.0 and p1["value"] == pytest.approx(0.1)
@@ -180,7 +180,7 @@ def test_sweep_block(tmp_path):
 
 def test_bad_rows_raise_typed_errors(tmp_path):
     with pytest.raises(DmsimError, match="outcome 'lost'"):
-        summarize(table(tmp_path, [row(0, 1.0, outcome="lost")]), duration=1.0, sweep_key=None)
+        summarize(table(tmp_path, [row(0, 1.0, outcome="lost")]), sweep_key=None)
     rows = [row(0, 1.0, sweep=0, sweep_value=sweep_cell(0.0)), row(1, 1.0, sweep=0, sweep_value=sweep_cell(0.5))]
     with pytest.raises(DmsimError, match="sweep point 0"):
-        summarize(table(tmp_path, rows, "b.csv"), duration=1.0, sweep_key="k")
+        summarize(table(tmp_path, rows, "b.csv"), sweep_key="k")
