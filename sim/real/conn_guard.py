@@ -30,8 +30,9 @@ _RECV = 65536
 @dataclass(frozen=True)
 class Limits:
     """The bounds of one listener: connections in total and per address, the deadline of a TLS
-    handshake and of one HTTP request (idle keep-alive wait included), the largest body and the
-    listen backlog."""
+    handshake and of one HTTP request (idle keep-alive wait included), the largest body, the
+    listen backlog, and the lingering close after a refused request whose body was not read (at
+    most ``linger_bytes`` discarded within ``linger_seconds``, see ``drain``)."""
 
     max_connections: int = 64
     max_per_address: int = 16
@@ -39,6 +40,8 @@ class Limits:
     request_deadline: float = 30.0
     max_body: int = 64 << 10
     backlog: int = 128
+    linger_bytes: int = 2 << 20
+    linger_seconds: float = 2.0
 
 
 class Deadline:
@@ -77,6 +80,28 @@ class DeadlineSocket(SocketProxy):
 
     def settimeout(self, timeout: float | None) -> None:
         pass  # the deadline governs
+
+
+def drain(conn: "DeadlineSocket", max_bytes: int, seconds: float) -> int:
+    """Read and discard what the peer still sends, up to ``max_bytes`` within ``seconds``; return
+    the octets discarded.
+
+    A lingering close (RFC 7230 §6.6): a server that answers before reading the body (411, 413)
+    and closes at once resets a connection whose receive buffer holds unread octets, and a client
+    still sending its body then gets EPIPE or ECONNRESET instead of the answer already sent. The
+    bound keeps a peer that never stops sending from holding the thread: past it the reset comes.
+    """
+    conn.deadline.arm(seconds)
+    total = 0
+    try:
+        while total < max_bytes:
+            chunk = conn.recv(min(_RECV, max_bytes - total))
+            if not chunk:
+                break
+            total += len(chunk)
+    except (OSError, ValueError):  # TimeoutError included: the deadline ends the lingering
+        pass
+    return total
 
 
 class ConnectionGate:

@@ -60,7 +60,7 @@ from dmsim.network.dm.server import DmServer, http_status
 from dmsim.network.dm.tls import TlsConfig
 from dmsim.sim.real.audit_log import AuditLog, outcome_of
 from dmsim.sim.real.auth_backoff import AuthBackoff, is_auth_failure
-from dmsim.sim.real.conn_guard import ConnectionGate, Deadline, DeadlineSocket, Limits
+from dmsim.sim.real.conn_guard import ConnectionGate, Deadline, DeadlineSocket, Limits, drain
 from dmsim.sim.real.provisioning import (MAX_REQUEST, PROVISION_PATH, ProvisionConflict, account_to_json,
                                          install_account, token_matches)
 from dmsim.sim.real.tls_socket import TlsSocket, UniformPsks
@@ -280,8 +280,7 @@ class _GuardedHandler(BaseHTTPRequestHandler):
         try:
             length = content_length(self.headers, max_body)
         except FramingError as exc:
-            self.close_connection = True
-            self._answer(Answer(exc.status, str(exc).encode()))
+            self._refuse_unread(Answer(exc.status, str(exc).encode()))
             return None
         body = self.rfile.read(length)
         if len(body) < length:  # the peer went away mid-body
@@ -289,13 +288,34 @@ class _GuardedHandler(BaseHTTPRequestHandler):
             return None
         return body
 
+    def _refuse_unread(self, a: Answer) -> None:
+        """Answer ``a`` to a request whose body is not read, then close the connection lingering."""
+        self.close_connection = True
+        self._answer(a)
+        self._linger()
+
+    def _linger(self) -> None:
+        """After answering a request whose body was left unread, discard what the peer still
+        sends (bounded, ``conn_guard.drain``) so that it reads the answer instead of a reset. The
+        answer is followed by FIN (over TLS close_notify first) so a peer that has finished sending
+        closes at once; the rest of the request is discarded as it arrives (as ciphertext)."""
+        conn = self.connection
+        raw = conn.sock if isinstance(conn, TlsSocket) else conn
+        if not isinstance(raw, DeadlineSocket):
+            return
+        try:
+            self.wfile.flush()
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        drain(raw, self.server.limits.linger_bytes, self.server.limits.linger_seconds)
+
     def _refused(self, service: "DmService") -> bool:
         """Answer and close when the peer's address is backing off; return whether it was refused."""
         refused = service.refusal(self.peer)
         if refused is None:
             return False
-        self.close_connection = True
-        self._answer(refused)
+        self._refuse_unread(refused)
         return True
 
     def do_POST(self):  # noqa: N802 - http.server's naming
@@ -317,14 +337,12 @@ class _AdminHandler(_GuardedHandler):
         if self._refused(service):
             return
         if self.path != PROVISION_PATH:
-            self.close_connection = True
-            self._answer(Answer(404, b"not found"))
+            self._refuse_unread(Answer(404, b"not found"))
             return
         if not token_matches(self.headers.get("Authorization"), self.server.admin_token):
             service.backoff.failed(self.peer)
             service.audit.write("admin_auth_failed", peer=self.peer, outcome="failure", mechanism="admin bearer")
-            self.close_connection = True
-            self._answer(Answer(401, b"admin token required", headers={"WWW-Authenticate": "Bearer"}))
+            self._refuse_unread(Answer(401, b"admin token required", headers={"WWW-Authenticate": "Bearer"}))
             return
         body = self._body(MAX_REQUEST)
         if body is None:

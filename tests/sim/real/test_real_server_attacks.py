@@ -229,6 +229,53 @@ def test_the_core_lock_is_not_held_while_parsing(live):
         assert time.monotonic() - t0 < 4
 
 
+def _send_oversized(port: int, total: int, seconds: float):
+    """Post a ``total``-octet body (above max_body) with a 4 KiB send buffer, for at most
+    ``seconds``; return (the octets sent, the answer read back or the error that ended it)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=seconds)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    s.sendall(b"POST /dm HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.syncml.dm+xml\r\n"
+              b"Content-Length: %d\r\n\r\n" % total)
+    sent, end = 0, time.monotonic() + seconds
+    try:
+        while sent < total and time.monotonic() < end:  # bound: the octets and the seconds
+            sent += s.send(b"x" * min(65536, total - sent))
+        data = b""
+        while time.monotonic() < end:  # bound: the seconds
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return sent, data
+    except OSError as exc:
+        return sent, exc
+    finally:
+        s.close()
+
+
+def test_an_oversized_body_still_reads_its_413(live):
+    """RFC 7230 §6.6: the server lingers (discards the body) rather than resetting a peer that is
+    still sending, so the 413 it wrote is read, not lost to EPIPE/ECONNRESET."""
+    for _ in range(3):  # bound: 3 tries, each under 5 s
+        sent, answer = _send_oversized(live.port, 1 << 20, 5.0)
+        assert sent == 1 << 20 and isinstance(answer, bytes), answer
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
+
+
+def test_lingering_after_a_refusal_is_bounded(tmp_path):
+    """A peer that never stops sending holds the thread at most linger_seconds / linger_bytes."""
+    limits = dataclasses.replace(SHORT, linger_bytes=256 << 10, linger_seconds=0.5)
+    srv = Live(tmp_path, limits)
+    try:
+        t0 = time.monotonic()
+        sent, answer = _send_oversized(srv.port, 1 << 30, 5.0)
+        assert time.monotonic() - t0 < 3
+        assert sent < 16 << 20  # cut after the bound (plus socket buffers), not after 1 GiB
+        assert isinstance(answer, (OSError, bytes))
+    finally:
+        srv.stop()
+
+
 def test_vanished_sessions_expire(live):
     account = live.core.provision(DEV, client_name="n", client_password="p", server_password="s")
     post(live.port, "/dm", DmClient(account, DEV, {"DevId": DEV}, 3, os.urandom).start().body)
