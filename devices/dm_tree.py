@@ -1,6 +1,6 @@
 """The DM client's management tree: nodes, their Format and ACL properties, and the standard
 objects DevInfo and DMAcc (OMA-TS-DM_TND-V1_2 §6-§7, OMA-TS-DM_StdObj-V1_2, OMA-TS-DM_Security
-§5.9; the ``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2).
+§5.9; the ``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2, ``<x>/Auth/Trsp`` of seed 000 §9.2.1).
 
 The tree is plain data with no protocol: methods here act with the device's own authority and
 check no ACL; :mod:`.dm_commands` runs a server's commands against it with the ACL checks.
@@ -18,11 +18,12 @@ Choices where the specs are silent or loose:
 * DevInfo nodes have AccessType Get and ACL ``Get=*``; each ``./DMAcc/<x>`` gets the ACL
   ``Add=S&Delete=S&Get=S&Replace=S`` for its own ServerID S, so no other server reaches it;
   ``<x>/Auth/Bootstrap`` gets ``Get=S&Replace=S`` (only the bootstrap server changes it, §9.3.2),
-  whether installed by :func:`install_bootstrap_keys` or by a bootstrap document;
+  whether installed by :func:`install_account` or by a bootstrap document; ``<x>/Auth/Trsp``
+  inherits the account's ACL;
   ``./DMAcc`` itself inherits the root's ``Add=*&Get=*``: any server may list the account names
   and add its own account, none may read or change another's;
-* SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``; the subtree's Items
-  are those of :func:`account.bootstrap_key_items` and it is read by :func:`account.bootstrap_keys_of`.
+* SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``; either subtree's
+  Items are those of :func:`account.tls_key_items` and it is read by :func:`account.tls_keys_of`.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 from xml.etree.ElementTree import Element
 
-from dmsim.network.dm.account import (AUTH_BOOTSTRAP, DMACC, BootstrapKeys, DmAccount, account_from_bootstrap,
-                                     bootstrap_document, bootstrap_key_items, bootstrap_keys_of)
+from dmsim.network.dm.account import (AUTH_BOOTSTRAP, DMACC, DmAccount, TlsKeys, account_from_bootstrap,
+                                     bootstrap_document, tls_keys_of)
 from dmsim.network.dm.wbxml import opaque_bytes
 from dmsim.network.dm.tree import E, need_text, text
 from dmsim.base.errors import DecodeError, ProtocolError
@@ -347,7 +348,8 @@ _SECRET_LEAVES = {"AAuthSecret", "ClientSecretKey", "ClientPublicKeyPSKIdentity"
 
 
 def is_secret_uri(uri: str) -> bool:
-    """Return True for a DMAcc leaf whose DDF has no Get (AAuthSecret, the Auth/Bootstrap keys).
+    """Return True for a DMAcc leaf whose DDF has no Get (AAuthSecret, the Auth/Bootstrap and
+    Auth/Trsp keys).
 
     ProtocolError for a malformed URI.
     """
@@ -407,34 +409,12 @@ def item_value(item: Element, fmt: str) -> str | bytes | None:
     return raw
 
 
-def install_account(tree: DmTree, account: DmAccount, *, bootstrap: BootstrapKeys | None = None) -> str:
-    """Return the URI of the ``./DMAcc/<x>`` node after installing ``account`` in ``tree``.
-
-    The nodes are those of the bootstrap document (:func:`bootstrap_document`); with
-    ``bootstrap`` the ``<x>/Auth/Bootstrap`` subtree is added too.
-    """
-    acc = apply_bootstrap(tree, bootstrap_document(account, ""))[0]
-    if bootstrap is not None:
-        install_bootstrap_keys(tree, acc, bootstrap)
-    return acc
-
-
-def install_bootstrap_keys(tree: DmTree, account_uri: str, keys: BootstrapKeys) -> Node:
-    """Return the ``<x>/Auth/Bootstrap`` node of ``account_uri`` after storing ``keys`` in it.
-
-    Its ACL grants Get and Replace to the account's server alone (seed 001 §9.3.2). The key and
-    identity leaves have no Get (seed 001 §12.2, "No Get").
-    """
-    base = f"{account_uri}/{AUTH_BOOTSTRAP}"
-    items = bootstrap_key_items(base, keys)
-    server_id = tree.find(f"{account_uri}/ServerID")
-    if server_id is None:
-        raise ProtocolError(f"{account_uri}/ServerID missing")
-    node = tree.put(base, "node", None)
-    node.acl = acl_for(server_id.value, (GET, REPLACE))
-    for item in items:
-        _store_item(tree, item)
-    return node
+def install_account(tree: DmTree, account: DmAccount) -> str:
+    """Return the URI of the ``./DMAcc/<x>`` node after installing ``account`` in ``tree``: the
+    nodes of its bootstrap document (:func:`bootstrap_document`), ``<x>/Auth/Trsp`` and
+    ``<x>/Auth/Bootstrap`` included when the account has them, with the ACLs of
+    :func:`apply_bootstrap`."""
+    return apply_bootstrap(tree, bootstrap_document(account, ""))[0]
 
 
 def find_account(tree: DmTree, server_id: str) -> str | None:
@@ -460,10 +440,11 @@ def account_from_tree(tree: DmTree, server_id: str) -> DmAccount:
     return account_from_bootstrap(E("SyncML", E("SyncBody", E("Add", *items))))
 
 
-def bootstrap_keys_from_tree(tree: DmTree, server_id: str) -> BootstrapKeys | None:
-    """Return the ``<x>/Auth/Bootstrap`` keys of ``server_id``'s account, or None if it has none."""
+def tls_keys_from_tree(tree: DmTree, server_id: str, subtree: str = AUTH_BOOTSTRAP) -> TlsKeys | None:
+    """Return the ``<x>/Auth/Bootstrap`` (or ``subtree``, e.g. ``Auth/Trsp``) keys of
+    ``server_id``'s account, or None if it has none."""
     acc = find_account(tree, server_id)
-    base = tree.find(f"{acc}/{AUTH_BOOTSTRAP}") if acc is not None else None
+    base = tree.find(f"{acc}/{subtree}") if acc is not None else None
     if base is None:
         return None
-    return bootstrap_keys_of({name: node.value for name, node in (base.children or {}).items()}, base.uri)
+    return tls_keys_of({name: node.value for name, node in (base.children or {}).items()}, base.uri, subtree)

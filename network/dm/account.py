@@ -4,12 +4,17 @@ The account follows the DMAcc management object of OMA DM 1.2 (``./DMAcc/<x>/``:
 ServerID, Name, AppAddr/<x>/Addr, AppAuth/<x>/AAuthLevel|AAuthType|AAuthName|AAuthSecret|
 AAuthData). The bootstrap document is a SyncML DM message (SessionID 0, MsgID 0) with one Add
 of those nodes, as OMA-TS-DM_Bootstrap's DM profile delivers it; it is what the §5.10.2.3 HMAC
-covers once encoded in WBXML. An account with a TLS pre-shared key also carries the
-``<x>/Auth/Bootstrap`` subtree of seed 001 §12.2 in PSK mode (§12.2.1.1): ServerURI, SecMode
-``PSK``, ClientPublicKeyPSKIdentity (the UTF-8 PSK identity), ServerPublicKeyPSKIdentity and
-ClientSecretKey (the PSK octets), all Format bin. That subtree (any mode, PSK or X509) is written
-by :func:`bootstrap_key_items` and read by :func:`bootstrap_keys_of` alone; the device's tree
-(``devices.dm_tree``) stores and reads it through them.
+covers once encoded in WBXML. Two subtrees carry TLS keying material (:class:`TlsKeys`):
+
+* ``<x>/Auth/Trsp`` (seed 000 §9.2.1: "the credentials [of the TLS session] SHALL be provisioned
+  at the device, and the <x>/Auth/Trsp sub-tree in the DM Account MO SHOULD be used"): the keys of
+  the account's own DM sessions, written when the account has a TLS pre-shared key;
+* ``<x>/Auth/Bootstrap`` (seed 001 §12.2, §9.3.2): the keys of the TLS session with the DM server
+  acting as *bootstrap server*, in the account of that server (``DmAccount.bootstrap``), with the
+  ServerURI of that server.
+
+Both are written by :func:`tls_key_items` and read by :func:`tls_keys_of` alone; the device's tree
+(``devices.dm_tree``) stores and reads them through them.
 
 AAuthType values (OMA-TS-DM_StdObj DMAcc): ``BASIC``, ``DIGEST`` (auth-md5), ``DIGEST-SHA256`` and
 ``HMAC`` for ``syncml:auth-hmac-sha256`` (OMA-TS-DM_Security §5.6.1); an HMAC account still
@@ -18,11 +23,14 @@ AAuthData (the nonce) that mode does not use.
 
 Choices where the specs are silent: the account node is named after the ServerID with
 non-alphanumerics replaced by ``_``; nonces (AAuthData) are carried base64-encoded (Format b64);
-the bin leaves of ``Auth/Bootstrap`` go as WBXML OPAQUE (attribute ``wbxml.OPAQUE_HEX_ATTR``) and
-are read back from bin (text or opaque) or b64 Data; all five leaves are required (seed 001 §12.2)
-and a PSK-mode subtree needs a non-empty identity and key; ServerPublicKeyPSKIdentity holds the ServerID (the
-PSK mode has no server certificate, and the seed does not say what else it names); ServerURI is
-the account's server URI.
+the bin leaves go as WBXML OPAQUE (attribute ``wbxml.OPAQUE_HEX_ATTR``) and are read back from bin
+(text or opaque) or b64 Data. Seed 000 names ``<x>/Auth/Trsp`` but defines no leaves: dmsim gives
+it the leaves of ``Auth/Bootstrap`` (§12.2: SecMode, ClientPublicKeyPSKIdentity,
+ServerPublicKeyPSKIdentity, ClientSecretKey, with the §12.2.1 formats) without ServerURI, since
+the server's address is the account's AppAddr. All leaves of either subtree are required (seed
+001 §12.2) and a PSK-mode subtree needs a non-empty identity and key; ServerPublicKeyPSKIdentity
+holds the ServerID (the PSK mode has no server certificate, and the seed does not say what else
+it names).
 """
 from __future__ import annotations
 
@@ -43,15 +51,18 @@ DMACC = "./DMAcc"
 SEC_MODE_PSK = "PSK"
 SEC_MODE_X509 = "X509"
 AUTH_BOOTSTRAP = "Auth/Bootstrap"
-BOOTSTRAP_LEAVES = ("ServerURI", "SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity",
-                    "ClientSecretKey")
+AUTH_TRSP = "Auth/Trsp"
+TRSP_LEAVES = ("SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity", "ClientSecretKey")
+BOOTSTRAP_LEAVES = ("ServerURI", *TRSP_LEAVES)
 _AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256", AUTH_HMAC_SHA256: "HMAC"}
 _SCHEMES = {v: k for k, v in _AUTH_TYPES.items()}
 
 
 @dataclass(frozen=True)
-class BootstrapKeys:
-    """The ``<x>/Auth/Bootstrap`` keying material of seed 001 §12.2 (TLS to the bootstrap server).
+class TlsKeys:
+    """The TLS keying material of ``<x>/Auth/Bootstrap`` (seed 001 §12.2, TLS to the bootstrap
+    server, whose URI is ``server_uri``) or ``<x>/Auth/Trsp`` (seed 000 §9.2.1, TLS to the
+    account's own server; ``server_uri`` is empty).
 
     PSK mode: ``client_identity`` is the PSK identity (UTF-8), ``client_secret_key`` the PSK.
     X509 mode: ``client_identity`` is the client certificate (DER), ``client_secret_key`` its key.
@@ -70,8 +81,10 @@ class DmAccount:
 
     ``client_nonce`` is what the client uses in its next Cred (issued by the server);
     ``server_nonce`` is what the server uses in its Cred (issued by the client).
-    ``psk_identity``/``psk_key`` are the TLS pre-shared key of PSK mode (seed 001 §12.2.1.1);
-    empty when the account has none.
+    ``psk_identity``/``psk_key`` are the TLS pre-shared key of PSK mode (seed 001 §12.2.1.1) for
+    the account's own DM sessions, carried in ``<x>/Auth/Trsp``; empty when the account has none.
+    ``bootstrap`` is the ``<x>/Auth/Bootstrap`` keying of an account whose server acts as the
+    bootstrap server (seed 001 §9.3.2), None for any other.
 
     ``auth_scheme`` is how the client authenticates to the server (CLCRED AAuthType);
     ``server_auth_scheme`` how the server authenticates to the client (SRVCRED AAuthType), empty
@@ -100,6 +113,7 @@ class DmAccount:
     psk_key: bytes = b""
     server_auth_scheme: str = ""
     client_hash: bytes = b""
+    bootstrap: TlsKeys | None = None
 
     @property
     def server_scheme(self) -> str:
@@ -123,12 +137,11 @@ class DmAccount:
         return bool(self.psk_identity and self.psk_key)
 
     @property
-    def bootstrap_keys(self) -> BootstrapKeys | None:
-        """Return the PSK-mode ``Auth/Bootstrap`` keys of the account, or None without a PSK."""
+    def trsp_keys(self) -> TlsKeys | None:
+        """Return the PSK-mode ``<x>/Auth/Trsp`` keys of the account, or None without a PSK."""
         if not self.has_psk:
             return None
-        return BootstrapKeys(self.server_uri, SEC_MODE_PSK, self.psk_identity, self.server_id.encode("utf-8"),
-                             self.psk_key)
+        return TlsKeys("", SEC_MODE_PSK, self.psk_identity, self.server_id.encode("utf-8"), self.psk_key)
 
     def with_nonces(self, *, client: bytes | None = None, server: bytes | None = None) -> "DmAccount":
         """Return a copy with the given nonce(s) replaced (NextNonce handling, §5.5)."""
@@ -152,21 +165,28 @@ def _bin_item(uri: str, value: bytes) -> Element:
     return item
 
 
-def bootstrap_key_items(base: str, keys: BootstrapKeys) -> list[Element]:
-    """Return the Items that store ``keys`` under ``base`` (an ``<x>/Auth/Bootstrap`` URI):
-    ServerURI chr, the other leaves bin; ProtocolError for a SecMode other than PSK or X509."""
+def leaves_of(subtree: str) -> tuple[str, ...]:
+    """Return the leaf names of ``subtree`` (AUTH_BOOTSTRAP or AUTH_TRSP)."""
+    return BOOTSTRAP_LEAVES if subtree == AUTH_BOOTSTRAP else TRSP_LEAVES
+
+
+def tls_key_items(base: str, keys: TlsKeys) -> list[Element]:
+    """Return the Items that store ``keys`` under ``base`` (an ``<x>/Auth/Bootstrap`` URI, with
+    ServerURI chr, or ``<x>/Auth/Trsp``), the other leaves bin; ProtocolError for a SecMode other
+    than PSK or X509."""
     if keys.sec_mode not in (SEC_MODE_PSK, SEC_MODE_X509):
         raise ProtocolError(f"SecMode {keys.sec_mode!r}, expected {SEC_MODE_PSK} or {SEC_MODE_X509}")
     octets = (keys.sec_mode.encode("ascii"), keys.client_identity, keys.server_identity, keys.client_secret_key)
-    return [_item(f"{base}/{BOOTSTRAP_LEAVES[0]}", keys.server_uri),
-            *(_bin_item(f"{base}/{leaf}", value) for leaf, value in zip(BOOTSTRAP_LEAVES[1:], octets))]
+    uri = [_item(f"{base}/ServerURI", keys.server_uri)] if base.endswith(AUTH_BOOTSTRAP) else []
+    return [*uri, *(_bin_item(f"{base}/{leaf}", value) for leaf, value in zip(TRSP_LEAVES, octets))]
 
 
-def bootstrap_keys_of(leaves: Mapping[str, bytes | str | None], where: str) -> BootstrapKeys:
-    """Return the BootstrapKeys of an ``Auth/Bootstrap`` subtree given as {leaf name: value}
-    (octets, or text taken as UTF-8); ProtocolError naming ``where`` when a leaf is missing or a
-    PSK-mode subtree has an empty identity or key (seed 001 §12.2: all Required)."""
-    missing = [leaf for leaf in BOOTSTRAP_LEAVES if leaf not in leaves]
+def tls_keys_of(leaves: Mapping[str, bytes | str | None], where: str, subtree: str = AUTH_BOOTSTRAP) -> TlsKeys:
+    """Return the TlsKeys of an ``Auth/Bootstrap`` or ``Auth/Trsp`` (``subtree``) subtree given as
+    {leaf name: value} (octets, or text taken as UTF-8); ProtocolError naming ``where`` when a
+    leaf is missing or a PSK-mode subtree has an empty identity or key (seed 001 §12.2: all
+    Required)."""
+    missing = [leaf for leaf in leaves_of(subtree) if leaf not in leaves]
     if missing:
         raise ProtocolError(f"{where}: missing {', '.join(missing)}")
 
@@ -178,7 +198,7 @@ def bootstrap_keys_of(leaves: Mapping[str, bytes | str | None], where: str) -> B
         value = leaves[leaf]
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
-    keys = BootstrapKeys(server_uri=chars("ServerURI"), sec_mode=chars("SecMode"),
+    keys = TlsKeys(server_uri=chars("ServerURI") if "ServerURI" in leaves else "", sec_mode=chars("SecMode"),
                          client_identity=octets("ClientPublicKeyPSKIdentity"),
                          server_identity=octets("ServerPublicKeyPSKIdentity"),
                          client_secret_key=octets("ClientSecretKey"))
@@ -218,8 +238,10 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
             _item(f"{auth}/AAuthSecret", secret),
             _item(f"{auth}/AAuthData", base64.b64encode(nonce).decode("ascii"), "b64"),
         ]
-    if account.bootstrap_keys is not None:
-        items += bootstrap_key_items(f"{base}/{AUTH_BOOTSTRAP}", account.bootstrap_keys)
+    if account.trsp_keys is not None:
+        items += tls_key_items(f"{base}/{AUTH_TRSP}", account.trsp_keys)
+    if account.bootstrap is not None:
+        items += tls_key_items(f"{base}/{AUTH_BOOTSTRAP}", account.bootstrap)
     return E("SyncML",
              E("SyncHdr", E("VerDTD", "1.2"), E("VerProto", "DM/1.2"), E("SessionID", "0"), E("MsgID", "0"),
                E("Target", E("LocURI", device_uri)), E("Source", E("LocURI", account.server_id))),
@@ -235,13 +257,14 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     if doc.tag != "SyncML":
         raise ProtocolError(f"bootstrap: root element <{doc.tag}>, expected <SyncML>")
     nodes: dict[str, str] = {}
-    octets: dict[str, bytes] = {}
+    octets: dict[str, dict[str, bytes]] = {AUTH_BOOTSTRAP: {}, AUTH_TRSP: {}}
     for item in doc.iterfind("SyncBody/Add/Item"):
         uri = need_text(item, "Target/LocURI", "bootstrap Item")
         if uri.startswith(DMACC + "/") and uri.count("/") >= 3:
             key = uri.split("/", 3)[3]
-            if key.startswith(AUTH_BOOTSTRAP + "/"):
-                octets[key[len(AUTH_BOOTSTRAP) + 1:]] = _item_octets(item, key)
+            subtree = next((t for t in octets if key.startswith(t + "/")), None)
+            if subtree is not None:
+                octets[subtree][key[len(subtree) + 1:]] = _item_octets(item, key)
             else:
                 nodes[key] = text(item, "Data", "") or ""
     levels = {nodes.get(f"AppAuth/{i}/AAuthLevel"): i for i in (1, 2, 3, 4) if f"AppAuth/{i}/AAuthLevel" in nodes}
@@ -268,15 +291,17 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
     server_scheme = _SCHEMES.get(auth("SRVCRED", "AAuthType"))
     if server_scheme is None:
         raise ProtocolError(f"bootstrap: unsupported AAuthType {auth('SRVCRED', 'AAuthType')!r}")
-    keys = bootstrap_keys_of(octets, f"bootstrap: <x>/{AUTH_BOOTSTRAP}") if octets else None
-    psk = keys is not None and keys.sec_mode == SEC_MODE_PSK
-    identity, key = (keys.client_identity, keys.client_secret_key) if psk else (b"", b"")
+    keys = {t: tls_keys_of(leaves, f"bootstrap: <x>/{t}", t) if leaves else None for t, leaves in octets.items()}
+    trsp = keys[AUTH_TRSP]
+    psk = trsp is not None and trsp.sec_mode == SEC_MODE_PSK
+    identity, key = (trsp.client_identity, trsp.client_secret_key) if psk else (b"", b"")
     return DmAccount(
         server_id=get("ServerID"), server_uri=get("AppAddr/1/Addr"),
         client_name=auth("CLCRED", "AAuthName"), client_password=auth("CLCRED", "AAuthSecret"),
         server_name=auth("SRVCRED", "AAuthName"), server_password=auth("SRVCRED", "AAuthSecret"),
         client_nonce=nonce("CLCRED"), server_nonce=nonce("SRVCRED"), auth_scheme=scheme,
-        psk_identity=identity, psk_key=key, server_auth_scheme="" if server_scheme == scheme else server_scheme)
+        psk_identity=identity, psk_key=key, server_auth_scheme="" if server_scheme == scheme else server_scheme,
+        bootstrap=keys[AUTH_BOOTSTRAP])
 
 
 def _item_octets(item: Element, key: str) -> bytes:

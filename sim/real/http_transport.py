@@ -38,7 +38,7 @@ class RealHttp(IpTransport):
 
     PSK-TLS (seed 000 §9.2.2): when the simulated server provisions a device, a fresh PSK and
     identity are set on its account as :class:`SimulatedHttps` does, so the bootstrap carries them
-    in ``<x>/Auth/Bootstrap`` and the provisioning request hands them to the real server's PSK
+    in ``<x>/Auth/Trsp`` and the provisioning request hands them to the real server's PSK
     table; the device then connects with :class:`TlsHttpConnection` and the PSK of its own
     account. The provisioning request goes to ``admin`` (``url``, ``token_file``) over plain HTTP
     on loopback. An ``https://`` URL whose device account has no PSK uses the standard library's HTTPS.

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmsim.devices import dm_commands as c
-from dmsim.devices.dm_tree import (BootstrapKeys, DmTree, account_from_tree, apply_bootstrap, bootstrap_keys_from_tree,
+from dmsim.devices.dm_tree import (TlsKeys, DmTree, account_from_tree, apply_bootstrap, tls_keys_from_tree,
                                    install_account, install_devinfo, parse_acl)
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount, bootstrap_document
@@ -18,7 +18,7 @@ from dmsim.base.errors import DecodeError, ProtocolError
 
 A, B = "srvA", "srvB"
 DEVINFO = {"DevId": "IMSI:001010000000001", "Man": "dmsim", "Mod": "model-x", "DmV": "1.2", "Lang": "en-US"}
-KEYS = BootstrapKeys("https://bs.example:443", "PSK", b"psk-identity-1", b"server-identity", bytes(range(16)))
+KEYS = TlsKeys("https://bs.example:443", "PSK", b"psk-identity-1", b"server-identity", bytes(range(16)))
 
 
 def account(server_id, password="cpw"):
@@ -30,7 +30,7 @@ def account(server_id, password="cpw"):
 def tree():
     t = DmTree()
     install_devinfo(t, DEVINFO)
-    t.acc_a = install_account(t, account(A), bootstrap=KEYS)
+    t.acc_a = install_account(t, dataclasses.replace(account(A), bootstrap=KEYS))
     t.acc_b = install_account(t, account(B, "other"))
     return t
 
@@ -104,8 +104,7 @@ def test_server_b_cannot_read_or_replace_server_a_account(tree):
     assert c.add(tree, f"{tree.acc_a}/AppAddr/2/Addr", B, "http://evil").code == 425
     assert c.replace(tree, f"{tree.acc_a}?prop=ACL", B, "Get=*&Replace=*").code == 425
     assert c.replace(tree, f"{tree.acc_a}/ServerID?prop=ACL", B, "Get=*").code == 425
-    assert account_from_tree(tree, A) == dataclasses.replace(account(A), psk_identity=KEYS.client_identity,
-                                                             psk_key=KEYS.client_secret_key)
+    assert account_from_tree(tree, A) == dataclasses.replace(account(A), bootstrap=KEYS)
 
 
 def test_missing_node_under_another_servers_account_is_425_not_404(tree):
@@ -185,13 +184,12 @@ def test_auth_bootstrap_subtree_present_with_its_nodes(tree):
     assert c.get(tree, f"{base}/SecMode", A).result.findtext("Meta/Format") == "b64"  # bin goes out as b64
     assert c.get(tree, f"{base}/SecMode?prop=Format", A).result.findtext("Data") == "bin"
     assert c.get(tree, f"{base}?prop=ACL", A).result.findtext("Data") == "Get=srvA&Replace=srvA"
-    assert bootstrap_keys_from_tree(tree, A) == KEYS
-    assert bootstrap_keys_from_tree(tree, B) is None
+    assert tls_keys_from_tree(tree, A) == KEYS
+    assert tls_keys_from_tree(tree, B) is None
 
 
 def test_account_round_trips_through_the_tree(tree):
-    assert account_from_tree(tree, A) == dataclasses.replace(account(A), psk_identity=KEYS.client_identity,
-                                                             psk_key=KEYS.client_secret_key)
+    assert account_from_tree(tree, A) == dataclasses.replace(account(A), bootstrap=KEYS)
     assert account_from_tree(tree, B) == account(B, "other")
     with pytest.raises(ProtocolError):
         account_from_tree(tree, "srvC")
@@ -287,7 +285,7 @@ def test_handle_command_binary_opaque_data(tree):
                                           E("Meta", E("Format", "bin")), data))
     out, _ = c.handle_command(tree, cmd, A, "1", 1)
     assert statuses(out) == [200]
-    assert bootstrap_keys_from_tree(tree, A).client_secret_key == b"\xff\x00\xfe"
+    assert tls_keys_from_tree(tree, A).client_secret_key == b"\xff\x00\xfe"
 
 
 _SEGMENTS = st.sampled_from(["DMAcc", "srvA", "srvB", "DevInfo", "Mod", "AppAuth", "1", "AAuthSecret", "..", "", "x"])
@@ -302,7 +300,7 @@ _URIS = st.builds(lambda prefix, segs, q: prefix + "/".join(segs) + q, st.sample
 def test_random_commands_never_crash_and_never_leak_secrets(ops):
     t = DmTree()
     install_devinfo(t, DEVINFO)
-    install_account(t, account(A, "SeCrEt-pw"), bootstrap=KEYS)
+    install_account(t, dataclasses.replace(account(A, "SeCrEt-pw"), bootstrap=KEYS))
     for n, (tag, uri, server, data, fmt) in enumerate(ops):
         cmd = E(tag, E("CmdID", n + 1), item(uri, data, fmt))
         out, _ = c.handle_command(t, cmd, server, "1", 1)

@@ -178,15 +178,16 @@ def test_bootstrap_document_carries_the_psk(key):
     assert account_from_bootstrap(doc) == account
     tree = dm_tree.DmTree()
     dm_tree.apply_bootstrap(tree, doc)
-    keys = dm_tree.bootstrap_keys_from_tree(tree, "srv")
+    keys = dm_tree.tls_keys_from_tree(tree, "srv", "Auth/Trsp")  # seed 000 §9.2.1: the DM session's TLS keys
     assert (keys.sec_mode, keys.client_identity, keys.client_secret_key) == ("PSK", b"psk-0011", key)
-    assert str(tree.find("./DMAcc/srv/Auth/Bootstrap").acl) == "Get=srv&Replace=srv"
+    assert tree.find("./DMAcc/srv/Auth/Bootstrap") is None  # that is for the bootstrap server's account alone
+    assert dm_tree.is_secret_uri("./DMAcc/srv/Auth/Trsp/ClientSecretKey")
     assert dm_tree.account_from_tree(tree, "srv") == account
 
 
-def test_bootstrap_without_psk_has_no_auth_bootstrap():
+def test_bootstrap_without_psk_has_no_auth_trsp():
     doc = bootstrap_document(ACCOUNT, "IMSI:1")
-    assert not any("Auth/Bootstrap" in (e.text or "") for e in doc.iter("LocURI"))
+    assert not any("/Auth/" in (e.text or "") for e in doc.iter("LocURI"))
     assert not account_from_bootstrap(doc).has_psk
 
 
