@@ -18,8 +18,25 @@ What the seed asks and where it is enforced (suite tables in :mod:`.tls_suites`)
   ``insufficient_security`` alert (RFC 5246 §7.2.2). python-mbedtls cannot restrict the curve
   list, so the check is made on the wire, on the server's own flight too.
 
+Client authentication (OMA-TS-DM_Security-V1_3 §5.4, DM-SEC-S-002-M: the server MUST request
+client authentication at the transport layer): a server config with ``client_trust`` (the lab
+CA of :mod:`.tls_pki`) sends a CertificateRequest in every certificate suite and requires a
+client certificate issued by that CA (Mbed TLS ``MBEDTLS_SSL_VERIFY_REQUIRED`` with that trust
+store). A client that answers with an empty Certificate message is refused by dmsim itself with
+a fatal ``handshake_failure`` alert (RFC 5246 §7.4.6; Mbed TLS would fail without an alert); a
+certificate that does not verify is refused by Mbed TLS with a fatal alert (``bad_certificate``
+or ``unknown_ca``); a client certificate with an ECC key below 256 bits gets
+``insufficient_security`` like a server's. After the handshake the server endpoint holds the
+verified certificate (``peer_certificate``, DER) and the identity it names (``peer_identity``,
+:func:`.tls_pki.certificate_identity`), also carried by :class:`HandshakeDone`; binding it to the
+device's DevId is the DM layer's job (:func:`.tls_pki.binding_refusal`). PSK suites have no
+CertificateRequest (RFC 4279: the PSK authenticates the client), so a server of mode "both"
+with ``client_trust`` still serves PSK clients. A client config with its own ``cert_pem``/
+``key_pem`` answers a CertificateRequest with that chain.
+
 Choices where the seed is silent: PSK identities are UTF-8 text (python-mbedtls passes them
-as ``str``); the server never asks for a client certificate; a failure never raises from
+as ``str``); without ``client_trust`` the server does not ask for a client certificate (the
+earlier behaviour, kept for callers that give no CA); a failure never raises from
 ``receive_data``, it returns :class:`TlsFailed` and the endpoint stays failed.
 """
 from __future__ import annotations
@@ -37,6 +54,7 @@ from mbedtls import pk as mbedtls_pk
 from mbedtls import tls as mbedtls_tls
 from mbedtls import x509 as mbedtls_x509
 
+from dmsim.network.dm import tls_pki
 from dmsim.network.dm import tls_suites as suites
 from dmsim.base.errors import DecodeError, ProtocolError, ScenarioError
 
@@ -46,6 +64,7 @@ _VERSION_CODES = {v: k for k, v in _MBEDTLS_VERSIONS.items()}
 _VERSION_CODES[mbedtls_tls.TLSVersion.TLSv1] = suites.TLS_1_0
 
 # RFC 5246 §7.2 alert descriptions dmsim sends itself.
+ALERT_HANDSHAKE_FAILURE = 40
 ALERT_ILLEGAL_PARAMETER = 47
 ALERT_PROTOCOL_VERSION = 70
 ALERT_INSUFFICIENT_SECURITY = 71
@@ -61,8 +80,10 @@ class TlsConfig:
     """What one side of a DM TLS session uses; build it with the ``*_config`` functions.
 
     ``psks`` (server) maps PSK identity -> key and is read live (accounts added later are
-    found); ``psk`` (client) is (identity, key). ``certs``/``key`` are the own chain (server),
-    ``trust`` the CA certificates that validate the server (client, X.509 mode).
+    found); ``psk`` (client) is (identity, key). ``certs``/``key`` are the own chain (server;
+    a client's for client authentication), ``trust`` the CA certificates that validate the
+    server (client, X.509 mode), ``client_trust`` the CA certificates that validate clients
+    (server; non-empty: a client certificate is requested and required, module docstring).
     """
 
     server: bool
@@ -71,10 +92,16 @@ class TlsConfig:
     psks: Mapping[bytes, bytes] | None = None
     psk: tuple[bytes, bytes] | None = None
     certs: tuple[bytes, ...] = ()  # DER, leaf first
-    key_der: bytes = b""
+    key_der: bytes = field(default=b"", repr=False)
     key_is_ecc: bool = False
     trust: tuple[bytes, ...] = ()  # DER
     server_hostname: str | None = None
+    client_trust: tuple[bytes, ...] = ()  # DER (server)
+
+    @property
+    def requires_client_cert(self) -> bool:
+        """Return True for a server that requests and requires a client certificate."""
+        return self.server and bool(self.client_trust)
 
     @cached_property
     def context(self) -> Union[mbedtls_tls.ClientContext, mbedtls_tls.ServerContext]:
@@ -84,15 +111,16 @@ class TlsConfig:
             ciphers=tuple(s.mbedtls_name for s in self.suites),
             lowest_supported_version=_MBEDTLS_VERSIONS[low],
             highest_supported_version=_MBEDTLS_VERSIONS[high],
-            validate_certificates=bool(self.trust) and not self.server,
+            validate_certificates=(self.requires_client_cert if self.server else bool(self.trust)),
         )
         if self.certs:
             key_cls = mbedtls_pk.ECC if self.key_is_ecc else mbedtls_pk.RSA
             chain = tuple(mbedtls_x509.CRT.from_DER(der) for der in self.certs)
             kwargs["certificate_chain"] = (chain, key_cls.from_DER(self.key_der))
-        if self.trust:
+        trust = self.client_trust if self.server else self.trust
+        if trust:
             kwargs["trust_store"] = mbedtls_tls.TrustStore(
-                [mbedtls_x509.CRT.from_DER(der) for der in self.trust])
+                [mbedtls_x509.CRT.from_DER(der) for der in trust])
         if self.psks is not None:
             kwargs["pre_shared_key_store"] = _PskLookup(self.psks)
         if self.psk is not None:
@@ -127,18 +155,23 @@ def psk_server_config(psks: Mapping[bytes, bytes], *, cert_pem: bytes | None = N
                          versions=versions)
 
 
-def x509_server_config(cert_pem: bytes, key_pem: bytes, *,
+def x509_server_config(cert_pem: bytes, key_pem: bytes, *, client_ca_pem: bytes | None = None,
                        versions=(suites.TLS_1_1, suites.TLS_1_2)) -> TlsConfig:
-    """Return an X.509-mode server config from a PEM chain (leaf first) and its PEM key."""
-    return server_config(cert_pem=cert_pem, key_pem=key_pem, mode="x509", versions=versions)
+    """Return an X.509-mode server config from a PEM chain (leaf first) and its PEM key;
+    ``client_ca_pem`` makes it require client certificates issued by that CA (§5.4)."""
+    return server_config(cert_pem=cert_pem, key_pem=key_pem, mode="x509", versions=versions,
+                         client_ca_pem=client_ca_pem)
 
 
 def server_config(*, psks: Mapping[bytes, bytes] | None = None, cert_pem: bytes | None = None,
                   key_pem: bytes | None = None, mode: str = "both",
-                  versions=(suites.TLS_1_1, suites.TLS_1_2)) -> TlsConfig:
+                  versions=(suites.TLS_1_1, suites.TLS_1_2),
+                  client_ca_pem: bytes | None = None) -> TlsConfig:
     """Return a server config offering the seed suites of ``mode`` ("psk", "x509", "both").
 
     Seed 000 §9.2.2: "The DM Server SHALL support X509 certificate and PSK-TLS", hence "both".
+    ``client_ca_pem`` (PEM, one or more CA certificates) turns on client authentication in the
+    certificate suites: OMA-TS-DM_Security §5.4, DM-SEC-S-002-M (module docstring).
     Raises ScenarioError for a missing credential or an ECC key below 256 bits, DecodeError
     for PEM that does not parse.
     """
@@ -159,7 +192,9 @@ def server_config(*, psks: Mapping[bytes, bytes] | None = None, cert_pem: bytes 
         certs, key_der, key_is_ecc = _load_own_credential(cert_pem, key_pem)
     return TlsConfig(server=True, suites=suites.suites_for(mode, server=True),
                      versions=_check_versions(versions), psks=psks, certs=certs,
-                     key_der=key_der, key_is_ecc=key_is_ecc)
+                     key_der=key_der, key_is_ecc=key_is_ecc,
+                     client_trust=_load_certs(client_ca_pem, "client CA certificate")
+                     if client_ca_pem else ())
 
 
 def psk_client_config(identity: bytes, key: bytes, *, ca_pem: bytes | None = None,
@@ -179,14 +214,25 @@ def psk_client_config(identity: bytes, key: bytes, *, ca_pem: bytes | None = Non
                      server_hostname=server_hostname)
 
 
-def x509_client_config(ca_pem: bytes, server_hostname: str | None, *,
+def x509_client_config(ca_pem: bytes, server_hostname: str | None, *, cert_pem: bytes | None = None,
+                       key_pem: bytes | None = None,
                        versions=(suites.TLS_1_1, suites.TLS_1_2)) -> TlsConfig:
     """Return an X.509-mode client config that validates the server against ``ca_pem``.
 
     ``server_hostname`` is checked against the certificate; None skips the name check.
+    ``cert_pem``/``key_pem`` (the device's chain, leaf first, and key) answer the server's
+    CertificateRequest (OMA-TS-DM_Security §5.4); without them the client sends an empty
+    Certificate message, which a server requiring client authentication refuses.
     """
+    certs, key_der, key_is_ecc = ((), b"", False)
+    if cert_pem is not None or key_pem is not None:
+        if cert_pem is None or key_pem is None:
+            raise ScenarioError("client certificate and key go together", path="tls.client_cert",
+                                expected="PEM certificate and key")
+        certs, key_der, key_is_ecc = _load_own_credential(cert_pem, key_pem)
     return TlsConfig(server=False, suites=suites.X509_SUITES, versions=_check_versions(versions),
-                     trust=_load_certs(ca_pem, "CA certificate"), server_hostname=server_hostname)
+                     trust=_load_certs(ca_pem, "CA certificate"), server_hostname=server_hostname,
+                     certs=certs, key_der=key_der, key_is_ecc=key_is_ecc)
 
 
 def _check_versions(versions) -> tuple[int, int]:
@@ -246,11 +292,13 @@ def check_ecc_key_size(key, path: str = "tls.cert") -> None:
 
 @dataclass(frozen=True)
 class HandshakeDone:
-    """The handshake completed: version ("TLSv1.2"), IANA suite name, PSK identity (or None)."""
+    """The handshake completed: version ("TLSv1.2"), IANA suite name, PSK identity (or None),
+    and on a server the identity of the verified client certificate (or None)."""
 
     version: str
     cipher: str
     psk_identity: bytes | None = None
+    peer_identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -398,6 +446,8 @@ class TlsEndpoint:
         self.suite: suites.SeedSuite | None = None
         self.version: int | None = None
         self.psk_identity: bytes | None = config.psk[0] if config.psk else None
+        self.peer_certificate: bytes | None = None  # server: the verified client certificate (DER)
+        self.peer_identity: str | None = None  # server: the identity it names (tls_pki)
         self._events: list[Event] = []
         if not config.server:
             self._handshake()
@@ -510,8 +560,28 @@ class TlsEndpoint:
         self.version, self.suite, self.state = version, suite, "open"
         if not suite.uses_psk:
             self.psk_identity = None
+        if self.config.requires_client_cert and not suite.uses_psk:
+            self._bind_client_certificate()
+            if self.state != "open":
+                return
         self._events.append(HandshakeDone(suites.VERSION_NAMES[version], suite.iana,
-                                          self.psk_identity))
+                                          self.psk_identity, self.peer_identity))
+
+    def _bind_client_certificate(self) -> None:
+        """Read the client certificate Mbed TLS verified (required: its absence is a failure)."""
+        try:
+            der = self._buf.getpeercert(binary_form=True)
+        except mbedtls_exceptions.TLSError:
+            der = None
+        if not der:
+            self._fail("no verified client certificate")
+            return
+        try:
+            identity = tls_pki.certificate_identity(der)
+        except DecodeError as exc:
+            self._fail(str(exc))
+            return
+        self.peer_certificate, self.peer_identity = bytes(der), identity
 
     def _drain(self) -> None:
         data = self._buf.peek_outgoing(1 << 20)
@@ -542,6 +612,11 @@ class TlsEndpoint:
                                    ALERT_ILLEGAL_PARAMETER)
             elif kind == 11 and not self.config.server:  # server Certificate
                 _check_peer_certificate(first_certificate(body))
+            elif kind == 11 and self.config.requires_client_cert:  # client Certificate
+                der = first_certificate(body)
+                if der is None:  # RFC 5246 §7.4.6: an empty list; the server refuses
+                    raise _Refused("the client sent no certificate", ALERT_HANDSHAKE_FAILURE)
+                _check_peer_certificate(der)
             elif kind == 12 and self.suite is not None and self.suite.uses_ecdhe:
                 curve = ecdhe_curve(body, self.suite)
                 bits = suites.CURVE_BITS.get(curve, 0) if curve is not None else 0

@@ -19,7 +19,42 @@ Library limits (python-mbedtls 2.10 over Mbed TLS 2.28): all 13 seed suites are 
 but python-mbedtls has no call to load Diffie-Hellman parameters into a server configuration,
 so an mbedtls *server* cannot run DHE_PSK or DHE_RSA ("Bad input parameters"). dmsim's server
 leaves those four suites out of its list (``SERVER_UNUSABLE``); dmsim's client offers them and
-completes them with a server that has DH parameters (OpenSSL).
+completes them with a server that has DH parameters (OpenSSL). Seed 000 §9.2.2 says the server
+SHALL support all of them, so this is a known gap of dmsim's server, not a choice.
+
+Server-side DHE, what each candidate binding offers (checked 2026-12, issue 14 item 4):
+
+- python-mbedtls 2.10.1 (the installed one): ``TLSConfiguration`` has the fields
+  validate_certificates, certificate_chain, ciphers, inner_protocols, lowest/highest_supported_
+  version, trust_store, max_fragmentation_length, read_timeout, sni_callback, pre_shared_key,
+  pre_shared_key_store: none for DH. Its ``_tls`` extension imports ``mbedtls_ssl_conf_*`` for
+  authmode, ca_chain, ciphersuites, own_cert, psk, psk_cb, renegotiation, ... but neither
+  ``mbedtls_ssl_conf_dh_param_bin`` nor ``mbedtls_ssl_conf_dh_param_ctx`` (``nm -D`` of
+  ``_tls.cpython-311-x86_64-linux-gnu.so``), and the C ``mbedtls_ssl_config`` is not reachable
+  from Python, so there is no way to give it DH parameters short of patching the extension.
+- pyOpenSSL 26.4.0 (latest; needs cryptography >= 49, < 51, which fits): ``Connection`` over
+  memory BIOs (``bio_write``/``bio_read``) is sans-IO and ``Context.load_tmp_dh`` loads DH
+  parameters, so DHE_RSA would run; but ``OpenSSL/SSL.py`` has no PSK API at all (no
+  ``set_psk_server_callback``, no ``use_psk_identity_hint``). PSK would need cryptography's raw
+  cffi bindings (``Binding().lib.SSL_CTX_set_psk_server_callback``, present) on pyOpenSSL's
+  private ``Context._context`` with an ``ffi.callback``: private, unsupported internals of two
+  projects, not a sound base for DHE_PSK.
+- The standard library ``ssl`` of Python 3.11 (OpenSSL 3.0): ``SSLContext.wrap_bio`` with
+  ``MemoryBIO`` (``SSLObject``) is sans-IO, ``SSLContext.load_dh_params`` loads DH parameters
+  (RFC 7919 ffdhe2048 serves), ``verify_mode = CERT_REQUIRED`` with ``load_verify_locations``
+  does client authentication. A proof of concept served ``DHE-RSA-AES128-GCM-SHA256`` and
+  ``DHE-RSA-AES128-SHA256`` (TLS 1.2) to ``openssl s_client -cert`` with a lab-CA client
+  certificate (RSA 2048 server certificate signed by the lab CA) and refused a client without a
+  certificate ("peer did not return a certificate"). PSK callbacks
+  (``SSLContext.set_psk_server_callback``) exist only from Python 3.13; dmsim runs on 3.11, so
+  no DHE_PSK here either.
+
+Verdict: DHE_PSK (0x00AA, 0x00B2) cannot be served soundly by any maintained binding on the
+supported Pythons (3.11/3.12): it stays in ``SERVER_UNUSABLE``. DHE_RSA (0x009E, 0x0067) can be,
+by a second server endpoint on the standard library ``ssl`` (same receive_data/data_to_send/
+TlsFailed contract, an RSA certificate from the lab CA, DH parameters of RFC 7919); it is not
+built yet (it needs the server to choose its backend from the ClientHello's suite list, mbedtls
+for everything else), so it stays in ``SERVER_UNUSABLE`` too until that endpoint exists.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ registry (``sim/model/components.py``): adding a transport is a class and one re
   (python-mbedtls in memory, seed 000 §9.2.2) whose records are the messages on those links
   (:class:`SimulatedHttps`): in PSK mode each provisioned account gets a fresh PSK and identity
   (:func:`fresh_psk`, the replica's ``tls`` stream) that its bootstrap carries in
-  ``<x>/Auth/Bootstrap``; in X.509 mode the server presents :func:`server_credential`;
+  ``<x>/Auth/Trsp``; in X.509 mode a seeded lab CA (``network/dm/tls_pki.py``) issues the
+  server's certificate and each device's client certificate, and the server requires the latter;
 * ``socket``: a real DM server over HTTP or HTTPS-PSK, with wall-clock latency added to
   simulated time (``sim/real/http_transport.py``, registered by ``sim/real/components.py``).
 
@@ -46,7 +47,9 @@ from cryptography.x509.oid import NameOID
 
 from dmsim.devices.dm_client import Done
 from dmsim.network.dm import http_binding
+from dmsim.network.dm import messages as dm_messages
 from dmsim.network.dm import tls_suites as suites
+from dmsim.network.dm.tls_pki import LabCa, binding_refusal
 from dmsim.network.dm.server import INTEGRITY_FAILED, ServerReply, http_status
 from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
                                   psk_server_config, x509_client_config, x509_server_config)
@@ -108,13 +111,15 @@ class IpTransport:
 
 
 class SimulatedHttp(IpTransport):
-    """HTTP over the simulated ``ip`` links to the simulated server."""
+    """HTTP over the simulated ``ip`` links to the simulated server agent ``server`` (default: the
+    replica's DM server)."""
 
-    def __init__(self, model: "Replica"):
+    def __init__(self, model: "Replica", server=None):
         self.model = model
+        self.server = server if server is not None else model.server
         self.refused = {}
         self.pending: dict[int, tuple[object, object]] = {}
-        uri = urllib.parse.urlsplit(model.server.core.server_uri)
+        uri = urllib.parse.urlsplit(self.server.core.server_uri)
         self.host, self.path = uri.netloc, uri.path
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
@@ -125,7 +130,7 @@ class SimulatedHttp(IpTransport):
         payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
         dev.ip_msgs += 1
         dev.ip_bytes += len(payload)
-        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.model.server.receive)
+        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.server.receive)
         yield done | env.timeout(timeout)
         self.pending.pop(dev.ident.index, None)
         return done.value if done.triggered else None
@@ -148,7 +153,7 @@ class SimulatedHttp(IpTransport):
 
     def closed(self, dev) -> None:
         self.pending.pop(dev.ident.index, None)
-        self.model.server.connection_closed(dev.ident.uri)
+        self.server.connection_closed(dev.ident.uri)
 
 
 def fresh_psk(rng: random.Random) -> tuple[bytes, bytes]:
@@ -174,7 +179,7 @@ def parse_psk(value: str | None, path: str) -> tuple[bytes, bytes] | None:
 # --- HTTPS over the simulated links -------------------------------------------------------------
 
 # Seed suites the simulated server can run per mode: PSK mode has no server certificate (so no
-# RSA_PSK), X.509 mode has the ECDSA P-256 certificate below (so no RSA), and no DHE at all (see
+# RSA_PSK), X.509 mode has the lab CA's ECDSA P-256 certificate (so no RSA), and no DHE at all (see
 # network/dm/tls_suites.py, SERVER_UNUSABLE).
 TLS_SUITES: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -188,7 +193,8 @@ _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*([0-9]+)[ \t]*\r?$")
 
 @functools.lru_cache(maxsize=None)
 def server_credential(hostname: str) -> tuple[bytes, bytes]:
-    """Return (certificate PEM, key PEM): a self-signed ECDSA P-256 certificate for ``hostname``.
+    """Return (certificate PEM, key PEM): a self-signed ECDSA P-256 certificate for ``hostname``
+    (for real servers and benches; the simulated X.509 mode uses the seeded lab CA instead).
 
     Made once per process and shared by every replica. Its key comes from the operating
     system's random source, not from the scenario seed (as the TLS randoms and ECDHE keys come
@@ -330,11 +336,32 @@ class _Connection:
             if isinstance(event, AppData):
                 self.server_http += event.data
                 for req in http_messages(self.server_http):
+                    if self._unbound(req):
+                        continue
                     msg = Message(req, self.dev.ident.uri, "server", "dm", (self.dev, self))
-                    self.transport.model.server.receive(msg)
+                    self.transport.server.receive(msg)
             elif isinstance(event, TlsFailed) and data:
                 self.transport.stats["server_failures"] += 1
                 self.down.send(b"")  # the server closes the TCP connection after its alert
+
+    def _unbound(self, req: bytes) -> bool:
+        """Answer 403 (and return True) when the request's DevId (SyncHdr Source LocURI) is not
+        the device the connection authenticated: the identity of its client certificate, or the
+        owner of its PSK identity (:meth:`SimulatedHttps.binding_refusal`)."""
+        cert_identity, psk_identity = self.server.peer_identity, self.server.psk_identity
+        if cert_identity is None and psk_identity is None:
+            return False
+        try:
+            http = http_binding.decode(req)
+            dev_id = dm_messages.read_header(dm_messages.decode(http.body, http.content_type)).source
+        except DmsimError:
+            dev_id = None
+        if self.transport.binding_refusal(cert_identity=cert_identity, psk_identity=psk_identity,
+                                          dev_id=dev_id) is None:
+            return False
+        self.transport.stats["binding_refused"] += 1
+        self.respond(http_binding.encode_response(403, b"", "text/plain"))
+        return True
 
     def _at_client(self, data: bytes) -> None:
         events = self.client.receive_data(data)
@@ -378,11 +405,18 @@ class SimulatedHttps(SimulatedHttp):
 
     PSK mode: when the server provisions a device, a fresh PSK (32 random octets from the
     replica's ``tls`` stream) and identity (``psk-`` + 16 hex digits: no IMSI in clear) are set on
-    the account (``dataclasses.replace``), so the bootstrap carries them in ``<x>/Auth/Bootstrap``;
-    the server's PSK store (identity -> key, read live by the TLS server) gets them too. The
-    device uses what its accepted bootstrap holds. X.509 mode: the server presents
-    :func:`server_credential`; the device trusts that certificate (its factory trust store) and
-    checks the host name. Either way the account's server URI becomes ``https``.
+    the account (``dataclasses.replace``), so the bootstrap carries them in ``<x>/Auth/Trsp``;
+    the server's PSK store (identity -> key, read live by the TLS server) gets them too, and the
+    identity is bound to the device: a request over that connection whose SyncHdr Source is
+    another device is answered 403 (``binding_refused``). The
+    device uses what its accepted bootstrap holds. X.509 mode: a lab CA (``tls_pki.LabCa``, keys
+    derived from the replica's ``tls``/``pki`` stream, so the seed gives the same certificates)
+    issues the server's certificate for its host name and each device's client certificate
+    (CN and SAN URI = its DevId, issued when it first connects: its factory credential); the
+    device trusts the CA and checks the host name, the server requires a client certificate of
+    that CA (OMA-TS-DM_Security §5.4, DM-SEC-S-002-M; ``tls.client_cert: false`` turns that
+    off) and answers 403 to a request whose SyncHdr Source is not the certificate's DevId
+    (``binding_refused``). Either way the account's server URI becomes ``https``.
 
     Choices where the brief is silent:
 
@@ -402,51 +436,80 @@ class SimulatedHttps(SimulatedHttp):
     - ``ip_msgs``/``ip_bytes`` count every segment sent, resends and close_notify included.
     - Determinism: TLS randoms and ECDHE keys come from Mbed TLS's generator, not the seed. In
       PSK mode record sizes do not depend on them, so a seed reproduces the whole session table;
-      in X.509 mode ECDSA signatures vary by a byte or two, so byte counts (and times, on a link
+      in X.509 mode the certificates are the seed's (deterministic ECDSA, ``tls_pki``) but the
+      handshake's ECDSA signatures vary by a byte or two, so byte counts (and times, on a link
       with a bandwidth) may differ between runs, outcomes do not.
     """
 
-    def __init__(self, model: "Replica", spec: dict):
-        super().__init__(model)
+    def __init__(self, model: "Replica", spec: dict, server=None):
+        super().__init__(model, server)
         self.mode = spec["mode"]
         self.rto = float(spec.get("rto", 1.0))
         self.suite = suites.BY_IANA[spec["suite"]] if spec.get("suite") else None
-        uri = urllib.parse.urlsplit(model.server.core.server_uri)
+        uri = urllib.parse.urlsplit(self.server.core.server_uri)
         self.https_uri = urllib.parse.urlunsplit(("https",) + tuple(uri[1:]))
         self.hostname = uri.hostname or "localhost"
         self.rng = model.stream("tls")
         self.psks: dict[bytes, bytes] = {}
+        self.psk_owners: dict[bytes, str] = {}  # PSK identity -> the DevId it was issued to
         self.conns: dict[int, _Connection] = {}
         self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
-                      "client_failures": 0, "server_failures": 0}
+                      "client_failures": 0, "server_failures": 0, "binding_refused": 0}
         self.suites: dict[str, int] = {}  # negotiated suite -> handshakes
+        self.pki: LabCa | None = None
+        self._x509_clients: dict[str, TlsConfig] = {}  # DevId -> the device's config
         if self.mode == "psk":
             self.server_config = psk_server_config(self.psks)
-            self._x509_client = None
         else:
-            cert, key = server_credential(self.hostname)
-            self.server_config = x509_server_config(cert, key)
-            self._x509_client = self._only_suite(x509_client_config(cert, self.hostname))
+            self.pki = LabCa(model.stream("tls", "pki").randbytes(32))
+            self.client_cert = bool(spec.get("client_cert", True))
+            server = self.pki.issue_server(self.hostname)
+            self.server_config = x509_server_config(server.cert_pem, server.key_pem,
+                                                    client_ca_pem=self.pki.ca_pem if self.client_cert else None)
 
     def _only_suite(self, config: TlsConfig) -> TlsConfig:
         return dataclasses.replace(config, suites=(self.suite,)) if self.suite else config
 
     def account_provisioned(self, device_uri: str) -> None:
-        accounts = self.model.server.core.accounts
+        accounts = self.server.core.accounts
         account = dataclasses.replace(accounts[device_uri], server_uri=self.https_uri)
         if self.mode == "psk":
             self.psks.pop(account.psk_identity, None)
+            self.psk_owners.pop(account.psk_identity, None)
             identity, key = fresh_psk(self.rng)
             account = dataclasses.replace(account, psk_identity=identity, psk_key=key)
-            self.psks[identity] = key
+            self.add_psk(identity, key, device_uri)
         accounts[device_uri] = account
 
-    def _client_config(self, account) -> TlsConfig | Done:
-        """Return the device's TLS config from its account, or the Done that ends its session."""
-        if self._x509_client is not None:
-            return self._x509_client
+    def add_psk(self, identity: bytes, key: bytes, dev_id: str) -> None:
+        """Let the server accept the PSK ``identity`` (``key``), issued to the device ``dev_id``."""
+        self.psks[identity] = key
+        self.psk_owners[identity] = dev_id
+
+    def binding_refusal(self, *, cert_identity: str | None = None, psk_identity: bytes | None = None,
+                        dev_id: str | None) -> str | None:
+        """Return why a message claiming ``dev_id`` is refused on a connection authenticated by
+        the client certificate naming ``cert_identity`` (``tls_pki.binding_refusal``) or by the
+        PSK ``psk_identity`` issued to another device (RFC 4279 authenticates the identity, and
+        the identity belongs to one device), or None."""
+        refusal = binding_refusal(cert_identity, dev_id)
+        if refusal is None and psk_identity is not None and self.psk_owners.get(psk_identity) != dev_id:
+            refusal = f"the PSK identity was issued to {self.psk_owners.get(psk_identity)!r}, the message claims {dev_id!r}"
+        return refusal
+
+    def _client_config(self, dev) -> TlsConfig | Done:
+        """Return the device's TLS config from its account (X.509: from its DevId), or the Done
+        that ends its session."""
+        account, dev_id = dev.account, dev.ident.uri
+        if self.pki is not None:
+            config = self._x509_clients.get(dev_id)
+            if config is None:
+                own = self.pki.issue_device(dev_id) if self.client_cert else None
+                config = self._x509_clients[dev_id] = self._only_suite(x509_client_config(
+                    self.pki.ca_pem, self.hostname, cert_pem=own and own.cert_pem, key_pem=own and own.key_pem))
+            return config
         if not account.has_psk:
-            return Done(False, "tls_failed: the account has no PSK (<x>/Auth/Bootstrap)")
+            return Done(False, "tls_failed: the account has no PSK (<x>/Auth/Trsp)")
         try:
             return self._only_suite(psk_client_config(account.psk_identity, account.psk_key))
         except DmsimError as exc:
@@ -456,7 +519,7 @@ class SimulatedHttps(SimulatedHttp):
         env = self.model.env
         conn = self.conns.get(dev.ident.index)
         if conn is None or conn.state != "open":
-            config = self._client_config(dev.account)
+            config = self._client_config(dev)
             if isinstance(config, Done):
                 return config
             conn = self.conns[dev.ident.index] = _Connection(self, dev, config)

@@ -8,7 +8,11 @@ with keep-alive and Content-Length bodies): ``POST <any path>`` with a SyncML DM
 core, the one lock that serialises it (the core is not thread-safe), the audit log and the
 authentication backoff, so an HTTP and an HTTPS listener can share it. Over HTTPS each
 connection first runs the TLS handshake of ``tls.py`` through ``tls_socket.TlsSocket``, with
-``UniformPsks`` (an unknown identity fails like a wrong key, RFC 4279 §2).
+``UniformPsks`` (an unknown identity fails like a wrong key, RFC 4279 §2). With a config that
+requires client certificates (``tls.server_config(client_ca_pem=...)``, OMA-TS-DM_Security §5.4)
+a client without a certificate of that CA fails the handshake, the audit log's ``mechanism``
+reads ``https-x509 client=<DevId>``, and a message whose SyncHdr Source is not that DevId is
+answered 403 (audit event ``client_cert_mismatch``).
 
 Every socket is hostile, so every resource is bounded (``conn_guard.Limits``): connections in
 total and per address (refused by closing before a thread starts), a deadline per TLS handshake
@@ -58,6 +62,7 @@ from dmsim.network.dm.account import DmAccount
 from dmsim.network.dm.hmac_integrity import DEFAULT_MAX_AGE, HmacVerifier
 from dmsim.network.dm.server import DmServer, http_status
 from dmsim.network.dm.tls import TlsConfig
+from dmsim.network.dm.tls_pki import binding_refusal
 from dmsim.sim.real.audit_log import AuditLog, outcome_of
 from dmsim.sim.real.auth_backoff import AuthBackoff, is_auth_failure
 from dmsim.sim.real.conn_guard import ConnectionGate, Deadline, DeadlineSocket, Limits, drain
@@ -175,13 +180,22 @@ class DmService:
         return Answer(429, b"too many authentication failures", headers={"Retry-After": str(int(wait) + 1)})
 
     def answer(self, body: bytes, content_type: str, headers: Mapping[str, str], *, peer: str,
-               mechanism: str) -> Answer:
-        """Answer one DM message from ``peer``: pre-decoded outside the core lock, handled under it."""
+               mechanism: str, client_identity: str | None = None) -> Answer:
+        """Answer one DM message from ``peer``: pre-decoded outside the core lock, handled under it.
+
+        ``client_identity`` is the DevId of the connection's verified client certificate (X.509
+        mode, OMA-TS-DM_Security §5.4): a message claiming another DevId is refused with 403 and
+        never reaches the core (``tls_pki.binding_refusal``)."""
         try:
             device = m.read_header(m.decode(body, content_type)).source
         except DmsimError as exc:
             self.audit.write("bad_request", peer=peer, outcome="failure", mechanism=mechanism, detail=str(exc))
             return Answer(400)
+        refusal = binding_refusal(client_identity, device)
+        if refusal is not None:
+            self.audit.write("client_cert_mismatch", peer=peer, device=device, outcome="failure",
+                             mechanism=mechanism, detail=refusal)
+            return Answer(403, b"client certificate does not name this device", device=device)
         now = time.time()
         with self.lock:
             self._expire(now)
@@ -325,8 +339,10 @@ class _GuardedHandler(BaseHTTPRequestHandler):
         body = self._body(self.server.limits.max_body)
         if body is None:
             return
+        session = getattr(self.connection, "session", None)
         self._answer(service.answer(body, self.headers.get("Content-Type", ""), request_headers(self.headers.items()),
-                                    peer=self.peer, mechanism=self.server.mechanism(self.connection)))
+                                    peer=self.peer, mechanism=self.server.mechanism(self.connection),
+                                    client_identity=getattr(session, "peer_identity", None)))
 
 
 class _AdminHandler(_GuardedHandler):
@@ -370,10 +386,15 @@ class _GuardedServer(ThreadingHTTPServer):
         super().__init__(address, handler)
 
     def mechanism(self, conn) -> str:
+        """Return how ``conn`` authenticated: http, https-psk, https-x509, or
+        ``https-x509 client=<DevId>`` with the identity of a verified client certificate."""
         session = getattr(conn, "session", None)
         if self.tls_config is None:
             return "http"
-        return "https-psk" if session is not None and session.psk_identity is not None else "https-x509"
+        if session is not None and session.psk_identity is not None:
+            return "https-psk"
+        identity = getattr(session, "peer_identity", None)
+        return f"https-x509 client={identity}" if identity is not None else "https-x509"
 
     def process_request(self, request, client_address) -> None:
         address = str(client_address[0])
@@ -428,7 +449,8 @@ def make_https_server(host: str, port: int, server: DmServer | DmService, config
                       handshake_timeout: float | None = None, limits: Limits | None = None) -> ThreadingHTTPServer:
     """Return a bound (not yet serving) HTTPS server around ``server`` with the TLS ``config``
     (``tls.server_config``; its PSK table is read live, so provisioned PSKs work at once, and
-    wrapped in ``UniformPsks``); ``handshake_timeout`` overrides ``limits.handshake_deadline``."""
+    wrapped in ``UniformPsks``; with ``client_ca_pem`` it requires client certificates, module
+    docstring); ``handshake_timeout`` overrides ``limits.handshake_deadline``."""
     limits = limits or Limits()
     if handshake_timeout is not None:
         limits = dataclasses.replace(limits, handshake_deadline=handshake_timeout)

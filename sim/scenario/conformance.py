@@ -15,10 +15,15 @@ Basic Cred, in clear.) ``auth-basic`` over plain HTTP also sends the password in
 Basic no protection of its own), which is named separately.
 
 A DM server reached over a socket counts as protected when its URL is ``https://``.
+
+OMA-TS-DM_Security §5.4 (DM-SEC-S-002-M): the server MUST request client authentication at the
+transport layer; the simulated server in X.509 mode with ``tls.client_cert: false`` does not, which
+is named (in PSK-TLS mode the PSK authenticates the client).
 """
 from __future__ import annotations
 
 RULE_INTEGRITY = "OMA-TS-DM_Security §5.3 (seed 002 §5.3): transport-neutral integrity MUST be used when the transport gives none"
+RULE_CLIENT_CERT = "OMA-TS-DM_Security §5.4 (DM-SEC-S-002-M): the DM server MUST request client authentication at the transport layer"
 RULE_BASIC_CLEAR = "OMA-TS-DM_Security §5.4.1: auth-basic over a transport without confidentiality sends the password in clear"
 
 
@@ -32,6 +37,9 @@ def transport_protected(data: dict) -> bool:
 
 def nonconformities(data: dict) -> list[str]:
     """Return one line per profile and broken rule, naming the profile, the rule and the fix."""
+    tls = data["components"]["dm_server"].get("tls") or {}
+    if tls.get("mode") == "x509" and tls.get("client_cert") is False:
+        return [f"components.dm_server.tls.client_cert false breaks {RULE_CLIENT_CERT} (set it true)"]
     if transport_protected(data):
         return []
     out = []
