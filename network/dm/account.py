@@ -38,7 +38,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Callable, Mapping
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256, credential_hash, is_digest
@@ -54,8 +54,15 @@ AUTH_BOOTSTRAP = "Auth/Bootstrap"
 AUTH_TRSP = "Auth/Trsp"
 TRSP_LEAVES = ("SecMode", "ClientPublicKeyPSKIdentity", "ServerPublicKeyPSKIdentity", "ClientSecretKey")
 BOOTSTRAP_LEAVES = ("ServerURI", *TRSP_LEAVES)
+PASSWORD_BYTES = 16  # 128 bits per password, as OMA-TS-DM_Security §5.4.3 recommends
 _AUTH_TYPES = {AUTH_BASIC: "BASIC", AUTH_MD5: "DIGEST", AUTH_SHA256: "DIGEST-SHA256", AUTH_HMAC_SHA256: "HMAC"}
 _SCHEMES = {v: k for k, v in _AUTH_TYPES.items()}
+
+
+def fresh_password(randbytes: Callable[[int], bytes]) -> str:
+    """Return a new AAuthSecret of PASSWORD_BYTES random octets from ``randbytes``, as hex text
+    (chr Format: it is typed and carried as text)."""
+    return randbytes(PASSWORD_BYTES).hex()
 
 
 @dataclass(frozen=True)

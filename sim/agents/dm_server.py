@@ -15,23 +15,19 @@ What it does for a replica:
   ``server.bootstrap_timeout``, a push is sent again, up to ``server.bootstrap_retries`` times.
 - **Personalisation** (:meth:`personalise`): for ``bootstrap_via: smartcard`` devices, the
   bootstrap document the operator writes to the card (seed 001 §8.1).
-- **Serving DM requests** (:meth:`receive`): at most ``server.max_sessions`` sessions at once; a
-  request of a new session waits (FIFO) for a slot; each request takes a
-  ``server.service_time`` sample. A slot is freed when the session ends on the server or when
-  the device gives up (its connection closes, :meth:`connection_closed`).
+- **Serving DM requests** (``serving.py``): at most ``server.max_sessions`` sessions at once,
+  each request a ``server.service_time`` sample.
 
 The agent keeps no module-level state: everything comes from the replica's scenario data and
 its named random streams (``server``, ``service``).
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Callable
 
 import simpy
 
-from dmsim.base.errors import DmsimError
-from dmsim.network.dm import http_binding, notification, wbxml
+from dmsim.network.dm import notification, wbxml
 from dmsim.network.dm.account import bootstrap_document
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HmacVerifier
@@ -41,9 +37,9 @@ from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import ShortMessage
 from dmsim.sim.agents.agent import Agent
+from dmsim.sim.agents.serving import Serving
 from dmsim.sim.agents.smsc_outbox import SmscOutbox
 from dmsim.sim.links.card_access import CardPersonalisation
-from dmsim.sim.links.delays import make_delay
 from dmsim.sim.links.link import Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,7 +51,7 @@ SERVER_URI = "http://dm.dmsim.test/dm"
 DM_AUTH_SCHEMES = {"md5": AUTH_MD5, "basic": AUTH_BASIC, "hmac": AUTH_HMAC_SHA256}  # fleet.profiles[].dm_auth
 
 
-class DmServerAgent(Agent):
+class DmServerAgent(Agent, Serving):
     """The replica's DM server: ``core`` is the sans-IO ``DmServer``. Every replica has one (a real
     server is reached through the transport, and this one then only provisions and pushes)."""
 
@@ -68,15 +64,10 @@ class DmServerAgent(Agent):
 
     def __init__(self, replica: "Replica"):
         srv = replica.data["server"]
-        self.replica, self.env, self.spec = replica, replica.env, srv
-        self.core = DmServer(srv["name"], SERVER_URI, replica.stream("server").randbytes,
-                             hmac_verifier=HmacVerifier(max_age=srv["hmac_window"]))
-        self.service_time = make_delay(srv["service_time"], "server.service_time")
-        self.service_rng = replica.stream("service")
-        self.max_sessions = srv["max_sessions"]
+        self.spec = srv
+        Serving.__init__(self, replica, DmServer(srv["name"], SERVER_URI, replica.stream("server").randbytes,
+                                                 hmac_verifier=HmacVerifier(max_age=srv["hmac_window"])), "service")
         self.security: dict[str, MessageSecurity | None] = {}  # profile name -> its message security
-        self.active: set[str] = set()
-        self.waiting: deque = deque()
         self.sms_ref = 0
         # with an SMSC the server submits as an ESME, through a queue that waits out throttling
         smsc = replica.agents.get("smsc")
@@ -153,57 +144,6 @@ class DmServerAgent(Agent):
             dev.sms_msgs += 1
             dev.sms_bytes += len(pdu)
             self.replica.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), dev.sms_from_link)
-
-    # -- serving DM requests -----------------------------------------------------------------
-    def receive(self, msg: Message) -> None:
-        """A request reached the server: admit its session or queue it, then serve it."""
-        dev = msg.meta[0]
-        uri = dev.ident.uri
-        if dev.ident.index not in self.replica.live:
-            return  # the device gave up: its connection is closed
-        if uri in self.active or len(self.active) < self.max_sessions:
-            self.active.add(uri)
-            self._serve(msg)
-        else:
-            self.waiting.append(msg)
-
-    def _serve(self, msg: Message) -> None:
-        delay = self.service_time.sample(self.service_rng)
-        self.env.timeout(delay, msg).callbacks.append(self._served)
-
-    def _served(self, event: simpy.Event) -> None:
-        msg: Message = event.value
-        dev, token = msg.meta
-        transport = self.replica.transport
-        try:
-            req = http_binding.decode(msg.payload)
-            reply = self.core.handle(req.body, req.content_type, transport.unix_now(), headers=req.headers)
-            payload = transport.server_response(reply)
-            # a refused forgery or replay leaves the device's session (and its slot) in place
-            over = reply.session_over and dev.ident.uri not in self.core.sessions
-        except DmsimError:
-            payload, over = http_binding.encode_response(400, b"", "text/plain"), True
-        if over:
-            self.release(dev.ident.uri)
-        transport.respond(Message(payload, "server", dev.ident.uri, "dm", (dev, token)))
-
-    def connection_closed(self, uri: str) -> None:
-        """The device's connection closed: the core forgets its session, its slot is freed."""
-        self.core.connection_closed(uri)
-        self.release(uri)
-
-    def release(self, uri: str) -> None:
-        """Free the session slot of ``uri`` and admit the next waiting session."""
-        if uri not in self.active:
-            return
-        self.active.discard(uri)
-        live = self.replica.live
-        while self.waiting and len(self.active) < self.max_sessions:
-            msg = self.waiting.popleft()
-            if msg.meta[0].ident.index not in live:
-                continue
-            self.active.add(msg.meta[0].ident.uri)
-            self._serve(msg)
 
 
 def scts_of(now: float) -> bytes:

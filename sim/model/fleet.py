@@ -12,8 +12,9 @@ import itertools
 import random
 from dataclasses import dataclass
 
+from dmsim.network.dm.account import fresh_password
+
 TEST_PLMN = "00101"
-PASSWORD_BYTES = 16  # 128 bits per password, as OMA-TS-DM_Security §5.4.3 recommends; one per client and side
 
 
 @dataclass(slots=True)
@@ -49,5 +50,5 @@ class Fleet:
                                 if len(self.profiles) > 1 else 0]
         pin = "".join(rng.choices("0123456789", k=profile["user_pin_digits"]))
         return DeviceIdentity(index=index, imsi=f"{TEST_PLMN}{index:010d}", profile=profile, userpin=pin,
-                              client_password=rng.randbytes(PASSWORD_BYTES).hex(),
-                              server_password=rng.randbytes(PASSWORD_BYTES).hex())
+                              client_password=fresh_password(rng.randbytes),
+                              server_password=fresh_password(rng.randbytes))

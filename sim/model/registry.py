@@ -12,6 +12,7 @@ replica itself does not change.
 """
 from __future__ import annotations
 
+from dmsim.sim.agents.bootstrap_server import BootstrapServerAgent
 from dmsim.sim.agents.device import DmDevice
 from dmsim.sim.agents.dm_server import DmServerAgent
 from dmsim.sim.agents.ota_platform import OtaCampaign
@@ -20,6 +21,7 @@ from dmsim.sim.agents.smsc import SmscDriver
 NETWORK_AGENTS = (
     SmscDriver,       # smsc: the store-and-forward SMSC, when the scenario has an ``smsc`` block
     DmServerAgent,    # server: the DM server (its outbox submits to the SMSC, if any)
+    BootstrapServerAgent,  # bootstrap_server: when a profile has ``bootstrap_via: tls`` (seed 001 §9.3)
     OtaCampaign,      # ota: the OTA platform, when the scenario has an ``ota`` block
 )
 

@@ -124,9 +124,14 @@ def _tls_suite_rule(tls: dict) -> Problem | None:
 _DM_TLS = Struct({
     "mode": Field(Str(choices=("none", "psk", "x509")), "none",
                   "none: plain HTTP; psk: PSK-TLS with a fresh PSK per device carried in the bootstrap "
-                  "(<x>/Auth/Bootstrap); x509: the server's ECDSA P-256 certificate."),
+                  "(<x>/Auth/Trsp); x509: ECDSA P-256 certificates from a lab CA derived from the seed."),
     "suite": Field(Nullable(Str()), None, "Offer only this seed cipher suite (IANA name); null: all of the mode."),
     "rto": Field(Seconds(positive=True), 1.0, "TCP retransmission timeout of a lost TLS flight (doubles each time)."),
+    "client_cert": Field(Bool(), True,
+                         "x509 only: the server requests and requires a client certificate (OMA-TS-DM_Security "
+                         "§5.4, DM-SEC-S-002-M); a seeded lab CA issues the server's and each device's (CN/SAN = "
+                         "DevId), and a request whose DevId is not the certificate's gets 403. false: server-only "
+                         "authentication."),
 }, rule=_tls_suite_rule, doc="TLS records carried as messages on the ip links (the real handshake, in memory).")
 
 
@@ -164,10 +169,13 @@ PROFILE = Struct({
     "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
                      "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
                      "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
-    "bootstrap_via": Field(Str(choices=("sms", "smartcard")), "sms",
+    "bootstrap_via": Field(Str(choices=("sms", "smartcard", "tls")), "sms",
                            "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "
                            "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
-                           "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms)."),
+                           "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms); tls: the device "
+                           "leaves the factory with the bootstrap server's account (<x>/Auth/Bootstrap, a PSK) "
+                           "and fetches the DM server's account in a DM session over PSK-TLS with it (seed 001 "
+                           "§9.3, mutual authentication)."),
     "message_security": Field(Str(choices=MESSAGE_SECURITY), "none",
                               "Seed 002 §5.3-§5.5 message security of every DM session message, on top of dm_auth: "
                               "hmac-md5 (x-syncml-hmac algorithm=MD5, §5.4), xmldsig (XML-Signature, §5.4) or "

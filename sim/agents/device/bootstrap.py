@@ -8,17 +8,31 @@ bootstrap is rejected and counted; the server sends again on timeout.
 
 From the card (seed 001 §8.1): the power-on step already ran the smartcard bootstrap; this step
 only takes its report (:func:`from_card`).
+
+Over TLS (seed 001 §9.3, profile ``bootstrap_via: tls``, :func:`via_tls`): the device holds the
+bootstrap server's account from the factory (``<x>/Auth/Bootstrap``, ``agents/bootstrap_server.py``);
+the DM server provisions the device's account, the bootstrap server plans its delivery, and the
+device runs a DM session with the bootstrap server over PSK-TLS with the keys its own tree holds
+(``links/bootstrap_transport.py``). The bootstrap succeeded when the device's tree then holds the
+DM server's account (``bootstrap_rejected`` otherwise: the session ended but did not install it);
+a failed session ends the life with ``bootstrap_`` and its reason (``bootstrap_tls_failed``,
+``bootstrap_ip_timeout``, ...). ``t_bootstrap_sent`` is when the device opens the session.
 """
 from __future__ import annotations
 
+from dmsim.base.errors import DmsimError
 from dmsim.devices.bootstrap_client import accept_bootstrap
-from dmsim.devices.dm_tree import account_from_tree
+from dmsim.devices.dm_tree import DmTree, account_from_tree, install_account
+from dmsim.sim.agents.bootstrap_server import VIA_TLS
+from dmsim.sim.agents.device.dm_session import run_session
 
 
 def bootstrap(dev):
     """SimPy generator: return "" once the device holds the server's account, else the failure reason."""
     if dev.card_report is not None:
         return from_card(dev)
+    if dev.ident.profile.get("bootstrap_via") == VIA_TLS:
+        return (yield from via_tls(dev))
     replica = dev.replica
     server = replica.agents["server"]
     push = server.bootstrap_push(dev.ident)
@@ -53,4 +67,28 @@ def from_card(dev) -> str:
     dev.account = account_from_tree(dev.tree, server_id)
     dev.accepted = True
     dev.t_bootstrap_ok = dev.replica.env.now
+    return ""
+
+
+def via_tls(dev):
+    """SimPy generator: the bootstrap session with the bootstrap server (see the module doc)."""
+    replica, ident = dev.replica, dev.ident
+    bootstrap_server, server = replica.agents["bootstrap_server"], replica.agents["server"]
+    dev.tree = DmTree()
+    factory = bootstrap_server.factory_account(ident)
+    install_account(dev.tree, factory)
+    server.provision(ident)
+    bootstrap_server.plan_bootstrap(ident, server.core.accounts[ident.uri])
+    dev.t_bootstrap_sent = replica.env.now
+    dev.bootstrap_sends += 1
+    done = yield from run_session(dev, factory, bootstrap_server.transport)
+    if not done.ok:
+        return "bootstrap_" + done.reason.split(":")[0]
+    try:
+        dev.account = account_from_tree(dev.tree, server.core.server_id)
+    except DmsimError:
+        dev.rejected += 1
+        return "bootstrap_rejected"
+    dev.accepted = True
+    dev.t_bootstrap_ok = replica.env.now
     return ""

@@ -6,8 +6,8 @@ The steps, each a module of this package, run in order in one SimPy process per 
 1. ``power_on``: the ME reads the IMSI from its UICC with real APDUs (emulated card, or a real one
    through the replica's card seam) and, for ``bootstrap_via: smartcard``, installs the account
    the operator personalised into the card over SCP03; the device then attaches to the SMSC;
-2. ``bootstrap``: the server's §5.10.2.3-protected WAP Push bootstrap over SMS (or the account
-   the card gave);
+2. ``bootstrap``: the server's §5.10.2.3-protected WAP Push bootstrap over SMS, the account
+   the card gave, or a DM session over PSK-TLS with the bootstrap server (seed 001 §9.3);
 3. ``notification``: with ``server.session_trigger: notification``, package #0 over WAP Push,
    acted on only when its digest verifies;
 4. ``dm_session``: packages 1-4 (Alert 1201, or 1200 after a package #0) through the replica's
@@ -43,7 +43,8 @@ class DmDevice:
     __slots__ = ("replica", "ident", "reasm", "accepted", "bootstrapped", "account", "client", "t_arrival",
                  "t_bootstrap_sent", "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected",
                  "ip_retries", "sms_msgs", "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency",
-                 "ota_keys", "notified", "notice_rejected", "tree", "card_report", "session_id", "initiator")
+                 "ota_keys", "notified", "notice_rejected", "tree", "card_report", "session_id", "initiator",
+                 "bearer_up")
 
     def __init__(self, replica: "Replica", ident: "DeviceIdentity"):
         env = replica.env
@@ -67,6 +68,7 @@ class DmDevice:
         self.tree = None  # the DM tree a smartcard bootstrap filled (None: the client makes its own)
         self.card_report = None  # the smartcard bootstrap's report (None: bootstrap over SMS)
         self.session_id, self.initiator = ident.index + 1, "client"  # a package #0 sets them
+        self.bearer_up = False  # the data bearer is set up before the first IP session
 
     @classmethod
     def life(cls, replica: "Replica", ident: "DeviceIdentity"):
