@@ -27,6 +27,14 @@ Rules implemented:
   in the tree, for the next message and session, when the session's scheme is DIGEST (auth-md5),
   DIGEST-SHA256 or HMAC; under any other scheme (auth-basic) it is ignored (§5.5); a nonce the
   client issues is stored in the SRVCRED AAuthData;
+* a nonce from the server is taken before the server has authenticated: a 401/407 Chal (the
+  server's refusal carries no Cred, since it cannot know the account of a client that failed,
+  §5.4.3) and a NextNonce in the Status of a message whose Cred then fails (the server's nonce
+  was stale while the server had already moved the client's: taking it is what lets the
+  client's challenge of the server be accepted, so the session recovers). An impostor can so set
+  the stored client nonce, which costs the next session with the real server one more challenge
+  (no worse than dropping messages), and obtain the client's digest over a nonce it chose, which
+  the real server, whose nonces are 16 random octets, does not accept;
 * Get, Replace, Add, Delete, Exec and Sequence run through :func:`dm_commands.handle_command`
   with the ServerID of the authenticated server, so ACLs and secret nodes are enforced; the
   Statuses and Results go back in the next message, split by the server's MaxMsgSize.
@@ -203,7 +211,8 @@ class DmClient:
         if verdict.next_nonce is not None and self._account.auth_scheme in NONCE_SCHEMES:
             # §5.5: AAuthData takes the NextNonce under DIGEST, DIGEST-SHA256 and HMAC (ignored
             # otherwise); the current session keeps its credential valid, since the server switched
-            # to the new nonce for this client already.
+            # to the new nonce for this client already. Taken before the server's Cred is checked
+            # (see the module doc: the recovery when both nonces moved needs it).
             self.account = self._account.with_nonces(client=verdict.next_nonce)
         account = self._account
         if not self.hmac_mode and (hdr.cred is None or not check_credential(

@@ -33,9 +33,10 @@ USERPIN = "USERPIN"
 USERPIN_NETWORKID = "USERPIN_NETWORKID"
 KEY_TYPES = (NETWORKID, USERPIN, USERPIN_NETWORKID)
 _ALIASES = {"NETWPIN": NETWORKID, "USERNETWPIN": USERPIN_NETWORKID}
-_DIGITS = re.compile(r"^[0-9]+$")
-_VCHAR = re.compile(r"^[\x21-\x7e]+$")
-_HEX40 = re.compile(r"^[0-9A-Fa-f]{40}$")
+# fullmatch, never ``$``: ``$`` also matches before a final newline ("1234\n" is not a PIN)
+_DIGITS = re.compile(r"[0-9]+")
+_VCHAR = re.compile(r"[\x21-\x7e]+")
+_HEX40 = re.compile(r"[0-9A-Fa-f]{40}")
 
 
 def canonical_key_type(name: str) -> str:
@@ -46,7 +47,7 @@ def canonical_key_type(name: str) -> str:
 
 def networkid_from_imsi(imsi: str) -> bytes:
     """Return the NETWORKID key octets for an IMSI (EF_IMSI content without the length byte)."""
-    if not _DIGITS.match(imsi or "") or not 6 <= len(imsi) <= 15:
+    if not _DIGITS.fullmatch(imsi or "") or not 6 <= len(imsi) <= 15:
         raise BootstrapVerificationError(f"IMSI {imsi!r} is not 6 to 15 decimal digits")
     parity = 0x9 if len(imsi) % 2 else 0x1
     nibbles = [parity] + [int(d) for d in imsi]
@@ -60,7 +61,7 @@ def bootstrap_key(key_type: str, *, imsi: str | None = None, userpin: str | None
     kt = canonical_key_type(key_type)
     if kt in (USERPIN, USERPIN_NETWORKID) and not userpin:
         raise BootstrapVerificationError(f"key type {kt} needs a user PIN")
-    if userpin and not _VCHAR.match(userpin):  # the PIN's octets are the key: printable ASCII only
+    if userpin and not _VCHAR.fullmatch(userpin):  # the PIN's octets are the key: printable ASCII only
         raise BootstrapVerificationError(f"user PIN {userpin!r} is not printable ASCII")
     if kt == NETWORKID:
         return networkid_from_imsi(imsi or "")
@@ -94,10 +95,10 @@ def parse_content_type(value: str) -> tuple[str, str]:
     if mime.lower() != BOOTSTRAP_MEDIA_TYPE:
         raise DecodeError("bootstrap content-type", 0, f"media type {mime!r}", BOOTSTRAP_MEDIA_TYPE)
     off = len(parts[0]) + 1
-    if not _VCHAR.match(key_type):
+    if not _VCHAR.fullmatch(key_type):
         raise DecodeError("bootstrap content-type", off, f"key type {key_type!r}", "1*VCHAR")
     off += len(parts[1]) + 1
-    if not _HEX40.match(mac):
+    if not _HEX40.fullmatch(mac):
         raise DecodeError("bootstrap content-type", off, f"digest {mac!r}", "40 hex digits")
     return canonical_key_type(key_type), mac.upper()
 
