@@ -25,6 +25,11 @@ Choices where Appendix B is silent or garbled (kept verbatim, explained in the n
 item as ``DM-SEC-C-004-M``; Requirement cells that name a missing item (``DM-SEC-C-0007-O``) are
 not evaluated. A row marked ``yes`` must satisfy its Requirement column ("A AND B": every named
 item ``yes``; "A OR B": one of them), checked by ``--check`` with the evidence.
+
+``--check --knockouts`` also asks whether the evidence depends on the mechanism: each ``yes`` or
+``partial`` row names a knockout (:mod:`knockouts`, a patch that switches the mechanism off from
+outside the code), and at least one of its cited tests must fail under it
+(:mod:`knockout_check`); otherwise the row overclaims.
 """
 from __future__ import annotations
 
@@ -50,6 +55,9 @@ _OSSL = "tests/network/test_tls_openssl.py::"
 _ENGINE = "tests/sim/model/test_engine.py::"
 _HTTPS = "tests/sim/real/test_https_server.py::"
 _CARD = "tests/devices/test_smartcard_bootstrap.py::"
+_REFUSALS = "tests/network/test_dm_auth_refusals.py::test_server_refuses_a_guessed_password_under_each_scheme"
+_SWAPPED_BOOTSTRAP = ("tests/devices/test_bootstrap_client.py::"
+                      "test_device_accepts_the_servers_bootstrap_and_refuses_a_swapped_document")
 
 _MUTUAL = _SESSION + "test_session_completes_with_mutual_auth"
 _WRONG_SECRET = _SESSION + "test_wrong_secret_fails_after_the_second_challenge"
@@ -186,15 +194,19 @@ TABLE: tuple[Scr, ...] = (
             "an account with syncml:auth-hmac-sha256 MACs every message of every session (§5.6.1 names no "
             "switch-over after a Chal; none is made)"),
         Scr("DM-SEC-C-018-O", "Bootstrap Security for Bootstrap via DM Profile", "5.10.2.1", YES,
-            (_BOOTSTRAP_TAMPER, _BOOTSTRAP_FLEET), "through transport neutral security (C-019)",
+            (_BOOTSTRAP_TAMPER, _BOOTSTRAP_FLEET, _SWAPPED_BOOTSTRAP),
+            "through transport neutral security (C-019); a well-formed bootstrap that is not the one the server "
+            "MACed is refused (the engine's byte flips are often refused by the WBXML decoder alone)",
             requirement="DM-SEC-C-019-O OR DM-SEC-C-020-O"),
         Scr("DM-SEC-C-019-O", "Transport neutral security for Bootstrap via DM Profile", "5.10.2.3", YES,
-            (_SEC + "test_verify_accepts_good_and_rejects_tampered_body_and_wrong_secret", _BOOTSTRAP_TAMPER),
+            (_SEC + "test_verify_accepts_good_and_rejects_tampered_body_and_wrong_secret", _BOOTSTRAP_TAMPER,
+             _SWAPPED_BOOTSTRAP),
             "HMAC-SHA1 checked before the WBXML body is parsed; a tampered bootstrap is rejected",
             requirement="DM-SEC-C-021-O"),
         Scr("DM-SEC-C-020-O", "Transport layer security for Bootstrap via DM Profile", "5.10.2.1", YES,
             (_CARD + "test_installs_the_authorised_accounts_from_the_card",
-             _CARD + "test_the_channel_is_really_secured_at_level_33", _CARD + "test_tampered_apdus_are_refused"),
+             _CARD + "test_the_channel_is_really_secured_at_level_33", _CARD + "test_tampered_apdus_are_refused",
+             "tests/cards/test_scp03.py::test_host_refusals"),
             "the smartcard, a secure transport (§5.10.2.2), read through SCP03 at level 33 (seed 001 §8.1, "
             "App. H); a WAP Push bootstrap is protected by its HMAC only, none is sent over TLS"),
         Scr("DM-SEC-C-021-O", "Use of NETWORKID, USERPIN, or USERPIN_NETWORKID when Bootstrapping via DM Profile",
@@ -204,8 +216,9 @@ TABLE: tuple[Scr, ...] = (
             (_SEC + "test_networkid_key_vector", _SEC + "test_bootstrap_mac_matches_openssl", _BOOTSTRAP_FLEET),
             "IMSI in semi-octet form as the key"),
         Scr("DM-SEC-C-023-M", "Support of USERPIN method in Bootstrap via DM Profile", "5.10.2.3.1", YES,
-            (_SEC + "test_verify_accepts_good_and_rejects_tampered_body_and_wrong_secret", _BOOTSTRAP_FLEET),
-            "row split over a page break in Appendix B"),
+            (_SEC + "test_verify_accepts_good_and_rejects_tampered_body_and_wrong_secret",
+             _SEC + "test_bootstrap_mac_matches_openssl", _BOOTSTRAP_FLEET),
+            "the PIN's ASCII octets as the key, checked against openssl; row split over a page break in Appendix B"),
         Scr("DM-SEC-C-024-O", "Support of USERPIN_NETWORKID method in Bootstrap via DM profile", "5.10.2.3.1",
             YES, (_SEC + "test_bootstrap_mac_matches_openssl", _BOOTSTRAP_FLEET)),
     ),
@@ -226,14 +239,18 @@ TABLE: tuple[Scr, ...] = (
             "server Cred in every reply once the client is authenticated"),
         Scr("DM-SEC-S-004-O", "Challenge Client", "5.3", YES, (_STALE_CLIENT,)),
         Scr("DM-SEC-S-005-O", "Support for clients authentication at the application layer", "5.3", PARTIAL,
-            (_MUTUAL,), "S-006 and S-009 yes; S-010 (challenges from unauthenticated clients) no",
+            (_MUTUAL, _WRONG_SECRET, _REFUSALS),
+            "a guessed password is refused under auth-basic/md5/sha256; S-006 and S-009 yes; S-010 (challenges "
+            "from unauthenticated clients) no",
             requirement="DM-SEC-S-006-O AND DM-SEC-S-009-O AND DM-SEC-S-010-O"),
-        Scr("DM-SEC-S-006-O", "MD5 challenge to client", "5.3", YES, (_STALE_CLIENT,),
+        Scr("DM-SEC-S-006-O", "MD5 challenge to client", "5.3", YES, (_STALE_CLIENT, _REFUSALS),
             "Chal of the account's scheme (syncml:auth-md5 by default) with a new nonce"),
         Scr("DM-SEC-S-007-O", "MD5 challenge to client in conjunction with transport layer security", "5.3", YES,
-            (_DM_OVER_TLS, _HTTPS + "test_state_survives_a_restart"),
+            (_DM_OVER_TLS, _HTTPS + "test_state_survives_a_restart",
+             "tests/sim/real/test_https_challenge.py::test_md5_challenge_over_psk_tls"),
             "over PSK-TLS and X.509 the server still checks the syncml:auth-md5 Cred and sends its Chal "
-            "(NextNonce, status 212); a stale-nonce 401 re-challenge over TLS is not exercised"),
+            "(NextNonce, status 212); over PSK-TLS a stale nonce gets a 401 with an auth-md5 Chal and recovers, "
+            "a guessed password is refused"),
         Scr("DM-SEC-S-008-M", "Supply of a new nonce with one more challenge if authentication fails", "5.4.3",
             YES, (_STALE_CLIENT, _WRONG_SECRET, _SESSION + "test_a_failed_credential_gets_a_challenge_with_a_new_nonce"),
             "the 401 carries a nonce other than the failed and the stored one; a second failure ends the session"),
@@ -317,7 +334,8 @@ TABLE: tuple[Scr, ...] = (
     ),
     # --- seed 000 Change 4, B.2.1: DM Server (TLS, §9.2) -----------------------------------
     *_table(SEED_000, "server",
-        Scr("DM-SEC-S-001-M", "Support for Basic Authentication Schema", "9.2.1", PARTIAL, (_MUTUAL,),
+        Scr("DM-SEC-S-001-M", "Support for Basic Authentication Schema", "9.2.1", PARTIAL,
+            (_MUTUAL, _REFUSALS + "[syncml:auth-basic]"),
             _RFC2617.format("syncml:auth-basic")),
         Scr("DM-SEC-S-002-M", "Digest Authentication Schema", "9.2.1", NO, (),
             "RFC 2617 HTTP Digest is not implemented; the SyncML digests (003 DM-SEC-S-006-O) are"),
@@ -457,6 +475,7 @@ def format_table(selected: list[Scr]) -> str:
     cells = [(r.item, r.side, r.status, r.supported, "§" + r.reference, r.description) for r in selected]
     widths = [max(len(c[i]) for c in cells + [head]) for i in range(5)]
     line = lambda c: "  ".join(f"{v:<{w}}" for v, w in zip(c, widths)) + "  " + c[5]  # noqa: E731
+    from dmsim.sim.cli.knockouts import ROWS as knockout_of
     out, source = [], None
     for row, c in zip(selected, cells):
         if row.source != source:
@@ -467,6 +486,8 @@ def format_table(selected: list[Scr]) -> str:
         out += [f"{pad}{'evidence: ' if i == 0 else ' ' * 10}{e}" for i, e in enumerate(row.evidence)]
         if row.requirement:
             out.append(f"{pad}requires: {row.requirement}")
+        if (row.source, row.side, row.item) in knockout_of:
+            out.append(f"{pad}knockout: {knockout_of[row.source, row.side, row.item]}")
         if row.note:
             out.append(f"{pad}note: {row.note}")
     counts = {s: sum(r.supported == s for r in selected) for s in (YES, PARTIAL, NO)}
@@ -479,16 +500,30 @@ def format_table(selected: list[Scr]) -> str:
 @click.option("--side", type=click.Choice(["client", "server"]), help="Only the DM Client or the DM Server items.")
 @click.option("--check", "do_check", is_flag=True,
               help="Verify every evidence node id names a test (exit 1 listing those that do not).")
+@click.option("--knockouts", "do_knockouts", is_flag=True,
+              help="With --check (implied): also run each yes/partial row's cited tests twice, as they are "
+                   "(they must pass) and with the row's knockout switching its mechanism off (one must fail; "
+                   "if all still pass the row overclaims). Exit 1 on an overclaiming row, a failing baseline, or "
+                   "a yes row without a knockout. Runs pytest, one process per row (1.5-2.5 minutes on 2 cores).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="With --knockouts: pytest processes run at once (default: the number of CPUs).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Checkout whose tests/ the evidence names (default: this one).")
-def conformance(as_json: bool, side: str | None, do_check: bool, root: Path | None) -> None:
-    """Print the SCR items of OMA-TS-DM_Security Appendix B and seed 000: supported or not, and the test that shows it."""
+def conformance(as_json: bool, side: str | None, do_check: bool, do_knockouts: bool, jobs: int | None,
+                root: Path | None) -> None:
+    """Print the SCR items of OMA-TS-DM_Security Appendix B and seed 000: supported or not, and the test that shows it.
+
+    \b
+    dmsim conformance --check               cited tests exist, Requirement columns hold
+    dmsim conformance --check --knockouts   and each row's tests fail when its mechanism is knocked out
+                                            (the knockouts: sim/cli/knockouts.py)
+    """
     selected = rows(side)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in selected], indent=1))
     else:
         click.echo(format_table(selected))
-    if do_check:
+    if do_check or do_knockouts:
         problems = check(tuple(selected), root)
         for p in problems:
             click.echo(f"check: {p}", err=True)
@@ -497,3 +532,26 @@ def conformance(as_json: bool, side: str | None, do_check: bool, root: Path | No
             click.echo(f"check: {len(problems)} problem(s)", err=True)
             sys.exit(1)
         click.echo(f"check: ok ({n} evidence node ids found)", err=True)
+    if do_knockouts:
+        run_knockout_check(tuple(selected), default_root() if root is None else root, jobs)
+
+
+def run_knockout_check(selected: tuple[Scr, ...], root: Path, jobs: int | None) -> None:
+    """Run :func:`knockout_check.check_knockouts` on ``selected``, print one line per row and a
+    summary on stderr, exit 1 on a problem."""
+    import time
+
+    from dmsim.sim.cli import knockout_check as kc
+    start = time.monotonic()
+    results = kc.check_knockouts(selected, root, jobs=jobs)
+    for line in kc.format_results(results):
+        click.echo(f"knockouts: {line}", err=True)
+    problems = [r for r in results if r.problem]
+    counts = {s: sum(r.status == s for r in results) for s in (kc.SHOWN, kc.OVERCLAIMS, kc.UNCHECKED, kc.BASELINE,
+                                                                 kc.ERROR)}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    took = f"{time.monotonic() - start:.0f} s"
+    if problems:
+        click.echo(f"knockouts: {len(problems)} problem(s) in {len(results)} rows ({summary}; {took})", err=True)
+        sys.exit(1)
+    click.echo(f"knockouts: ok ({len(results)} rows: {summary}; {took})", err=True)
