@@ -55,6 +55,10 @@ _OSSL = "tests/network/test_tls_openssl.py::"
 _ENGINE = "tests/sim/model/test_engine.py::"
 _HTTPS = "tests/sim/real/test_https_server.py::"
 _CARD = "tests/devices/test_smartcard_bootstrap.py::"
+_MTLS = "tests/network/test_tls_mutual.py::"
+_MOSSL = "tests/network/test_tls_mutual_openssl.py::"
+_MSIM = "tests/sim/links/test_tls_mutual_transport.py::"
+_BTLS = "tests/sim/agents/test_bootstrap_over_tls.py::"
 _REFUSALS = "tests/network/test_dm_auth_refusals.py::test_server_refuses_a_guessed_password_under_each_scheme"
 _SWAPPED_BOOTSTRAP = ("tests/devices/test_bootstrap_client.py::"
                       "test_device_accepts_the_servers_bootstrap_and_refuses_a_swapped_document")
@@ -229,12 +233,18 @@ TABLE: tuple[Scr, ...] = (
              "tests/sim/model/test_fleet.py::test_every_client_and_side_has_its_own_128_bit_password"),
             "one account per device; the fleet draws a random 128-bit client and server password per device "
             "(sim/model/fleet.py)"),
-        Scr("DM-SEC-S-002-M", "Support for client authentication at the transport layer", "5.3", PARTIAL,
+        Scr("DM-SEC-S-002-M", "Support for client authentication at the transport layer", "5.3", YES,
             (_TLS + "test_unknown_identity_fails_and_accounts_added_later_are_found",
              _TLS + "test_wrong_psk_fails_both_sides", _OSSL + "test_openssl_s_client_with_wrong_psk_is_refused",
-             _HTTPS + "test_wrong_psk_closes_the_connection_and_the_server_goes_on"),
-            "PSK-TLS: the identity selects the device's key; partial: in X.509 mode no client certificate is "
-            "requested yet (mutual X.509 is issue 14's)"),
+             _HTTPS + "test_wrong_psk_closes_the_connection_and_the_server_goes_on",
+             _MTLS + "test_client_without_certificate_is_refused_with_handshake_failure",
+             _MOSSL + "test_openssl_s_client_without_a_certificate_is_refused",
+             _MOSSL + "test_openssl_s_client_with_another_cas_certificate_is_refused",
+             _MSIM + "test_x509_fleet_completes_with_client_certificates_naming_each_device",
+             _MSIM + "test_a_device_presenting_another_devices_certificate_gets_403"),
+            "PSK-TLS: the identity selects the device's key and is bound to its device; X.509: the server "
+            "requests and verifies a client certificate of the seeded lab CA (network/dm/tls_pki.py) naming "
+            "the DevId, and refuses a message from another DevId (403)"),
         Scr("DM-SEC-S-003-M", "Send credentials to client", "5.3", YES, (_MUTUAL, _WRONG_SECRET),
             "server Cred in every reply once the client is authenticated"),
         Scr("DM-SEC-S-004-O", "Challenge Client", "5.3", YES, (_STALE_CLIENT,)),
@@ -279,8 +289,13 @@ TABLE: tuple[Scr, ...] = (
             "DmServer.bootstrap_message: the HMAC in the Content-Type as ;<key type>;<40 hex> (the §5.10.2.3 "
             "ABNF, not WSP's SEC/MAC parameters), sent by WAP Push over SMS",
             requirement="DM-SEC-S-025-O"),
-        Scr("DM-SEC-S-024-O", "Transport layer security for Bootstrap via DM Profile", "5.10.2.1", NO, (),
-            "the server sends bootstraps over SMS only"),
+        Scr("DM-SEC-S-024-O", "Transport layer security for Bootstrap via DM Profile", "5.10.2.1", YES,
+            (_BTLS + "test_devices_fetch_the_dm_account_over_psk_tls_and_complete",
+             _BTLS + "test_a_device_with_the_wrong_bootstrap_psk_fails_the_handshake",
+             _BTLS + "test_a_psk_cannot_fetch_another_devices_account"),
+            "bootstrap_via: tls: a bootstrap server delivers the account in a DM session over PSK-TLS keyed "
+            "by the device's factory <x>/Auth/Bootstrap (seed 001 §9.3.1.1, §9.3.2; sim/agents/"
+            "bootstrap_server.py); X.509 mode and a real bootstrap server are not done"),
         Scr("DM-SEC-S-025-O", "Use of NETWORKID, USERPIN, or USERPIN_NETWORKID when Bootstrapping via DM Profile",
             "5.10.2.3", YES, (_BOOTSTRAP_FLEET, _SEC + "test_bootstrap_mac_matches_openssl"),
             "row split over a page break in Appendix B"),
@@ -341,7 +356,7 @@ TABLE: tuple[Scr, ...] = (
             "RFC 2617 HTTP Digest is not implemented; the SyncML digests (003 DM-SEC-S-006-O) are"),
         Scr("DM-SEC-S-003-M", "X.509 certificate", "9.2.1", YES,
             (_TLS + "test_x509_ecdsa_p256", _TLS + "test_x509_rsa_2048", _TLS + "test_server_config_refuses_p192_key"),
-            "the server presents its certificate; it requests no client certificate"),
+            "the server presents its certificate, and in X.509 mode requests the client's (DM-SEC-S-002-M)"),
         Scr("DM-SEC-C-004-M", "Support of X.509 Certificate Mode and PSK-TLS mode", "9.2.2", YES,
             (_TLS + "test_psk_handshake_each_served_suite", _TLS + "test_x509_ecdsa_p256",
              _OSSL + "test_openssl_s_client_against_dmsim_server", _DM_OVER_TLS),

@@ -443,6 +443,13 @@ _S = "dmsim.network.dm.server:"
 _C = "dmsim.devices.dm_client:"
 _TLS = "dmsim.network.dm.tls:"
 
+def _plain_http_transport(original):
+    def plain(model, server):
+        from dmsim.sim.links.transports import SimulatedHttp
+        return SimulatedHttp(model, server)
+    return plain
+
+
 KNOCKOUT_LIST: tuple[Knockout, ...] = (
     # application-layer authentication (§5.4)
     Knockout("client-sends-no-cred", "the client puts no Cred in its messages (its make_credential answers None)",
@@ -530,6 +537,8 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
              _versions_without_tls_1_2),
     Knockout("tls-no-version-check", "dmsim's own version check of Client/ServerHello lets SSL 3.0 through "
              "(LOWEST_VERSION is 0x0300)", "dmsim.network.dm.tls_suites:LOWEST_VERSION", _value(0x0300)),
+    Knockout("bootstrap-over-plain-http", "the bootstrap server is reached over plain HTTP: no TLS, no PSK "
+             "(seed 001 §9.3.1.1 off)", "dmsim.sim.agents.bootstrap_server:BootstrapHttps", _plain_http_transport),
     # seed 002 message security
     Knockout("hmac-md5-unchecked", "HmacMd5.unprotect accepts every message without checking its MAC",
              "dmsim.network.dm.message_security:HmacMd5.unprotect", _hmac_md5_unchecked),
@@ -583,6 +592,7 @@ ROWS: dict[tuple[str, str, str], str] = {
     (_003, _SV, "DM-SEC-S-013-O"): "server-macs-first-reply-only",
     (_003, _SV, "DM-SEC-S-022-O"): "server-bootstrap-mac-without-key",
     (_003, _SV, "DM-SEC-S-023-O"): "server-bootstrap-mac-without-key",
+    (_003, _SV, "DM-SEC-S-024-O"): "bootstrap-over-plain-http",
     (_003, _SV, "DM-SEC-S-025-O"): "bootstrap-keys-wrong",
     (_003, _SV, "DM-SEC-S-026-M"): "bootstrap-networkid-key-wrong",
     (_003, _SV, "DM-SEC-S-027-M"): "bootstrap-userpin-key-wrong",
