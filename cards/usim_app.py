@@ -1,6 +1,7 @@
 """The USIM's AUTHENTICATE on the emulated card: 3GPP TS 31.102 §7.1.1-§7.1.2 (even INS 88).
 
-``register(card)`` plugs the handler into a ``Uicc``; the cryptography is cards/usim_auth.py.
+``register(card)`` plugs the handler into a ``Uicc``; the cryptography is cards/usim_auth.py and
+(GBA key derivations) network/gba/keys.py.
 
 Command (CLA 0X, INS 88, P1 00), by P2 (TS 31.102 §7.1.2.1, b8 = 1 "specific reference data",
 b3-b1 the security context):
@@ -57,8 +58,9 @@ from dmsim.cards.profile import CardProfile
 from dmsim.cards.sqn import SLOTS, SqnArray, split_sqn
 from dmsim.cards.uicc import INTERINDUSTRY, Channel, Reply, Uicc
 from dmsim.cards.uicc_files import USIM_AID
-from dmsim.cards.usim_auth import (GbaBootstrapped, MacFailure, SyncFailure, authenticate_3g,
-                                   derive_ks_naf, gba_bootstrap, naf_derivation_response)
+from dmsim.cards.usim_auth import (GbaBootstrapped, MacFailure, SyncFailure, authenticate_3g, gba_bootstrap,
+                                   naf_derivation_response)
+from dmsim.network.gba.keys import derive_ks_naf
 
 INS_AUTHENTICATE = 0x88
 P2_3G = 0x81               # TS 31.102 §7.1.2.1 table 1: specific reference data, context 001

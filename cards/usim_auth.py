@@ -15,7 +15,8 @@
   lifetime are written later by the ME (EF_GBABP); the caller stores GbaBootstrapped.ks/rand.
 - GBA NAF derivation mode (TS 31.102 §7.1.2.4, TS 33.220 Annex B.2/B.3): Ks_ext_NAF and
   Ks_int_NAF from the stored Ks; the response is 'DB' L Ks_ext_NAF, Ks_int_NAF stays in the card.
-- B-TID = base64(RAND)@BSF_FQDN (TS 33.220 §4.5.2).
+- The derivations themselves (KDF, Ks_(ext/int)_NAF, NAF_Id, B-TID) are in
+  dmsim.network.gba.keys, the one copy the card and the network share.
 
 No APDU parsing here: the engine extracts RAND and AUTN and turns results into bytes and SWs.
 RAND or AUTN of the wrong length raises DecodeError; anything of the right length yields a
@@ -23,21 +24,19 @@ result, never an exception.
 """
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import constant_time, hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives import constant_time
 
 from dmsim.cards.milenage import f1, f1star, f2345, f5star
 from dmsim.cards.sqn import SqnArray
 from dmsim.cards.sw import AUTH_MAC_FAILURE, StatusWord
 from dmsim.base.errors import DecodeError
+from dmsim.network.gba.keys import ks_from_ck_ik
 
 TAG_SUCCESS = 0xDB  # TS 31.102 §7.1.2.1 "Successful 3G authentication"
 TAG_SYNC_FAILURE = 0xDC  # TS 31.102 §7.1.2.1 "Synchronisation failure"
 RESYNC_AMF = b"\x00\x00"  # TS 33.102 §6.3.3: dummy AMF of MAC-S
-UA_PROTOCOL_ID_LEN = 5  # TS 33.220 Annex H.2
 
 
 def _lv(value: bytes) -> bytes:
@@ -144,49 +143,9 @@ def gba_bootstrap(k: bytes, opc: bytes, rand: bytes, autn: bytes, sqns: SqnArray
     if isinstance(outcome, (SyncFailure, MacFailure)):
         return outcome
     res, ck, ik = outcome
-    return GbaBootstrapped(res, ck + ik, rand)
-
-
-def kdf_input(fc: int, *params: bytes) -> bytes:
-    """Return S = FC || P0 || L0 || P1 || L1 ... (TS 33.220 Annex B.2.1), Li on 2 octets."""
-    out = bytearray([fc])
-    for i, p in enumerate(params):
-        if len(p) > 0xFFFF:
-            raise DecodeError(f"KDF P{i}", 0xFFFF, f"{len(p)} octets", expected="at most 65535")
-        out += p + len(p).to_bytes(2, "big")
-    return bytes(out)
-
-
-def gba_kdf(key: bytes, fc: int, *params: bytes) -> bytes:
-    """Return HMAC-SHA-256(key, S) (32 octets): the generic KDF of TS 33.220 Annex B.2."""
-    mac = crypto_hmac.HMAC(key, hashes.SHA256())
-    mac.update(kdf_input(fc, *params))
-    return mac.finalize()
-
-
-def make_naf_id(naf_fqdn: str, ua_protocol_id: bytes) -> bytes:
-    """Return NAF_Id = FQDN (UTF-8) || Ua security protocol identifier (TS 33.220 §4.5.2, H.2)."""
-    if len(ua_protocol_id) != UA_PROTOCOL_ID_LEN:
-        raise DecodeError("Ua security protocol identifier", min(len(ua_protocol_id), 5),
-                          f"{len(ua_protocol_id)} octets", expected="5 octets")
-    return naf_fqdn.encode("utf-8") + ua_protocol_id
-
-
-def derive_ks_naf(ks: bytes, rand: bytes, impi: str, naf_id: bytes) -> tuple[bytes, bytes]:
-    """Return (Ks_ext_NAF, Ks_int_NAF), 32 octets each (TS 33.220 Annex B.3, FC 0x01).
-
-    Ks_ext_NAF = KDF(Ks, "gba-me", RAND, IMPI, NAF_Id) (also GBA_ME's Ks_NAF) and
-    Ks_int_NAF = KDF(Ks, "gba-u", RAND, IMPI, NAF_Id); IMPI is encoded in UTF-8.
-    """
-    tail = (rand, impi.encode("utf-8"), naf_id)
-    return gba_kdf(ks, 0x01, b"gba-me", *tail), gba_kdf(ks, 0x01, b"gba-u", *tail)
+    return GbaBootstrapped(res, ks_from_ck_ik(ck, ik), rand)
 
 
 def naf_derivation_response(ks_ext_naf: bytes) -> bytes:
     """Return 'DB' L Ks_ext_NAF (TS 31.102 §7.1.2.4, NAF derivation mode)."""
     return bytes([TAG_SUCCESS]) + _lv(ks_ext_naf)
-
-
-def gba_btid(rand: bytes, bsf_fqdn: str) -> str:
-    """Return B-TID = base64(RAND)@BSF_FQDN (TS 33.220 §4.5.2)."""
-    return f"{base64.b64encode(rand).decode('ascii')}@{bsf_fqdn}"

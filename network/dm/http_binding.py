@@ -16,7 +16,8 @@ from typing import Mapping
 
 from dmsim.base.errors import DecodeError, ProtocolError
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 411: "Length Required",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            411: "Length Required",
             413: "Payload Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
             503: "Service Unavailable"}
 _OWN = frozenset({"host", "content-type", "content-length", "cache-control", "accept", "accept-charset",

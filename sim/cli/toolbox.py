@@ -274,19 +274,20 @@ def milenage_cmd(k_hex, op_hex, opc_hex, rand_hex, sqn_hex, amf_hex, as_json: bo
 @click.option("--impi", required=True, help="The IMPI (NAI).")
 @click.option("--naf-fqdn", required=True)
 @click.option("--ua-id", "ua_hex", required=True,
-              help="Ua security protocol identifier (5 bytes hex, TS 33.220 Annex H; 0100000000 is HTTP Digest).")
+              help="Ua security protocol identifier (5 bytes hex, TS 33.220 Annex H.3: 0100000000 is Ua per TS 33.221, "
+                   "0100000002 HTTP Digest per TS 24.109).")
 @json_option
 def gba_naf_cmd(ks_hex, rand_hex, impi, naf_fqdn, ua_hex, as_json: bool) -> None:
     """Ks_ext_NAF and Ks_int_NAF (3GPP TS 33.220 Annex B)."""
-    from dmsim.cards import usim_auth
+    from dmsim.network.gba import keys as gba_keys
     ua_id = parse_hex(ua_hex, "--ua-id")
-    if len(ua_id) != usim_auth.UA_PROTOCOL_ID_LEN:
+    if len(ua_id) != gba_keys.UA_PROTOCOL_ID_LEN:
         raise ParseFailure(f"--ua-id {ua_hex!r}: {len(ua_id)} octet(s); a Ua security protocol identifier "
-                           f"is {usim_auth.UA_PROTOCOL_ID_LEN} octets (TS 33.220 Annex H), e.g. 0100000000")
+                           f"is {gba_keys.UA_PROTOCOL_ID_LEN} octets (TS 33.220 Annex H), e.g. 0100000000")
     ks, rand = parse_hex(ks_hex, "--ks"), parse_hex(rand_hex, "--rand")
     with decoding():
-        naf_id = usim_auth.make_naf_id(naf_fqdn, ua_id)
-        ext, internal = usim_auth.derive_ks_naf(ks, rand, impi, naf_id)
+        naf_id = gba_keys.make_naf_id(naf_fqdn, ua_id)
+        ext, internal = gba_keys.derive_ks_naf(ks, rand, impi, naf_id)
     emit({"naf_id": naf_id.hex(), "ks_ext_naf": ext.hex(), "ks_int_naf": internal.hex()}, as_json)
 
 
@@ -297,8 +298,8 @@ def gba_naf_cmd(ks_hex, rand_hex, impi, naf_fqdn, ua_hex, as_json: bool) -> None
 @json_option
 def gba_btid_cmd(rand_hex, bsf_fqdn, as_json: bool) -> None:
     """B-TID = base64(RAND)@BSF FQDN (3GPP TS 33.220 §4.5.2)."""
-    from dmsim.cards import usim_auth
-    emit({"btid": usim_auth.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)
+    from dmsim.network.gba import keys as gba_keys
+    emit({"btid": gba_keys.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)
 
 
 @decode.command("sms", epilog=examples(

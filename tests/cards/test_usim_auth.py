@@ -9,9 +9,9 @@ from dmsim.cards.milenage import f1, f1star, f2345, f5star
 from dmsim.cards.sqn import DEFAULT_DELTA, SLOTS, SqnArray, join_sqn, split_sqn
 from dmsim.cards.usim_auth import (
     GbaBootstrapped, MacFailure, Success, SyncFailure, authenticate_3g,
-    derive_ks_naf, gba_bootstrap, gba_btid, kc_from_ck_ik, kdf_input, make_naf_id,
-    naf_derivation_response, success_response,
+    gba_bootstrap, kc_from_ck_ik, naf_derivation_response, success_response,
 )
+from dmsim.network.gba.keys import derive_ks_naf, gba_btid, kdf_input, make_naf_id
 from dmsim.base.errors import DecodeError, ScenarioError
 
 SET1 = next(v for v in load_vectors("cards", "milenage") if v["id"] == "milenage-ts35208-set1")
