@@ -7,7 +7,10 @@ a SimPy process or a socket loop is the driver.
 
 What the seed asks and where it is enforced (suite tables in :mod:`.tls_suites`):
 
-- only the seed's suites are offered and accepted (the mbedtls cipher list is exactly them);
+- only the seed's suites are offered and accepted (the mbedtls cipher list is exactly them; a
+  server's leaves out the DHE ones, which python-mbedtls cannot serve: DHE_RSA runs on the
+  standard library's ssl, ``tls_dhe``, and :func:`server_endpoint` picks the backend of each
+  connection from its ClientHello; DHE_PSK is not served, ``tls_suites``);
 - TLS 1.1 and 1.2 only: SSL 2.0/3.0 and TLS 1.0 are refused by the configuration, and the
   client checks the version of the ServerHello itself before mbedtls sees it ("The DM Client
   SHALL check ... before accepting the session establishment");
@@ -41,7 +44,7 @@ earlier behaviour, kept for callers that give no CA); a failure never raises fro
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, Union
@@ -84,6 +87,10 @@ class TlsConfig:
     a client's for client authentication), ``trust`` the CA certificates that validate the
     server (client, X.509 mode), ``client_trust`` the CA certificates that validate clients
     (server; non-empty: a client certificate is requested and required, module docstring).
+    ``dhe_rsa`` (server) is the RSA credential of the DHE_RSA suites, which the standard
+    library's ssl serves (``tls_dhe``): (certificate chain PEM, key PEM), or a function without
+    arguments returning them, called when the first DHE_RSA client arrives (a lab CA's RSA key
+    is slow to derive, ``tls_pki``).
     """
 
     server: bool
@@ -97,18 +104,56 @@ class TlsConfig:
     trust: tuple[bytes, ...] = ()  # DER
     server_hostname: str | None = None
     client_trust: tuple[bytes, ...] = ()  # DER (server)
+    dhe_rsa: tuple[bytes, bytes] | Callable[[], tuple[bytes, bytes]] | None = field(default=None, repr=False)
 
     @property
     def requires_client_cert(self) -> bool:
         """Return True for a server that requests and requires a client certificate."""
         return self.server and bool(self.client_trust)
 
+    @property
+    def mbedtls_suites(self) -> tuple[suites.SeedSuite, ...]:
+        """Return the suites the mbedtls context runs: a server's without the DHE ones
+        (``tls_suites.MBEDTLS_SERVER_UNUSABLE``), a client's all of them."""
+        if not self.server:
+            return self.suites
+        return tuple(s for s in self.suites if s.key_exchange not in suites.MBEDTLS_SERVER_UNUSABLE)
+
+    @property
+    def openssl_suites(self) -> tuple[suites.SeedSuite, ...]:
+        """Return the suites a server runs on the standard library's ssl (``tls_dhe``): DHE_RSA,
+        when it has an RSA credential for them."""
+        if not self.server or self.dhe_rsa is None:
+            return ()
+        return tuple(s for s in self.suites if s.key_exchange in suites.OPENSSL_SERVED)
+
+    def mbedtls_can_serve(self, suite: suites.SeedSuite) -> bool:
+        """Return True when this server's mbedtls context has what ``suite`` needs: the suite in
+        its list, PSKs for a PSK key exchange, a certificate of the right key type (RSA for RSA
+        and RSA_PSK, ECC for ECDHE_ECDSA). Curves and signature algorithms are not looked at."""
+        if suite not in self.mbedtls_suites:
+            return False
+        if suite.uses_psk and self.psks is None:
+            return False
+        if suite.key_exchange in ("RSA", "RSA_PSK"):
+            return bool(self.certs) and not self.key_is_ecc
+        if suite.key_exchange == "ECDHE_ECDSA":
+            return bool(self.certs) and self.key_is_ecc
+        return True
+
+    @cached_property
+    def dhe_context(self):
+        """Return the standard library ``ssl.SSLContext`` of the DHE_RSA suites (made once, on
+        first use; ``tls_dhe.server_context``)."""
+        from dmsim.network.dm import tls_dhe  # here: tls_dhe imports this module
+        return tls_dhe.server_context(self)
+
     @cached_property
     def context(self) -> Union[mbedtls_tls.ClientContext, mbedtls_tls.ServerContext]:
         """Return the mbedtls context (made once; every endpoint of this config shares it)."""
         low, high = self.versions
         kwargs: dict = dict(
-            ciphers=tuple(s.mbedtls_name for s in self.suites),
+            ciphers=tuple(s.mbedtls_name for s in self.mbedtls_suites),
             lowest_supported_version=_MBEDTLS_VERSIONS[low],
             highest_supported_version=_MBEDTLS_VERSIONS[high],
             validate_certificates=(self.requires_client_cert if self.server else bool(self.trust)),
@@ -156,22 +201,27 @@ def psk_server_config(psks: Mapping[bytes, bytes], *, cert_pem: bytes | None = N
 
 
 def x509_server_config(cert_pem: bytes, key_pem: bytes, *, client_ca_pem: bytes | None = None,
-                       versions=(suites.TLS_1_1, suites.TLS_1_2)) -> TlsConfig:
+                       versions=(suites.TLS_1_1, suites.TLS_1_2), dhe_rsa=None) -> TlsConfig:
     """Return an X.509-mode server config from a PEM chain (leaf first) and its PEM key;
-    ``client_ca_pem`` makes it require client certificates issued by that CA (§5.4)."""
+    ``client_ca_pem`` makes it require client certificates issued by that CA (§5.4);
+    ``dhe_rsa`` is the RSA credential of the DHE_RSA suites (``server_config``)."""
     return server_config(cert_pem=cert_pem, key_pem=key_pem, mode="x509", versions=versions,
-                         client_ca_pem=client_ca_pem)
+                         client_ca_pem=client_ca_pem, dhe_rsa=dhe_rsa)
 
 
 def server_config(*, psks: Mapping[bytes, bytes] | None = None, cert_pem: bytes | None = None,
                   key_pem: bytes | None = None, mode: str = "both",
                   versions=(suites.TLS_1_1, suites.TLS_1_2),
-                  client_ca_pem: bytes | None = None) -> TlsConfig:
+                  client_ca_pem: bytes | None = None, dhe_rsa=None) -> TlsConfig:
     """Return a server config offering the seed suites of ``mode`` ("psk", "x509", "both").
 
     Seed 000 §9.2.2: "The DM Server SHALL support X509 certificate and PSK-TLS", hence "both".
     ``client_ca_pem`` (PEM, one or more CA certificates) turns on client authentication in the
     certificate suites: OMA-TS-DM_Security §5.4, DM-SEC-S-002-M (module docstring).
+    ``dhe_rsa`` ((certificate PEM, RSA key PEM), or a function returning them when the first
+    DHE_RSA client comes) is the credential of the DHE_RSA suites, served by the standard
+    library's ssl (``tls_dhe``); without it an RSA ``cert_pem`` serves them too, and a server
+    with neither leaves DHE_RSA out of its list. Build connections with :func:`server_endpoint`.
     Raises ScenarioError for a missing credential or an ECC key below 256 bits, DecodeError
     for PEM that does not parse.
     """
@@ -190,11 +240,36 @@ def server_config(*, psks: Mapping[bytes, bytes] | None = None, cert_pem: bytes 
             raise ScenarioError("certificate given without its key", path="tls.key",
                                 expected="PEM private key")
         certs, key_der, key_is_ecc = _load_own_credential(cert_pem, key_pem)
-    return TlsConfig(server=True, suites=suites.suites_for(mode, server=True),
+        if dhe_rsa is None and not key_is_ecc:
+            dhe_rsa = (bytes(cert_pem), bytes(key_pem))
+    if isinstance(dhe_rsa, tuple):
+        load_rsa_credential(*dhe_rsa)
+    chosen = suites.suites_for(mode, server=True)
+    if dhe_rsa is None:
+        chosen = tuple(s for s in chosen if s.key_exchange not in suites.OPENSSL_SERVED)
+    return TlsConfig(server=True, suites=chosen,
                      versions=_check_versions(versions), psks=psks, certs=certs,
                      key_der=key_der, key_is_ecc=key_is_ecc,
                      client_trust=_load_certs(client_ca_pem, "client CA certificate")
-                     if client_ca_pem else ())
+                     if client_ca_pem else (), dhe_rsa=dhe_rsa)
+
+
+def load_rsa_credential(cert_pem: bytes, key_pem: bytes) -> tuple[tuple[bytes, ...], bytes]:
+    """Return (chain DER, key PKCS#8 DER) of the RSA credential of the DHE_RSA suites;
+    ScenarioError when its key is not RSA, below 2048 bits, or not the certificate's."""
+    chain, der, is_ecc = _load_own_credential(cert_pem, key_pem)
+    key = serialization.load_der_private_key(der, password=None)
+    if is_ecc or not isinstance(key, rsa.RSAPrivateKey):
+        raise ScenarioError("the DHE_RSA suites need an RSA certificate", path="tls.dhe_rsa",
+                            expected="an RSA certificate and key")
+    if key.key_size < 2048:  # OpenSSL's default security level refuses less
+        raise ScenarioError(f"RSA key of {key.key_size} bits", path="tls.dhe_rsa",
+                            expected=">= 2048-bit RSA key")
+    if cx509.load_der_x509_certificate(chain[0]).public_key().public_numbers() != \
+            key.public_key().public_numbers():
+        raise ScenarioError("the RSA key is not the certificate's", path="tls.dhe_rsa",
+                            expected="the key of the certificate")
+    return chain, der
 
 
 def psk_client_config(identity: bytes, key: bytes, *, ca_pem: bytes | None = None,
@@ -676,3 +751,19 @@ def _check_peer_certificate(der: bytes | None) -> None:
 
 def _version_name(version: int) -> str:
     return suites.VERSION_NAMES.get(version, f"version {version:#06x}")
+
+
+def server_endpoint(config: TlsConfig):
+    """Return a server endpoint for one connection (the :class:`TlsEndpoint` interface).
+
+    A config with DHE_RSA suites (``TlsConfig.openssl_suites``) gets a
+    ``tls_dhe.ServerDispatch``, which reads the ClientHello and hands the connection to
+    mbedtls, or to the standard library's ssl when the client offers DHE_RSA and no suite
+    mbedtls can serve; any other config gets a plain :class:`TlsEndpoint`.
+    """
+    if not config.server:
+        raise ProtocolError("server_endpoint needs a server config")
+    if not config.openssl_suites:
+        return TlsEndpoint(config)
+    from dmsim.network.dm import tls_dhe  # here: tls_dhe imports this module
+    return tls_dhe.ServerDispatch(config)

@@ -10,7 +10,9 @@ least 256 bits". :class:`LabCa` issues, with ECDSA P-256 keys throughout:
 - one client certificate per device (subject CN = the DevId, e.g. ``IMSI:001010000000042``, SAN
   URI = the same DevId, EKU clientAuth), which the DM server binds to the device: the identity
   it reads from a verified client certificate (:func:`certificate_identity`) must be the DevId
-  the SyncML messages of that connection claim (:func:`binding_refusal`).
+  the SyncML messages of that connection claim (:func:`binding_refusal`);
+- beside the ECDSA one, an RSA-2048 server certificate (:meth:`LabCa.issue_server_rsa`) for the
+  DHE_RSA suites (``tls_dhe``), which need an RSA server key.
 
 Sans-IO and deterministic: every key is derived from ``secret`` (the caller's seeded random
 stream) and a label (``ca``, ``server:<host>``, ``device:<DevId>``) with HMAC-SHA256, so a device's
@@ -18,6 +20,15 @@ certificate does not depend on the order in which devices connect; serial number
 the same way; signatures are RFC 6979 deterministic ECDSA; the validity window is fixed
 (2025-01-01 to 2045-01-01) so no clock is read (Mbed TLS and OpenSSL check it against the real
 date). The same seed therefore gives the same certificates, byte for byte.
+
+The RSA key is derived too: ``cryptography`` generates RSA keys only from the operating system's
+generator, so :func:`derive_rsa_key` draws its primes from the same HMAC-SHA256 stream, in the
+manner of FIPS 186-5 Appendix A.1.3 (random probable primes): 1024-bit candidates with the two
+top bits set (so n has exactly 2048 bits), p-1 and q-1 prime to e = 65537, |p - q| > 2^924,
+trial division by the odd primes below 2000, then Miller-Rabin with 8 rounds of derived bases
+(Table B.1 asks for 5 at this size); d = e^-1 mod lcm(p-1, q-1). Python's big integers make it
+slow (about half a second to two seconds), so it is made on first use and kept by the
+:class:`LabCa`.
 
 Choices where the specs are silent: the identity of a client certificate is its first SAN URI,
 else its subject CN; the CA's private key stays inside the :class:`LabCa` object (no accessor
@@ -30,12 +41,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dmsim.base.errors import DecodeError, ScenarioError
@@ -44,6 +57,9 @@ NOT_BEFORE = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 NOT_AFTER = datetime.datetime(2045, 1, 1, tzinfo=datetime.timezone.utc)
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 MIN_SECRET = 16  # octets of the derivation secret
+RSA_BITS, RSA_E = 2048, 65537
+_MR_ROUNDS = 8
+_SMALL_PRIMES_PRODUCT = math.prod(p for p in range(3, 2000, 2) if all(p % d for d in range(3, int(p ** 0.5) + 1, 2)))
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
@@ -91,6 +107,16 @@ class LabCa:
         # 48 octets reduced modulo n-1: the bias is below 2**-128 (FIPS 186-5 A.2.1 style)
         value = int.from_bytes(self._derive("key:" + label, 48), "big") % (_P256_ORDER - 1) + 1
         return ec.derive_private_key(value, ec.SECP256R1())
+
+    def _rsa_key(self, label: str) -> rsa.RSAPrivateKey:
+        key = self._rsa_keys.get(label)
+        if key is None:
+            key = self._rsa_keys[label] = derive_rsa_key(lambda what, size: self._derive(f"rsa:{label}:{what}", size))
+        return key
+
+    @cached_property
+    def _rsa_keys(self) -> dict[str, rsa.RSAPrivateKey]:
+        return {}
 
     def _serial(self, label: str) -> int:
         return int.from_bytes(self._derive("serial:" + label, 19), "big") | 1  # positive, < 2**152
@@ -132,6 +158,15 @@ class LabCa:
         return self._issue("server:" + hostname, hostname, x509.DNSName(hostname),
                            ExtendedKeyUsageOID.SERVER_AUTH)
 
+    def issue_server_rsa(self, hostname: str) -> Credential:
+        """Return the server's RSA-2048 credential for ``hostname`` (as :meth:`issue_server`,
+        with an RSA key derived from the secret: module docstring), for the DHE_RSA suites."""
+        if not hostname:
+            raise ScenarioError("empty server host name", path="tls", expected="a host name")
+        label = "server-rsa:" + hostname
+        return self._issue(label, hostname, x509.DNSName(hostname), ExtendedKeyUsageOID.SERVER_AUTH,
+                           key=self._rsa_key(label))
+
     def issue_device(self, dev_id: str) -> Credential:
         """Return the client credential of the device ``dev_id`` (CN and SAN URI = DevId, EKU
         clientAuth)."""
@@ -140,15 +175,16 @@ class LabCa:
         return self._issue("device:" + dev_id, dev_id, x509.UniformResourceIdentifier(dev_id),
                            ExtendedKeyUsageOID.CLIENT_AUTH)
 
-    def _issue(self, label: str, common_name: str, san, usage) -> Credential:
-        key = self._key(label)
+    def _issue(self, label: str, common_name: str, san, usage, key=None) -> Credential:
+        key = key if key is not None else self._key(label)
+        encipher = isinstance(key, rsa.RSAPrivateKey)  # keyEncipherment: RSA key transport
         ca_key = self._ca_key
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
                 .issuer_name(self.name).public_key(key.public_key()).serial_number(self._serial(label))
                 .not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+                .add_extension(x509.KeyUsage(True, False, encipher, False, False, False, False, False, False),
                                critical=True)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .add_extension(x509.SubjectAlternativeName([san]), critical=False)
@@ -156,6 +192,51 @@ class LabCa:
                                critical=False)
                 .sign(ca_key, hashes.SHA256(), ecdsa_deterministic=True))
         return Credential(_pem(cert), _key_pem(key), common_name)
+
+
+def derive_rsa_key(draw: Callable[[str, int], bytes]) -> rsa.RSAPrivateKey:
+    """Return an RSA-2048 key (e = 65537) whose primes come from ``draw(what, size)``, a
+    deterministic source of ``size`` octets per distinct ``what`` (module docstring)."""
+    half = RSA_BITS // 2
+    p = _derived_prime(draw, "p", half)
+    q = _derived_prime(draw, "q", half)
+    attempt = 0
+    while abs(p - q) >> (half - 100) == 0:  # FIPS 186-5 A.1.3 step 5.4 (never in practice)
+        attempt += 1
+        q = _derived_prime(draw, f"q{attempt}", half)
+    p, q = max(p, q), min(p, q)
+    n = p * q
+    d = pow(RSA_E, -1, math.lcm(p - 1, q - 1))
+    numbers = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
+                                    rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(RSA_E, n))
+    return numbers.private_key()  # cryptography (OpenSSL) checks the key's consistency
+
+
+def _derived_prime(draw: Callable[[str, int], bytes], name: str, bits: int) -> int:
+    for candidate in range(1 << 20):
+        value = int.from_bytes(draw(f"{name}:{candidate}", bits // 8), "big") | (3 << (bits - 2)) | 1
+        if math.gcd(value, _SMALL_PRIMES_PRODUCT) != 1 or math.gcd(value - 1, RSA_E) != 1:
+            continue
+        if _miller_rabin(value, lambda r: draw(f"{name}:{candidate}:base{r}", bits // 8 + 8)):
+            return value
+    raise ScenarioError("no prime found in 2**20 candidates", path="tls", expected="a prime")  # pragma: no cover
+
+
+def _miller_rabin(n: int, base_bytes: Callable[[int], bytes]) -> bool:
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for r in range(_MR_ROUNDS):
+        x = pow(int.from_bytes(base_bytes(r), "big") % (n - 3) + 2, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 def certificate_identity(der: bytes) -> str | None:
@@ -194,4 +275,4 @@ def binding_refusal(identity: str | None, dev_id: str | None) -> str | None:
     return None
 
 
-__all__ = ["Credential", "LabCa", "certificate_identity", "binding_refusal"]
+__all__ = ["Credential", "LabCa", "certificate_identity", "binding_refusal", "derive_rsa_key"]

@@ -17,10 +17,15 @@ mode with the four CBC suites, and X.509 mode is TLS 1.2 only (``SeedSuite.min_v
 
 Library limits (python-mbedtls 2.10 over Mbed TLS 2.28): all 13 seed suites are compiled in,
 but python-mbedtls has no call to load Diffie-Hellman parameters into a server configuration,
-so an mbedtls *server* cannot run DHE_PSK or DHE_RSA ("Bad input parameters"). dmsim's server
-leaves those four suites out of its list (``SERVER_UNUSABLE``); dmsim's client offers them and
-completes them with a server that has DH parameters (OpenSSL). Seed 000 §9.2.2 says the server
-SHALL support all of them, so this is a known gap of dmsim's server, not a choice.
+so an mbedtls *server* cannot run DHE_PSK or DHE_RSA ("Bad input parameters";
+``MBEDTLS_SERVER_UNUSABLE``). dmsim's server therefore runs on two backends: mbedtls
+(``tls.TlsEndpoint``) for every suite but the DHE ones, and the standard library's ``ssl``
+(OpenSSL, ``tls_dhe.DheRsaEndpoint``, DH group ffdhe2048 of RFC 7919) for DHE_RSA
+(``OPENSSL_SERVED``); ``tls.server_endpoint`` picks one per connection from the ClientHello's
+suite list. DHE_PSK has no backend (below): it stays out of the server's list
+(``SERVER_UNUSABLE``). dmsim's client offers all of them and completes DHE_PSK with a server
+that has DH parameters (OpenSSL). Seed 000 §9.2.2 says the server SHALL support all 13, so
+DHE_PSK on the server side is a known gap of dmsim, not a choice.
 
 Server-side DHE, what each candidate binding offers (checked 2026-12, issue 14 item 4):
 
@@ -50,11 +55,11 @@ Server-side DHE, what each candidate binding offers (checked 2026-12, issue 14 i
   no DHE_PSK here either.
 
 Verdict: DHE_PSK (0x00AA, 0x00B2) cannot be served soundly by any maintained binding on the
-supported Pythons (3.11/3.12): it stays in ``SERVER_UNUSABLE``. DHE_RSA (0x009E, 0x0067) can be,
-by a second server endpoint on the standard library ``ssl`` (same receive_data/data_to_send/
-TlsFailed contract, an RSA certificate from the lab CA, DH parameters of RFC 7919); it is not
-built yet (it needs the server to choose its backend from the ClientHello's suite list, mbedtls
-for everything else), so it stays in ``SERVER_UNUSABLE`` too until that endpoint exists.
+supported Pythons (3.11/3.12): it stays in ``SERVER_UNUSABLE``, and a ClientHello offering only
+DHE_PSK suites is refused by mbedtls with a fatal handshake_failure alert. DHE_RSA (0x009E,
+0x0067) is served by ``network/dm/tls_dhe.py`` on the standard library ``ssl`` (same
+receive_data/data_to_send/TlsFailed contract, an RSA certificate, DH parameters of RFC 7919),
+TLS 1.2 only like every X.509 suite.
 """
 from __future__ import annotations
 
@@ -115,7 +120,12 @@ BY_CODE: dict[int, SeedSuite] = {s.code: s for s in SEED_SUITES}
 BY_IANA: dict[str, SeedSuite] = {s.iana: s for s in SEED_SUITES}
 
 # Key exchanges an mbedtls server cannot run through python-mbedtls 2.10 (no DH parameters).
-SERVER_UNUSABLE: frozenset[str] = frozenset({"DHE_PSK", "DHE_RSA"})
+MBEDTLS_SERVER_UNUSABLE: frozenset[str] = frozenset({"DHE_PSK", "DHE_RSA"})
+# Of those, the ones dmsim's server runs on the standard library's ssl (network/dm/tls_dhe.py).
+OPENSSL_SERVED: frozenset[str] = frozenset({"DHE_RSA"})
+# Key exchanges dmsim's server cannot run at all: DHE_PSK, no maintained binding on Python 3.11
+# serves it (stdlib ssl has PSK callbacks only from 3.13, pyOpenSSL no PSK API; docstring).
+SERVER_UNUSABLE: frozenset[str] = MBEDTLS_SERVER_UNUSABLE - OPENSSL_SERVED
 
 # TLS record versions (RFC 5246 §6.2.1). Seed 000 §9.2.2: both sides SHALL support TLS 1.1 and
 # SHALL NOT run SSL 2.0; SSL 3.0 and TLS 1.0 are only SHOULDs, and dmsim refuses them (both

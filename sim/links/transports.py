@@ -52,7 +52,7 @@ from dmsim.network.dm import tls_suites as suites
 from dmsim.network.dm.tls_pki import LabCa, binding_refusal
 from dmsim.network.dm.server import INTEGRITY_FAILED, ServerReply, http_status
 from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, psk_client_config,
-                                  psk_server_config, x509_client_config, x509_server_config)
+                                  psk_server_config, server_endpoint, x509_client_config, x509_server_config)
 from dmsim.network.sms.smsc import EPOCH
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.sim.links.link import Message
@@ -179,12 +179,13 @@ def parse_psk(value: str | None, path: str) -> tuple[bytes, bytes] | None:
 # --- HTTPS over the simulated links -------------------------------------------------------------
 
 # Seed suites the simulated server can run per mode: PSK mode has no server certificate (so no
-# RSA_PSK), X.509 mode has the lab CA's ECDSA P-256 certificate (so no RSA), and no DHE at all (see
-# network/dm/tls_suites.py, SERVER_UNUSABLE).
+# RSA_PSK) and no DHE_PSK (no backend serves it, network/dm/tls_suites.py SERVER_UNUSABLE); X.509
+# mode has the lab CA's ECDSA P-256 certificate for ECDHE_ECDSA (mbedtls) and its RSA-2048 one for
+# DHE_RSA (the standard library's ssl, network/dm/tls_dhe.py), no RSA key transport.
 TLS_SUITES: dict[str, tuple[str, ...]] = {
     "none": (),
     "psk": tuple(s.iana for s in suites.PSK_SUITES if s.key_exchange in ("PSK", "ECDHE_PSK")),
-    "x509": tuple(s.iana for s in suites.X509_SUITES if s.key_exchange == "ECDHE_ECDSA"),
+    "x509": tuple(s.iana for s in suites.X509_SUITES if s.key_exchange in ("ECDHE_ECDSA", "DHE_RSA")),
 }
 PSK_BYTES = 32  # RFC 4279 §5.3 asks for up to 64 octets; Mbed TLS's default limit is 32
 MAX_RTO = 60.0  # RFC 6298 §2.5: an upper bound of at least 60 s
@@ -295,7 +296,7 @@ class _Connection:
         self.state = "open"
         self.started = model.env.now
         self.client = TlsEndpoint(client_config)
-        self.server = TlsEndpoint(transport.server_config)
+        self.server = server_endpoint(transport.server_config)  # mbedtls, or stdlib ssl for DHE_RSA
         uri = dev.ident.uri
         self.up = _Flow(self, model.ip_up, uri, "server", self._at_server)
         self.down = _Flow(self, model.ip_down, "server", uri, self._at_client)
@@ -411,7 +412,10 @@ class SimulatedHttps(SimulatedHttp):
     another device is answered 403 (``binding_refused``). The
     device uses what its accepted bootstrap holds. X.509 mode: a lab CA (``tls_pki.LabCa``, keys
     derived from the replica's ``tls``/``pki`` stream, so the seed gives the same certificates)
-    issues the server's certificate for its host name and each device's client certificate
+    issues the server's certificates for its host name (ECDSA P-256 for ECDHE_ECDSA, served by
+    mbedtls; RSA-2048, derived on the first DHE_RSA handshake, for DHE_RSA, served by the standard
+    library's ssl: ``tls.server_endpoint`` picks the backend from the ClientHello) and each
+    device's client certificate
     (CN and SAN URI = its DevId, issued when it first connects: its factory credential); the
     device trusts the CA and checks the host name, the server requires a client certificate of
     that CA (OMA-TS-DM_Security §5.4, DM-SEC-S-002-M; ``tls.client_cert: false`` turns that
@@ -434,7 +438,7 @@ class SimulatedHttps(SimulatedHttp):
       retry would fail the same way); a failing server sends its alert, then a FIN, modelled as
       an empty segment.
     - ``ip_msgs``/``ip_bytes`` count every segment sent, resends and close_notify included.
-    - Determinism: TLS randoms and ECDHE keys come from Mbed TLS's generator, not the seed. In
+    - Determinism: TLS randoms and (EC)DHE keys come from Mbed TLS's (and OpenSSL's) generator, not the seed. In
       PSK mode record sizes do not depend on them, so a seed reproduces the whole session table;
       in X.509 mode the certificates are the seed's (deterministic ECDSA, ``tls_pki``) but the
       handshake's ECDSA signatures vary by a byte or two, so byte counts (and times, on a link
@@ -465,7 +469,14 @@ class SimulatedHttps(SimulatedHttp):
             self.client_cert = bool(spec.get("client_cert", True))
             server = self.pki.issue_server(self.hostname)
             self.server_config = x509_server_config(server.cert_pem, server.key_pem,
-                                                    client_ca_pem=self.pki.ca_pem if self.client_cert else None)
+                                                    client_ca_pem=self.pki.ca_pem if self.client_cert else None,
+                                                    dhe_rsa=self._rsa_credential)
+
+    def _rsa_credential(self) -> tuple[bytes, bytes]:
+        """Return the lab CA's RSA server credential of the DHE_RSA suites (derived on the first
+        DHE_RSA handshake: an RSA key takes about a second, ``tls_pki``)."""
+        cred = self.pki.issue_server_rsa(self.hostname)
+        return cred.cert_pem, cred.key_pem
 
     def _only_suite(self, config: TlsConfig) -> TlsConfig:
         return dataclasses.replace(config, suites=(self.suite,)) if self.suite else config

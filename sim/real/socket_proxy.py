@@ -3,8 +3,13 @@
 read and written (``recv``/``sendall``: a deadline, a TLS session); ``makefile`` gives them file
 objects on those two methods.
 
-No spec clause: driver plumbing. Choice: ``shutdown`` ignores OSError (the peer may be gone; the
-caller closes next either way).
+No spec clause: driver plumbing. Choices: ``shutdown`` ignores OSError (the peer may be gone; the
+caller closes next either way). ``close`` behaves like ``socket.socket.close`` with its
+``makefile`` reference count (``_io_refs``): while a file made by ``makefile`` is open, closing
+the proxy only marks it closed, and the connection really closes (``_real_close``) when the last
+file does. ``http.client`` relies on that: it closes the connection as soon as a response says
+``Connection: close`` and reads the body through the response's file afterwards, so a body
+arriving after the headers (a later TLS record) would otherwise be lost (``IncompleteRead``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ class SocketProxy:
 
     def __init__(self, sock):
         self.sock = sock
+        self._io_refs = 0  # open files from makefile (module docstring)
+        self._closed = False
 
     def recv(self, size: int) -> bytes:
         raise NotImplementedError
@@ -26,6 +33,7 @@ class SocketProxy:
     def makefile(self, mode: str = "rb", buffering: int | None = None, **_ignored) -> io.IOBase:
         """Return a binary file on ``recv`` ("rb") or ``sendall`` ("wb"); unbuffered for ``buffering=0``."""
         raw = RawConnection(self, mode)
+        self._io_refs += 1
         if buffering == 0:
             return raw
         size = io.DEFAULT_BUFFER_SIZE if buffering in (None, -1) else buffering
@@ -56,14 +64,33 @@ class SocketProxy:
             pass
 
     def close(self) -> None:
+        """Close the connection, or once the last file of ``makefile`` is closed (docstring)."""
+        self._closed = True
+        if self._io_refs <= 0:
+            self._real_close()
+
+    def _real_close(self) -> None:
         self.sock.close()
+
+    def _decref_io(self) -> None:
+        """One file of ``makefile`` was closed: really close a proxy closed meanwhile."""
+        if self._io_refs > 0:
+            self._io_refs -= 1
+            if self._closed and self._io_refs == 0:
+                self._real_close()
 
 
 class RawConnection(io.RawIOBase):
-    """A raw binary stream over a ``SocketProxy``; closing it leaves the connection open."""
+    """A raw binary stream over a ``SocketProxy``; closing it leaves the connection open, unless
+    the proxy was closed meanwhile and this was its last file (``SocketProxy.close``)."""
 
     def __init__(self, conn: SocketProxy, mode: str):
         self._conn, self._mode = conn, mode
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._conn._decref_io()
 
     def readable(self) -> bool:
         return "r" in self._mode

@@ -6,9 +6,14 @@ offers the part of the ``socket`` interface the standard library's HTTP code use
 server, ``http_server.py``) and ``http.client`` (``TlsHttpConnection``) run SyncML DM over
 HTTP/1.1 over TLS (seed 000 §9.2.2, PSK-TLS and X.509 modes) unchanged.
 
+A server config gets ``tls.server_endpoint`` (mbedtls, or the standard library's ssl for a client
+offering only DHE_RSA among the suites it can run, ``tls_dhe``), a client config a ``TlsEndpoint``.
+
 Choices: a handshake failure raises ``ProtocolError`` (after the alert went out); once the
 session is up, a TLS failure, a close_notify or a closed socket read as end of stream, which
-the HTTP code treats as a closed connection; a socket timeout propagates as ``TimeoutError``.
+the HTTP code treats as a closed connection; a socket timeout propagates as ``TimeoutError``;
+``close`` waits for the files of ``makefile`` like a socket's (``socket_proxy``: ``http.client``
+closes the connection on ``Connection: close`` before it reads the body).
 Over a ``conn_guard.DeadlineSocket`` the handshake and every read end at its deadline
 (``deadline`` is that socket's, None over a plain socket).
 
@@ -37,7 +42,7 @@ import os
 import socket
 from collections.abc import Iterator, Mapping
 
-from dmsim.network.dm.tls import AppData, Closed, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed
+from dmsim.network.dm.tls import AppData, Closed, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, server_endpoint
 from dmsim.base.errors import ProtocolError
 from dmsim.sim.real.socket_proxy import SocketProxy
 
@@ -77,7 +82,7 @@ class TlsSocket(SocketProxy):
     def __init__(self, sock: socket.socket, config: TlsConfig):
         super().__init__(sock)
         self.deadline = getattr(sock, "deadline", None)
-        self.endpoint = TlsEndpoint(config)
+        self.endpoint = server_endpoint(config) if config.server else TlsEndpoint(config)
         self.session: HandshakeDone | None = None
         self._plain = bytearray()
         self._eof = False
@@ -163,10 +168,11 @@ class TlsSocket(SocketProxy):
         self._close_notify()
         super().shutdown(how)
 
-    def close(self) -> None:
-        """Send close_notify (when the session is open) and close the socket."""
+    def _real_close(self) -> None:
+        """Send close_notify (when the session is open) and close the socket: at ``close``, or
+        when the last file of ``makefile`` closes after it (``SocketProxy.close``)."""
         self._close_notify()
-        super().close()
+        super()._real_close()
 
     def _close_notify(self) -> None:
         if self.endpoint.state == "open":
