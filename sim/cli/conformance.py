@@ -381,13 +381,17 @@ TABLE: tuple[Scr, ...] = (
         Scr("DM-SEC-S-006-M", "Support of these Cipher Suites when using PSK-TLS mode: the seven seed PSK suites",
             "9.2.2", PARTIAL,
             (_TLS + "test_psk_handshake_each_served_suite", _TLS + "test_mbedtls_server_cannot_run_dhe_psk_library_limit"),
-            "PSK, RSA_PSK and ECDHE_PSK served; the two DHE_PSK suites are not (python-mbedtls loads no DH "
-            "parameters into a server)"),
+            "PSK, RSA_PSK and ECDHE_PSK served; the two DHE_PSK suites are not: python-mbedtls loads no DH "
+            "parameters into a server, and neither Python 3.11's ssl (PSK callbacks from 3.13) nor pyOpenSSL (no "
+            "PSK API) can serve them (network/dm/tls_suites.py)"),
         Scr("DM-SEC-S-012-M", "Support of X.509 mode", "9.2.2", YES,
             (_TLS + "test_x509_ecdsa_p256", _TLS + "test_x509_rsa_2048")),
         Scr("DM-SEC-S-013-M", "Support of these Cipher Suites when using X.509 mode: the six seed X.509 suites",
-            "9.2.2", PARTIAL, (_TLS + "test_x509_ecdsa_p256", _TLS + "test_x509_rsa_2048"),
-            "ECDHE_ECDSA and RSA suites served; the two DHE_RSA suites are not (no DH parameters, as S-006-M)"),
+            "9.2.2", YES, (_TLS + "test_x509_ecdsa_p256", _TLS + "test_x509_rsa_2048",
+                           "tests/network/test_tls_dhe_openssl.py::test_openssl_s_client_in_a_dhe_rsa_suite_with_a_lab_certificate",
+                           "tests/sim/links/test_tls_dhe_transport.py::test_a_dhe_rsa_fleet_completes_with_bound_client_certificates"),
+            "ECDHE_ECDSA and RSA suites by mbedtls; the two DHE_RSA suites by the standard library's ssl "
+            "(network/dm/tls_dhe.py: python-mbedtls loads no DH parameters), chosen from the ClientHello"),
     ),
     # --- seed 002 (message security): dmsim's rows, no SCR table in the CR -------------------
     *_table(SEED_002, "client", *_seed_002("C", "server")),
