@@ -12,12 +12,16 @@
   DecodeError) and counted in ``counters``.
 
 Choices where the specs leave room, or where dmsim could not check the text:
-- GPI encoding: TS 33.223 defines the GPI fields; the exact octet layout of its GPI table was
-  not available to check here, so ``encode_gpi`` uses this provisional layout (to be verified):
+- GPI encoding: TS 33.223 defines the GPI fields; the octet layout of TS 24.109 Annex J.3 was
+  not available to check here (searched for: only J.2 was found), so ``encode_gpi`` uses this
+  provisional layout (to be verified against J.3.1):
   version (1 octet, 1) | flags (1 octet: bit 0 = GBA_U) | RAND (16) | AUTN (16) |
   P-TID (2-octet length + UTF-8) | NAF_Id (2-octet length + octets) |
   key expiry (8 octets, seconds since the Unix epoch, big endian). ``decode_gpi`` refuses any
   other version, a truncated or over-long field and trailing octets.
+- WAP Push carriage (TS 24.109 Annex J.2: Content-Type application/vnd.3gpp.gba.gpi,
+  X-WAP-Application-ID, the GPI envelope of J.3.1.2) is in ``gpi_wap`` and re-exported here
+  (``gpi_push``, ``parse_gpi_push``, ``decode_gpi_push``).
 - P-TID = base64(RAND)@BSF-FQDN, the B-TID form of TS 33.220 §4.5.2 (a push transaction is
   named by its RAND as a bootstrap is).
 - Push AVs use their own IND (default 1, the Ub BSF uses 0): TS 33.102 Annex C.1.2 lets each
@@ -34,6 +38,7 @@ from typing import Callable
 from dmsim.base.errors import AuthenticationError, DecodeError, ProtocolError
 from dmsim.cards.sqn import SqnArray
 from dmsim.cards.usim_auth import MacFailure, Success, SyncFailure, authenticate_3g
+from dmsim.network.gba.gpi_wap import GpiPush, decode_gpi_push, gpi_push, parse_gpi_push  # noqa: F401 (re-export)
 from dmsim.network.gba.hss import Hss
 from dmsim.network.gba.keys import derive_ks_naf, dm_bootstrap_keys, gba_btid, ks_from_ck_ik, split_naf_id
 

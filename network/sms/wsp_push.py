@@ -215,3 +215,52 @@ def decode_push(data: bytes) -> PushPdu:
                           f"at most {len(data) - pos}")
     content_type, headers_start = decode_content_type(data, pos, end)
     return PushPdu(data[0], content_type, bytes(data[headers_start:end]), bytes(data[end:]))
+
+
+# X-Wap-Application-Id (WSP Table 39, field name 0x2F, encoding version 1.2): its value is an
+# Integer-value (a short code of the OMNA "Push Application ID" registry) or a Uri-value (text).
+FIELD_X_WAP_APPLICATION_ID = 0x2F
+
+
+def encode_application_id(app_id: int | str) -> bytes:
+    """Return the X-Wap-Application-Id header octets for a short code or an application URI."""
+    if isinstance(app_id, int):
+        if not 0 <= app_id <= 0x7F:
+            raise ProtocolError(f"application id short code {app_id} does not fit a Short-integer")
+        return bytes([0x80 | FIELD_X_WAP_APPLICATION_ID, 0x80 | app_id])
+    return bytes([0x80 | FIELD_X_WAP_APPLICATION_ID]) + _text(app_id)
+
+
+def _skip_value(data: bytes, pos: int, end: int) -> int:
+    """Return the offset after the header value at ``pos`` (WSP §8.4.1.2 general value forms)."""
+    first = data[pos]
+    if first & 0x80:                      # Short-integer
+        return pos + 1
+    if first == _LENGTH_QUOTE:            # Length-quote, uintvar, data
+        length, start = decode_uintvar(data, pos + 1)
+    elif first < _LENGTH_QUOTE:           # Short-length, data
+        length, start = first, pos + 1
+    else:                                 # Text-string (NUL-terminated)
+        return _read_text(data, pos, end, "header value")[1]
+    if start + length > end:
+        raise DecodeError("wsp", pos, f"header value of {length} octets beyond the headers")
+    return start + length
+
+
+def application_id(headers: bytes) -> int | str | None:
+    """Return the X-Wap-Application-Id of encoded WSP ``headers`` (short code or URI text), None
+    when absent; DecodeError("wsp", offset within ``headers``) for headers that do not parse."""
+    pos, end = 0, len(headers)
+    while pos < end:
+        if headers[pos] & 0x80:           # Well-known-field-name
+            field_code, pos = headers[pos] & 0x7F, pos + 1
+        else:                             # Application-header: Token-text name
+            field_code, pos = None, _read_text(headers, pos, end, "header name")[1]
+        if pos >= end:
+            raise DecodeError("wsp", pos, "header without a value")
+        if field_code == FIELD_X_WAP_APPLICATION_ID:
+            if headers[pos] & 0x80 or 1 <= headers[pos] <= 30:
+                return _read_integer(headers, pos, end)[0]
+            return _read_text(headers, pos, end, "X-Wap-Application-Id")[0]
+        pos = _skip_value(headers, pos, end)
+    return None

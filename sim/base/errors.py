@@ -57,6 +57,20 @@ class BootstrapVerificationError(ProtocolError):
     """A bootstrap message whose HMAC or security parameters do not verify (§5.10.2.3)."""
 
 
+class ProtectedBootstrapError(BootstrapVerificationError):
+    """A 3GPP_GBA protected bootstrap refused (OMA-TS-DM_Security-V1_3 §5.10.2.4): ``reason`` is a
+    short code (``content_type``, ``truncated``, ``version``, ``bad_mac``, ``padding``), ``what``
+    the part refused (``Content-Type`` or ``payload``) and ``offset`` the character / octet in it
+    where the check failed."""
+
+    def __init__(self, reason: str, what: str, offset: int, message: str):
+        self.reason = reason
+        self.what = what
+        self.offset = offset
+        self.detail = message
+        super().__init__(f"3GPP_GBA bootstrap refused ({reason}): {what} at {offset}: {message}")
+
+
 class MessageSecurityError(ProtocolError):
     """A DM message refused by transport-neutral integrity or confidentiality (seed 002 §5.4,
     §5.5): ``reason`` is a short code (``unsigned``, ``bad_signature``, ``not_encrypted``,

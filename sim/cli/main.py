@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from dmsim.sim.cli.bsf import bsf
 from dmsim.sim.cli.card import card
 from dmsim.sim.cli.modem import modem
 from dmsim.base.errors import DmsimError, ScenarioError
@@ -195,6 +196,7 @@ main.add_command(smsc)
 main.add_command(card)
 main.add_command(modem)
 main.add_command(server)
+main.add_command(bsf)
 main.add_command(conformance)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -302,6 +302,60 @@ def gba_btid_cmd(rand_hex, bsf_fqdn, as_json: bool) -> None:
     emit({"btid": gba_keys.gba_btid(parse_hex(rand_hex, "--rand"), bsf_fqdn)}, as_json)
 
 
+@calc.command("dm-bootstrap-keys", epilog=examples(
+    "dmsim calc dm-bootstrap-keys --ks-naf 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    "dmsim calc dm-bootstrap-keys --ks-naf 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f --json"))
+@click.option("--ks-naf", "ks_naf_hex", required=True, help="Ks_(ext/int)_NAF (32 bytes hex).")
+@json_option
+def dm_bootstrap_keys_cmd(ks_naf_hex: str, as_json: bool) -> None:
+    """DMBIK and DMBEK of the 3GPP_GBA bootstrap: KDF(Ks_(ext/int)_NAF, FC 0x01, P0 "dm-bik" /
+    "dm-bek") (OMA-TS-DM_Security-V1_3 §5.10.2.4.1; P0 per the seed's bytes, network/gba/keys.py)."""
+    from dmsim.network.gba import keys as gba_keys
+    ks_naf = parse_hex(ks_naf_hex, "--ks-naf")
+    if len(ks_naf) != gba_keys.KEY_LEN:
+        raise ParseFailure(f"--ks-naf: at byte {len(ks_naf)}: {len(ks_naf)} octets "
+                           f"(expected {gba_keys.KEY_LEN}, a Ks_NAF from the GBA KDF)")
+    dmbik, dmbek = gba_keys.dm_bootstrap_keys(ks_naf)
+    emit({"dmbik": dmbik.hex(), "dmbek": dmbek.hex()}, as_json)
+
+
+AKA_DIGEST_EXAMPLE = ("dmsim calc aka-digest --username 001010123456789@ims.mnc001.mcc001.3gppnetwork.org "
+                      "--realm bsf.example.org --nonce I1U8vpY3qJ0hiuZNrke/NQ== --uri / --method GET "
+                      "--res a54211d5e3ba50bf --cnonce 0a4f113b")
+
+
+@calc.command("aka-digest", epilog=examples(
+    AKA_DIGEST_EXAMPLE,
+    AKA_DIGEST_EXAMPLE + " --qop auth-int --body-hex 3c3f786d6c3f3e --nc 00000002 --json"))
+@click.option("--username", required=True, help="The Digest username (the IMPI on Ub).")
+@click.option("--realm", required=True)
+@click.option("--nonce", required=True, help="The nonce as the challenge gave it (base64 of RAND||AUTN on Ub).")
+@click.option("--uri", required=True, help="The digest-uri.")
+@click.option("--method", required=True, help="The HTTP method (GET on Ub).")
+@click.option("--res", "res_hex", required=True,
+              help="RES (hex), the AKAv1-MD5 password; empty ('') for the AUTS request of RFC 3310 §3.4.")
+@click.option("--qop", type=click.Choice(["auth", "auth-int"]), default="auth", show_default=True)
+@click.option("--cnonce", required=True)
+@click.option("--nc", default="00000001", show_default=True, help="Nonce count, 8 hex digits.")
+@click.option("--body-hex", default="", help="The entity body (hex) for qop auth-int.")
+@click.option("--check", "expected", help="Expected response (hex); exit 1 on mismatch.")
+@json_option
+def aka_digest_cmd(username, realm, nonce, uri, method, res_hex, qop, cnonce, nc, body_hex, expected,
+                   as_json: bool) -> None:
+    """The request-digest of HTTP Digest AKAv1-MD5 (RFC 3310 §3.3 over RFC 2617 §3.2.2): RES is
+    the password, as raw octets."""
+    from dmsim.network.gba import digest_aka
+    res = parse_hex(res_hex, "--res") if res_hex else b""
+    body = parse_hex(body_hex, "--body-hex") if body_hex else b""
+    if len(nc) != 8 or any(ch not in "0123456789abcdef" for ch in nc):
+        raise ParseFailure(f"--nc {nc!r}: expected 8 lowercase hex digits (RFC 2617 nc-value)")
+    h1, h2 = digest_aka.ha1(username, realm, res), digest_aka.ha2(method, uri, qop, body)
+    result = {"algorithm": digest_aka.ALGORITHM, "qop": qop, "ha1": h1, "ha2": h2,
+              "response": digest_aka.request_digest(h1, nonce, nc, cnonce, qop, h2)}
+    ok = _check(result, "response", expected)
+    emit(result, as_json, ok=ok)
+
+
 @decode.command("sms", epilog=examples(
     SMS_PUSH_EXAMPLE + "    # a package #0 in a WAP Push, from an alphanumeric sender",
     SMS_PARTS_EXAMPLE + "    # two parts of one text",
