@@ -55,7 +55,8 @@ class _Trace:
     The APDUs of a power-on run at one instant of the simulation and their simulated durations
     (one ``apdu_time`` sample each) are drawn afterwards, so they are held until :meth:`timed`
     says how long each took: APDU ``k`` is then written at ``now`` + the durations of the ones
-    before it. Later APDUs (an OTA download's) cost no simulated time and go out at once.
+    before it; :meth:`CardAccess.run` holds later ones the same way. Other later APDUs (an OTA
+    download's) cost no simulated time and go out at once.
     """
 
     def __init__(self, model: "Replica", index: int) -> None:
@@ -72,6 +73,11 @@ class _Trace:
             self.held.append((c_apdu, r_apdu))
         elif self.out:
             self._emit(0.0, c_apdu, r_apdu)
+
+    def hold(self) -> None:
+        """Hold the APDUs from now on until :meth:`timed` (when they are copied anywhere)."""
+        if self.out:
+            self.held = []
 
     def timed(self, samples: list[float]) -> None:
         """The held APDUs took ``samples`` seconds each, one after the other from now."""
@@ -122,15 +128,19 @@ class CardAccess:
         self.pin = model.modem.spec.get("pin") if model.modem is not None else spec.get("pin")
         self._real_link: CardLink | None = None
         self.links: dict[int, CardLink] = {}
+        self.traces: dict[int, _Trace] = {}
         self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
                                                                      "opc": "00" * 16}))
 
-    def read_imsi(self, index: int, fleet_imsi: str, ota: OtaKeyset | None = None):
+    def read_imsi(self, index: int, fleet_imsi: str, ota: OtaKeyset | None = None, *,
+                  issued: Callable[[CardProfile], None] | None = None):
         """SimPy generator: return the IMSI device ``index`` reads from its card.
 
         With ``ota``, a virtual card also holds that OTA key set and stays in ``links`` (for
         the SMS-PP downloads of an OTA campaign) until ``release(index)``; a real card's keys
-        are not known to the simulation, so it gets no OTA traffic.
+        are not known to the simulation, so it gets no OTA traffic. ``issued(profile)`` is told
+        the virtual card's profile (its K and OPc: the operator's HSS records them), and the
+        card then stays in ``links`` too, for :meth:`run`.
         """
         env = self.model.env
         if not self.is_virtual(index):
@@ -141,10 +151,22 @@ class CardAccess:
             yield env.timeout(link.clock() - started)
             return imsi
         profile = self._profile(fleet_imsi, ota)
-        link, counter = self._link(index, profile, ota)
+        if issued is not None:
+            issued(profile)
+        link, counter = self._link(index, profile, ota, keep=issued is not None)
         imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
         yield env.timeout(self._apdu_seconds(counter))
         return imsi
+
+    def run(self, index: int, operation: Callable[[CardLink], object]):
+        """SimPy generator: return ``operation(link)`` on device ``index``'s kept virtual card,
+        charging one ``apdu_time`` sample per APDU it exchanged (KeyError if no card is kept)."""
+        link, counter = self.links[index], self.traces[index]
+        before = counter.apdus
+        counter.hold()
+        result = operation(link)
+        yield self.model.env.timeout(self._apdu_seconds(counter, counter.apdus - before))
+        return result
 
     def is_virtual(self, index: int) -> bool:
         """Return True when device ``index`` has an emulated card (one the operator can personalise)."""
@@ -176,18 +198,21 @@ class CardAccess:
                                       k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
         return profile if ota is None else dataclasses.replace(profile, ota=(ota,))
 
-    def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None) -> tuple[CardLink, _Trace]:
-        """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``."""
+    def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None,
+              keep: bool = False) -> tuple[CardLink, _Trace]:
+        """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``
+        or ``keep``."""
         counter = _Trace(self.model, index)
         link = InProcessLink(make_card(profile), trace=counter)
-        if ota is not None:
+        if ota is not None or keep:
             self.links[index] = link
+            self.traces[index] = counter
         return link, counter
 
-    def _apdu_seconds(self, counter: _Trace) -> float:
-        """Return the simulated card time of the APDUs ``counter`` saw (one sample each, drawn in
-        order; the capture gets them too, see ``_Trace``)."""
-        samples = [self.apdu_time.sample(self.rng) for _ in range(counter.apdus)]
+    def _apdu_seconds(self, counter: _Trace, apdus: int | None = None) -> float:
+        """Return the simulated card time of the APDUs ``counter`` saw (or of its last ``apdus``:
+        one sample each, drawn in order; the capture gets them too, see ``_Trace``)."""
+        samples = [self.apdu_time.sample(self.rng) for _ in range(counter.apdus if apdus is None else apdus)]
         if counter.out:
             counter.timed(samples)
         return sum(samples)
@@ -202,6 +227,7 @@ class CardAccess:
     def release(self, index: int) -> None:
         """Forget the kept card of device ``index`` (its session is over)."""
         self.links.pop(index, None)
+        self.traces.pop(index, None)
 
     def close(self) -> None:
         """Release the real reader, if one was opened."""

@@ -13,8 +13,11 @@ replica itself does not change.
 from __future__ import annotations
 
 from dmsim.sim.agents.bootstrap_server import BootstrapServerAgent
+from dmsim.sim.agents.bsf import BsfAgent
 from dmsim.sim.agents.device import DmDevice
 from dmsim.sim.agents.dm_server import DmServerAgent
+from dmsim.sim.agents.hss import HssAgent
+from dmsim.sim.agents.naf import NafAgent
 from dmsim.sim.agents.ota_platform import OtaCampaign
 from dmsim.sim.agents.smsc import SmscDriver
 
@@ -22,6 +25,9 @@ NETWORK_AGENTS = (
     SmscDriver,       # smsc: the store-and-forward SMSC, when the scenario has an ``smsc`` block
     DmServerAgent,    # server: the DM server (its outbox submits to the SMSC, if any)
     BootstrapServerAgent,  # bootstrap_server: when a profile has ``bootstrap_via: tls`` (seed 001 §9.3)
+    HssAgent,         # hss: the GBA subscriber store, when the scenario has a ``gba`` block
+    BsfAgent,         # bsf: Zpn of GBA Push (TS 33.223), on the gba.zpn links
+    NafAgent,         # naf: the NAF inside the DM server or a proxy NAF (OMA-TS-DM_Security Appendix C)
     OtaCampaign,      # ota: the OTA platform, when the scenario has an ``ota`` block
 )
 

@@ -61,8 +61,10 @@ class Replica:
 
     def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: str | None,
                  write: Callable[[tuple], None], env: simpy.Environment | None = None,
-                 pcap: "PcapWriter | None" = None, components: Components = VIRTUAL):
+                 pcap: "PcapWriter | None" = None, components: Components = VIRTUAL,
+                 state_dir: str | None = None):
         self.data = data
+        self.state_dir = state_dir  # where agents keep files of the run (the HSS's store); None: in memory
         self.seed = seed
         self.pcap = pcap
         self.trace = None  # the per-device event trace (sim/results/trace.py), set from above; duck-typed
@@ -173,7 +175,9 @@ class Replica:
                     "ok" if ok else "failed", reason, dev.t_arrival, dev.t_bootstrap_sent, dev.t_bootstrap_ok,
                     dev.t_session_start, end, (now - dev.t_arrival) if ok else None,
                     dev.bootstrap_sends, dev.rejected, dev.client.auth_retries if dev.client else 0, dev.ip_retries,
-                    dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency))
+                    dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency,
+                    getattr(dev, "t_gpi_sent", None), getattr(dev, "t_gpi_received", None),
+                    getattr(dev, "t_gba_keys", None)))
 
     def stats(self) -> dict[str, dict]:
         """Return the replica's counters for ``summary.json``'s ``network`` block: each link's
@@ -202,6 +206,10 @@ class Replica:
         self.cards.close()
         if self.modem is not None:
             self.modem.close()
+        for agent in self.agents.values():
+            close = getattr(agent, "close", None)
+            if close is not None:
+                close()
 
     def free_imsi(self, imsi: str) -> str:
         """Return ``imsi`` under another test MNC (001 02, 001 03, ...): a simulated device whose

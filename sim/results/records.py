@@ -63,6 +63,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("ip_bytes", int),
     Column("ota", str),             # "" without an OTA campaign, else its outcome (sim/agents/ota_platform.py)
     Column("ota_latency", float),   # command submitted -> PoR checked
+    Column("t_gpi_sent", float),    # bootstrap_via gba_push: the server sends the GBA Push Info
+    Column("t_gpi_received", float),  # ... the whole GPI reached the device
+    Column("t_gba_keys", float),    # ... its card and ME derived Ks_NAF, DMBIK and DMBEK
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_TYPES: dict[str, type] = {c.name: c.type for c in COLUMNS}

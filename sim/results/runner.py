@@ -100,7 +100,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep_index,
                                 sweep_value=sweep_cell(value), write=table.write, pcap=capture if first else None,
                                 env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False)
-                                if live else None, components=ALL)
+                                if live else None, components=ALL, state_dir=str(out_dir))
                 if first:
                     observe(model, ip_capture=IpCapture(capture) if capture is not None else None, trace=tracer)
                 if sms_table is not None:
@@ -152,13 +152,14 @@ RUN_FILES = ("sessions.csv", "sms.csv", "summary.json", "manifest.json", "scenar
 
 def prepare_out_dir(out_dir: Path, *, overwrite: bool) -> None:
     """Make ``out_dir`` ready for a new run: refuse (DmsimError) when it already holds one, unless
-    ``overwrite``, which removes that run's files (``RUN_FILES``, the PNGs, ``.part`` leftovers) and
-    nothing else. A new run never mixes with an old one's plots."""
+    ``overwrite``, which removes that run's files (``RUN_FILES``, the PNGs, ``.part`` leftovers, the
+    HSS stores ``hss-*.sqlite*``) and nothing else. A new run never mixes with an old one's plots."""
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
         raise DmsimError(f"--out {out_dir}: not a folder")
-    old = [p for p in out_dir.iterdir() if p.is_file() and (p.name in RUN_FILES or p.suffix in (".png", ".part"))]
+    old = [p for p in out_dir.iterdir() if p.is_file() and (p.name in RUN_FILES or p.suffix in (".png", ".part")
+                                                             or p.match("hss-*.sqlite*"))]
     if not old:
         return
     if not overwrite:

@@ -169,13 +169,18 @@ PROFILE = Struct({
     "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
                      "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
                      "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
-    "bootstrap_via": Field(Str(choices=("sms", "smartcard", "tls")), "sms",
+    "bootstrap_via": Field(Str(choices=("sms", "smartcard", "tls", "gba_push")), "sms",
                            "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "
                            "the card with the account's bootstrap and per-device SCP03 keys, read at power-on "
                            "(seed 001 §8.1, Appendix H; a real PC/SC card falls back to sms); tls: the device "
                            "leaves the factory with the bootstrap server's account (<x>/Auth/Bootstrap, a PSK) "
                            "and fetches the DM server's account in a DM session over PSK-TLS with it (seed 001 "
-                           "§9.3, mutual authentication)."),
+                           "§9.3, mutual authentication); gba_push: the 3GPP_GBA bootstrap (OMA-TS-DM_Security §5.10.2.4, "
+                           "Appendix C): a GBA Push Info over SMS, keys derived by the card (gba_uicc), the bootstrap "
+                           "protected with DMBIK/DMBEK (needs a gba block)."),
+    "gba_uicc": Field(Str(choices=("u", "me")), "u",
+                      "With bootstrap_via gba_push: u (GBA_U, Ks and Ks_int_NAF stay in the UICC, AUTHENTICATE in "
+                      "GBA context) or me (GBA_ME: the USIM runs 3G AKA, the ME derives Ks_NAF), TS 33.220 §4.5."),
     "message_security": Field(Str(choices=MESSAGE_SECURITY), "none",
                               "Seed 002 §5.3-§5.5 message security of every DM session message, on top of dm_auth: "
                               "hmac-md5 (x-syncml-hmac algorithm=MD5, §5.4), xmldsig (XML-Signature, §5.4) or "
@@ -322,6 +327,22 @@ SCENARIO_SCHEMA = Struct({
         "timeout": Field(Seconds(positive=True), 300.0, "Time the platform waits for a device's PoR."),
     })), None, "After its DM session each device gets one OTA command through the SMSC (sim/agents/ota_platform.py; "
                "null: none). Needs an smsc block."),
+    "gba": Field(Nullable(Struct({
+        "bsf_fqdn": Field(Str(pattern=r"\A[A-Za-z0-9.-]+\Z", noun="an FQDN"), "bsf.dmsim.test",
+                          "The BSF's name: B-TIDs and P-TIDs end in it (TS 33.220 §4.5.2)."),
+        "naf": Field(Str(choices=("internal", "proxy")), "internal",
+                     "Where the NAF is (OMA-TS-DM_Security Appendix C): inside the DM server, or an external proxy "
+                     "NAF that asks the BSF and hands the DM server DMBIK and DMBEK."),
+        "ks_lifetime": Field(Seconds(positive=True), 86400.0, "Lifetime of Ks and the NAF keys (GUSS)."),
+        "hss_dir": Field(Nullable(Str(pattern=r"\S", noun="a folder")), None,
+                         "Folder of the HSS's SQLite subscriber stores, one per replica and sweep point "
+                         "(null: the run folder)."),
+        "zpn": Field(_link({"kind": "exponential", "mean": 0.02}, "Zpn: the NAF and the BSF."), {},
+                     "The Zpn link between the NAF and the BSF (TS 33.223), both ways."),
+        "naf_link": Field(_link({"kind": "exponential", "mean": 0.01}, "The proxy NAF and the DM server."), {},
+                          "With naf: proxy, the link over which the DM server asks the NAF for DMBIK/DMBEK."),
+    })), None, "The GBA network (3GPP TS 33.220, TS 33.223): HSS, BSF and NAF, for profiles with bootstrap_via "
+               "gba_push (null: none)."),
     "sweep": Field(Nullable(Struct({
         "key": Field(Nullable(Str()), None, "Dotted path of the key to sweep: a number (links.sms.loss) or a choice "
                                             "(fleet.profiles.0.dm_auth, components.dm_server.tls.mode)."),
@@ -471,6 +492,23 @@ def _check_smsc(data: dict, locate: Locator) -> None:
                             where=locate(("ota",)), path="ota", expected="an smsc block (smsc: {} for the defaults)")
 
 
+def _check_gba(data: dict, locate: Locator) -> None:
+    """A ``bootstrap_via: gba_push`` profile needs the GBA network (``gba``) and virtual cards (the
+    HSS must know each card's K and OPc; a real card's are unknown to the simulation)."""
+    for i, profile in enumerate(data["fleet"]["profiles"]):
+        if profile.get("bootstrap_via") != "gba_push":
+            continue
+        if data.get("gba") is None:
+            raise ScenarioError("bootstrap_via gba_push needs the GBA network: the scenario needs a gba block",
+                                where=locate(("fleet", "profiles", i, "bootstrap_via")),
+                                path=f"fleet.profiles.{i}.bootstrap_via", expected="a gba block (gba: {} for the defaults)")
+        if data["components"]["card"]["kind"] != "virtual" or data["components"]["modem"]["kind"] != "virtual":
+            raise ScenarioError("bootstrap_via gba_push needs virtual cards (the HSS must know each card's K and OPc)",
+                                where=locate(("fleet", "profiles", i, "bootstrap_via")),
+                                path=f"fleet.profiles.{i}.bootstrap_via",
+                                expected="components.card and components.modem: virtual")
+
+
 def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
                    default_name: str = "scenario", flags: dict[str, Any] | None = None) -> Scenario:
     """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied.
@@ -498,6 +536,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     data = {"name": data.get("name", default_name), **data}
     _check_sweep(data, locator)
     _check_smsc(data, locator)
+    _check_gba(data, locator)
     _check_message_security(data, locator)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)

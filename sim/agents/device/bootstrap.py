@@ -17,6 +17,8 @@ device runs a DM session with the bootstrap server over PSK-TLS with the keys it
 DM server's account (``bootstrap_rejected`` otherwise: the session ended but did not install it);
 a failed session ends the life with ``bootstrap_`` and its reason (``bootstrap_tls_failed``,
 ``bootstrap_ip_timeout``, ...). ``t_bootstrap_sent`` is when the device opens the session.
+
+Over GBA Push (OMA-TS-DM_Security §5.10.2.4, ``bootstrap_via: gba_push``): ``gba_push.py``.
 """
 from __future__ import annotations
 
@@ -24,15 +26,21 @@ from dmsim.base.errors import DmsimError
 from dmsim.devices.bootstrap_client import accept_bootstrap
 from dmsim.devices.dm_tree import DmTree, account_from_tree, install_account
 from dmsim.sim.agents.bootstrap_server import VIA_TLS
+from dmsim.sim.agents.device import gba_push
 from dmsim.sim.agents.device.dm_session import run_session
+
+GBA_PUSH = "gba_push"  # fleet.profiles[].bootstrap_via
 
 
 def bootstrap(dev):
     """SimPy generator: return "" once the device holds the server's account, else the failure reason."""
     if dev.card_report is not None:
         return from_card(dev)
-    if dev.ident.profile.get("bootstrap_via") == VIA_TLS:
+    via = dev.ident.profile.get("bootstrap_via")
+    if via == VIA_TLS:
         return (yield from via_tls(dev))
+    if via == GBA_PUSH:
+        return (yield from gba_push.via_gba_push(dev))
     replica = dev.replica
     server = replica.agents["server"]
     push = server.bootstrap_push(dev.ident)
@@ -43,7 +51,11 @@ def bootstrap(dev):
 
 
 def received(dev, document: bytes) -> None:
-    """A whole bootstrap reached the device: accept it (DmsimError if it does not verify)."""
+    """A whole bootstrap reached the device: accept it (DmsimError if it does not verify); a
+    gba_push device's pushes (GPI, then the 3GPP_GBA bootstrap) go to ``gba_push.received``."""
+    if dev.ident.profile.get("bootstrap_via") == GBA_PUSH:
+        gba_push.received(dev, document)
+        return
     accepted = accept_bootstrap(document, imsi=dev.ident.imsi, userpin=dev.ident.userpin)
     dev.accepted = True
     dev.account = accepted.account

@@ -7,7 +7,8 @@ The steps, each a module of this package, run in order in one SimPy process per 
    through the replica's card seam) and, for ``bootstrap_via: smartcard``, installs the account
    the operator personalised into the card over SCP03; the device then attaches to the SMSC;
 2. ``bootstrap``: the server's §5.10.2.3-protected WAP Push bootstrap over SMS, the account
-   the card gave, or a DM session over PSK-TLS with the bootstrap server (seed 001 §9.3);
+   the card gave, a DM session over PSK-TLS with the bootstrap server (seed 001 §9.3), or GBA
+   Push then the 3GPP_GBA-protected bootstrap (§5.10.2.4, ``gba_push.py``);
 3. ``notification``: with ``server.session_trigger: notification``, package #0 over WAP Push,
    acted on only when its digest verifies;
 4. ``dm_session``: packages 1-4 (Alert 1201, or 1200 after a package #0) through the replica's
@@ -44,7 +45,7 @@ class DmDevice:
                  "t_bootstrap_sent", "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected",
                  "ip_retries", "sms_msgs", "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency",
                  "ota_keys", "notified", "notice_rejected", "tree", "card_report", "session_id", "initiator",
-                 "bearer_up")
+                 "bearer_up", "gba", "t_gpi_sent", "t_gpi_received", "t_gba_keys")
 
     def __init__(self, replica: "Replica", ident: "DeviceIdentity"):
         env = replica.env
@@ -69,6 +70,8 @@ class DmDevice:
         self.card_report = None  # the smartcard bootstrap's report (None: bootstrap over SMS)
         self.session_id, self.initiator = ident.index + 1, "client"  # a package #0 sets them
         self.bearer_up = False  # the data bearer is set up before the first IP session
+        self.gba = None  # bootstrap_via gba_push: the GPI's receiver and the keys it gave
+        self.t_gpi_sent = self.t_gpi_received = self.t_gba_keys = None
 
     @classmethod
     def life(cls, replica: "Replica", ident: "DeviceIdentity"):

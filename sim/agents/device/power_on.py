@@ -1,7 +1,8 @@
 """Step 1 of a device's life: power-on. The ME reads the IMSI from its UICC (TS 31.102 §4.2.2
 EF_IMSI) with real APDUs through the replica's card seam (``sim/links/card_access.py``); a
 ``bootstrap_via: smartcard`` device also installs, over SCP03 at level 33, the accounts the
-operator personalised into its card (seed 001 §8.1, Appendix H). Then the device attaches to
+operator personalised into its card (seed 001 §8.1, Appendix H); a ``gba_push`` device's card
+is recorded at the HSS and kept for its GBA AKA. Then the device attaches to
 the SMSC under that IMSI (its digits stand in for the MSISDN the SMSC routes on).
 
 Choice where the specs are silent: a real card (device 0 of ``components.card: pcsc`` or the
@@ -23,6 +24,16 @@ def boots_from_card(dev) -> bool:
             and dev.replica.cards.is_virtual(dev.ident.index))
 
 
+def _hss_record(dev):
+    """For a ``bootstrap_via: gba_push`` device, the callback that gives the HSS its new card's
+    subscriber record (the operator knows the K and OPc of the cards it issues); else None."""
+    profile = dev.ident.profile
+    if profile.get("bootstrap_via") != "gba_push":
+        return None
+    hss = dev.replica.agents["hss"]
+    return lambda card: hss.card_issued(card, gba_u=profile.get("gba_uicc", "u") == "u")
+
+
 def power_on(dev):
     """SimPy generator: read the card (and bootstrap from it, if so configured) and attach to the
     SMSC; return "" or ``card_error``."""
@@ -33,7 +44,7 @@ def power_on(dev):
     personalised = replica.agents["server"].personalise(ident) if boots_from_card(dev) else None
     try:
         if personalised is None:
-            imsi = yield from cards.read_imsi(ident.index, ident.imsi, dev.ota_keys)
+            imsi = yield from cards.read_imsi(ident.index, ident.imsi, dev.ota_keys, issued=_hss_record(dev))
         else:
             dev.tree = DmTree()
             imsi, dev.card_report = yield from cards.power_on(ident.index, ident.imsi, dev.ota_keys, personalised,

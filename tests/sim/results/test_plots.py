@@ -39,7 +39,8 @@ def make_run(run_dir, *, replicas=2, sweep_values=None, n=60, fail=True, manifes
                              latency=lat, bootstrap_sends=1, bootstrap_rejected=0, auth_retries=0,
                              ip_retries=0, sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300,
                              ota="" if failed or device % 3 else "ok",
-                             ota_latency=None if failed or device % 3 else 2.0)
+                             ota_latency=None if failed or device % 3 else 2.0,
+                             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None)
                     table.write(tuple(v[name] for name in COLUMN_NAMES))
     key = "links.sms.loss" if sweep_values else None
     write_json_atomic(run_dir / "summary.json",

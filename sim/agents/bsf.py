@@ -1,0 +1,108 @@
+"""The BSF as an agent: Zpn of GBA Push (3GPP TS 33.223 §4.3.2) for the replica's NAF.
+
+The NAF asks over the ``gba.zpn`` link pair (``links/request_link.py``) for a GBA Push Info for a
+user and a NAF_Id; the BSF (``network/gba/push.PushBsf``) takes an AV from the HSS agent and
+answers with the GPI and the NAF keys. Zpn is Diameter in a deployment (TS 29.109); the
+simulation carries it in dmsim's own compact form (:func:`encode_zpn_request`,
+:func:`encode_zpn_answer`, lengths and bytes), while the GPI inside is the real one the device
+gets. An unknown user or a malformed request gets no answer (the NAF times out). ``now`` is
+simulated time as UNIX seconds (``transports.sim_unix_time``), the clock of the GPI's expiry.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dmsim.base.errors import DmsimError
+from dmsim.network.gba.push import PushAnswer, PushBsf
+from dmsim.sim.agents.agent import Agent
+from dmsim.sim.links.request_link import RequestLink
+from dmsim.sim.links.transports import sim_unix_time
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dmsim.sim.model.replica import Replica
+
+
+def _lv(value: bytes) -> bytes:
+    return struct.pack(">H", len(value)) + value
+
+
+def _read_lvs(data: bytes, count: int) -> list[bytes]:
+    out, i = [], 0
+    for _ in range(count):
+        if i + 2 > len(data):
+            raise DmsimError("Zpn: truncated")
+        n = struct.unpack_from(">H", data, i)[0]
+        if i + 2 + n > len(data):
+            raise DmsimError("Zpn: a field runs past the end")
+        out.append(data[i + 2:i + 2 + n])
+        i += 2 + n
+    return out + [data[i:]]
+
+
+def encode_zpn_request(user: str, naf_id: bytes) -> bytes:
+    """The NAF's request: the user (IMPI or IMSI) and the NAF_Id."""
+    return _lv(user.encode("utf-8")) + _lv(naf_id)
+
+
+def encode_zpn_answer(answer: PushAnswer) -> bytes:
+    """The BSF's answer: GPI, P-TID, IMPI, Ks_(ext)_NAF, Ks_int_NAF (empty for GBA_ME), expiry."""
+    return b"".join(_lv(v) for v in (answer.gpi, answer.p_tid.encode(), answer.impi.encode(), answer.ks_naf,
+                                      answer.ks_int_naf or b"")) + struct.pack(">Q", answer.expires)
+
+
+@dataclass(frozen=True)
+class ZpnResult:
+    """What the NAF learns from a Zpn answer."""
+
+    gpi: bytes
+    p_tid: str
+    impi: str
+    ks_naf: bytes
+    expires: int
+
+
+def decode_zpn_answer(data: bytes) -> ZpnResult:
+    """Return the ZpnResult of an answer; DmsimError if malformed."""
+    gpi, p_tid, impi, ks_naf, _int, rest = _read_lvs(data, 5)
+    if len(rest) != 8:
+        raise DmsimError("Zpn: the expiry is not 8 octets")
+    return ZpnResult(gpi, p_tid.decode(), impi.decode(), ks_naf, struct.unpack(">Q", rest)[0])
+
+
+class BsfAgent(Agent):
+    """The replica's BSF (``bsf``), when the scenario has a ``gba`` block."""
+
+    name = "bsf"
+    block = "gba"
+
+    @classmethod
+    def for_replica(cls, replica: "Replica") -> "BsfAgent":
+        """Return the replica's BSF (after the HSS)."""
+        return cls(replica)
+
+    def __init__(self, replica: "Replica"):
+        spec = replica.data["gba"]
+        self.replica = replica
+        self.push = PushBsf(replica.agents["hss"].hss, spec["bsf_fqdn"])
+        self.zpn = RequestLink(replica.env, "gba.zpn", spec["zpn"], replica.stream("link", "zpn-up"),
+                               replica.stream("link", "zpn-down"))
+        self.answered = self.refused = 0
+
+    def stats(self) -> dict[str, dict]:
+        """The Zpn link's counters and the requests answered or refused."""
+        return {"gba.zpn": {**self.zpn.stats(), "answered": self.answered, "refused": self.refused}}
+
+    def serve_zpn(self, request: bytes) -> bytes | None:
+        """Answer one Zpn request (None: no answer)."""
+        try:
+            user, naf_id, rest = _read_lvs(request, 2)
+            if rest:
+                raise DmsimError("Zpn: trailing octets")
+            answer = self.push.zpn(user.decode("utf-8"), naf_id, sim_unix_time(self.replica.env.now))
+        except (DmsimError, UnicodeDecodeError):
+            self.refused += 1
+            return None
+        self.answered += 1
+        return encode_zpn_answer(answer)
