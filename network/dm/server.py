@@ -72,9 +72,11 @@ where the spec is silent):
   (:meth:`DmAccount.hashed`). Nonces are opaque octets (:func:`messages.nonce_octets`).
 
 Other choices where the spec is silent: the server authenticates every message of a session
-(plain HTTP gives no session authentication, §5.4); a request repeating the last MsgID gets the
-cached reply (a client retransmission after a lost reply) — in HMAC mode only when the bytes are
-those of the last request, whose MAC the replay cache would otherwise refuse; a request's media
+(plain HTTP gives no session authentication, §5.4); a request whose bytes are those of the last
+request of its session gets the cached reply (a client retransmission after a lost reply resends
+the same bytes): before the credential check in digest mode (it was checked the first time, and
+whoever sends it saw the reply go by), before the replay cache in HMAC mode (which would refuse
+its MAC); a request that only repeats the MsgID is authenticated like any other; a request's media
 type is the one its reply uses (:func:`messages.reply_type`); the server advertises its MaxMsgSize
 only when ``max_msg_size`` is set. One device is expected to run one session at a time: two
 concurrent sessions of one device race for its single stored nonce (the loser is challenged).
@@ -382,7 +384,7 @@ class DmServer:
             audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, UNKNOWN_DEVICE)]
             return self._close(INTEGRITY_FAILED, device, Reason.WRONG_MAC.value, AUTH_HMAC_SHA256, audit)
         if sess is not None and account is not None and hdr.msg_id == sess.last_msg_id \
-                and sess.last_reply is not None:
+                and sess.last_reply is not None and body == sess.last_request:
             return self._cached(sess, account, now)
         scheme = account.auth_scheme if account is not None else self.default_scheme
         if self.lockout.locked_for(device, now) > 0:
@@ -414,7 +416,8 @@ class DmServer:
             return self._close(INTEGRITY_FAILED, device, verdict.reason.value, AUTH_HMAC_SHA256, audit)
         self.lockout.succeeded(device)
         audit = [self._audit(device, hdr, AUTH_HMAC_SHA256, OK_OUTCOME)]
-        if sess is not None and hdr.msg_id == sess.last_msg_id and sess.last_reply is not None:
+        if sess is not None and hdr.msg_id == sess.last_msg_id and sess.last_reply is not None \
+                and body == sess.last_request:
             return self._cached(sess, account, now)
         return self._run(sess, account, msg, hdr, body, reply_type, now, audit)
 

@@ -468,3 +468,29 @@ def test_the_password_decides_when_the_account_keeps_it():
     assert not client_credential_ok(acc, make_credential(AUTH_MD5, acc.client_name, "old-pw", nonce), nonce)
     basic = dataclasses.replace(acc, auth_scheme=AUTH_BASIC)
     assert client_credential_ok(basic, make_credential(AUTH_BASIC, acc.client_name, PW, nonce), nonce)
+
+
+def test_only_the_same_bytes_get_the_cached_reply_in_digest_mode():
+    """server.py module doc (and "nothing unauthenticated changes state or gets an answer"): a
+    request that repeats the last MsgID with other bytes and no credential is not a
+    retransmission: it is refused (407, with its audit event), not answered from the cache."""
+    srv = make()
+    body = request(srv, "A3", 1, *pkg1_items())
+    first = srv.handle(body, XML, NOW)
+    forged = request(srv, "A3", 1, *pkg1_items(), cred=False)
+    assert forged != body
+    reply = srv.handle(forged, XML, NOW + 1)
+    assert reply.body != first.body and reply.audit and reply.audit[0].outcome == "missing_credential"
+    assert m.header_status(m.decode(reply.body, XML)).code == m.MISSING_CREDENTIALS
+
+
+def test_only_the_same_bytes_get_the_cached_reply_in_hmac_mode():
+    """server.py module doc: in HMAC mode too, a validly MAC'd request that reuses the last MsgID
+    with other bytes is run as a message, not answered from the cache."""
+    srv = make(AUTH_HMAC_SHA256)
+    body, headers = hmac_pkg1(srv, "A4", NOW)
+    first = srv.handle(body, XML, NOW, headers=headers)
+    other = body.replace(b"<Final />", b"<Final/>")  # the same message, other bytes
+    assert other != body
+    reply = srv.handle(other, XML, NOW + 1, headers=mac(other, NOW + 1))
+    assert reply.audit and reply.audit[0].outcome == "ok"  # authenticated and run, not the cache's answer
