@@ -12,7 +12,9 @@ Sources, in the order printed:
   SCR table either; its rows are dmsim's own, one per mechanism and side, named
   ``SEED-002-<C|S>-<n>-<M|O>`` (M where the CR's §2 says "support will be required": §5.4 and
   §5.5; O for §5.9, which leaves the technique open), so that the mechanisms it adds are listed
-  with their tests like the SCR items.
+  with their tests like the SCR items;
+* 003 §5.10.2.4 (3GPP_GBA) and Appendix C, ``source`` ``"003 §5.10.2.4"``: Appendix B has no item
+  for the GBA Push bootstrap, so its rows are dmsim's own too, ``GBA-PUSH-<C|S>-<n>-O``.
 
 Each row is data (:class:`Scr`): update ``supported``/``evidence``/``note`` when a test lands.
 ``supported`` is ``yes`` only when a test exercises the mechanism; ``partial`` when a test covers
@@ -46,6 +48,7 @@ import click
 
 YES, PARTIAL, NO = "yes", "partial", "no"
 SPEC_003, SEED_000, SEED_002 = "003", "seed 000", "seed 002"
+SPEC_GBA = "003 §5.10.2.4"
 
 _SESSION = "tests/devices/test_dm_session.py::"
 _SEC = "tests/network/test_dm_security.py::"
@@ -116,6 +119,39 @@ _MFLEET = "tests/sim/model/test_message_security_fleet.py::"
 _MOENC = "tests/network/test_mo_encryption.py::"
 _RFC2617 = ("the seed cites RFC 2617 (HTTP Authorization header), which dmsim does not implement; "
             "the SyncML {} credential in Cred is implemented and tested")
+
+_GKEYS = "tests/network/gba/test_keys.py::"
+_GBOOT = "tests/network/test_gba_bootstrap.py::"
+_GFLEET = "tests/sim/agents/test_gba_push_bootstrap.py::"
+_GPUSH = "tests/network/gba/test_push.py::"
+
+
+def _gba(side: str) -> tuple[Scr, ...]:
+    """Return dmsim's rows for 003 §5.10.2.4 (3GPP_GBA, Appendix C) on ``side`` (C or S): Appendix B
+    has no item for it, so, as for seed 002, the rows are dmsim's own (``GBA-PUSH-<C|S>-<n>-O``)."""
+    item = lambda n: f"GBA-PUSH-{side}-{n:03d}-O"  # noqa: E731
+    return (
+        Scr(item(1), "DMBIK and DMBEK from Ks_(ext/int)_NAF with the TS 33.220 KDF (the seed's bytes: "
+            "P0 dm-bik / dm-bek, L0 = 6)", "5.10.2.4.1", YES,
+            (_GKEYS + "test_dm_p0_follows_the_seed_bytes_not_the_prose", _GKEYS + "test_dmbik_dmbek_against_openssl",
+             _GFLEET + "test_a_gba_fleet_bootstraps_end_to_end_with_each_phase_timed"),
+            "network/gba/keys.py; NAF_Id = DM server FQDN || Ua id, a private-range id since OMNA registers "
+            "none for DM"),
+        Scr(item(2), "Bootstrap protected for integrity and confidentiality with DMBIK/DMBEK, Content-Type "
+            "SEC=3GPP_GBA", "5.10.2.4.1", YES,
+            (_GBOOT + "test_every_octet_flipped_is_refused", _GBOOT + "test_openssl_cross_checks_the_mac_and_the_cipher",
+             _GFLEET + "test_a_tampered_protected_bootstrap_is_rejected"),
+            "the seeds name no algorithms: AES-128-CBC under DMBEK then HMAC-SHA-256 under DMBIK, checked "
+            "before decryption (network/dm/gba_bootstrap.py)"),
+        Scr(item(3), "GBA Push executed before the bootstrap (GPI over SMS; GBA_U and GBA_ME; a replayed "
+            "or stale GPI refused)", "5.10.2.4.1, Appendix C", YES,
+            (_GPUSH + "test_replay_stale_sqn_and_mac_failure_are_refused_and_counted",
+             _GFLEET + "test_a_replayed_gpi_is_refused_and_counted",
+             _GFLEET + "test_the_proxy_naf_hands_over_the_keys_over_its_own_link"),
+            "TS 33.223 Zpn/Upa; the NAF inside the DM server or a proxy NAF (Appendix C); the GPI octet "
+            "layout of TS 24.109 Annex J.3 could not be checked here and is provisional"),
+    )
+
 
 def _seed_002(side: str, peer: str) -> tuple[Scr, ...]:
     """Return seed 002's rows for ``side`` (C or S); ``peer`` names whose messages it checks."""
@@ -396,6 +432,8 @@ TABLE: tuple[Scr, ...] = (
     # --- seed 002 (message security): dmsim's rows, no SCR table in the CR -------------------
     *_table(SEED_002, "client", *_seed_002("C", "server")),
     *_table(SEED_002, "server", *_seed_002("S", "client")),
+    *_table(SPEC_GBA, "client", *_gba("C")),
+    *_table(SPEC_GBA, "server", *_gba("S")),
 )
 
 
@@ -485,7 +523,8 @@ def check(table: tuple[Scr, ...] = TABLE, root: Path | None = None) -> list[str]
 # --- output ----------------------------------------------------------------------------------
 
 _TITLES = {SPEC_003: "OMA-TS-DM_Security-V1_3 Appendix B", SEED_000: "seed 000 (CR Security for DM Session, §9.2) SCR",
-           SEED_002: "seed 002 (CR Message Security, §5.3-§5.5, §5.9): dmsim's rows, the CR has no SCR table"}
+           SEED_002: "seed 002 (CR Message Security, §5.3-§5.5, §5.9): dmsim's rows, the CR has no SCR table",
+           SPEC_GBA: "OMA-TS-DM_Security-V1_3 §5.10.2.4 (3GPP_GBA) and Appendix C: dmsim's rows, Appendix B has none"}
 
 
 def format_table(selected: list[Scr]) -> str:

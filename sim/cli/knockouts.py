@@ -443,6 +443,13 @@ _S = "dmsim.network.dm.server:"
 _C = "dmsim.devices.dm_client:"
 _TLS = "dmsim.network.dm.tls:"
 
+def _receiver_without_memory(original):
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.max_seen = 0
+    return init
+
+
 def _plain_http_transport(original):
     def plain(model, server):
         from dmsim.sim.links.transports import SimulatedHttp
@@ -539,6 +546,14 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
              "(LOWEST_VERSION is 0x0300)", "dmsim.network.dm.tls_suites:LOWEST_VERSION", _value(0x0300)),
     Knockout("bootstrap-over-plain-http", "the bootstrap server is reached over plain HTTP: no TLS, no PSK "
              "(seed 001 §9.3.1.1 off)", "dmsim.sim.agents.bootstrap_server:BootstrapHttps", _plain_http_transport),
+    # 3GPP_GBA (003 §5.10.2.4)
+    Knockout("gba-dmbik-prose-p0", "DMBIK's P0 is the prose's \"dmbik\" (5 octets), not the seed's bytes "
+             "\"dm-bik\"", "dmsim.network.gba.keys:DMBIK_P0", _value(b"dmbik")),
+    Knockout("gba-bootstrap-tag-unchecked", "the 3GPP_GBA bootstrap's HMAC-SHA-256 tag is taken as it comes "
+             "(compare_digest always true)", "dmsim.network.dm.gba_bootstrap:hmac.compare_digest",
+             _value(lambda a, b: True)),
+    Knockout("gba-gpi-replay-accepted", "the device forgets every GPI it processed (no replay memory)",
+             "dmsim.network.gba.push:PushReceiver.__init__", _receiver_without_memory),
     # seed 002 message security
     Knockout("hmac-md5-unchecked", "HmacMd5.unprotect accepts every message without checking its MAC",
              "dmsim.network.dm.message_security:HmacMd5.unprotect", _hmac_md5_unchecked),
@@ -552,7 +567,7 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
 
 KNOCKOUTS: dict[str, Knockout] = {k.id: k for k in KNOCKOUT_LIST}
 
-_003, _000, _002 = "003", "seed 000", "seed 002"
+_003, _000, _002, _GBA = "003", "seed 000", "seed 002", "003 §5.10.2.4"
 _CL, _SV = "client", "server"
 
 # (source, side, item) -> knockout id
@@ -619,6 +634,12 @@ ROWS: dict[tuple[str, str, str], str] = {
     (_000, _SV, "DM-SEC-S-012-M"): "tls-server-without-certificate",
     (_000, _SV, "DM-SEC-S-013-M"): "tls-no-x509-suites",
     # seed 002 (message security)
+    (_GBA, _CL, "GBA-PUSH-C-001-O"): "gba-dmbik-prose-p0",
+    (_GBA, _CL, "GBA-PUSH-C-002-O"): "gba-bootstrap-tag-unchecked",
+    (_GBA, _CL, "GBA-PUSH-C-003-O"): "gba-gpi-replay-accepted",
+    (_GBA, _SV, "GBA-PUSH-S-001-O"): "gba-dmbik-prose-p0",
+    (_GBA, _SV, "GBA-PUSH-S-002-O"): "gba-bootstrap-tag-unchecked",
+    (_GBA, _SV, "GBA-PUSH-S-003-O"): "gba-gpi-replay-accepted",
     (_002, _CL, "SEED-002-C-001-M"): "hmac-md5-unchecked",
     (_002, _CL, "SEED-002-C-002-M"): "xmldsig-unchecked",
     (_002, _CL, "SEED-002-C-003-M"): "xmlenc-key-ignores-secret",

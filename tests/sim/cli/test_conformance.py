@@ -52,7 +52,7 @@ def test_every_seed_000_item_appears_exactly_once():
     assert len(seed) == 27 and ("server", "DM-SEC-C-004-M", "9.2.2") in seed
     listed = [(r.side, r.item, r.reference) for r in conf.TABLE if r.source == SEED_000]
     assert sorted(listed) == sorted(seed)
-    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000, SEED_002}
+    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000, SEED_002, conf.SPEC_GBA}
 
 
 def test_seed_002_rows_name_each_message_security_mechanism_on_both_sides():
@@ -166,7 +166,7 @@ def test_readable_output_is_aligned_and_counts():
     header = lines[1]
     assert header.startswith("ITEM") and "SUPPORTED" in header
     col = header.index("SUPPORTED")
-    rows = [line for line in lines if line.startswith(("DM-SEC-", "SEED-002-"))]
+    rows = [line for line in lines if line.startswith(("DM-SEC-", "SEED-002-", "GBA-PUSH-"))]
     assert len(rows) == len(conf.rows("client"))
     assert all(line[col:].split()[0] in (YES, PARTIAL, NO) for line in rows)
     assert "    evidence: tests/devices/test_dm_session.py::" in res.output
