@@ -504,7 +504,68 @@ class _Refused(Exception):
         self.reason, self.alert = reason, alert
 
 
-class TlsEndpoint:
+class RecordEndpoint:
+    """What every server/client TLS endpoint of dmsim shares (:class:`TlsEndpoint` on Mbed TLS,
+    ``tls_dhe.DheRsaEndpoint`` on the standard library's ssl): cutting the peer's bytes into
+    records, dmsim's own checks of the cleartext handshake flights (``_inspect``) before the
+    engine sees them, and the binding of a verified client certificate. A subclass gives the
+    engine's input (``_to_engine``) and its ``_inspect``/``_handshake``/``_read``/``_refuse``/``_fail``."""
+
+    state: str
+    peer_certificate: bytes | None
+    peer_identity: str | None
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Return the events caused by ``data`` from the peer; b"" means the transport ended."""
+        self._events = []
+        if self.state in ("failed", "closed"):
+            return []
+        if not data:
+            self._fail("transport closed by the peer" if self.state == "handshake"
+                       else "transport closed without close_notify")
+            return self._events
+        try:
+            records, error = self._incoming.split(bytes(data)), None
+        except DecodeError as exc:
+            records, error = [], exc
+        for record in records:
+            if self.state == "handshake":
+                try:
+                    self._inspect(self._incoming.messages(record))
+                except DecodeError as exc:
+                    self._refuse(str(exc), ALERT_ILLEGAL_PARAMETER)
+                except _Refused as exc:
+                    self._refuse(exc.reason, exc.alert)
+            if self.state not in ("handshake", "open"):
+                return self._events
+            self._to_engine(record)
+            if self.state == "handshake":
+                self._handshake()
+            if self.state == "open":
+                self._read()
+        if error is not None and self.state in ("handshake", "open"):
+            if self.state == "handshake":
+                self._refuse(str(error), ALERT_ILLEGAL_PARAMETER)
+            else:
+                self._fail(str(error))
+        return self._events
+
+    def _bind_peer(self, der: bytes | None) -> bool:
+        """Keep the verified client certificate ``der`` and the identity it names; fail the
+        endpoint (and return False) when there is none or it names nothing (tls_pki)."""
+        if not der:
+            self._fail("no verified client certificate")
+            return False
+        try:
+            identity = tls_pki.certificate_identity(der)
+        except DecodeError as exc:
+            self._fail(str(exc))
+            return False
+        self.peer_certificate, self.peer_identity = bytes(der), identity
+        return True
+
+
+class TlsEndpoint(RecordEndpoint):
     """One side of a TLS connection, driven by bytes in and bytes out.
 
     A client queues its ClientHello when created: call :meth:`data_to_send` first.
@@ -528,44 +589,6 @@ class TlsEndpoint:
             self._handshake()
 
     # public API
-
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Return the events caused by ``data`` from the peer; b"" means the transport ended."""
-        self._events = []
-        if self.state in ("failed", "closed"):
-            return []
-        if not data:
-            self._fail("transport closed by the peer" if self.state == "handshake"
-                       else "transport closed without close_notify")
-            return self._events
-        try:
-            records = self._incoming.split(bytes(data))
-        except DecodeError as exc:
-            records = []
-            error = exc
-        else:
-            error = None
-        for record in records:
-            if self.state == "handshake":
-                try:
-                    self._inspect(self._incoming.messages(record))
-                except DecodeError as exc:
-                    self._refuse(str(exc), ALERT_ILLEGAL_PARAMETER)
-                except _Refused as exc:
-                    self._refuse(exc.reason, exc.alert)
-            if self.state not in ("handshake", "open"):
-                return self._events
-            self._buf.receive_from_network(record)
-            if self.state == "handshake":
-                self._handshake()
-            if self.state == "open":
-                self._read()
-        if error is not None and self.state in ("handshake", "open"):
-            if self.state == "handshake":
-                self._refuse(str(error), ALERT_ILLEGAL_PARAMETER)
-            else:
-                self._fail(str(error))
-        return self._events
 
     def send(self, data: bytes) -> None:
         """Encrypt ``data`` for the peer (read it from :meth:`data_to_send`)."""
@@ -642,21 +665,16 @@ class TlsEndpoint:
         self._events.append(HandshakeDone(suites.VERSION_NAMES[version], suite.iana,
                                           self.psk_identity, self.peer_identity))
 
+    def _to_engine(self, record: bytes) -> None:
+        self._buf.receive_from_network(record)
+
     def _bind_client_certificate(self) -> None:
         """Read the client certificate Mbed TLS verified (required: its absence is a failure)."""
         try:
             der = self._buf.getpeercert(binary_form=True)
         except mbedtls_exceptions.TLSError:
             der = None
-        if not der:
-            self._fail("no verified client certificate")
-            return
-        try:
-            identity = tls_pki.certificate_identity(der)
-        except DecodeError as exc:
-            self._fail(str(exc))
-            return
-        self.peer_certificate, self.peer_identity = bytes(der), identity
+        self._bind_peer(der)
 
     def _drain(self) -> None:
         data = self._buf.peek_outgoing(1 << 20)

@@ -63,9 +63,9 @@ from typing import Iterator
 from dmsim.base.errors import DecodeError, DmsimError, ProtocolError
 from dmsim.network.dm import tls_pki
 from dmsim.network.dm import tls_suites as suites
-from dmsim.network.dm.tls import (ALERT_HANDSHAKE_FAILURE, ALERT_ILLEGAL_PARAMETER, AppData, Closed,
-                                  Event, HandshakeDone, TlsConfig, TlsEndpoint, TlsFailed, _check_peer_certificate,
-                                  _RecordReader, _Refused, first_certificate, load_rsa_credential)
+from dmsim.network.dm.tls import (ALERT_HANDSHAKE_FAILURE, AppData, Closed, Event, HandshakeDone, RecordEndpoint,
+                                  TlsConfig, TlsEndpoint, TlsFailed, _check_peer_certificate, _RecordReader,
+                                  _Refused, first_certificate, load_rsa_credential)
 
 ALERT_INTERNAL_ERROR = 80  # RFC 5246 §7.2.2
 
@@ -169,7 +169,7 @@ def _reason(exc: ssl.SSLError) -> str:
     return f"openssl: {detail}"
 
 
-class DheRsaEndpoint:
+class DheRsaEndpoint(RecordEndpoint):
     """The server side of one TLS connection in a DHE_RSA suite, driven by bytes in and out
     (the :class:`.tls.TlsEndpoint` interface; module docstring). Raises DmsimError or
     ssl.SSLError when created if the config's OpenSSL context cannot be built."""
@@ -192,40 +192,8 @@ class DheRsaEndpoint:
 
     # public API
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Return the events caused by ``data`` from the peer; b"" means the transport ended."""
-        self._events = []
-        if self.state in ("failed", "closed"):
-            return []
-        if not data:
-            self._fail("transport closed by the peer" if self.state == "handshake"
-                       else "transport closed without close_notify")
-            return self._events
-        try:
-            records, error = self._incoming.split(bytes(data)), None
-        except DecodeError as exc:
-            records, error = [], exc
-        for record in records:
-            if self.state == "handshake":
-                try:
-                    self._inspect(self._incoming.messages(record))
-                except DecodeError as exc:
-                    self._refuse(str(exc), ALERT_ILLEGAL_PARAMETER)
-                except _Refused as exc:
-                    self._refuse(exc.reason, exc.alert)
-            if self.state not in ("handshake", "open"):
-                return self._events
-            self._bio_in.write(record)
-            if self.state == "handshake":
-                self._handshake()
-            if self.state == "open":
-                self._read()
-        if error is not None and self.state in ("handshake", "open"):
-            if self.state == "handshake":
-                self._refuse(str(error), ALERT_ILLEGAL_PARAMETER)
-            else:
-                self._fail(str(error))
-        return self._events
+    def _to_engine(self, record: bytes) -> None:
+        self._bio_in.write(record)
 
     def send(self, data: bytes) -> None:
         """Encrypt ``data`` for the peer (read it from :meth:`data_to_send`)."""
@@ -286,17 +254,8 @@ class DheRsaEndpoint:
         if suite is None or suite not in self.config.openssl_suites or version != suites.TLS_1_2:
             self._fail(f"negotiated {cipher}, not a served seed suite")
             return
-        if self.config.requires_client_cert:
-            der = self._ssl.getpeercert(binary_form=True)
-            if not der:
-                self._fail("no verified client certificate")
-                return
-            try:
-                identity = tls_pki.certificate_identity(der)
-            except DecodeError as exc:
-                self._fail(str(exc))
-                return
-            self.peer_certificate, self.peer_identity = bytes(der), identity
+        if self.config.requires_client_cert and not self._bind_peer(self._ssl.getpeercert(binary_form=True)):
+            return
         self.suite, self.version, self.state = suite, version, "open"
         self._events.append(HandshakeDone(suites.VERSION_NAMES[version], suite.iana, None,
                                           self.peer_identity))
