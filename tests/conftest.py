@@ -1,10 +1,12 @@
-"""Shared test helpers: the published vectors and a one-replica runner.
+"""Shared test helpers: the published vectors, a one-replica runner and a tap that keeps payloads.
 
 The vectors live in the repository (``tests/vectors/``, each with its source in ``source_notes``
 and per vector): a clone needs nothing beside it.
 """
 import json
 from pathlib import Path
+
+from dmsim.sim.links.tap import ObserveTap
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
@@ -28,3 +30,15 @@ def run_replica(text: str, *overrides: str, model_hook=None):
         model_hook(model)
     model.run()
     return model, sorted(rows, key=lambda r: r[3])
+
+
+class PayloadTap(ObserveTap):
+    """An observe tap that also keeps the payloads it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.payloads = []
+
+    def act(self, msg, now, rng):
+        self.payloads.append(msg.payload)
+        return super().act(msg, now, rng)

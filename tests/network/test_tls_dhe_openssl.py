@@ -2,53 +2,16 @@
 (``tls.server_endpoint``: the ClientHello picks the standard library's ssl), over loopback sockets;
 the test is the I/O driver, as in test_tls_openssl.py. Certificates from the lab CA: the server's
 RSA-2048 one, the device's ECDSA one (OMA-TS-DM_Security §5.4)."""
-import os
-import select
-import shutil
-import socket
-import subprocess
-import time
-
 import pytest
 
+import openssl_peer
 from dmsim.network.dm import tls, tls_pki
+from openssl_peer import LINE, got_line, lab_pems, requires_openssl, write_pems
 
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl not installed")
+pytestmark = requires_openssl
 
 HOST = "dm.example.com"
 DEV = "IMSI:001010000000042"
-TIMEOUT = 5.0
-LINE = b"<SyncML>pkg1</SyncML>\n"
-
-
-def drive(endpoint, sock, until, deadline):
-    """Pump bytes between ``sock`` and ``endpoint`` until ``until(events)``; return events."""
-    events = []
-    sock.setblocking(False)
-    while time.monotonic() < deadline:
-        out = endpoint.data_to_send()
-        if out:
-            sock.sendall(out)
-        if until(events) or endpoint.state in ("failed", "closed"):
-            break
-        if select.select([sock], [], [], 0.05)[0]:
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            events += endpoint.receive_data(data)
-    out = endpoint.data_to_send()
-    if out:
-        try:
-            sock.sendall(out)
-        except OSError:
-            pass
-    return events
-
-
-def got_line(events):
-    return b"\n" in b"".join(e.data for e in events if isinstance(e, tls.AppData))
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +19,7 @@ def pki(tmp_path_factory):
     folder = tmp_path_factory.mktemp("pki")
     ca = tls_pki.LabCa(b"lab CA of the DHE_RSA OpenSSL tests")
     ecc, rsa_cred = ca.issue_server(HOST), ca.issue_server_rsa(HOST)
-    files = {"ca": ca.ca_pem}
-    for name, cred in (("device", ca.issue_device(DEV)),
-                       ("foreign", tls_pki.LabCa(b"some other CA entirely").issue_device(DEV))):
-        files[name], files[name + "_key"] = cred.cert_pem, cred.key_pem
-    paths = {}
-    for name, pem in files.items():
-        paths[name] = folder / f"{name}.pem"
-        paths[name].write_bytes(pem)
+    paths = write_pems(folder, lab_pems(ca, DEV))
     mutual = tls.x509_server_config(ecc.cert_pem, ecc.key_pem, client_ca_pem=ca.ca_pem,
                                     dhe_rsa=(rsa_cred.cert_pem, rsa_cred.key_pem))
     return mutual, paths
@@ -71,31 +27,8 @@ def pki(tmp_path_factory):
 
 def run_s_client(args, server_config, until=got_line):
     """Accept one s_client connection on a dmsim server endpoint; return (endpoint, events, output, rc)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        proc = subprocess.Popen([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", *args],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            proc.stdin.write(LINE)
-            proc.stdin.close()
-            listener.settimeout(TIMEOUT)
-            conn, _ = listener.accept()
-            with conn:
-                server = tls.server_endpoint(server_config)
-                events = drive(server, conn, until, time.monotonic() + TIMEOUT)
-                if server.state == "open":
-                    server.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    server.close()
-                    drive(server, conn, lambda e: True, time.monotonic() + 1)
-            proc.wait(timeout=TIMEOUT)
-            output = proc.stdout.read()
-        finally:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT)
-            proc.stdout.close()
-    return server, events, output, proc.returncode
+    return openssl_peer.run_s_client(args, server_config, until, stdin=LINE, endpoint=tls.server_endpoint,
+                                     answer=b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
 
 def with_cert(paths, name="device"):

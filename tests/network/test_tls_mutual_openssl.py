@@ -4,51 +4,20 @@
 The test is the I/O driver, as in test_tls_openssl.py."""
 import os
 import select
-import shutil
 import socket
-import subprocess
 import time
 
 import pytest
 
+import openssl_peer
 from dmsim.network.dm import tls, tls_pki
+from openssl_peer import TIMEOUT, done, drive, got_line, lab_pems, requires_openssl, s_servers, write_pems
 
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl not installed")
+pytestmark = requires_openssl
 
 HOST = "dm.example.com"
 DEV = "IMSI:001010000000042"
-TIMEOUT = 5.0
 CIPHER = "ECDHE-ECDSA-AES128-GCM-SHA256"
-
-
-def drive(endpoint, sock, until, deadline):
-    """Pump bytes between ``sock`` and ``endpoint`` until ``until(events)``; return events."""
-    events = []
-    sock.setblocking(False)
-    while time.monotonic() < deadline:
-        out = endpoint.data_to_send()
-        if out:
-            sock.sendall(out)
-        if until(events) or endpoint.state in ("failed", "closed"):
-            break
-        if select.select([sock], [], [], 0.05)[0]:
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            events += endpoint.receive_data(data)
-    out = endpoint.data_to_send()
-    if out:
-        try:
-            sock.sendall(out)
-        except OSError:
-            pass
-    return events
-
-
-def got_line(events):
-    return b"\n" in b"".join(e.data for e in events if isinstance(e, tls.AppData))
 
 
 @pytest.fixture(scope="module")
@@ -56,45 +25,15 @@ def pki(tmp_path_factory):
     """The lab CA, its credentials as files for OpenSSL, and a foreign CA's device credential."""
     folder = tmp_path_factory.mktemp("pki")
     ca = tls_pki.LabCa(b"lab CA of the OpenSSL interop tests")
-    files = {"ca": ca.ca_pem}
-    for name, cred in (("server", ca.issue_server(HOST)), ("device", ca.issue_device(DEV)),
-                       ("foreign", tls_pki.LabCa(b"some other CA entirely").issue_device(DEV))):
-        files[name], files[name + "_key"] = cred.cert_pem, cred.key_pem
-    paths = {}
-    for name, pem in files.items():
-        paths[name] = folder / f"{name}.pem"
-        paths[name].write_bytes(pem)
-    return ca, files, paths
+    files = lab_pems(ca, DEV, ("server", ca.issue_server(HOST)))
+    return ca, files, write_pems(folder, files)
 
 
 # --- OpenSSL s_client against the dmsim server --------------------------------------------------
 
 def run_s_client(args, server_config, until):
     """Accept one s_client connection on a dmsim server endpoint; return (events, output)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        proc = subprocess.Popen([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", "-tls1_2",
-                                 "-cipher", CIPHER, *args],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            proc.stdin.write(b"<SyncML>pkg1</SyncML>\n")
-            proc.stdin.close()
-            listener.settimeout(TIMEOUT)
-            conn, _ = listener.accept()
-            with conn:
-                server = tls.TlsEndpoint(server_config)
-                events = drive(server, conn, until, time.monotonic() + TIMEOUT)
-                if server.state == "open":
-                    server.close()
-                    drive(server, conn, lambda e: True, time.monotonic() + 1)
-            proc.wait(timeout=TIMEOUT)
-            output = proc.stdout.read()
-        finally:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT)
-            proc.stdout.close()
+    _, events, output, _ = openssl_peer.run_s_client(["-tls1_2", "-cipher", CIPHER, *args], server_config, until)
     return events, output
 
 
@@ -133,30 +72,10 @@ def test_openssl_s_client_with_another_cas_certificate_is_refused(pki):
 @pytest.fixture
 def s_server(pki):
     _, _, paths = pki
-    procs = []
-
-    def start():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        proc = subprocess.Popen(
-            [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-naccept", "1", "-tls1_2", "-cipher", CIPHER,
-             "-cert", str(paths["server"]), "-key", str(paths["server_key"]), "-CAfile", str(paths["ca"]),
-             "-Verify", "1", "-verify_return_error"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        seen, deadline = b"", time.monotonic() + TIMEOUT
-        while b"ACCEPT" not in seen and time.monotonic() < deadline:
-            if select.select([proc.stdout], [], [], 0.1)[0]:
-                seen += os.read(proc.stdout.fileno(), 65536)
-        return port, proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait(timeout=TIMEOUT)
-        proc.stdout.close()
-        proc.stdin.close()
+    with s_servers() as start:
+        yield lambda: start("-naccept", "1", "-tls1_2", "-cipher", CIPHER, "-cert", str(paths["server"]),
+                            "-key", str(paths["server_key"]), "-CAfile", str(paths["ca"]), "-Verify", "1",
+                            "-verify_return_error")
 
 
 def read_until(proc, marker, deadline):
@@ -177,7 +96,7 @@ def test_dmsim_client_certificate_is_verified_by_openssl_s_server(pki, s_server)
                                                     key_pem=files["device_key"]))
     deadline = time.monotonic() + TIMEOUT
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        events = drive(client, sock, lambda e: any(isinstance(x, tls.HandshakeDone) for x in e), deadline)
+        events = drive(client, sock, done, deadline)
         assert events == [tls.HandshakeDone("TLSv1.2", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")]
         client.send(b"SyncML over mutual TLS\n")
         drive(client, sock, lambda e: True, deadline)

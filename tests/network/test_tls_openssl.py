@@ -6,53 +6,20 @@ Seed 000 §9.2.2: PSK-TLS suites, TLS 1.1/1.2 only, ECDHE curves of at least 256
 import dataclasses
 import os
 import select
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
+import openssl_peer
 from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
+from openssl_peer import OPENSSL, TIMEOUT, done, drive, got_line, requires_openssl, s_servers
 
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl not installed")
+pytestmark = requires_openssl
 
 IDENTITY, KEY = b"IMEI:490154203237518", bytes.fromhex("00112233445566778899aabbccddeeff")
-TIMEOUT = 5.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def drive(endpoint, sock, until, deadline):
-    """Pump bytes between ``sock`` and ``endpoint`` until ``until(events)``; return events."""
-    events = []
-    sock.setblocking(False)
-    while time.monotonic() < deadline:
-        out = endpoint.data_to_send()
-        if out:
-            sock.sendall(out)
-        if until(events) or endpoint.state in ("failed", "closed"):
-            break
-        ready, _, _ = select.select([sock], [], [], 0.05)
-        if ready:
-            try:
-                data = sock.recv(65536)
-            except ConnectionError:
-                data = b""
-            events += endpoint.receive_data(data)
-    out = endpoint.data_to_send()
-    if out:
-        try:
-            sock.sendall(out)
-        except OSError:
-            pass
-    return events
 
 
 def linger(sock, deadline):
@@ -66,43 +33,15 @@ def linger(sock, deadline):
             return
 
 
-def done(events):
-    return any(isinstance(e, tls.HandshakeDone) for e in events)
-
-
-def s_server(port, cipher, *extra):
-    proc = subprocess.Popen(
-        [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-nocert",
-         "-psk", KEY.hex(), "-psk_identity", IDENTITY.decode(), "-cipher", cipher, *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + TIMEOUT
-    seen = b""
-    while b"ACCEPT" not in seen and time.monotonic() < deadline:  # listening from here on
-        if select.select([proc.stdout], [], [], 0.1)[0]:
-            seen += os.read(proc.stdout.fileno(), 65536)  # unbuffered: the rest is read later
-    return proc
-
-
 def connect(port):
     return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
 
 
 @pytest.fixture
 def openssl_server():
-    procs = []
-
-    def start(cipher, *extra):
-        port = free_port()
-        proc = s_server(port, cipher, "-naccept", "1", *extra)
-        procs.append(proc)
-        return port, proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait(timeout=TIMEOUT)
-        proc.stdout.close()
-        proc.stdin.close()
+    with s_servers() as start:
+        yield lambda cipher, *extra: start("-nocert", "-psk", KEY.hex(), "-psk_identity", IDENTITY.decode(),
+                                           "-cipher", cipher, "-naccept", "1", *extra)
 
 
 def _only(config, suite_iana):
@@ -149,40 +88,13 @@ def test_p192_ecdhe_with_openssl_s_server_never_completes(openssl_server):
 # --- dmsim server, OpenSSL client -------------------------------------------------------------
 
 def run_s_client(args, stdin, server_config, until=done):
-    """Accept one s_client connection on the dmsim server; return (events, s_client output)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        port = listener.getsockname()[1]
-        proc = subprocess.Popen([OPENSSL, "s_client", "-connect", f"127.0.0.1:{port}", *args],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        try:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-            listener.settimeout(TIMEOUT)
-            conn, _ = listener.accept()
-            with conn:
-                server = tls.TlsEndpoint(server_config)
-                events = drive(server, conn, until, time.monotonic() + TIMEOUT)
-                if server.state == "open":
-                    server.close()
-                    drive(server, conn, lambda e: True, time.monotonic() + 1)
-            proc.wait(timeout=TIMEOUT)
-            output = proc.stdout.read()
-        finally:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT)
-            proc.stdout.close()
-    return events, output, proc.returncode
+    """Accept one s_client connection on the dmsim server; return (events, s_client output, exit code)."""
+    _, events, output, returncode = openssl_peer.run_s_client(args, server_config, until, stdin=stdin)
+    return events, output, returncode
 
 
 PSK_SERVER = tls.psk_server_config({IDENTITY: KEY})
 PSK_ARGS = ["-psk", KEY.hex(), "-psk_identity", IDENTITY.decode()]
-
-
-def got_line(events):
-    return b"\n" in b"".join(e.data for e in events if isinstance(e, tls.AppData))
 
 
 @pytest.mark.parametrize("version_flag,cipher,version", [

@@ -5,14 +5,13 @@ import dataclasses
 
 import pytest
 
-from conftest import run_replica
+from conftest import PayloadTap, run_replica
 from dmsim.devices import dm_commands, dm_tree
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import AUTH_BOOTSTRAP, AUTH_TRSP
 from dmsim.sim.agents import bootstrap_server as bs
 from dmsim.sim.agents.device import bootstrap as device_bootstrap
 from dmsim.sim.links.bootstrap_transport import BootstrapHttps
-from dmsim.sim.links.tap import ObserveTap
 
 BASE = """
 name: t
@@ -27,18 +26,6 @@ server: {max_sessions: 50, service_time: {kind: fixed, value: 0.0}}
 components: {dm_server: {kind: virtual, tls: {mode: psk}}}
 """
 OUTCOME, REASON = 5, 6
-
-
-class PayloadTap(ObserveTap):
-    """An observe tap that keeps the payloads it sees."""
-
-    def __init__(self):
-        super().__init__()
-        self.payloads = []
-
-    def act(self, msg, now, rng):
-        self.payloads.append(msg.payload)
-        return super().act(msg, now, rng)
 
 
 def keep_trees(model):

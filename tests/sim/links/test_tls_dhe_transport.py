@@ -7,21 +7,11 @@ import pytest
 from conftest import run_replica
 from dmsim.base.errors import ScenarioError
 from dmsim.network.dm import tls_dhe
-from dmsim.sim.links.transports import TLS_SUITES, SimulatedHttps
+from dmsim.sim.links.transports import TLS_SUITES
 from dmsim.sim.scenario.format import parse_scenario
+from tls_fleet import after_each_exchange, tls_scenario
 
-BASE = """
-name: t
-seed: 3
-duration: 900
-fleet: {size: 4}
-arrival: {kind: poisson, rate: 5}
-links:
-  sms: {delay: {kind: fixed, value: 1.0}}
-  ip: {delay: {kind: fixed, value: 0.05}}
-server: {max_sessions: 50, service_time: {kind: fixed, value: 0.0}}
-components: {dm_server: {kind: virtual, tls: {mode: x509}}}
-"""
+BASE = tls_scenario(size=4, mode="x509")
 OUTCOME = 5
 DHE_SUITES = ["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"]
 
@@ -30,16 +20,8 @@ def watch_backends(model):
     """Record (DevId, server backend, client certificate identity) of every exchange's connection."""
     seen = []
     model.seen = seen
-    transport = model.transport
-    original = SimulatedHttps.exchange
-
-    def exchange(dev, *args, **kwargs):
-        result = yield from original(transport, dev, *args, **kwargs)
-        conn = transport.conns.get(dev.ident.index)
-        if conn is not None:
-            seen.append((dev.ident.uri, getattr(conn.server, "backend", None), conn.server.peer_identity))
-        return result
-    transport.exchange = exchange
+    after_each_exchange(model, lambda dev, conn: seen.append(
+        (dev.ident.uri, getattr(conn.server, "backend", None), conn.server.peer_identity)))
 
 
 @pytest.mark.parametrize("suite", DHE_SUITES)

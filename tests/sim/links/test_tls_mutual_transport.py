@@ -7,21 +7,10 @@ import pytest
 
 from conftest import run_replica
 from dmsim.base.errors import ScenarioError
-from dmsim.sim.links.transports import SimulatedHttps
 from dmsim.sim.scenario.format import parse_scenario
+from tls_fleet import after_each_exchange, tls_scenario
 
-BASE = """
-name: t
-seed: 3
-duration: 900
-fleet: {size: 5}
-arrival: {kind: poisson, rate: 5}
-links:
-  sms: {delay: {kind: fixed, value: 1.0}}
-  ip: {delay: {kind: fixed, value: 0.05}}
-server: {max_sessions: 50, service_time: {kind: fixed, value: 0.0}}
-components: {dm_server: {kind: virtual, tls: {mode: x509}}}
-"""
+BASE = tls_scenario(size=5, mode="x509")
 OUTCOME, REASON, IP_BYTES = 5, 6, 20
 
 
@@ -29,16 +18,11 @@ def watch_server_handshakes(model):
     """Record the client identity of every server-side handshake of ``model``'s transport."""
     seen = []
     model.seen_identities = seen
-    transport = model.transport
-    original = SimulatedHttps.exchange
 
-    def exchange(dev, *args, **kwargs):
-        result = yield from original(transport, dev, *args, **kwargs)
-        conn = transport.conns.get(dev.ident.index)
-        if conn is not None and conn.server.peer_identity is not None:
+    def see(dev, conn):
+        if conn.server.peer_identity is not None:
             seen.append((dev.ident.uri, conn.server.peer_identity))
-        return result
-    transport.exchange = exchange
+    after_each_exchange(model, see)
 
 
 def test_x509_fleet_completes_with_client_certificates_naming_each_device():

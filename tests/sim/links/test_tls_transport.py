@@ -5,28 +5,17 @@ import dataclasses
 
 import pytest
 
-from conftest import run_replica
+from conftest import PayloadTap, run_replica
 from dmsim.devices import bootstrap_client, dm_tree
 from dmsim.network.dm import wbxml
 from dmsim.network.dm.account import DmAccount, account_from_bootstrap, bootstrap_document
 from dmsim.sim.agents.device import bootstrap as device_bootstrap
 from dmsim.base.errors import ProtocolError, ScenarioError
 from dmsim.sim.scenario.format import parse_scenario
-from dmsim.sim.links.tap import ObserveTap
 from dmsim.sim.links.transports import SimulatedHttps, http_messages
+from tls_fleet import tls_scenario
 
-BASE = """
-name: t
-seed: 3
-duration: 900
-fleet: {size: 20}
-arrival: {kind: poisson, rate: 5}
-links:
-  sms: {delay: {kind: fixed, value: 1.0}}
-  ip: {delay: {kind: fixed, value: 0.05}}
-server: {max_sessions: 50, service_time: {kind: fixed, value: 0.0}}
-components: {dm_server: {kind: virtual, tls: {mode: psk}}}
-"""
+BASE = tls_scenario(size=20, mode="psk")
 OUTCOME, REASON, START, END, IP_RETRIES, IP_MSGS, IP_BYTES = 5, 6, 10, 11, 16, 19, 20
 
 
@@ -106,18 +95,6 @@ def test_a_dead_link_ends_in_ip_timeout_not_tls_failed():
     assert model.transport.stats["aborted"] == 4
     # RTO 1, 2 (then 4 would pass the 5 s timeout): 3 sends of the ClientHello per attempt
     assert {r[IP_MSGS] for r in rows} == {6}
-
-
-class PayloadTap(ObserveTap):
-    """An observe tap that also keeps the payloads it sees."""
-
-    def __init__(self):
-        super().__init__()
-        self.payloads = []
-
-    def act(self, msg, now, rng):
-        self.payloads.append(msg.payload)
-        return super().act(msg, now, rng)
 
 
 def records(payload):

@@ -5,15 +5,15 @@ an auth-md5 Chal and a new nonce, and the retry on the same connection succeeds;
 password gets that Chal and then the end of the session."""
 import dataclasses
 import os
-import threading
 
 import pytest
 
-from dmsim.devices.dm_client import DmClient, Done, Send
+from dmsim.devices.dm_client import DmClient, Done
 from dmsim.network.dm import messages as m
 from dmsim.network.dm import tls
-from dmsim.sim.real.dm_http_server import DmService, default_server, make_https_server
+from dmsim.sim.real.dm_http_server import DmService, default_server
 from dmsim.sim.real.tls_socket import TlsHttpConnection
+from https_peer import post_session, serve, stop
 
 DEV = "IMSI:001010000000043"
 IDENTITY, KEY = b"IMEI:490154203237519", bytes.fromhex("00112233445566778899aabbccddeef0")
@@ -24,31 +24,25 @@ DEVINFO = {"DevId": DEV, "Mod": "dmsim-phone"}
 def https():
     psks = {IDENTITY: KEY}
     core = default_server("dmsim-server", "127.0.0.1", 0, scheme="https")
-    server = make_https_server("127.0.0.1", 0, DmService(core, psks), tls.server_config(psks=psks, mode="psk"),
-                               handshake_timeout=3)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    server = serve(DmService(core, psks), tls.server_config(psks=psks, mode="psk"))
     yield core, server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    stop(server)
 
 
 def session(port, client):
     """Run ``client``'s session over one PSK-TLS connection; return (Done, SyncHdr codes received)."""
     conn = TlsHttpConnection("127.0.0.1", port, tls.psk_client_config(IDENTITY, KEY), timeout=5)
     codes = []
+
+    def look(resp, body):
+        assert resp.status == 200, body
+        msg = m.decode(body, resp.getheader("Content-Type"))
+        status = m.header_status(msg)
+        chal = msg.find("SyncBody/Status/Chal/Meta/Type")
+        codes.append((status.code, chal.text if chal is not None else None))
+
     try:
-        step = client.start()
-        while isinstance(step, Send):
-            conn.request("POST", "/dm", step.body, {"Content-Type": step.content_type})
-            resp = conn.getresponse()
-            body = resp.read()
-            assert resp.status == 200, body
-            msg = m.decode(body, resp.getheader("Content-Type"))
-            status = m.header_status(msg)
-            chal = msg.find("SyncBody/Status/Chal/Meta/Type")
-            codes.append((status.code, chal.text if chal is not None else None))
-            step = client.receive(body, resp.getheader("Content-Type"))
+        step = post_session(conn, client, look)
         assert conn.session.psk_identity == IDENTITY
         return step, codes
     finally:

@@ -5,7 +5,6 @@ and ``TlsHttpConnection`` reading a ``Connection: close`` answer whose body come
 record (the connection stays open while the response's file is read, ``socket_proxy``)."""
 import dataclasses
 import http.client
-import json
 import os
 import shutil
 import socket
@@ -16,15 +15,14 @@ import time
 import pytest
 
 from dmsim.base.errors import ProtocolError
-from dmsim.devices.dm_client import DmClient, Done, Send
+from dmsim.devices.dm_client import DmClient, Done
 from dmsim.network.dm import http_binding, tls, tls_pki
 from dmsim.network.dm import messages as m
 from dmsim.network.dm import tls_suites as suites
 from dmsim.sim.links.transports import http_messages
-from dmsim.sim.real.audit_log import AuditLog
 from dmsim.sim.real.conn_guard import Limits
-from dmsim.sim.real.dm_http_server import DmService, default_server, make_https_server
 from dmsim.sim.real.tls_socket import TlsHttpConnection, TlsSocket
+from https_peer import audit, audited_server, closing_request, session, stop, write_client_pems
 
 OPENSSL = shutil.which("openssl")
 HOST = "dm.example.com"
@@ -40,26 +38,14 @@ def rsa_cred():
     return CA.issue_server_rsa(HOST)
 
 
-def serve(tmp_path, config, limits=None):
-    core = default_server("dmsim-server", "127.0.0.1", 0, scheme="https")
-    audit_path = tmp_path / "audit.jsonl"
-    httpd = make_https_server("127.0.0.1", 0, DmService(core, audit=AuditLog(str(audit_path))), config,
-                              handshake_timeout=3, limits=limits)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    httpd.core, httpd.audit_path = core, audit_path
-    return httpd
-
-
 @pytest.fixture
 def server(tmp_path, rsa_cred):
     ecc = CA.issue_server(HOST)
     config = tls.server_config(psks={}, cert_pem=ecc.cert_pem, key_pem=ecc.key_pem, client_ca_pem=CA.ca_pem,
                                dhe_rsa=(rsa_cred.cert_pem, rsa_cred.key_pem))
-    httpd = serve(tmp_path, config)
+    httpd = audited_server(tmp_path, config)
     yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    stop(httpd)
 
 
 def client_config(cred, suite):
@@ -69,29 +55,6 @@ def client_config(cred, suite):
 
 def provision(httpd):
     return httpd.core.provision(DEV, client_name="n", client_password="p", server_password="s")
-
-
-def session(port, client, config):
-    """Run ``client``'s session over one connection; return (last step, statuses, handshake)."""
-    conn = TlsHttpConnection("127.0.0.1", port, config, timeout=5)
-    statuses = []
-    try:
-        step = client.start()
-        while isinstance(step, Send):
-            conn.request("POST", "/dm", step.body, {"Content-Type": step.content_type})
-            resp = conn.getresponse()
-            body = resp.read()
-            statuses.append(resp.status)
-            if resp.status != 200:
-                break
-            step = client.receive(body, resp.getheader("Content-Type"))
-        return step, statuses, conn.session
-    finally:
-        conn.close()
-
-
-def audit(httpd):
-    return [json.loads(line) for line in httpd.audit_path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("suite", [DHE_GCM, DHE_CBC], ids=lambda s: s.iana)
@@ -127,11 +90,9 @@ def test_another_devices_certificate_over_dhe_rsa_gets_403_with_its_body(server)
 def test_openssl_s_client_in_a_dhe_rsa_suite_gets_a_dm_answer(server, tmp_path, cipher):
     account = provision(server)
     cred = CA.issue_device(DEV)
-    for name, pem in (("ca", CA.ca_pem), ("dev", cred.cert_pem), ("key", cred.key_pem)):
-        (tmp_path / f"{name}.pem").write_bytes(pem)
+    write_client_pems(tmp_path, CA, cred)
     client = DmClient(account, DEV, DEVINFO, 9, os.urandom, content_type=m.DM_XML)
-    request = http_binding.encode_request("127.0.0.1", "/dm", client.start().body, m.DM_XML)
-    request = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    request = closing_request(client.start().body)
     proc = subprocess.run([OPENSSL, "s_client", "-connect", f"127.0.0.1:{server.server_address[1]}", "-tls1_2",
                            "-cipher", cipher, "-ign_eof", "-CAfile", str(tmp_path / "ca.pem"), "-verify_return_error",
                            "-servername", HOST, "-cert", str(tmp_path / "dev.pem"), "-key", str(tmp_path / "key.pem")],
@@ -213,7 +174,7 @@ def test_the_connection_really_closes_once_the_response_is_read():
 
 def test_a_413_of_the_real_server_is_read_through_http_client(tmp_path):
     config = tls.server_config(psks={PSK[0]: PSK[1]}, mode="psk")
-    httpd = serve(tmp_path, config, Limits(max_body=100, linger_seconds=0.5))
+    httpd = audited_server(tmp_path, config, Limits(max_body=100, linger_seconds=0.5))
     try:
         conn = TlsHttpConnection("127.0.0.1", httpd.server_address[1], tls.psk_client_config(*PSK), timeout=5)
         try:
@@ -223,8 +184,7 @@ def test_a_413_of_the_real_server_is_read_through_http_client(tmp_path):
         finally:
             conn.close()
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        stop(httpd)
 
 
 def test_http_client_still_raises_incomplete_read_when_the_peer_cuts_the_body():

@@ -5,17 +5,15 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 
 import pytest
 
 from dmsim.base.errors import ProtocolError
-from dmsim.devices.dm_client import DmClient, Done, Send
+from dmsim.devices.dm_client import DmClient, Done
 from dmsim.network.dm import http_binding, tls, tls_pki
 from dmsim.network.dm import messages as m
-from dmsim.sim.real.audit_log import AuditLog
-from dmsim.sim.real.dm_http_server import DmService, default_server, make_https_server
-from dmsim.sim.real.tls_socket import TlsHttpConnection, TlsSocket
+from dmsim.sim.real.tls_socket import TlsSocket
+from https_peer import audit, audited_server, closing_request, session, stop, write_client_pems
 
 OPENSSL = shutil.which("openssl")
 HOST = "dm.example.com"
@@ -26,45 +24,15 @@ CA = tls_pki.LabCa(b"lab CA of the real HTTPS server tests")
 
 @pytest.fixture
 def server(tmp_path):
-    core = default_server("dmsim-server", "127.0.0.1", 0, scheme="https")
-    audit_path = tmp_path / "audit.jsonl"
-    service = DmService(core, audit=AuditLog(str(audit_path)))
     cred = CA.issue_server(HOST)
     config = tls.server_config(psks={}, cert_pem=cred.cert_pem, key_pem=cred.key_pem, client_ca_pem=CA.ca_pem)
-    httpd = make_https_server("127.0.0.1", 0, service, config, handshake_timeout=3)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    httpd.core, httpd.audit_path = core, audit_path
+    httpd = audited_server(tmp_path, config)
     yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    stop(httpd)
 
 
 def client_config(cred=None):
     return tls.x509_client_config(CA.ca_pem, HOST, cert_pem=cred and cred.cert_pem, key_pem=cred and cred.key_pem)
-
-
-def session(port, client, config):
-    """Run ``client``'s session over one connection; return (last step, statuses, handshake)."""
-    conn = TlsHttpConnection("127.0.0.1", port, config, timeout=5)
-    statuses = []
-    try:
-        step = client.start()
-        while isinstance(step, Send):
-            conn.request("POST", "/dm", step.body, {"Content-Type": step.content_type})
-            resp = conn.getresponse()
-            body = resp.read()
-            statuses.append(resp.status)
-            if resp.status != 200:
-                break
-            step = client.receive(body, resp.getheader("Content-Type"))
-        return step, statuses, conn.session
-    finally:
-        conn.close()
-
-
-def audit(httpd):
-    return [json.loads(line) for line in httpd.audit_path.read_text().splitlines()]
 
 
 def test_dmsim_client_with_its_lab_certificate_completes_a_session(server):
@@ -109,11 +77,9 @@ def test_another_devices_certificate_is_refused_with_403(server):
 def test_openssl_s_client_with_a_lab_certificate_gets_a_dm_answer(server, tmp_path):
     account = server.core.provision(DEV, client_name="n", client_password="p", server_password="s")
     cred = CA.issue_device(DEV)
-    for name, pem in (("ca", CA.ca_pem), ("dev", cred.cert_pem), ("key", cred.key_pem)):
-        (tmp_path / f"{name}.pem").write_bytes(pem)
+    write_client_pems(tmp_path, CA, cred)
     client = DmClient(account, DEV, DEVINFO, 9, os.urandom, content_type=m.DM_XML)
-    request = http_binding.encode_request("127.0.0.1", "/dm", client.start().body, m.DM_XML)
-    request = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    request = closing_request(client.start().body)
     base = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{server.server_address[1]}", "-tls1_2", "-quiet",
             "-CAfile", str(tmp_path / "ca.pem"), "-verify_return_error", "-servername", HOST]
     proc = subprocess.run([*base, "-cert", str(tmp_path / "dev.pem"), "-key", str(tmp_path / "key.pem")],

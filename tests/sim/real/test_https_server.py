@@ -19,6 +19,7 @@ from dmsim.sim.real.dm_store import SqliteAccounts
 from dmsim.sim.real.tls_socket import TlsHttpConnection, TlsSocket
 from dmsim.base.errors import ProtocolError
 from dmsim.sim.links.transports import server_credential
+from https_peer import closing_request, post_session
 
 OPENSSL = shutil.which("openssl")
 DEV = "IMSI:001010000000042"
@@ -80,15 +81,12 @@ def live(tmp_path):
 def run_session(port, client, config, server_hostname=None):
     """Run ``client``'s whole session over one TLS connection; return (Done, handshake outcome)."""
     conn = TlsHttpConnection("127.0.0.1", port, config, timeout=5)
+
+    def look(resp, body):
+        assert resp.status == 200, body
+
     try:
-        step = client.start()
-        while isinstance(step, Send):
-            conn.request("POST", "/dm", step.body, {"Content-Type": step.content_type})
-            resp = conn.getresponse()
-            body = resp.read()
-            assert resp.status == 200, body
-            step = client.receive(body, resp.getheader("Content-Type"))
-        return step, conn.session
+        return post_session(conn, client, look), conn.session
     finally:
         conn.close()
 
@@ -109,8 +107,7 @@ def test_openssl_s_client_carries_a_syncml_session(live):
     step, exchanges = client.start(), 0
     assert b"<SyncML" in step.body
     while isinstance(step, Send):
-        request = http_binding.encode_request("127.0.0.1", "/dm", step.body, step.content_type)
-        request = request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+        request = closing_request(step.body, step.content_type)
         proc = subprocess.run([OPENSSL, "s_client", "-psk", KEY.hex(), "-psk_identity", IDENTITY.decode(),
                                "-tls1_2", "-connect", f"127.0.0.1:{srv.port}", "-quiet"],
                               input=request, capture_output=True, timeout=10)
