@@ -5,7 +5,7 @@ and Ks_NAF itself (TS 33.220 Annex B.3). A GBA_U card keeps Ks inside
 from __future__ import annotations
 
 from dmsim.cards.link import CardLink
-from dmsim.cards.usim_auth import MacFailure, SyncFailure
+from dmsim.cards.usim_auth import GbaBootstrapped, GbaResult, MacFailure, SyncFailure
 from dmsim.devices.card_host import authenticate
 from dmsim.network.gba.keys import derive_ks_naf, ks_from_ck_ik
 from dmsim.network.gba.push import PushAka
@@ -21,4 +21,18 @@ def card_gba_me(link: CardLink) -> PushAka:
         if out.outcome == "sync_failure":
             return SyncFailure(out.auts)
         return derive_ks_naf(ks_from_ck_ik(out.ck, out.ik), rand, impi, naf_id)[0]
+    return run
+
+
+def card_gba_me_ub(link: CardLink):
+    """Return the ``aka(rand, autn)`` of Ub bootstrapping (``network/gba/ub_client.UbClient``)
+    for a GBA_ME device: the USIM runs 3G AKA over the real APDUs of ``link`` and the ME keeps
+    Ks = CK || IK (TS 33.220 §4.5.2 step 5); the card's SyncFailure (AUTS) or MacFailure as is."""
+    def run(rand: bytes, autn: bytes) -> GbaResult:
+        out = authenticate(link, rand, autn)
+        if out.outcome == "mac_failure":
+            return MacFailure()
+        if out.outcome == "sync_failure":
+            return SyncFailure(out.auts)
+        return GbaBootstrapped(out.res, ks_from_ck_ik(out.ck, out.ik), rand)
     return run

@@ -98,6 +98,21 @@ class SubscriberStore:
                                 expected="distinct IMPIs and IMSIs") from None
         return len(rows)
 
+    def put(self, subscribers: Iterable[Subscriber]) -> int:
+        """Insert or replace ``subscribers`` (a row with the same IMPI or IMSI goes) in one
+        transaction; return how many. For a provisioning system that owns these subscribers (the
+        simulation re-issuing its fleet's cards); ``add`` is the one that refuses duplicates."""
+        rows = [(s.impi, s.imsi, s.k, s.opc, s.amf, s.seq_he, int(s.gba_u), s.key_lifetime) for s in subscribers]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(f"INSERT OR REPLACE INTO subscriber ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                 rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
     def get(self, user: str) -> Subscriber | None:
         """Return the subscriber whose IMPI or IMSI is ``user``, or None."""
         row = self._db.execute(f"SELECT {_COLUMNS} FROM subscriber WHERE impi = ? OR imsi = ?",

@@ -10,7 +10,8 @@ TS 33.220 §4.5.2, RFC 3310).
 ``aka(rand, autn)`` runs AKA in the bootstrapping mode and returns cards/usim_auth's
 ``GbaBootstrapped`` (RES, Ks, RAND), ``SyncFailure`` (AUTS) or ``MacFailure``:
 ``software_aka(k, opc, sqns)`` does it in software (GBA_ME, tests); a UICC path (GBA_U,
-AUTHENTICATE P2 84 'DD') returns the same types with ``ks`` empty, Ks staying in the card.
+AUTHENTICATE P2 84 'DD', :func:`card_gba_u_aka`) returns the same types with ``ks`` empty, Ks
+staying in the card.
 
 Behaviour: the first request carries username = IMPI and empty nonce/response (TS 24.109 A.3-1);
 on a 401 the client answers with the AKAv1-MD5 response (password = RES, qop as challenged,
@@ -52,6 +53,25 @@ class UbResult:
 def software_aka(k: bytes, opc: bytes, sqns: SqnArray) -> Callable[[bytes, bytes], GbaResult]:
     """Return an ``aka`` callable running the USIM's checks in software (cards/usim_auth)."""
     return lambda rand, autn: gba_bootstrap(k, opc, rand, autn, sqns)
+
+
+def card_gba_u_aka(transmit: Callable[[bytes], tuple[bytes, int]]) -> Callable[[bytes, bytes], GbaResult]:
+    """Return the ``aka`` of a GBA_U UICC: AUTHENTICATE P2 84 in bootstrapping mode 'DD' L RAND
+    L AUTN (TS 31.102 §7.1.2.3, cards/usim_app.py): 'DB' L RES on success (Ks = CK || IK and
+    RAND stay in the card, so ``ks`` is empty), 'DC' L AUTS on a synchronisation failure, SW 98 62
+    on a MAC failure. ``transmit(apdu)`` returns (data, SW); any other answer is ProtocolError."""
+    def run(rand: bytes, autn: bytes) -> GbaResult:
+        body = b"\xdd" + bytes([len(rand)]) + rand + bytes([len(autn)]) + autn
+        data, sw = transmit(bytes([0x00, 0x88, 0x00, 0x84, len(body)]) + body + b"\x00")
+        if sw == 0x9862:
+            return MacFailure()
+        if sw != 0x9000 or len(data) < 2 or data[0] not in (0xDB, 0xDC) or len(data) < 2 + data[1]:
+            raise ProtocolError(f"AUTHENTICATE (GBA bootstrapping) answered {sw:04X}")
+        value = data[2:2 + data[1]]
+        if data[0] == 0xDC:
+            return SyncFailure(value)
+        return GbaBootstrapped(value, b"", rand)
+    return run
 
 
 def parse_bootstrapping_info(body: bytes) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""The BSF as an agent: Zpn of GBA Push (3GPP TS 33.223 §4.3.2) for the replica's NAF.
+"""The BSF as an agent: Zpn of GBA Push (3GPP TS 33.223 §4.3.2) for the replica's NAF, and Ub
+(TS 33.220 §4.5.2, TS 24.109 §4) for the devices with ``gba_ub``.
 
 The NAF asks over the ``gba.zpn`` link pair (``links/request_link.py``) for a GBA Push Info for a
 user and a NAF_Id; the BSF (``network/gba/push.PushBsf``) takes an AV from the HSS agent and
@@ -7,6 +8,16 @@ simulation carries it in dmsim's own compact form (:func:`encode_zpn_request`,
 :func:`encode_zpn_answer`, lengths and bytes), while the GPI inside is the real one the device
 gets. An unknown user or a malformed request gets no answer (the NAF times out). ``now`` is
 simulated time as UNIX seconds (``transports.sim_unix_time``), the clock of the GPI's expiry.
+
+Ub: the agent holds a ``network/gba/bsf.Bsf`` on the same HSS (its AVs use IND 0, GBA Push's
+IND 1), named ``gba.bsf_fqdn``. Requests reach it over the ``ip`` links through the replica's
+Ub transport (``sim/links/ub_transport.SimulatedUb``, ``components.bsf: virtual``); each is
+answered after a ``server.service_time`` sample (choice: the scenario has no BSF timing of its
+own; no queue, the BSF serves every request at once). With ``components.bsf: socket`` the
+devices talk to a real BSF instead and this agent's Bsf stays idle. Either way the devices
+report how their bootstrapping ended (:meth:`ub_outcome`): ``summary.json`` network ``gba.ub``
+has ``ok`` and ``failed_<reason>`` counts, and for the simulated BSF the core's counters
+(``bsf_challenges``, ``bsf_resyncs``, ``bsf_refused_403``, ...).
 """
 from __future__ import annotations
 
@@ -15,8 +26,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dmsim.base.errors import DmsimError
+from dmsim.network.gba.bsf import Bsf
 from dmsim.network.gba.push import PushAnswer, PushBsf
 from dmsim.sim.agents.agent import Agent
+from dmsim.sim.links.delays import make_delay
+from dmsim.sim.links.link import Message
 from dmsim.sim.links.request_link import RequestLink
 from dmsim.sim.links.transports import sim_unix_time
 
@@ -85,14 +99,38 @@ class BsfAgent(Agent):
     def __init__(self, replica: "Replica"):
         spec = replica.data["gba"]
         self.replica = replica
-        self.push = PushBsf(replica.agents["hss"].hss, spec["bsf_fqdn"])
+        hss = replica.agents["hss"].hss
+        self.push = PushBsf(hss, spec["bsf_fqdn"])
+        self.ub = Bsf(hss, spec["bsf_fqdn"], randbytes=replica.stream("bsf").randbytes)
+        self.service_time = make_delay(replica.data["server"]["service_time"], "server.service_time")
+        self.service_rng = replica.stream("bsf-service")
         self.zpn = RequestLink(replica.env, "gba.zpn", spec["zpn"], replica.stream("link", "zpn-up"),
                                replica.stream("link", "zpn-down"))
         self.answered = self.refused = 0
+        self.ub_outcomes: dict[str, int] = {}
 
     def stats(self) -> dict[str, dict]:
-        """The Zpn link's counters and the requests answered or refused."""
-        return {"gba.zpn": {**self.zpn.stats(), "answered": self.answered, "refused": self.refused}}
+        """The Zpn link's counters and the requests answered or refused; the Ub outcomes of the
+        devices and the simulated Ub BSF's counters."""
+        out = {"gba.zpn": {**self.zpn.stats(), "answered": self.answered, "refused": self.refused}}
+        if self.ub_outcomes or self.ub.counters:
+            out["gba.ub"] = {**self.ub_outcomes, **{f"bsf_{k}": v for k, v in self.ub.counters.items()}}
+        return out
+
+    def ub_outcome(self, reason: str) -> None:
+        """A device's Ub bootstrapping ended: ``""`` (ok) or its failure reason."""
+        key = f"failed_{reason}" if reason else "ok"
+        self.ub_outcomes[key] = self.ub_outcomes.get(key, 0) + 1
+
+    def receive(self, msg: Message) -> None:
+        """A Ub request reached the simulated BSF: answer it after a service time sample."""
+        self.replica.env.timeout(self.service_time.sample(self.service_rng), msg).callbacks.append(self._served)
+
+    def _served(self, event) -> None:
+        msg: Message = event.value
+        dev = msg.meta[0]
+        response = self.ub.handle(msg.payload, sim_unix_time(self.replica.env.now))
+        self.replica.ub.respond(Message(response, "bsf", dev.ident.uri, "ub", msg.meta))
 
     def serve_zpn(self, request: bytes) -> bytes | None:
         """Answer one Zpn request (None: no answer)."""

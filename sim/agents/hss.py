@@ -1,7 +1,7 @@
 """The HSS as an agent: the GBA subscriber store (``network/gba/hss.py``) of a replica.
 
 The operator knows the K and OPc of every card it issues: when a ``bootstrap_via: gba_push``
-device's virtual card is made (``sim/links/card_access.py``), the HSS gets its subscriber record
+(or ``gba_ub: true``) device's virtual card is made (``sim/links/card_access.py``), the HSS gets its subscriber record
 (IMSI, IMPI, K, OPc, AMF, SQN, GBA_U or GBA_ME per the profile's ``gba_uicc``, the GUSS with
 ``gba.ks_lifetime``). The store is SQLite: ``hss-r<replica>-s<sweep point>.sqlite`` in
 ``gba.hss_dir``, or in the run folder, or (a replica run without one, as in tests) in memory.
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from dmsim.cards.profile import CardProfile
 from dmsim.network.gba.hss import Hss, subscriber_from_profile
+from dmsim.network.gba.hss_store import Subscriber
 from dmsim.sim.agents.agent import Agent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,9 +47,11 @@ class HssAgent(Agent):
         self.key_lifetime = int(spec["ks_lifetime"])
         self.hss = Hss.open(path, replica.stream("hss").randbytes)
 
-    def card_issued(self, profile: CardProfile, gba_u: bool) -> None:
-        """Record the subscriber of a card the operator issued."""
-        self.hss.provision([subscriber_from_profile(profile, gba_u=gba_u, key_lifetime=self.key_lifetime)])
+    def card_issued(self, profile: CardProfile, gba_u: bool) -> Subscriber:
+        """Record the subscriber of a card the operator issued; return its record."""
+        sub = subscriber_from_profile(profile, gba_u=gba_u, key_lifetime=self.key_lifetime)
+        self.hss.provision([sub])
+        return sub
 
     def close(self) -> None:
         """Close the subscriber store."""

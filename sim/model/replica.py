@@ -7,7 +7,8 @@ The replica builds, from the scenario data and its seed only:
 - the network agents registered in ``sim/model/registry.py`` that the scenario wants: the SMSC
   (``smsc`` block), the DM server, the OTA platform (``ota`` block) (``sim/agents/``);
 - the components the scenario names, from the component registry it is given
-  (``sim/model/components.py``): the DM-server transport, the card seam, a real modem;
+  (``sim/model/components.py``): the DM-server transport, the Ub transport to the BSF (with a
+  ``gba`` block), the card seam, a real modem;
 - the fleet and its arrival process; each arriving device is the ``life`` of its kind (an OMA DM
   device, ``sim/agents/device/``), which writes one session record through :meth:`Replica.finish`.
 
@@ -99,6 +100,9 @@ class Replica:
                                                                        "components.modem")(modem)
         card = data["components"]["card"]
         self.cards = CardAccess(card, self, self.stream("cards"), components.card_readers.get(card["kind"]))
+        bsf = data["components"]["bsf"]
+        # the devices' Ub transport to the BSF (components.bsf), with the GBA network only
+        self.ub = (_component(components.bsf, bsf, "components.bsf")(bsf, self) if "bsf" in self.agents else None)
         self.real_imsis: set[str] = set()  # subscribers of real cards (device 0's PC/SC card or modem SIM)
         self.live: dict[int, object] = {}
         self.arrived = 0  # devices started before ``duration``; the rest of the fleet never arrived
@@ -177,7 +181,8 @@ class Replica:
                     dev.bootstrap_sends, dev.rejected, dev.client.auth_retries if dev.client else 0, dev.ip_retries,
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency,
                     getattr(dev, "t_gpi_sent", None), getattr(dev, "t_gpi_received", None),
-                    getattr(dev, "t_gba_keys", None)))
+                    getattr(dev, "t_gba_keys", None), getattr(dev, "t_ub_start", None),
+                    getattr(dev, "t_ub_ok", None)))
 
     def stats(self) -> dict[str, dict]:
         """Return the replica's counters for ``summary.json``'s ``network`` block: each link's
@@ -204,6 +209,8 @@ class Replica:
     def close(self) -> None:
         """Release what the replica opened in the real world (a card reader, a serial port)."""
         self.cards.close()
+        if self.ub is not None:
+            self.ub.close()
         if self.modem is not None:
             self.modem.close()
         for agent in self.agents.values():

@@ -8,7 +8,7 @@ No spec clause. ``plot_run`` writes, each atomically (``.part`` then rename):
 * ``latency_by_profile.png``: the same CDF, one line per device profile (pooled over sweep points
   and replicas);
 * ``latency_by_phase.png``: side-by-side box plots of the phases of a session, pooled over the
-  whole run: with GBA Push, GPI delivery (``t_gpi_received - t_gpi_sent``) and key derivation
+  whole run: with gba_ub, GBA bootstrapping over Ub (``t_ub_ok - t_ub_start``); with GBA Push, GPI delivery (``t_gpi_received - t_gpi_sent``) and key derivation
   (``t_gba_keys - t_gpi_received``); SMS bootstrap (``t_bootstrap_ok - t_bootstrap_sent``), DM session
   (``t_session_end - t_session_start``) and OTA (``ota_latency``). A phase counts every session that
   has both of its timestamps, failed sessions included (a session that failed in its DM session
@@ -65,8 +65,8 @@ _HORIZONTAL = ({"orientation": "horizontal"} if tuple(map(int, matplotlib.__vers
 _QUANTILE_LEVELS = {name: q / 100.0 for name, q in PERCENTILES.items()}
 _COLUMNS = ("replica", "sweep", "sweep_value", "profile", "outcome", "latency", "t_arrival",
             "t_bootstrap_sent", "t_bootstrap_ok", "t_session_start", "t_session_end", "ota_latency",
-            "t_gpi_sent", "t_gpi_received", "t_gba_keys")
-PHASES = ("GPI delivery", "GBA key derivation", "SMS bootstrap", "DM session", "OTA")
+            "t_gpi_sent", "t_gpi_received", "t_gba_keys", "t_ub_start", "t_ub_ok")
+PHASES = ("GBA bootstrapping (Ub)", "GPI delivery", "GBA key derivation", "SMS bootstrap", "DM session", "OTA")
 TLS_PHASE = "TLS handshake"
 
 
@@ -138,7 +138,8 @@ class _RunData:
             self.profile_sessions[row["profile"]] += 1
             if row["t_arrival"] is not None:
                 arrivals[group].append(row["t_arrival"])
-            for name, value in zip(PHASES, (_duration(row, "t_gpi_sent", "t_gpi_received"),
+            for name, value in zip(PHASES, (_duration(row, "t_ub_start", "t_ub_ok"),
+                                            _duration(row, "t_gpi_sent", "t_gpi_received"),
                                             _duration(row, "t_gpi_received", "t_gba_keys"),
                                             _duration(row, "t_bootstrap_sent", "t_bootstrap_ok"),
                                             _duration(row, "t_session_start", "t_session_end"),

@@ -66,6 +66,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("t_gpi_sent", float),    # bootstrap_via gba_push: the server sends the GBA Push Info
     Column("t_gpi_received", float),  # ... the whole GPI reached the device
     Column("t_gba_keys", float),    # ... its card and ME derived Ks_NAF, DMBIK and DMBEK
+    Column("t_ub_start", float),    # gba_ub: the device sends its first Ub request to the BSF
+    Column("t_ub_ok", float),       # ... it holds a B-TID (the 200 OK's rspauth verified)
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_TYPES: dict[str, type] = {c.name: c.type for c in COLUMNS}

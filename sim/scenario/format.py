@@ -178,8 +178,13 @@ PROFILE = Struct({
                            "§9.3, mutual authentication); gba_push: the 3GPP_GBA bootstrap (OMA-TS-DM_Security §5.10.2.4, "
                            "Appendix C): a GBA Push Info over SMS, keys derived by the card (gba_uicc), the bootstrap "
                            "protected with DMBIK/DMBEK (needs a gba block)."),
+    "gba_ub": Field(Bool(), False,
+                    "Right after power-on, GBA bootstrapping over Ub with the BSF (3GPP TS 33.220 §4.5.2, TS 24.109 "
+                    "§4, RFC 3310 Digest AKAv1-MD5): the card runs the AKA (gba_uicc), the device keeps the B-TID and "
+                    "key lifetime; timed as t_ub_start/t_ub_ok, a failure ends the device as ub_<reason>. The BSF is "
+                    "components.bsf (needs a gba block and virtual cards)."),
     "gba_uicc": Field(Str(choices=("u", "me")), "u",
-                      "With bootstrap_via gba_push: u (GBA_U, Ks and Ks_int_NAF stay in the UICC, AUTHENTICATE in "
+                      "With bootstrap_via gba_push or gba_ub: u (GBA_U, Ks and Ks_int_NAF stay in the UICC, AUTHENTICATE in "
                       "GBA context) or me (GBA_ME: the USIM runs 3G AKA, the ME derives Ks_NAF), TS 33.220 §4.5."),
     "message_security": Field(Str(choices=MESSAGE_SECURITY), "none",
                               "Seed 002 §5.3-§5.5 message security of every DM session message, on top of dm_auth: "
@@ -289,6 +294,17 @@ SCENARIO_SCHEMA = Struct({
         }, doc="Device 0 is behind a real modem (AT commands over a serial line, sim/real/serial_modem.py): its SIM "
                "is read with AT+CSIM and its SMS cross the real radio.")), {"kind": "virtual"},
                        "Which modem devices use."),
+        "bsf": Field(_component("The BSF the gba_ub devices bootstrap with over Ub.", socket=Struct({
+            "url": Field(Str(pattern=r"^http://[^/\s]+/?\S*$", noun="http://HOST:PORT/"), REQUIRED,
+                         "URL of a running BSF (dmsim bsf serve --http HOST:PORT), e.g. http://127.0.0.1:8081/."),
+            "db": Field(Nullable(Str(pattern=r"\S", noun="a file name")), None,
+                        "The real BSF's SQLite subscriber store (dmsim bsf serve --db): the simulation writes each "
+                        "virtual card's subscriber (IMPI, IMSI, K, OPc, SQN) there as the card is issued, standing "
+                        "in for the operator's provisioning system (null: the operator provisioned them; the "
+                        "simulation's cards have keys of its own, so they would be refused)."),
+        }, doc="A real BSF over HTTP on real sockets (sim/real/ub_transport.py); wall-clock latency becomes "
+               "simulated time.")), {"kind": "virtual"}, "Which BSF serves Ub (the gba block's BSF agent when "
+                                                         "virtual)."),
         "esme": Field(Tagged({
             "none": Struct({}, doc="No outside SMS application."),
             "smpp": Struct({
@@ -342,7 +358,7 @@ SCENARIO_SCHEMA = Struct({
         "naf_link": Field(_link({"kind": "exponential", "mean": 0.01}, "The proxy NAF and the DM server."), {},
                           "With naf: proxy, the link over which the DM server asks the NAF for DMBIK/DMBEK."),
     })), None, "The GBA network (3GPP TS 33.220, TS 33.223): HSS, BSF and NAF, for profiles with bootstrap_via "
-               "gba_push (null: none)."),
+               "gba_push or gba_ub: true (null: none)."),
     "sweep": Field(Nullable(Struct({
         "key": Field(Nullable(Str()), None, "Dotted path of the key to sweep: a number (links.sms.loss) or a choice "
                                             "(fleet.profiles.0.dm_auth, components.dm_server.tls.mode)."),
@@ -493,20 +509,25 @@ def _check_smsc(data: dict, locate: Locator) -> None:
 
 
 def _check_gba(data: dict, locate: Locator) -> None:
-    """A ``bootstrap_via: gba_push`` profile needs the GBA network (``gba``) and virtual cards (the
-    HSS must know each card's K and OPc; a real card's are unknown to the simulation)."""
+    """A ``bootstrap_via: gba_push`` or ``gba_ub: true`` profile needs the GBA network (``gba``)
+    and virtual cards (the HSS must know each card's K and OPc; a real card's are unknown to the
+    simulation); a real BSF (``components.bsf: socket``) is part of the GBA network too."""
     for i, profile in enumerate(data["fleet"]["profiles"]):
-        if profile.get("bootstrap_via") != "gba_push":
-            continue
-        if data.get("gba") is None:
-            raise ScenarioError("bootstrap_via gba_push needs the GBA network: the scenario needs a gba block",
-                                where=locate(("fleet", "profiles", i, "bootstrap_via")),
-                                path=f"fleet.profiles.{i}.bootstrap_via", expected="a gba block (gba: {} for the defaults)")
-        if data["components"]["card"]["kind"] != "virtual" or data["components"]["modem"]["kind"] != "virtual":
-            raise ScenarioError("bootstrap_via gba_push needs virtual cards (the HSS must know each card's K and OPc)",
-                                where=locate(("fleet", "profiles", i, "bootstrap_via")),
-                                path=f"fleet.profiles.{i}.bootstrap_via",
-                                expected="components.card and components.modem: virtual")
+        for key, what in (("bootstrap_via", "bootstrap_via gba_push"), ("gba_ub", "gba_ub")):
+            if profile.get(key) not in ("gba_push", True):
+                continue
+            if data.get("gba") is None:
+                raise ScenarioError(f"{what} needs the GBA network: the scenario needs a gba block",
+                                    where=locate(("fleet", "profiles", i, key)), path=f"fleet.profiles.{i}.{key}",
+                                    expected="a gba block (gba: {} for the defaults)")
+            if data["components"]["card"]["kind"] != "virtual" or data["components"]["modem"]["kind"] != "virtual":
+                raise ScenarioError(f"{what} needs virtual cards (the HSS must know each card's K and OPc)",
+                                    where=locate(("fleet", "profiles", i, key)), path=f"fleet.profiles.{i}.{key}",
+                                    expected="components.card and components.modem: virtual")
+    if data["components"]["bsf"]["kind"] != "virtual" and data.get("gba") is None:
+        raise ScenarioError("a real BSF serves the GBA network: the scenario needs a gba block",
+                            where=locate(("components", "bsf")), path="components.bsf",
+                            expected="a gba block (gba: {} for the defaults)")
 
 
 def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),

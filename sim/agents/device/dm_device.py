@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from dmsim.sim.agents.device import bootstrap, dm_session, notification, ota, power_on, sms_stack
+from dmsim.sim.agents.device import bootstrap, dm_session, gba_ub, notification, ota, power_on, sms_stack
 
 if TYPE_CHECKING:  # pragma: no cover
     from dmsim.devices.dm_client import DmClient
@@ -45,7 +45,7 @@ class DmDevice:
                  "t_bootstrap_sent", "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected",
                  "ip_retries", "sms_msgs", "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency",
                  "ota_keys", "notified", "notice_rejected", "tree", "card_report", "session_id", "initiator",
-                 "bearer_up", "gba", "t_gpi_sent", "t_gpi_received", "t_gba_keys")
+                 "bearer_up", "gba", "t_gpi_sent", "t_gpi_received", "t_gba_keys", "ub", "t_ub_start", "t_ub_ok")
 
     def __init__(self, replica: "Replica", ident: "DeviceIdentity"):
         env = replica.env
@@ -72,6 +72,8 @@ class DmDevice:
         self.bearer_up = False  # the data bearer is set up before the first IP session
         self.gba = None  # bootstrap_via gba_push: the GPI's receiver and the keys it gave
         self.t_gpi_sent = self.t_gpi_received = self.t_gba_keys = None
+        self.ub = None  # gba_ub: the UbResult (B-TID, lifetime; Ks for GBA_ME), kept for a later Ua
+        self.t_ub_start = self.t_ub_ok = None
 
     @classmethod
     def life(cls, replica: "Replica", ident: "DeviceIdentity"):
@@ -80,7 +82,7 @@ class DmDevice:
             ident = dataclasses.replace(ident, imsi=replica.free_imsi(ident.imsi))
         dev = cls(replica, ident)
         replica.live[ident.index] = dev
-        for step in (power_on.power_on, bootstrap.bootstrap, notification.session_trigger):
+        for step in (power_on.power_on, gba_ub.gba_ub, bootstrap.bootstrap, notification.session_trigger):
             failure = yield from step(dev)
             if failure:
                 replica.finish(dev, False, failure)

@@ -1,8 +1,8 @@
 """Step 1 of a device's life: power-on. The ME reads the IMSI from its UICC (TS 31.102 §4.2.2
 EF_IMSI) with real APDUs through the replica's card seam (``sim/links/card_access.py``); a
 ``bootstrap_via: smartcard`` device also installs, over SCP03 at level 33, the accounts the
-operator personalised into its card (seed 001 §8.1, Appendix H); a ``gba_push`` device's card
-is recorded at the HSS and kept for its GBA AKA. Then the device attaches to
+operator personalised into its card (seed 001 §8.1, Appendix H); a ``gba_push`` or ``gba_ub``
+device's card is recorded at the HSS and kept for its GBA AKA. Then the device attaches to
 the SMSC under that IMSI (its digits stand in for the MSISDN the SMSC routes on).
 
 Choice where the specs are silent: a real card (device 0 of ``components.card: pcsc`` or the
@@ -25,13 +25,21 @@ def boots_from_card(dev) -> bool:
 
 
 def _hss_record(dev):
-    """For a ``bootstrap_via: gba_push`` device, the callback that gives the HSS its new card's
-    subscriber record (the operator knows the K and OPc of the cards it issues); else None."""
+    """For a ``bootstrap_via: gba_push`` or ``gba_ub`` device, the callback that gives the HSS its
+    new card's subscriber record (the operator knows the K and OPc of the cards it issues) and,
+    for Ub, the Ub transport too (a real BSF's HSS must know it); else None."""
     profile = dev.ident.profile
-    if profile.get("bootstrap_via") != "gba_push":
+    ub = profile.get("gba_ub", False)
+    if profile.get("bootstrap_via") != "gba_push" and not ub:
         return None
-    hss = dev.replica.agents["hss"]
-    return lambda card: hss.card_issued(card, gba_u=profile.get("gba_uicc", "u") == "u")
+    replica = dev.replica
+    hss = replica.agents["hss"]
+
+    def issued(card):
+        sub = hss.card_issued(card, gba_u=profile.get("gba_uicc", "u") == "u")
+        if ub:
+            replica.ub.subscriber_issued(sub)
+    return issued
 
 
 def power_on(dev):

@@ -228,3 +228,15 @@ def test_two_rounds_of_crashes(tmp_path):
         seen += run_and_kill(db, "commit-first", False, read)
     assert len(seen) == len(set(seen))             # no SEQ handed out twice across restarts
     assert next_seq_after_restart(db) > max(seen)
+
+
+def test_put_replaces_a_subscriber_that_add_refuses(tmp_path):
+    """``put`` is for a provisioning system that owns its subscribers (the simulation re-issuing its
+    fleet's cards into a real BSF's store): same IMPI or IMSI, the new row wins."""
+    with SubscriberStore(tmp_path / "h.sqlite") as store:
+        store.add([set1_subscriber(5)])
+        with pytest.raises(ScenarioError):
+            store.add([set1_subscriber(0)])
+        new = Subscriber(IMPI, "001010123456789", b"\x01" * 16, b"\x02" * 16, b"\x80\x00", 0, False, 60)
+        assert store.put([new]) == 1
+        assert len(store) == 1 and store.get(IMPI) == new

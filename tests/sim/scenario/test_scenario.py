@@ -164,8 +164,8 @@ def test_defaults_are_filled(tmp_path):
     d = sc.data
     assert (d["seed"], d["replicas"], d["duration"], d["sweep"]) == (1, 1, 3600.0, None)
     assert d["fleet"]["profiles"] == [{"name": "default", "device": "dm", "weight": 1.0, "bootstrap_security": "NETWORKID",
-                                       "user_pin_digits": 8, "dm_auth": "md5", "bootstrap_via": "sms", "gba_uicc": "u",
-                                       "message_security": "none"}]
+                                       "user_pin_digits": 8, "dm_auth": "md5", "bootstrap_via": "sms", "gba_ub": False,
+                                       "gba_uicc": "u", "message_security": "none"}]
     assert d["arrival"] == {"kind": "all_at_once"}
     assert d["links"]["sms"]["delay"] == {"kind": "lognormal", "median": 2.0, "sigma": 0.5}
     assert d["links"]["ip"]["delay"] == {"kind": "exponential", "mean": 0.05}
@@ -173,7 +173,7 @@ def test_defaults_are_filled(tmp_path):
     assert d["links"]["sms"]["reorder_delay"] == {"kind": "exponential", "mean": 1.0}
     assert d["server"]["service_time"] == {"kind": "fixed", "value": 0.01}
     assert d["components"] == {"dm_server": {"kind": "virtual"}, "card": {"kind": "virtual", "apdu_time": {"kind": "fixed", "value": 0.002}},
-                               "modem": {"kind": "virtual"}, "esme": {"kind": "none"}}
+                               "modem": {"kind": "virtual"}, "bsf": {"kind": "virtual"}, "esme": {"kind": "none"}}
     assert sc.get("client.request_retries") == 2 and sc.get("fleet.profiles.0.name") == "default"
     assert sc.sweep_points() == [(None, d)]
 
