@@ -76,7 +76,11 @@ Other choices where the spec is silent: the server authenticates every message o
 request of its session gets the cached reply (a client retransmission after a lost reply resends
 the same bytes): before the credential check in digest mode (it was checked the first time, and
 whoever sends it saw the reply go by), before the replay cache in HMAC mode (which would refuse
-its MAC); a request that only repeats the MsgID is authenticated like any other; a request's media
+its MAC); a request that only repeats the MsgID is authenticated like any other. That holds for
+the last message of a finished session too: its request bytes and reply are kept in ``finished``
+(the most recent ``max_sessions`` sessions), so a client whose final reply was lost, and who
+sends its message again, gets that reply instead of a refusal (in HMAC mode the replay cache
+would refuse it, in digest mode the nonce has moved on); a request's media
 type is the one its reply uses (:func:`messages.reply_type`); the server advertises its MaxMsgSize
 only when ``max_msg_size`` is set. One device is expected to run one session at a time: two
 concurrent sessions of one device race for its single stored nonce (the loser is challenged).
@@ -264,6 +268,8 @@ class DmServer:
         self.plans: dict[str, tuple[ManagementCommand, ...]] = {}
         self.sessions: dict[str, dict[str, _Session]] = {}  # device URI -> SessionID -> state
         self._activity: OrderedDict[tuple[str, str], float] = OrderedDict()  # (device, SessionID) -> last request
+        # (device, SessionID) -> (last request, its reply) of the most recent finished sessions
+        self.finished: OrderedDict[tuple[str, str], tuple[bytes, ServerReply]] = OrderedDict()
         self.max_sessions = max_sessions
         self.session_timeout = session_timeout
         self.lockout = Lockout(lockout)
@@ -386,6 +392,9 @@ class DmServer:
         if sess is not None and account is not None and hdr.msg_id == sess.last_msg_id \
                 and sess.last_reply is not None and body == sess.last_request:
             return self._cached(sess, account, now)
+        finished = self._finished_reply(device, hdr.session_id, body) if sess is None and account else None
+        if finished is not None:
+            return self._resend(finished, account, now)
         scheme = account.auth_scheme if account is not None else self.default_scheme
         if self.lockout.locked_for(device, now) > 0:
             return self._refuse(hdr, scheme, reply_type, now, LOCKED, sess, final=True)
@@ -409,6 +418,9 @@ class DmServer:
         verdict = self.hmac.verify(mac_header, wire, account.client_password.encode(), now)
         if verdict.reason is Reason.REPLAY and sess is not None and body == sess.last_request:
             return self._cached(sess, account, now)
+        finished = self._finished_reply(device, hdr.session_id, body) if sess is None else None
+        if finished is not None and verdict.reason in (Reason.OK, Reason.REPLAY):
+            return self._resend(finished, account, now)
         if not verdict.ok:
             if verdict.reason is Reason.WRONG_MAC:  # a guess of the key; a replay or stale time is not
                 self.lockout.failed(device, now)
@@ -437,6 +449,7 @@ class DmServer:
         sess.last_msg_id, sess.last_request, sess.last_reply = hdr.msg_id, bytes(body), reply
         if reply.session_over:
             self._forget(hdr.source, hdr.session_id)
+            self._keep_finished((hdr.source, hdr.session_id), bytes(body), reply)
         return reply
 
     def _authenticates(self, account: DmAccount | None, hdr: m.Header, now: float) -> bool:
@@ -482,6 +495,7 @@ class DmServer:
             (dev, sid), _ = self._activity.popitem(last=False)
             self._forget(dev, sid)
             evicted.append(ServerEvent("session_evicted", dev, "max_sessions", session_id=sid))
+        self.finished.pop((device, session_id), None)  # a live session of that name governs now
         sess = self.sessions.setdefault(device, {})[session_id] = _Session(
             device, session_id, script=self.plans.get(device, self.script), started=now)
         return sess, evicted
@@ -526,8 +540,26 @@ class DmServer:
         last = sess.last_reply
         if last is None:
             return self._close("bad_request", sess.device, "replayed request")
+        return self._resend(last, account, now)
+
+    def _resend(self, last: ServerReply, account: DmAccount, now: float) -> ServerReply:
+        """The reply ``last`` again, with no events (it was counted once) and, in HMAC mode, a
+        fresh x-syncml-hmac."""
         return ServerReply(last.body, last.content_type, [], last.session_over,
                            self._mac_headers(account, last.body, now))
+
+    def _keep_finished(self, key: tuple[str, str], request: bytes, reply: ServerReply) -> None:
+        """Keep a finished session's last request and reply, the most recent ``max_sessions``."""
+        self.finished[key] = (request, reply)
+        self.finished.move_to_end(key)
+        while len(self.finished) > self.max_sessions:
+            self.finished.popitem(last=False)
+
+    def _finished_reply(self, device: str, session_id: str, body: bytes) -> ServerReply | None:
+        """The kept reply of the finished session (``device``, ``session_id``) when ``body`` is its
+        last request, byte for byte; else None."""
+        kept = self.finished.get((device, session_id))
+        return kept[1] if kept is not None and kept[0] == body else None
 
     def _forget(self, device_uri: str, session_id: str) -> None:
         self._activity.pop((device_uri, session_id), None)

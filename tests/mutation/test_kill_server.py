@@ -494,3 +494,47 @@ def test_only_the_same_bytes_get_the_cached_reply_in_hmac_mode():
     assert other != body
     reply = srv.handle(other, XML, NOW + 1, headers=mac(other, NOW + 1))
     assert reply.audit and reply.audit[0].outcome == "ok"  # authenticated and run, not the cache's answer
+
+
+def _last_exchange(srv, scheme_headers):
+    """Run a whole session with a real client; return (the client's last Send, the server's reply
+    to it, the client's next step) — the reply is the one that ended the session."""
+    client = DmClient(srv.accounts[DEV], DEV, DEVINFO, 0x31, random.Random(8).randbytes, content_type=XML)
+    step, reply = client.start(now=NOW), None
+    for _ in range(10):  # bound: a session here is 2-3 exchanges
+        last = step
+        reply = srv.handle(step.body, step.content_type, NOW, headers=step.headers)
+        step = client.receive(reply.body, reply.content_type, headers=reply.headers, now=NOW)
+        if isinstance(step, Done):
+            return last, reply, step
+    raise AssertionError("the session did not end")
+
+
+@pytest.mark.parametrize("scheme", [AUTH_MD5, AUTH_HMAC_SHA256])
+def test_the_last_message_of_a_finished_session_resent_gets_its_reply_again(scheme):
+    """server.py module doc: a client whose final reply was lost sends its last message again
+    (the same bytes and headers); the server, whose session is over, answers with the same reply
+    (in HMAC mode with a fresh MAC) and no new events, instead of refusing it as a replay (HMAC)
+    or for a moved nonce (digest)."""
+    srv = make(scheme)
+    last, reply, done = _last_exchange(srv, {})
+    assert done.ok and reply.session_over and DEV not in srv.sessions
+    again = well_formed(srv.handle(last.body, last.content_type, NOW + 2, headers=last.headers))
+    assert (again.body, again.session_over, again.events, http_status(again)) == (reply.body, True, [], 200)
+    if scheme == AUTH_HMAC_SHA256:
+        assert HmacVerifier().verify(again.headers[HEADER_NAME], again.body, SRV_PW.encode(), NOW + 2).ok
+    # other bytes in that finished session's name are no retransmission: they are authenticated
+    other = last.body.replace(b"<Final />", b"<Final/>")
+    assert other != last.body
+    refused = srv.handle(other, last.content_type, NOW + 3, headers=mac(other, NOW + 3, key="guess"))
+    assert refused.body != reply.body
+
+
+def test_finished_sessions_are_kept_within_max_sessions():
+    """Every resource is bounded: the finished sessions kept for resends are the most recent
+    ``max_sessions``."""
+    srv = make(max_sessions=2)
+    for i in range(5):
+        srv.accounts[f"IMSI:00101000000009{i}"] = dataclasses.replace(srv.accounts[DEV])
+        srv._keep_finished((f"IMSI:00101000000009{i}", "1"), b"r", ServerReply(b"x", XML, [], True))
+    assert list(srv.finished) == [("IMSI:001010000000093", "1"), ("IMSI:001010000000094", "1")]
