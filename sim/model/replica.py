@@ -199,6 +199,9 @@ class Replica:
         tls = getattr(self.transport, "stats", None)
         if tls:
             out["tls"] = dict(tls)
+        refused = getattr(self.transport, "refused", None)
+        if refused:  # the DM server's x-syncml-hmac refusals by verdict (replay, wrong_mac, outside_window, ...)
+            out["dm_server.integrity_refused"] = dict(refused)
         if self.modem is not None:
             out["modem"] = dict(self.modem.stats)
         for agent in self.agents.values():

@@ -67,9 +67,22 @@ DELAY = Tagged(name="DELAY", doc="A random delay in seconds, drawn independently
 })
 
 
+# The kinds of message on the simulated links (sim/links/tap.py ``match``): over links.sms the DM
+# server's pushes are "bootstrap" (bootstraps, packages #0, GBA Push Infos) without an SMSC, and
+# "sms-deliver"/"sms-status-report" from an SMSC, which gets "sms-submit" and sends "rp-answer";
+# over links.ip DM sessions are "dm" (HTTP, or the TLS records) and GBA bootstrapping "ub"; the
+# gba.zpn and gba.naf_link links carry "request" and "answer".
+MESSAGE_KINDS = ("bootstrap", "sms-deliver", "sms-status-report", "sms-submit", "rp-answer", "dm", "ub",
+                 "request", "answer")
+
+
 def _acting(fields: dict[str, Field] | None = None, doc: str = "") -> Struct:
-    """Return a tap variant acting on each message with some probability, plus ``fields``."""
+    """Return a tap variant acting on each message with some probability (only on messages of kind
+    ``match``, when given), plus ``fields``."""
     return Struct({"probability": Field(Probability(), REQUIRED, "Chance that a given message is acted on."),
+                   "match": Field(Nullable(Str(choices=MESSAGE_KINDS)), None,
+                                  "Only messages of this kind (bootstrap, sms-deliver and the SMSC's other kinds "
+                                  "on links.sms with an smsc; dm, ub on links.ip); null: all."),
                    **(fields or {})}, doc=doc)
 
 
@@ -82,9 +95,7 @@ TAP = Tagged(name="TAP", doc="An adversary on the link, seeing every message tha
                      doc="Holds messages back."),
     "replay": _acting({"after": Field(DELAY, REQUIRED, "When the copy is sent again, after the original.")},
                       doc="Delivers the message and later a copy of it again."),
-    "tamper": _acting({"match": Field(Nullable(Str()), None,
-                                      "Only messages of this kind: bootstrap (SMS) or dm (IP); null: all.")},
-                      doc="Flips bits in messages (a bootstrap's MAC must then fail to verify)."),
+    "tamper": _acting(doc="Flips bits in messages (a bootstrap's MAC must then fail to verify)."),
 })
 
 

@@ -160,3 +160,27 @@ def test_taps_on_a_link_shape_what_arrives():
 def test_bad_tap_specs_raise_scenario_error(spec):
     with pytest.raises(ScenarioError):
         make_tap(spec)
+
+
+def test_a_drop_tap_matching_dm_drops_dm_sessions_and_spares_the_sms_bootstrap():
+    """On links.ip with match dm, every DM request is dropped (sessions end ip_timeout) while the
+    bootstraps over links.sms are untouched (every device got its account)."""
+    from conftest import run_replica
+    model, rows = run_replica("fleet: {size: 3}\nlinks: {ip: {tap: {kind: drop, probability: 1.0, match: dm}}}\n"
+                              "client: {request_timeout: 1, request_retries: 0}\n")
+    assert {r[6] for r in rows} == {"ip_timeout"} and all(r[9] is not None for r in rows)
+    assert model.ip_up.tap.counts["dropped"] >= 3
+
+
+def test_the_servers_replay_refusals_reach_the_summary_counters():
+    """An adversary replaying every HMAC-mode DM request 0.25 s later, when the server has moved
+    on to the next message: the server refuses the replayed package 1 (x-syncml-hmac replay
+    cache, OMA-TS-DM_Security §5.6.1.2) and the count is written to the replica's counters
+    (summary.json network ``dm_server.integrity_refused``); the sessions are not disturbed."""
+    from conftest import run_replica
+    model, rows = run_replica("fleet: {size: 3, profiles: [{name: h, dm_auth: hmac}]}\n"
+                              "server: {service_time: {kind: fixed, value: 0.0}}\n"
+                              "links: {ip: {delay: {kind: fixed, value: 0.1}, tap: {kind: replay, probability: 1.0, "
+                              "match: dm, after: {kind: fixed, value: 0.25}}}}\n")
+    assert {r[5] for r in rows} == {"ok"}
+    assert model.stats()["dm_server.integrity_refused"]["replay"] >= 3

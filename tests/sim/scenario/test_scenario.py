@@ -311,3 +311,15 @@ def test_generic_types():
             validate(s, bad)
     with pytest.raises(ScenarioError, match="1e3"):
         validate(s, {"x": "1e3"})
+
+
+@pytest.mark.parametrize("tap", ["drop", "delay", "replay", "tamper"])
+def test_every_acting_tap_takes_match(tap):
+    """sim/links/tap.py: ``match`` restricts any acting tap to one kind of message (it used to be
+    refused by the schema on all but tamper)."""
+    extra = {"delay": ", extra: {kind: fixed, value: 1}", "replay": ", after: {kind: fixed, value: 1}"}.get(tap, "")
+    sc = parse_scenario("fleet: {size: 1}\n", "t.yaml",
+                        [f"links.ip.tap={{kind: {tap}, probability: 1.0, match: dm{extra}}}"])
+    assert sc.data["links"]["ip"]["tap"]["match"] == "dm"
+    with pytest.raises(ScenarioError, match="match"):
+        parse_scenario("fleet: {size: 1}\n", "t.yaml", [f"links.ip.tap={{kind: {tap}, probability: 1.0, match: dmm{extra}}}"])
