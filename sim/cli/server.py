@@ -60,6 +60,8 @@ def _pairing(cfg: dict) -> Problem | None:
     if (cfg["cert"] is None) != (cfg["key"] is None):
         given, missing = ("cert", "key") if cfg["key"] is None else ("key", "cert")
         return Problem((given,), f"{given} given without {missing}", "both cert and key, or neither")
+    if cfg["client_ca"] is not None and cfg["cert"] is None:
+        return Problem(("client_ca",), "client_ca given without cert", "a server certificate (cert, key) too")
     return None
 
 
@@ -91,6 +93,9 @@ CONFIG_SCHEMA = Struct({
     "accounts": Field(List(ACCOUNT_SCHEMA), [], "Devices to enrol at start (skipped when already in the store)."),
     "cert": Field(Nullable(Str()), None, "PEM certificate chain (leaf first) for X.509 mode."),
     "key": Field(Nullable(Str()), None, "PEM private key of cert (ECDSA >= 256 bits, or RSA)."),
+    "client_ca": Field(Nullable(Str()), None,
+                       "PEM CA certificate(s): in X.509 mode the server requires a client certificate they issued "
+                       "and binds it to the message's DevId (OMA-TS-DM_Security §5.4)."),
     "db": Field(Nullable(Str()), None, "SQLite device store (accounts, nonces, PSKs); in memory if unset."),
     "hmac_window": Field(Seconds(positive=True), 300.0,
                          "How old an x-syncml-hmac Timestamp may be (OMA-TS-DM_Security §5.6.1; replays "
@@ -114,7 +119,7 @@ def load_config(path: str | Path) -> dict:
             if int(port) > 65535:
                 raise ScenarioError(f"port {port} is out of range", where=locator((key,)), path=key,
                                     expected="HOST:PORT with a port from 0 to 65535")
-    for key in ("cert", "key", "db", "psk_file", "admin_token_file", "audit_log"):
+    for key in ("cert", "key", "client_ca", "db", "psk_file", "admin_token_file", "audit_log"):
         if cfg[key] is not None and cfg[key] != ":memory:":
             cfg[key] = str(path.parent / cfg[key])
     for i, acc in enumerate(cfg["accounts"]):
@@ -157,7 +162,7 @@ def read_psk_file(path: str) -> list[tuple[bytes, bytes]]:
 
 @click.group("server", invoke_without_command=True)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="YAML file with the keys of the options (server_id, http, https, psk, psk_file, cert, key, db, "
+              help="YAML file with the keys of the options (server_id, http, https, psk, psk_file, cert, key, client_ca, db, "
                    "admin, admin_token_file, audit_log, durability, hmac_window) and accounts; flags override it.")
 @click.option("--http", "http_addr", metavar="HOST:PORT",
               help=f"Listen for HTTP on HOST:PORT [{DEFAULT_HTTP} when neither --http nor --https is given].")
@@ -168,6 +173,9 @@ def read_psk_file(path: str) -> list[tuple[bytes, bytes]]:
 @click.option("--psk-file", type=click.Path(dir_okay=False), help="File of IDENTITY:HEXKEY lines (mode 0600).")
 @click.option("--cert", type=click.Path(dir_okay=False), help="PEM certificate chain for X.509 mode.")
 @click.option("--key", type=click.Path(dir_okay=False), help="PEM private key of --cert.")
+@click.option("--client-ca", type=click.Path(dir_okay=False),
+              help="PEM CA certificate(s): require a client certificate they issued in X.509 mode, bound to the "
+                   "DevId (OMA-TS-DM_Security §5.4; needs --cert).")
 @click.option("--db", type=click.Path(dir_okay=False), help="SQLite device store, mode 0600 [in memory].")
 @click.option("--server-id", help="The DM server's ServerID [dmsim-server].")
 @click.option("--hmac-window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -183,7 +191,8 @@ def read_psk_file(path: str) -> list[tuple[bytes, bytes]]:
               help="SQLite synchronous setting of the store [full].")
 @click.pass_context
 def server(ctx, config_file: str | None, http_addr: str | None, https_addr: str | None, psks: tuple[str, ...],
-           psk_file: str | None, cert: str | None, key: str | None, db: str | None, server_id: str | None,
+           psk_file: str | None, cert: str | None, key: str | None, client_ca: str | None, db: str | None,
+           server_id: str | None,
            hmac_window: float | None, admin_addr: str | None, admin_token_file: str | None, audit_log: str | None,
            durability: str | None) -> None:
     """Run the DM server on real sockets: HTTP and HTTPS (PSK-TLS, X.509), backed by SQLite.
@@ -194,7 +203,8 @@ def server(ctx, config_file: str | None, http_addr: str | None, https_addr: str 
         cfg = load_config(config_file) if config_file else validate(CONFIG_SCHEMA, {})
     except ScenarioError as exc:
         raise ParseFailure(str(exc)) from None
-    flags = {"server_id": server_id, "http": http_addr, "https": https_addr, "cert": cert, "key": key, "db": db,
+    flags = {"server_id": server_id, "http": http_addr, "https": https_addr, "cert": cert, "key": key,
+             "client_ca": client_ca, "db": db,
              "psk": list(psks) or None, "hmac_window": hmac_window, "psk_file": psk_file, "admin": admin_addr,
              "admin_token_file": admin_token_file, "audit_log": audit_log, "durability": durability}
     cfg.update({k: v for k, v in flags.items() if v is not None})
@@ -202,6 +212,8 @@ def server(ctx, config_file: str | None, http_addr: str | None, https_addr: str 
         cfg["http"] = DEFAULT_HTTP
     if (cfg["cert"] is None) != (cfg["key"] is None):
         raise ParseFailure("--cert and --key go together")
+    if cfg["client_ca"] is not None and cfg["cert"] is None:
+        raise ParseFailure("--client-ca needs --cert and --key (client certificates are asked in X.509 mode)")
     if (cfg["admin"] is None) != (cfg["admin_token_file"] is None):
         raise ParseFailure("--admin and --admin-token-file go together")
     http = parse_host_port(cfg["http"], "--http", listen=True) if cfg["http"] else None
@@ -224,6 +236,7 @@ def server(ctx, config_file: str | None, http_addr: str | None, https_addr: str 
         raise ParseFailure(str(exc)) from None
     cert_pem = _read(cfg["cert"], "--cert") if cfg["cert"] else None
     key_pem = _read(cfg["key"], "--key") if cfg["key"] else None
+    cfg["client_ca_pem"] = _read(cfg["client_ca"], "--client-ca") if cfg["client_ca"] else None
     _serve(cfg, http, https, psk_pairs, cert_pem, key_pem, admin, token)
 
 
@@ -289,7 +302,8 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem, admin=None, tok
         try:
             if https:
                 config = tls.server_config(psks=UniformPsks(store.psks), cert_pem=cert_pem, key_pem=key_pem,
-                                           mode="both" if cert_pem else "psk")
+                                           mode="both" if cert_pem else "psk",
+                                           client_ca_pem=cfg.get("client_ca_pem"))
                 listeners.append(make_https_server(*https, service, config))
                 urls["https"] = f"https://{https[0]}:{listeners[-1].server_address[1]}/dm"
             if http:
@@ -310,6 +324,7 @@ def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem, admin=None, tok
         audit.write("server_started", outcome="info", detail=json.dumps({k: v for k, v in urls.items() if v}))
         _run(listeners, {"listening": urls["http"] or urls["https"], **urls, "server_id": cfg["server_id"],
                          "db": cfg["db"], "tls": None if not https else ("psk+x509" if cert_pem else "psk"),
+                         "client_certificates": bool(https and cfg.get("client_ca_pem")),
                          "psk_identities": len(store.psks), "audit_log": audit_path})
     finally:
         for httpd in listeners:

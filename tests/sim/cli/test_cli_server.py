@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from dmsim.devices.dm_client import DmClient, Done, Send
+from dmsim.base.errors import DmsimError
 from dmsim.network.dm import tls
 from dmsim.network.dm.account import DmAccount
 from dmsim.sim.real.dm_http_server import PROVISION_PATH, account_to_json
@@ -226,3 +227,46 @@ def test_default_audit_log_lives_in_the_state_folder(tmp_path, monkeypatch):
     assert started[0]["audit_log"] == str(tmp_path / "state" / "dmsim" / "server-audit.jsonl")
     line = json.loads((tmp_path / "state" / "dmsim" / "server-audit.jsonl").read_text().splitlines()[0])
     assert line["event"] == "server_started"
+
+
+def test_client_ca_makes_the_real_server_require_client_certificates(tmp_path):
+    """`dmsim server --client-ca` (OMA-TS-DM_Security §5.4, DM-SEC-S-002-M): in X.509 mode a client
+    with a certificate of that CA gets through the handshake (and an HTTP answer), one without a
+    certificate or with another CA's does not."""
+    from dmsim.network.dm import tls_pki
+    from dmsim.sim.real.tls_socket import TlsHttpConnection
+    lab, other = tls_pki.LabCa(b"cli test lab CA -------------"), tls_pki.LabCa(b"another CA ------------------")
+    server = lab.issue_server("localhost")
+    for name, data in (("ca.pem", lab.ca_pem), ("cert.pem", server.cert_pem), ("key.pem", server.key_pem)):
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "key.pem").chmod(0o600)
+    assert "needs --cert" in invoke("--https", "127.0.0.1:0", "--client-ca", str(tmp_path / "ca.pem")).output
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.server", "--https", "127.0.0.1:0",
+                             "--cert", str(tmp_path / "cert.pem"), "--key", str(tmp_path / "key.pem"),
+                             "--client-ca", str(tmp_path / "ca.pem")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline() or proc.stderr.read())
+        assert info["client_certificates"] is True
+        port = int(info["https"].split(":")[2].split("/")[0])
+
+        def post(cred):
+            config = tls.x509_client_config(lab.ca_pem, "localhost", cert_pem=cred and cred.cert_pem,
+                                            key_pem=cred and cred.key_pem)
+            conn = TlsHttpConnection("127.0.0.1", port, config, timeout=5)
+            try:
+                conn.request("POST", "/dm", b"\x03junk", {"Content-Type": "application/vnd.syncml.dm+wbxml"})
+                return conn.getresponse().status
+            except (OSError, DmsimError, http.client.HTTPException):
+                return None
+            finally:
+                conn.close()
+
+        assert post(lab.issue_device(DEV)) == 400  # through TLS; the body is no DM message
+        assert post(None) is None
+        assert post(other.issue_device(DEV)) is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
