@@ -55,6 +55,7 @@ from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint
                                   psk_server_config, server_endpoint, x509_client_config, x509_server_config)
 from dmsim.network.sms.smsc import EPOCH
 from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.sim.links.ip_exchange import IpExchange
 from dmsim.sim.links.link import Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,9 +104,6 @@ class IpTransport:
         """Carry the simulated server's HTTP response ``msg`` (meta: the request's) to the device."""
         raise NotImplementedError
 
-    def deliver_response(self, msg: Message) -> None:
-        """Called by the downlink for each response copy that arrives."""
-
     def closed(self, dev) -> None:
         """The device ended its session (its connection closes)."""
 
@@ -118,41 +116,19 @@ class SimulatedHttp(IpTransport):
         self.model = model
         self.server = server if server is not None else model.server
         self.refused = {}
-        self.pending: dict[int, tuple[object, object]] = {}
+        self.ip = IpExchange(model, "dm", "server", http_binding.decode)
         uri = urllib.parse.urlsplit(self.server.core.server_uri)
         self.host, self.path = uri.netloc, uri.path
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
-        env = self.model.env
-        token = object()
-        done = env.event()
-        self.pending[dev.ident.index] = (token, done)
         payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
-        dev.ip_msgs += 1
-        dev.ip_bytes += len(payload)
-        self.model.ip_up.send(Message(payload, dev.ident.uri, "server", "dm", (dev, token)), self.server.receive)
-        yield done | env.timeout(timeout)
-        self.pending.pop(dev.ident.index, None)
-        return done.value if done.triggered else None
+        return (yield from self.ip.request(dev, payload, self.server.receive, timeout))
 
     def respond(self, msg: Message) -> None:
-        dev = msg.meta[0]
-        dev.ip_msgs += 1
-        dev.ip_bytes += len(msg.payload)
-        self.model.ip_down.send(msg, self.deliver_response)
-
-    def deliver_response(self, msg: Message) -> None:
-        dev, token = msg.meta
-        waiting = self.pending.get(dev.ident.index)
-        if waiting is None or waiting[0] is not token or waiting[1].triggered:
-            return  # a late, duplicated or replayed response: the exchange is over
-        try:
-            waiting[1].succeed(http_binding.decode(msg.payload))
-        except DmsimError:
-            pass  # a mangled response counts as lost; the client times out and retries
+        self.ip.respond(msg)
 
     def closed(self, dev) -> None:
-        self.pending.pop(dev.ident.index, None)
+        self.ip.forget(dev)
         self.server.connection_closed(dev.ident.uri)
 
 
@@ -546,7 +522,7 @@ class SimulatedHttps(SimulatedHttp):
 
     def respond(self, msg: Message) -> None:
         """Hand the response to the device's connection: it goes back as TLS records through the
-        connection's flows, not through ``deliver_response``."""
+        connection's flows, not through ``self.ip``."""
         msg.meta[1].respond(msg.payload)
 
     def closed(self, dev) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dmsim.sim.links.ip_exchange import IpExchange
 from dmsim.sim.links.link import Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,35 +56,17 @@ class SimulatedUb(UbTransport):
         self.model = model
         self.server = server
         self.host = host
-        self.pending: dict[int, tuple[object, object]] = {}
+        self.ip = IpExchange(model, "ub", "bsf")
 
     def exchange(self, dev, request: bytes, timeout: float):
-        env = self.model.env
-        token, done = object(), env.event()
-        self.pending[dev.ident.index] = (token, done)
-        dev.ip_msgs += 1
-        dev.ip_bytes += len(request)
-        self.model.ip_up.send(Message(request, dev.ident.uri, "bsf", "ub", (dev, token)), self.server.receive)
-        yield done | env.timeout(timeout)
-        self.pending.pop(dev.ident.index, None)
-        return done.value if done.triggered else None
+        return (yield from self.ip.request(dev, request, self.server.receive, timeout))
 
     def respond(self, msg: Message) -> None:
         """Carry the BSF's response ``msg`` (meta: the request's) back to the device."""
-        dev = msg.meta[0]
-        dev.ip_msgs += 1
-        dev.ip_bytes += len(msg.payload)
-        self.model.ip_down.send(msg, self._deliver)
-
-    def _deliver(self, msg: Message) -> None:
-        dev, token = msg.meta
-        waiting = self.pending.get(dev.ident.index)
-        if waiting is None or waiting[0] is not token or waiting[1].triggered:
-            return  # a late or duplicated response: that exchange is over
-        waiting[1].succeed(msg.payload)
+        self.ip.respond(msg)
 
     def closed(self, dev) -> None:
-        self.pending.pop(dev.ident.index, None)
+        self.ip.forget(dev)
 
 
 def simulated_ub(spec: dict, model: "Replica") -> SimulatedUb:
