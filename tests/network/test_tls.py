@@ -21,6 +21,7 @@ from mbedtls import x509 as mbedtls_x509
 from dmsim.network.dm import tls
 from dmsim.network.dm import tls_suites as suites
 from dmsim.base.errors import DecodeError, ProtocolError, ScenarioError
+from tls_pump import pump
 
 PSKS = {b"IMEI:490154203237518": bytes(range(16)), b"bootstrap-1": b"\xaa" * 32}
 IDENTITY, KEY = b"IMEI:490154203237518", bytes(range(16))
@@ -57,19 +58,6 @@ def rsa2048():
     return make_cert(rsa.generate_private_key(65537, 2048))
 
 
-def pump(a, b, rounds=12):
-    """Shuttle bytes between two endpoints until quiet; return (events of a, events of b)."""
-    ev_a, ev_b = [], []
-    for _ in range(rounds):
-        out_a = a.data_to_send()
-        if out_a:
-            ev_b += b.receive_data(out_a)
-        out_b = b.data_to_send()
-        if out_b:
-            ev_a += a.receive_data(out_b)
-        if not out_a and not out_b:
-            break
-    return ev_a, ev_b
 
 
 def only(config, suite):

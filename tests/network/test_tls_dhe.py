@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dmsim.base.errors import ProtocolError, ScenarioError
 from dmsim.network.dm import tls, tls_dhe, tls_pki
 from dmsim.network.dm import tls_suites as suites
+from tls_pump import pump as memory_pump
 
 HOST = "dm.example.com"
 DEV = "IMSI:001010000000042"
@@ -43,19 +44,9 @@ def client(*offer, cred=None, ca=CA):
     return tls.TlsEndpoint(dataclasses.replace(config, suites=offer) if offer else config)
 
 
-def pump(a, b, rounds=20):
-    """Move flights between client ``a`` and server ``b``; return (events of a, events of b)."""
-    ev_a, ev_b = [], []
-    for _ in range(rounds):
-        out_a = a.data_to_send()
-        if out_a:
-            ev_b += b.receive_data(out_a)
-        out_b = b.data_to_send()
-        if out_b:
-            ev_a += a.receive_data(out_b)
-        if not out_a and not out_b:
-            break
-    return ev_a, ev_b
+def pump(a, b):
+    """Move flights between client ``a`` and server ``b`` (at most 20 rounds)."""
+    return memory_pump(a, b, rounds=20)
 
 
 def alerts(records):

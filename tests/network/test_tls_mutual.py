@@ -13,24 +13,12 @@ from cryptography.x509.oid import NameOID
 from dmsim.base.errors import DecodeError, ScenarioError
 from dmsim.network.dm import tls, tls_pki
 from dmsim.network.dm import tls_suites as suites
+from tls_pump import pump
 
 HOST = "dm.example.com"
 DEV = "IMSI:001010000000042"
 
 
-def pump(a, b, rounds=12):
-    """Shuttle bytes between two endpoints until quiet; return (events of a, events of b)."""
-    ev_a, ev_b = [], []
-    for _ in range(rounds):
-        out_a = a.data_to_send()
-        if out_a:
-            ev_b += b.receive_data(out_a)
-        out_b = b.data_to_send()
-        if out_b:
-            ev_a += a.receive_data(out_b)
-        if not out_a and not out_b:
-            break
-    return ev_a, ev_b
 
 
 @pytest.fixture(scope="module")
