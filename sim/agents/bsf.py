@@ -38,18 +38,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.model.replica import Replica
 
 
-def _lv(value: bytes) -> bytes:
-    return struct.pack(">H", len(value)) + value
+def encode_lvs(*values: bytes) -> bytes:
+    """The compact form of the simulation's own GBA messages (Zpn, the proxy NAF's answer): each
+    value as a 2-octet big-endian length and its octets."""
+    return b"".join(struct.pack(">H", len(v)) + v for v in values)
 
 
-def _read_lvs(data: bytes, count: int) -> list[bytes]:
+def decode_lvs(data: bytes, count: int, what: str) -> list[bytes]:
+    """Return the ``count`` values :func:`encode_lvs` wrote at the start of ``data``, then the
+    octets after them; DmsimError naming ``what`` when a value is cut short."""
     out, i = [], 0
     for _ in range(count):
         if i + 2 > len(data):
-            raise DmsimError("Zpn: truncated")
+            raise DmsimError(f"{what}: truncated")
         n = struct.unpack_from(">H", data, i)[0]
         if i + 2 + n > len(data):
-            raise DmsimError("Zpn: a field runs past the end")
+            raise DmsimError(f"{what}: a field runs past the end")
         out.append(data[i + 2:i + 2 + n])
         i += 2 + n
     return out + [data[i:]]
@@ -57,13 +61,13 @@ def _read_lvs(data: bytes, count: int) -> list[bytes]:
 
 def encode_zpn_request(user: str, naf_id: bytes) -> bytes:
     """The NAF's request: the user (IMPI or IMSI) and the NAF_Id."""
-    return _lv(user.encode("utf-8")) + _lv(naf_id)
+    return encode_lvs(user.encode("utf-8"), naf_id)
 
 
 def encode_zpn_answer(answer: PushAnswer) -> bytes:
     """The BSF's answer: GPI, P-TID, IMPI, Ks_(ext)_NAF, Ks_int_NAF (empty for GBA_ME), expiry."""
-    return b"".join(_lv(v) for v in (answer.gpi, answer.p_tid.encode(), answer.impi.encode(), answer.ks_naf,
-                                      answer.ks_int_naf or b"")) + struct.pack(">Q", answer.expires)
+    return encode_lvs(answer.gpi, answer.p_tid.encode(), answer.impi.encode(), answer.ks_naf,
+                      answer.ks_int_naf or b"") + struct.pack(">Q", answer.expires)
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ class ZpnResult:
 
 def decode_zpn_answer(data: bytes) -> ZpnResult:
     """Return the ZpnResult of an answer; DmsimError if malformed."""
-    gpi, p_tid, impi, ks_naf, _int, rest = _read_lvs(data, 5)
+    gpi, p_tid, impi, ks_naf, _int, rest = decode_lvs(data, 5, "Zpn")
     if len(rest) != 8:
         raise DmsimError("Zpn: the expiry is not 8 octets")
     return ZpnResult(gpi, p_tid.decode(), impi.decode(), ks_naf, struct.unpack(">Q", rest)[0])
@@ -135,7 +139,7 @@ class BsfAgent(Agent):
     def serve_zpn(self, request: bytes) -> bytes | None:
         """Answer one Zpn request (None: no answer)."""
         try:
-            user, naf_id, rest = _read_lvs(request, 2)
+            user, naf_id, rest = decode_lvs(request, 2, "Zpn")
             if rest:
                 raise DmsimError("Zpn: trailing octets")
             answer = self.push.zpn(user.decode("utf-8"), naf_id, sim_unix_time(self.replica.env.now))

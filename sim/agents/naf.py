@@ -14,7 +14,6 @@ issue gives no Zpn timer; 2 s covers the default link delays many times).
 """
 from __future__ import annotations
 
-import struct
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 from dmsim.base.errors import DmsimError
 from dmsim.network.gba.keys import DMSIM_DM_UA_PROTOCOL_ID, dm_bootstrap_keys, dm_naf_id
 from dmsim.sim.agents.agent import Agent
-from dmsim.sim.agents.bsf import decode_zpn_answer, encode_zpn_request
+from dmsim.sim.agents.bsf import decode_lvs, decode_zpn_answer, encode_lvs, encode_zpn_request
 from dmsim.sim.agents.dm_server import SERVER_URI
 from dmsim.sim.links.request_link import RequestLink
 
@@ -43,20 +42,14 @@ class BootstrapKeys:
 
 
 def _encode(keys: BootstrapKeys) -> bytes:
-    return b"".join(struct.pack(">H", len(v)) + v for v in (keys.gpi, keys.p_tid.encode(), keys.dmbik, keys.dmbek))
+    return encode_lvs(keys.gpi, keys.p_tid.encode(), keys.dmbik, keys.dmbek)
 
 
 def _decode(data: bytes) -> BootstrapKeys:
-    out, i = [], 0
-    for _ in range(4):
-        if i + 2 > len(data):
-            raise DmsimError("NAF answer: truncated")
-        n = struct.unpack_from(">H", data, i)[0]
-        out.append(data[i + 2:i + 2 + n])
-        i += 2 + n
-    if i != len(data):
+    gpi, p_tid, dmbik, dmbek, rest = decode_lvs(data, 4, "NAF answer")
+    if rest:
         raise DmsimError("NAF answer: trailing octets")
-    return BootstrapKeys(out[0], out[1].decode(), out[2], out[3])
+    return BootstrapKeys(gpi, p_tid.decode(), dmbik, dmbek)
 
 
 class NafAgent(Agent):
