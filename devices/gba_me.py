@@ -12,15 +12,16 @@ from dmsim.network.gba.push import PushAka
 
 
 def card_gba_me(link: CardLink) -> PushAka:
-    """Return the GBA_ME push AKA over the real APDUs of ``link``: Ks_NAF, or the card's
-    SyncFailure (with AUTS) / MacFailure."""
+    """Return the GBA_ME push AKA over the real APDUs of ``link``: the 3G AKA of
+    :func:`card_gba_me_ub`, then Ks_NAF derived in the ME; or the card's SyncFailure (with AUTS)
+    / MacFailure."""
+    bootstrap = card_gba_me_ub(link)
+
     def run(rand: bytes, autn: bytes, impi: str, naf_id: bytes):
-        out = authenticate(link, rand, autn)
-        if out.outcome == "mac_failure":
-            return MacFailure()
-        if out.outcome == "sync_failure":
-            return SyncFailure(out.auts)
-        return derive_ks_naf(ks_from_ck_ik(out.ck, out.ik), rand, impi, naf_id)[0]
+        out = bootstrap(rand, autn)
+        if isinstance(out, (MacFailure, SyncFailure)):
+            return out
+        return derive_ks_naf(out.ks, rand, impi, naf_id)[0]
     return run
 
 

@@ -40,6 +40,7 @@ from dmsim.cards.sqn import SqnArray
 from dmsim.cards.usim_auth import MacFailure, Success, SyncFailure, authenticate_3g
 from dmsim.network.gba.gpi_wap import GpiPush, decode_gpi_push, gpi_push, parse_gpi_push  # noqa: F401 (re-export)
 from dmsim.network.gba.hss import Hss
+from dmsim.network.gba.ub_client import card_gba_u_aka, gba_authenticate_apdu
 from dmsim.network.gba.keys import derive_ks_naf, dm_bootstrap_keys, gba_btid, ks_from_ck_ik, split_naf_id
 
 GPI_VERSION = 1
@@ -202,22 +203,18 @@ class PushReceiver:
 
 def card_gba_u(transmit: Callable[[bytes], tuple[bytes, int]]) -> PushAka:
     """Return the GBA_U push AKA through a UICC: AUTHENTICATE P2 84 in bootstrapping mode 'DD'
-    then NAF derivation mode 'DE' (TS 31.102 §7.1.2.3/§7.1.2.4, cards/usim_app.py); Ks and
-    Ks_int_NAF stay in the card, Ks_ext_NAF comes back. ``transmit(apdu)`` returns (data, SW)."""
-    def lv(b: bytes) -> bytes:
-        return bytes([len(b)]) + b
+    (``ub_client.card_gba_u_aka``) then NAF derivation mode 'DE' (TS 31.102 §7.1.2.3/§7.1.2.4,
+    cards/usim_app.py); Ks and Ks_int_NAF stay in the card, Ks_ext_NAF comes back.
+    ``transmit(apdu)`` returns (data, SW)."""
+    bootstrap = card_gba_u_aka(transmit)
 
     def run(rand: bytes, autn: bytes, impi: str, naf_id: bytes):
-        body = b"\xdd" + lv(rand) + lv(autn)
-        data, sw = transmit(bytes([0x00, 0x88, 0x00, 0x84, len(body)]) + body + b"\x00")
-        if sw == 0x9862:
-            return MacFailure()
-        if sw != 0x9000 or not data:
-            raise ProtocolError(f"AUTHENTICATE (GBA bootstrapping) answered {sw:04X}")
-        if data[0] == 0xDC:
-            return SyncFailure(data[2:2 + data[1]])
-        body = b"\xde" + lv(naf_id) + lv(impi.encode("utf-8"))
-        data, sw = transmit(bytes([0x00, 0x88, 0x00, 0x84, len(body)]) + body + b"\x00")
+        out = bootstrap(rand, autn)
+        if isinstance(out, (MacFailure, SyncFailure)):
+            return out
+        impi_octets = impi.encode("utf-8")
+        body = b"\xde" + bytes([len(naf_id)]) + naf_id + bytes([len(impi_octets)]) + impi_octets
+        data, sw = transmit(gba_authenticate_apdu(body))
         if sw != 0x9000 or len(data) < 2 or data[0] != 0xDB:
             raise ProtocolError(f"AUTHENTICATE (NAF derivation) answered {sw:04X}")
         return data[2:2 + data[1]]

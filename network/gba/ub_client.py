@@ -55,6 +55,12 @@ def software_aka(k: bytes, opc: bytes, sqns: SqnArray) -> Callable[[bytes, bytes
     return lambda rand, autn: gba_bootstrap(k, opc, rand, autn, sqns)
 
 
+def gba_authenticate_apdu(body: bytes) -> bytes:
+    """Return AUTHENTICATE in GBA security context (CLA 00, INS 88, P1 00, P2 84, TS 31.102
+    §7.1.2) with the mode-tagged ``body`` ('DD' bootstrapping, 'DE' NAF derivation) and Le 00."""
+    return bytes([0x00, 0x88, 0x00, 0x84, len(body)]) + body + b"\x00"
+
+
 def card_gba_u_aka(transmit: Callable[[bytes], tuple[bytes, int]]) -> Callable[[bytes, bytes], GbaResult]:
     """Return the ``aka`` of a GBA_U UICC: AUTHENTICATE P2 84 in bootstrapping mode 'DD' L RAND
     L AUTN (TS 31.102 §7.1.2.3, cards/usim_app.py): 'DB' L RES on success (Ks = CK || IK and
@@ -62,7 +68,7 @@ def card_gba_u_aka(transmit: Callable[[bytes], tuple[bytes, int]]) -> Callable[[
     on a MAC failure. ``transmit(apdu)`` returns (data, SW); any other answer is ProtocolError."""
     def run(rand: bytes, autn: bytes) -> GbaResult:
         body = b"\xdd" + bytes([len(rand)]) + rand + bytes([len(autn)]) + autn
-        data, sw = transmit(bytes([0x00, 0x88, 0x00, 0x84, len(body)]) + body + b"\x00")
+        data, sw = transmit(gba_authenticate_apdu(body))
         if sw == 0x9862:
             return MacFailure()
         if sw != 0x9000 or len(data) < 2 or data[0] not in (0xDB, 0xDC) or len(data) < 2 + data[1]:
