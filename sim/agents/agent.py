@@ -25,6 +25,10 @@ class Agent:
         """Return the agent of ``replica``."""
         raise NotImplementedError
 
+    def wired(self) -> None:
+        """Every agent and component of the replica exists now (an agent that sits on others
+        installs itself here)."""
+
     def stats(self) -> dict[str, dict]:
         """Return the counters this agent adds to ``summary.json``'s ``network`` block, by section."""
         return {}

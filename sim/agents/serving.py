@@ -46,8 +46,8 @@ class Serving:
         """A request reached the server: admit its session or queue it, then serve it."""
         dev = msg.meta[0]
         uri = dev.ident.uri
-        if dev.ident.index not in self.replica.live:
-            return  # the device gave up: its connection is closed
+        if dev.ident.index not in self.replica.live and dev.ident.index >= 0:
+            return  # the device gave up: its connection is closed (an adversary's endpoint, index < 0, never does)
         if uri in self.active or len(self.active) < self.max_sessions:
             self.active.add(uri)
             self._serve(msg)
@@ -87,7 +87,7 @@ class Serving:
         live = self.replica.live
         while self.waiting and len(self.active) < self.max_sessions:
             msg = self.waiting.popleft()
-            if msg.meta[0].ident.index not in live:
+            if msg.meta[0].ident.index not in live and msg.meta[0].ident.index >= 0:
                 continue
             self.active.add(msg.meta[0].ident.uri)
             self._serve(msg)

@@ -12,6 +12,7 @@ replica itself does not change.
 """
 from __future__ import annotations
 
+from dmsim.sim.agents.adversary.agent import Adversary
 from dmsim.sim.agents.bootstrap_server import BootstrapServerAgent
 from dmsim.sim.agents.bsf import BsfAgent
 from dmsim.sim.agents.device import DmDevice
@@ -29,6 +30,7 @@ NETWORK_AGENTS = (
     BsfAgent,         # bsf: Zpn of GBA Push (TS 33.223), on the gba.zpn links
     NafAgent,         # naf: the NAF inside the DM server or a proxy NAF (OMA-TS-DM_Security Appendix C)
     OtaCampaign,      # ota: the OTA platform, when the scenario has an ``ota`` block
+    Adversary,        # adversary: the scenario's ``attacks`` (sim/agents/adversary/), built last: it sits on the others
 )
 
 DEVICE_AGENTS = {

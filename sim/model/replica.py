@@ -103,6 +103,8 @@ class Replica:
         bsf = data["components"]["bsf"]
         # the devices' Ub transport to the BSF (components.bsf), with the GBA network only
         self.ub = (_component(components.bsf, bsf, "components.bsf")(bsf, self) if "bsf" in self.agents else None)
+        for agent in self.agents.values():
+            agent.wired()
         self.real_imsis: set[str] = set()  # subscribers of real cards (device 0's PC/SC card or modem SIM)
         self.live: dict[int, object] = {}
         self.arrived = 0  # devices started before ``duration``; the rest of the fleet never arrived
@@ -182,7 +184,12 @@ class Replica:
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency,
                     getattr(dev, "t_gpi_sent", None), getattr(dev, "t_gpi_received", None),
                     getattr(dev, "t_gba_keys", None), getattr(dev, "t_ub_start", None),
-                    getattr(dev, "t_ub_ok", None)))
+                    getattr(dev, "t_ub_ok", None)) + self._attack_columns(dev))
+
+    def _attack_columns(self, dev) -> tuple:
+        """Return sessions.csv's ``attacks`` and ``attack_outcome`` of ``dev`` (empty without attacks)."""
+        adversary = self.agents.get("adversary")
+        return (None, None) if adversary is None else adversary.device_columns(dev)
 
     def stats(self) -> dict[str, dict]:
         """Return the replica's counters for ``summary.json``'s ``network`` block: each link's

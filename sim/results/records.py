@@ -68,6 +68,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("t_gba_keys", float),    # ... its card and ME derived Ks_NAF, DMBIK and DMBEK
     Column("t_ub_start", float),    # gba_ub: the device sends its first Ub request to the BSF
     Column("t_ub_ok", float),       # ... it holds a B-TID (the 200 OK's rspauth verified)
+    Column("attacks", str, optional=True),  # the scenario's attacks that acted on this device (kinds, ";")
+    Column("attack_outcome", str, optional=True),  # worst for the defender: succeeded|detected|blocked
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_TYPES: dict[str, type] = {c.name: c.type for c in COLUMNS}

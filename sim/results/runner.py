@@ -13,9 +13,11 @@ temporary ``.part`` name and renamed when complete.
 """
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import gc
 import platform
+import statistics
 import subprocess
 import threading
 import sys
@@ -77,7 +79,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
     network: dict[str, dict] = {}
-    arrived: dict[tuple[int, int], int] = {}  # (sweep point, replica) -> devices that arrived before duration
+    arrived: dict[tuple[int, int], int] = {}
+    attacks: dict[int, list[dict]] = {}  # attack number -> its outcome in each run  # (sweep point, replica) -> devices that arrived before duration
     write_atomic(out_dir / "scenario.yaml", scenario.raw_text)
     table = SessionTable(out_dir / "sessions.csv")
     # The capture follows the first replica of the first sweep point: simulated time restarts
@@ -116,6 +119,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                     events += model.steps
                     arrived[(sweep_index, replica)] = model.arrived
                     _add_network_stats(network, model.stats())
+                    adversary = model.agents.get("adversary")
+                    for number, outcome in enumerate(adversary.outcomes() if adversary is not None else ()):
+                        attacks.setdefault(number, []).append({**outcome, "replica": replica, "sweep": sweep_index})
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -138,6 +144,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         for (_value, point), block in zip(points, (summary.get("sweep") or {}).get("points") or []):
             block["conformance"] = nonconformities(point)
         summary["network"] = network
+        if data.get("attacks"):
+            summary["attacks"] = attack_block(attacks, out_dir / "sessions.csv")
         write_json_atomic(out_dir / "summary.json", summary)
         write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events))
         if plots:
@@ -230,6 +238,32 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def attack_block(attacks: dict[int, list[dict]], sessions_csv: Path) -> dict:
+    """Return summary.json's ``attacks`` block: each attack's verdict over every run
+    (``outcome.merge``, the runs kept in ``runs``), and the side effects on the devices no attack
+    acted on (``legitimate``) beside the ones attacked (``attacked``): devices, success rate,
+    median latency, and the failure reasons."""
+    from dmsim.sim.agents.adversary.outcome import merge
+    groups: dict[str, list[dict]] = {"legitimate": [], "attacked": []}
+    if sessions_csv.exists():
+        with open(sessions_csv, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                groups["attacked" if row.get("attacks") else "legitimate"].append(row)
+    return {"outcomes": [{**merge(runs), "runs": runs} for _number, runs in sorted(attacks.items())],
+            "side_effects": {name: _group_effects(rows) for name, rows in groups.items()}}
+
+
+def _group_effects(rows: list[dict]) -> dict:
+    ok = [float(r["latency"]) for r in rows if r["outcome"] == "ok" and r["latency"]]
+    reasons: dict[str, int] = {}
+    for r in rows:
+        if r["outcome"] != "ok":
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    return {"devices": len(rows), "success_rate": (len(ok) / len(rows)) if rows else None,
+            "latency_p50": statistics.median(ok) if ok else None,
+            "failures": dict(sorted(reasons.items()))}
 
 
 def _start_gateway(model: Replica, spec: dict):

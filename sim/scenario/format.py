@@ -25,6 +25,7 @@ from typing import Any
 
 from dmsim.base.errors import ScenarioError
 from dmsim.network.dm.message_security import CHOICES as MESSAGE_SECURITY
+from dmsim.sim.agents.adversary.catalogue import POSITIONS, check_spec
 from dmsim.sim.agents.smsc import SMSC_SCHEMA
 from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.base.schema import (REQUIRED, Bool, Derived, Field, Float, Int, List, Locator, Nullable, Probability,
@@ -204,6 +205,20 @@ PROFILE = Struct({
                               "make the session use SyncML XML. Applied by the simulated DM server only."),
 }, rule=_message_security_rule, name="PROFILE", doc="A kind of device in the fleet.")
 
+ATTACK = Struct({
+    "kind": Field(Str(pattern=r"\S", noun="an attack kind"), REQUIRED,
+                  "A catalogue attack (forge-networkid-bootstrap, replay-dm-credential, ...) or module:Class, an "
+                  "Attack subclass of one's own (README, Writing an attack)."),
+    "on": Field(Nullable(Str(choices=POSITIONS)), None,
+                "Where the adversary sits: sms_air, smsc, ip, bsf or card (null: the attack's first position)."),
+    "at": Field(Seconds(), 0.0, "Simulated second from which the attack acts."),
+    "targets": Field(Struct({
+        "fraction": Field(Probability(), 1.0, "Share of the fleet the attack goes after (a draw per device)."),
+        "devices": Field(Nullable(List(Int(0))), None, "Device indexes to go after instead (null: by fraction)."),
+    }), {}, "Which devices the attack goes after."),
+    "params": Field(Raw("a mapping of the attack's params"), {}, "The attack's own knobs (dmsim attack list)."),
+}, name="ATTACK", doc="One attack of the adversary.")
+
 SWEEP_AXIS = Struct({
     "key": Field(Str(), REQUIRED, "Dotted path of a numeric or choice key."),
     "values": Field(List(Raw("a value of the swept key's type"), min_len=1), REQUIRED,
@@ -370,6 +385,9 @@ SCENARIO_SCHEMA = Struct({
                           "With naf: proxy, the link over which the DM server asks the NAF for DMBIK/DMBEK."),
     })), None, "The GBA network (3GPP TS 33.220, TS 33.223): HSS, BSF and NAF, for profiles with bootstrap_via "
                "gba_push or gba_ub: true (null: none)."),
+    "attacks": Field(List(ATTACK), [], "Attacks the adversary runs (sim/agents/adversary/; `dmsim attack list` "
+                                       "prints the catalogue). Each is judged succeeded, detected, blocked or "
+                                       "inconclusive in summary.json's attacks block and sessions.csv."),
     "sweep": Field(Nullable(Struct({
         "key": Field(Nullable(Str()), None, "Dotted path of the key to sweep: a number (links.sms.loss) or a choice "
                                             "(fleet.profiles.0.dm_auth, components.dm_server.tls.mode)."),
@@ -541,6 +559,22 @@ def _check_gba(data: dict, locate: Locator) -> None:
                             expected="a gba block (gba: {} for the defaults)")
 
 
+def _check_attacks(data: dict, locate: Locator) -> None:
+    """Check each attack against its class: a known kind, a position it can take, its own params,
+    and what it needs of the scenario (``catalogue.check_spec``); the error names the YAML line."""
+    for i, spec in enumerate(data.get("attacks") or []):
+        if not isinstance(spec.get("params"), dict):
+            raise ScenarioError(f"got {spec.get('params')!r}", where=locate(("attacks", i, "params")),
+                                path=f"attacks.{i}.params", expected="a mapping")
+        try:
+            check_spec(spec, data, f"attacks.{i}")
+        except ScenarioError as exc:
+            keys = tuple(int(k) if k.isdigit() else k for k in exc.path.split("."))
+            while keys and locate(keys) == locate(()):
+                keys = keys[:-1]
+            raise ScenarioError(exc.detail, where=locate(keys), path=exc.path, expected=exc.expected) from None
+
+
 def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...] = (),
                    default_name: str = "scenario", flags: dict[str, Any] | None = None) -> Scenario:
     """Return the ``Scenario`` in YAML ``text`` (read from ``source``) with ``overrides`` applied.
@@ -570,6 +604,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     _check_smsc(data, locator)
     _check_gba(data, locator)
     _check_message_security(data, locator)
+    _check_attacks(data, locator)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 

@@ -17,7 +17,9 @@ The steps, each a module of this package, run in order in one SimPy process per 
 
 What reaches the device's modem between steps (bootstrap parts, a package #0, a data download,
 an outside ESME's text) is handled by its SMS stack (``sms_stack.py``). The record written at the
-end is the replica's business (:meth:`Replica.finish`).
+end is the replica's business (:meth:`Replica.finish`). A device that ends its bootstrap
+holding another server's account (a forged bootstrap it accepted, ``sim/agents/adversary/``) is
+recorded as failed, reason ``compromised``: a failed defence shows as one.
 
 The state is a few small values (``__slots__``), alive only while the device runs: a million
 devices cost what their records and accounts cost, not a process per timer.
@@ -36,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from dmsim.sim.links.link import Message
     from dmsim.sim.model.fleet import DeviceIdentity
     from dmsim.sim.model.replica import Replica
+
+
+COMPROMISED = "compromised"  # sessions.csv reason: the device holds an account the operator's server did not send
 
 
 class DmDevice:
@@ -87,6 +92,10 @@ class DmDevice:
             if failure:
                 replica.finish(dev, False, failure)
                 return
+        if dev.account is not None and dev.account.server_id != replica.server.core.server_id:
+            # it took a forged bootstrap: its sessions go to another server now, a failed defence
+            replica.finish(dev, False, COMPROMISED)
+            return
         done = yield from dm_session.dm_session(dev)
         yield from ota.ota_download(dev)
         replica.finish(dev, done.ok, "" if done.ok else done.reason.split(":")[0])

@@ -21,7 +21,7 @@ def row(replica, latency=None, reason=None, sweep=0, sweep_value=None, outcome=N
              t_bootstrap_ok=None, t_session_start=None, t_session_end=latency, latency=latency,
              bootstrap_sends=1, bootstrap_rejected=0, auth_retries=0, ip_retries=0,
              sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300, ota="", ota_latency=None,
-             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None)
+             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None)
     return tuple(v[name] for name in COLUMN_NAMES)
 
 

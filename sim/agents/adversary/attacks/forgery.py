@@ -1,0 +1,127 @@
+"""Forgery from public knowledge: a bootstrap forged by whoever knows the victim's IMSI.
+
+OMA-TS-DM_Security §5.10.2.3: the NETWORKID key is derived from the IMSI alone, which is not a
+secret (it is printed in logs, sent in clear on the radio before a TMSI exists, and sequential
+in a fleet). The seeds allow NETWORKID as a bootstrap security, so the forgery must *succeed*
+against NETWORKID devices; USERPIN and USERPIN_NETWORKID need the PIN the attacker lacks.
+"""
+from __future__ import annotations
+
+from dmsim.network.dm.bootstrap_mac import KEY_TYPES
+from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
+from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
+from dmsim.sim.agents.adversary.sms_forge import ForgedServer, deliver_tpdus, device_of, is_push_to
+from dmsim.sim.agents.dm_server import SERVER_SMS_ADDRESS, scts_of
+
+
+class BootstrapForgery(Attack):
+    """Replace each targeted device's bootstrap on the air (a false base station jams the
+    server's SMS to it and sends its own) with one that installs the attacker's DM account,
+    MAC'd under ``key_type`` (``profile``: the key the device's profile uses) with the PIN
+    ``guess`` where a PIN is needed. The TP-OA is the server's short code (spoofed).
+
+    Verdict per device, read the moment the forged push is complete at the device: it holds the
+    attacker's account (succeeded, state corrupted), or it refused the push (detected: its
+    ``bootstrap_rejected`` grew). Over the run: succeeded if any device took the account.
+    """
+
+    positions = ("sms_air",)
+    params = {"key_type": "profile", "guess": "0000", "jam": True}
+    success_mechanism = ""
+
+    def install(self) -> None:
+        self.forger = ForgedServer(self.rng)
+        self.sent: set[int] = set()
+        self.accepted: set[int] = set()
+        self.refused: set[int] = set()
+        for link in self.adversary.sms_links():
+            self.adversary.tap(link, self._on_air)
+
+    def _key_type(self, profile: dict) -> str:
+        key_type = self.p["key_type"]
+        return profile["bootstrap_security"] if key_type == "profile" else key_type
+
+    def _on_air(self, msg, now, deliveries):
+        index = device_of(msg)
+        if index is None or not self.active() or not is_push_to(msg, index):
+            return deliveries
+        dev = self.replica.live.get(index)
+        if dev is None or dev.accepted or not self.targets(index):
+            return deliveries
+        if index not in self.sent:
+            self.sent.add(index)
+            self._forge(dev)
+        return [] if self.p["jam"] else deliveries
+
+    def _forge(self, dev) -> None:
+        ident = dev.ident
+        key_type = self._key_type(ident.profile)
+        pin = self.p["guess"] if "USERPIN" in key_type else None
+        push = self.forger.bootstrap_push(ident.uri, ident.imsi, key_type, pin, ident.index)
+        parts = deliver_tpdus(push, SERVER_SMS_ADDRESS, scts_of(self.env.now), self.rng.randrange(256))
+        self.act(ident.index, f"forged {key_type} bootstrap, {len(parts)} SMS")
+        for n, pdu in enumerate(parts):
+            last = n == len(parts) - 1
+            self.adversary.inject_sms(ident.index, pdu, delay=0.001 * (n + 1), after=self._check if last else None)
+
+    def _check(self, dev, rejected_before: int) -> None:
+        index = dev.ident.index
+        if dev.accepted and dev.account is not None and dev.account.server_id == self.forger.core.server_id:
+            self.accepted.add(index)
+            self.decide(index, SUCCEEDED)
+        elif dev.rejected > rejected_before:
+            self.refused.add(index)
+            self.decide(index, DETECTED)
+        else:
+            self.decide(index, BLOCKED)
+
+    def judge(self):
+        evidence = {"forged": len(self.sent), "accepted": len(self.accepted), "refused": len(self.refused)}
+        if not self.sent:
+            return self.outcome(INCONCLUSIVE, "no targeted device's bootstrap crossed the air", **evidence)
+        if self.accepted:
+            return self.outcome(SUCCEEDED, self.success_mechanism, state_corrupted=True, **evidence)
+        if self.refused:
+            return self.outcome(DETECTED, "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs",
+                                **evidence)
+        return self.outcome(BLOCKED, "the device ignored the forged push", **evidence)
+
+
+@register
+class NetworkIdForgery(BootstrapForgery):
+    """A bootstrap forged with the NETWORKID key the victim's IMSI gives (see the module doc)."""
+
+    kind = "forge-networkid-bootstrap"
+    params = {"key_type": "NETWORKID", "guess": "0000", "jam": True}
+    success_mechanism = ("none: the NETWORKID key is the IMSI, which is public, and every DM client MUST support "
+                         "NETWORKID (§5.10.2.3.1, DM-SEC-C-022-M), so a USERPIN device takes it too")
+    entry = Entry(
+        family="forgery", title="NETWORKID bootstrap forged from the victim's IMSI",
+        seeds_say="§5.10.2.3: NETWORKID's key is the IMSI; anyone who knows it computes a valid MAC. Every client "
+                  "MUST support NETWORKID (DM-SEC-C-022-M) and the SEC is named by the push itself, so a device "
+                  "set up for USERPIN accepts a NETWORKID bootstrap too: the seeds allow the forgery.",
+        knowledge="the victim's IMSI (public: sequential in a fleet, sent in clear at first attach)",
+        position="a false base station on the SMS air interface (or an SMSC account)",
+        time="one bootstrap, before the server's own arrives",
+        expected="succeeded against every profile that bootstraps over SMS")
+
+
+@register
+class UserPinForgery(BootstrapForgery):
+    """A bootstrap forged under the device's own key type with a guessed PIN."""
+
+    kind = "forge-bootstrap-guessed-pin"
+    params = {"key_type": "profile", "guess": "0000", "jam": True}
+    success_mechanism = "none: the guessed PIN was the device's"
+    entry = Entry(
+        family="forgery", title="bootstrap forged under the device's key type with a guessed PIN",
+        seeds_say="§5.10.2.3: USERPIN keys need the PIN; without it the MAC fails and the device rejects.",
+        knowledge="the victim's IMSI, one PIN guess", position="the SMS air interface", time="one bootstrap",
+        expected="succeeded with NETWORKID; detected with USERPIN kinds (unless the guess is right)")
+
+    @classmethod
+    def check(cls, data, spec):
+        key_type = (spec.get("params") or {}).get("key_type", "profile")
+        if key_type != "profile" and key_type not in KEY_TYPES:
+            return f"key_type {key_type!r} is not profile or one of {', '.join(KEY_TYPES)}"
+        return None
