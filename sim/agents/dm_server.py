@@ -29,7 +29,7 @@ import simpy
 
 from dmsim.network.dm import notification, wbxml
 from dmsim.network.dm.account import bootstrap_document
-from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5
+from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256, HmacVerifier
 from dmsim.network.dm.message_security import MessageSecurity, make as make_message_security
 from dmsim.network.dm.server import DmServer
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SERVER_SMS_ADDRESS = Address("12345")  # TP-OA of the server's pushes (a short code)
 SERVER_URI = "http://dm.dmsim.test/dm"
-DM_AUTH_SCHEMES = {"md5": AUTH_MD5, "basic": AUTH_BASIC, "hmac": AUTH_HMAC_SHA256}  # fleet.profiles[].dm_auth
+DM_AUTH_SCHEMES = {"md5": AUTH_MD5, "sha256": AUTH_SHA256, "basic": AUTH_BASIC, "hmac": AUTH_HMAC_SHA256}  # fleet.profiles[].dm_auth
 
 
 class DmServerAgent(Agent, Serving):

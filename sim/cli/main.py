@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from dmsim.sim.cli.attack import attack
 from dmsim.sim.cli.bsf import bsf
 from dmsim.sim.cli.card import card
 from dmsim.sim.cli.modem import modem
@@ -198,6 +199,7 @@ main.add_command(modem)
 main.add_command(server)
 main.add_command(bsf)
 main.add_command(conformance)
+main.add_command(attack)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

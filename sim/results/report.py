@@ -179,7 +179,43 @@ def _warnings(summary: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
                    f"rate does not count them. Lengthen duration or raise the arrival rate.")
     for note in summary.get("conformance") or []:
         out.append(f"Not a conformant deployment: {note}.")
+    outcomes = (summary.get("attacks") or {}).get("outcomes") or []
+    won = [o.get("kind") for o in outcomes if isinstance(o, dict) and o.get("verdict") == "succeeded"]
+    if won:
+        out.append(f"{len(won)} of {len(outcomes)} attacks SUCCEEDED: {', '.join(map(str, won))} "
+                   "(see Attacks).")
     return out
+
+
+VERDICT_COLOURS = {"succeeded": "#e53935", "detected": "#43a047", "blocked": "#1e88e5",
+                   "inconclusive": "#9e9e9e", "n/a": "#ffffff", "error": "#212121"}
+
+
+def verdict_cell(verdict: Any, text: str | None = None) -> str:
+    """Return an escaped table cell's content: ``verdict`` (or ``text``) on its colour."""
+    colour = VERDICT_COLOURS.get(str(verdict), "#ffffff")
+    ink = "#fff" if verdict in ("succeeded", "error", "blocked", "detected") else "#222"
+    return (f'<span style="background:{colour};color:{ink};padding:0 0.3em;border-radius:3px">'
+            f"{text if text is not None else _e(verdict)}</span>")
+
+
+def _attacks_section(summary: dict[str, Any]) -> str:
+    block = summary.get("attacks")
+    if not isinstance(block, dict):
+        return ""
+    rows = [[_e(o.get("kind")), _e(o.get("on")), verdict_cell(o.get("verdict")), _e(o.get("mechanism")),
+             _e(_fmt(o.get("time_to_outcome"), " s")), _e("yes" if o.get("state_corrupted") else "no"),
+             _e(_fmt(o.get("attempts")))]
+            for o in block.get("outcomes") or [] if isinstance(o, dict)]
+    effects = [[_e(name), _e(_fmt(g.get("devices"))), _e(_fmt(g.get("success_rate"), percent=True)),
+                _e(_fmt(g.get("latency_p50"), " s")),
+                _e(", ".join(f"{k}: {v}" for k, v in (g.get("failures") or {}).items()) or _MISSING)]
+               for name, g in (block.get("side_effects") or {}).items() if isinstance(g, dict)]
+    return ("<h2>Attacks</h2><p class=\"meta\">succeeded: the attacker reached its goal; detected: refused and "
+            "recorded by a defence; blocked: refused without a record; inconclusive: never got to act.</p>"
+            + _table(["attack", "on", "verdict", "decided by", "time to outcome", "state corrupted", "attempts"], rows)
+            + "<h3>Side effects</h3>"
+            + _table(["devices", "count", "success rate", "latency p50", "failures"], effects))
 
 
 def _plots_section(plots: list[Path]) -> str:
@@ -213,8 +249,13 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any], plots: list
         meta.append(f"wall time: {manifest['wall_seconds']:.1f} s")
     alerts = "".join(f'<div class="alert">⚠ {_e(w)}</div>' for w in _warnings(summary, manifest))
     body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(" · ".join(meta))}</p>' if meta else "",
-            alerts, _summary_section(summary), _profile_section(summary), _reasons_section(summary),
-            _fleet_section(summary), _plots_section(plots), _scenario_section(manifest)]
+            alerts, _summary_section(summary), _attacks_section(summary), _profile_section(summary),
+            _reasons_section(summary), _fleet_section(summary), _plots_section(plots), _scenario_section(manifest)]
+    return page(title, body)
+
+
+def page(title: str, body: list[str]) -> str:
+    """Return a self-contained HTML page of the already escaped ``body`` parts (see the module doc)."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
             f"<title>{_e(title)}: dmsim report</title><style>{_CSS}</style></head>\n<body>\n"

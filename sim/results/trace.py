@@ -22,6 +22,9 @@ sessions.csv). Line kinds (``event``):
 - ``apdu``: one command/response pair between the device and its UICC (``link: card``,
   ``dir: ME -> UICC``), at its start in simulated time (each APDU takes an ``apdu_time``
   sample, ``sim/links/card_access.py``), ``outcome: answered``;
+- ``attack``: an attack of the scenario's ``attacks`` acted on the device (``agent``:
+  ``adversary``, ``kind``: the attack, ``what``: what it did, e.g. "forged NETWORKID bootstrap,
+  3 SMS"); what its acts did to the messages shows in their ``message`` lines;
 - ``record``: the device's session record as written to sessions.csv (``record``: column ->
   value), the last line of its story.
 
@@ -153,6 +156,12 @@ class DeviceTrace:
             self._write({"event": "apdu", "t": round(at, 6), "device": index, "agent": "device", "link": "card",
                          "dir": "ME -> UICC", "kind": "apdu", "size": len(c_apdu) + len(r_apdu),
                          "fields": apdu_fields(c_apdu, r_apdu), "outcome": "answered"})
+
+    def attack(self, index: int, at: float, kind: str, what: str) -> None:
+        """The scenario's attack ``kind`` acted on device ``index`` at ``at`` (``what`` it did)."""
+        if index in self._wanted:
+            self._write({"event": "attack", "t": round(at, 6), "device": index, "agent": "adversary",
+                         "kind": kind, "what": what})
 
     def wrap(self, write: Callable[[tuple], None], env) -> Callable[[tuple], None]:
         """Return ``write`` (a replica's session-row writer) that also logs the traced devices'

@@ -178,8 +178,8 @@ PROFILE = Struct({
                                 "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "
                                 "the user types, or both."),
     "user_pin_digits": Field(Int(4, 16), 8, "Length of the user PIN (USERPIN kinds only)."),
-    "dm_auth": Field(Str(choices=("md5", "basic", "hmac")), "md5",
-                     "DM session authentication: syncml:auth-md5 or syncml:auth-basic (§5.4), or hmac: "
+    "dm_auth": Field(Str(choices=("md5", "sha256", "basic", "hmac")), "md5",
+                     "DM session authentication: syncml:auth-md5, syncml:auth-sha256 or syncml:auth-basic (§5.4), or hmac: "
                      "syncml:auth-hmac-sha256, an x-syncml-hmac header on every message (§5.6.1)."),
     "bootstrap_via": Field(Str(choices=("sms", "smartcard", "tls", "gba_push")), "sms",
                            "sms: the server's WAP Push bootstrap (§5.10); smartcard: the operator personalises "

@@ -16,8 +16,11 @@ attack:
   simulated server, or a real one (``components.dm_server: socket``), through the same seam;
 - :meth:`Adversary.traced`: a line in ``trace.jsonl`` when the device is traced.
 
-Random draws come from each attack's own stream (``replica.stream("adversary", n, kind)``), so
-adding an attack never changes the draws of the links or the devices it does not touch.
+Random draws of an attack come from its own stream (``replica.stream("adversary", n, kind)``).
+A link draws its delays from one stream per link in message order, so a message an attack drops
+or adds shifts the delays of later messages of other devices on that link: a seed reproduces the
+attacked run exactly, and an untouched device's outcome stays what it was, but not its timing to
+the microsecond.
 """
 from __future__ import annotations
 

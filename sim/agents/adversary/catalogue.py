@@ -66,6 +66,12 @@ class Attack:
     positions: ClassVar[tuple[str, ...]] = ()
     entry: ClassVar[Entry]
     params: ClassVar[dict[str, Any]] = {}  # accepted params and their defaults
+    # for ``dmsim attack matrix`` (sim/cli/attack_matrix.py): the scenario keys a cell needs (an
+    # smsc block, a session trigger), the attack entry's other keys there (at, targets, params),
+    # and knockouts that restore a defect dmsim once had, each run as a row of its own
+    needs: ClassVar[dict[str, Any]] = {}
+    matrix: ClassVar[dict[str, Any]] = {}
+    before_knockouts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, adversary: "Adversary", spec: dict, number: int):
         self.adversary = adversary
@@ -168,7 +174,8 @@ def register(cls: type[Attack]) -> type[Attack]:
 
 
 def resolve(kind: str, path: str = "attacks.kind") -> type[Attack]:
-    """Return the attack class ``kind`` names: a catalogue kind, or ``module:Class`` (imported);
+    """Return the attack class ``kind`` names: a catalogue kind, or ``module:Class`` (a module on
+    the path, or a file ``path/to/file.py:Class`` relative to the working folder, imported);
     ScenarioError naming ``path`` otherwise."""
     load_catalogue()
     if kind in ATTACKS:
@@ -178,14 +185,39 @@ def resolve(kind: str, path: str = "attacks.kind") -> type[Attack]:
         raise ScenarioError(f"unknown attack kind {kind!r}", path=path,
                             expected="a catalogue kind (dmsim attack list) or module:Class")
     try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+        cls = getattr(_import(module), name)
+    except Exception as exc:  # a user module may raise anything on import: it is their scenario's error
         raise ScenarioError(f"cannot load attack {kind!r}: {exc}", path=path,
                             expected="an importable module:Class (on PYTHONPATH)") from None
     if not (isinstance(cls, type) and issubclass(cls, Attack)) or not cls.positions:
         raise ScenarioError(f"{kind!r} is not an Attack subclass with positions", path=path,
                             expected="a subclass of dmsim.sim.agents.adversary.catalogue.Attack")
     return cls
+
+
+def _import(module: str):
+    """Import ``module``: a dotted name on the path, or a ``.py`` file (relative to the working
+    folder), loaded once under a name derived from its path."""
+    if not module.endswith(".py"):
+        return importlib.import_module(module)
+    import importlib.util
+    import sys
+    from pathlib import Path
+    path = Path(module).resolve()
+    name = "dmsim_user_attack_" + "".join(c if c.isalnum() else "_" for c in str(path))
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{module}: not a Python file")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return loaded
 
 
 def check_spec(spec: dict, data: dict, path: str) -> None:

@@ -16,7 +16,7 @@ from dmsim.sim.agents.dm_server import SERVER_SMS_ADDRESS, scts_of
 
 class BootstrapForgery(Attack):
     """Replace each targeted device's bootstrap on the air (a false base station jams the
-    server's SMS to it and sends its own) with one that installs the attacker's DM account,
+    server's SMS to it until its own push is complete there) with one that installs the attacker's DM account,
     MAC'd under ``key_type`` (``profile``: the key the device's profile uses) with the PIN
     ``guess`` where a PIN is needed. The TP-OA is the server's short code (spoofed).
 
@@ -28,6 +28,12 @@ class BootstrapForgery(Attack):
     positions = ("sms_air",)
     params = {"key_type": "profile", "guess": "0000", "jam": True}
     success_mechanism = ""
+
+    @classmethod
+    def check(cls, data, spec):
+        if not any(p["bootstrap_via"] in ("sms", "gba_push") for p in data["fleet"]["profiles"]):
+            return "no profile bootstraps over SMS (bootstrap_via sms or gba_push): no bootstrap crosses the air"
+        return None
 
     def install(self) -> None:
         self.forger = ForgedServer(self.rng)
@@ -51,12 +57,14 @@ class BootstrapForgery(Attack):
         if index not in self.sent:
             self.sent.add(index)
             self._forge(dev)
-        return [] if self.p["jam"] else deliveries
+        # the jam lasts until the forged push is complete at the device; then the server's resends pass
+        return [] if self.p["jam"] and index not in self.outcomes else deliveries
 
-    def _forge(self, dev) -> None:
+    def _forge(self, dev, key_type: str | None = None, pin: str | None = None) -> None:
+        """Inject the forged bootstrap (``key_type``/``pin`` None: this attack's params decide)."""
         ident = dev.ident
-        key_type = self._key_type(ident.profile)
-        pin = self.p["guess"] if "USERPIN" in key_type else None
+        key_type = key_type or self._key_type(ident.profile)
+        pin = (pin or self.p["guess"]) if "USERPIN" in key_type else None
         push = self.forger.bootstrap_push(ident.uri, ident.imsi, key_type, pin, ident.index)
         parts = deliver_tpdus(push, SERVER_SMS_ADDRESS, scts_of(self.env.now), self.rng.randrange(256))
         self.act(ident.index, f"forged {key_type} bootstrap, {len(parts)} SMS")
@@ -122,6 +130,9 @@ class UserPinForgery(BootstrapForgery):
     @classmethod
     def check(cls, data, spec):
         key_type = (spec.get("params") or {}).get("key_type", "profile")
+        problem = super().check(data, spec)
+        if problem:
+            return problem
         if key_type != "profile" and key_type not in KEY_TYPES:
             return f"key_type {key_type!r} is not profile or one of {', '.join(KEY_TYPES)}"
         return None
