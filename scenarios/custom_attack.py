@@ -1,6 +1,6 @@
 """A worked example of an attack of one's own (README, "Writing an attack").
 
-``attack_custom.yaml`` runs it with ``kind: scenarios/custom_attack.py:BootstrapJammer``. A jammer
+``attack_custom.yaml`` runs it (``kind: custom_attack.py:BootstrapJammer``, the file beside it). A jammer
 on the SMS air interface drops every bootstrap SMS to its targets for ``seconds`` seconds from
 ``at``. The server resends its bootstrap every ``server.bootstrap_timeout`` seconds, at most
 ``server.bootstrap_retries`` times (OMA DM has no other recovery), so a jam longer than the

@@ -559,10 +559,15 @@ def _check_gba(data: dict, locate: Locator) -> None:
                             expected="a gba block (gba: {} for the defaults)")
 
 
-def _check_attacks(data: dict, locate: Locator) -> None:
+def _check_attacks(data: dict, locate: Locator, folder: Path) -> None:
     """Check each attack against its class: a known kind, a position it can take, its own params,
-    and what it needs of the scenario (``catalogue.check_spec``); the error names the YAML line."""
+    and what it needs of the scenario (``catalogue.check_spec``); the error names the YAML line.
+    A user's ``file.py:Class`` is found beside the scenario first, then in the working folder,
+    and kept as an absolute path (so the run does not depend on where it was started)."""
     for i, spec in enumerate(data.get("attacks") or []):
+        module, sep, name = spec["kind"].partition(":")
+        if sep and module.endswith(".py") and (folder / module).is_file():
+            spec["kind"] = f"{(folder / module).resolve()}:{name}"
         if not isinstance(spec.get("params"), dict):
             raise ScenarioError(f"got {spec.get('params')!r}", where=locate(("attacks", i, "params")),
                                 path=f"attacks.{i}.params", expected="a mapping")
@@ -604,7 +609,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     _check_smsc(data, locator)
     _check_gba(data, locator)
     _check_message_security(data, locator)
-    _check_attacks(data, locator)
+    _check_attacks(data, locator, Path(source).parent)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 

@@ -188,7 +188,7 @@ def resolve(kind: str, path: str = "attacks.kind") -> type[Attack]:
         cls = getattr(_import(module), name)
     except Exception as exc:  # a user module may raise anything on import: it is their scenario's error
         raise ScenarioError(f"cannot load attack {kind!r}: {exc}", path=path,
-                            expected="an importable module:Class (on PYTHONPATH)") from None
+                            expected="module:Class (on PYTHONPATH) or file.py:Class") from None
     if not (isinstance(cls, type) and issubclass(cls, Attack)) or not cls.positions:
         raise ScenarioError(f"{kind!r} is not an Attack subclass with positions", path=path,
                             expected="a subclass of dmsim.sim.agents.adversary.catalogue.Attack")
