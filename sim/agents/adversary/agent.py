@@ -92,6 +92,7 @@ class Adversary(Agent):
         self.env = replica.env
         self.attacks: list[Attack] = []
         self._endpoints = 0
+        self.reason = ""  # the failure reason of the device whose record is being written
         for number, spec in enumerate(replica.data["attacks"]):
             path = f"attacks.{number}"
             check_spec(spec, replica.data, path)
@@ -149,10 +150,12 @@ class Adversary(Agent):
         if trace is not None and index >= 0 and hasattr(trace, "attack"):
             trace.attack(index, self.env.now, kind, what)
 
-    def device_columns(self, dev) -> tuple[str | None, str | None]:
+    def device_columns(self, dev, reason: str = "") -> tuple[str | None, str | None]:
         """Return sessions.csv's (``attacks``, ``attack_outcome``) of ``dev``: the kinds that
-        acted on it, and the worst verdict among them for the defender."""
+        acted on it, and the worst verdict among them for the defender. ``reason`` is the record's
+        (``""`` when it succeeded); attacks read it as :attr:`reason` in ``device_verdict``."""
         from dmsim.sim.agents.adversary.catalogue import _worst
+        self.reason = reason
         index = dev.ident.index
         kinds, worst = [], None
         for attack in self.attacks:

@@ -135,7 +135,8 @@ class Attack:
         raise NotImplementedError
 
     def device_verdict(self, dev) -> str:
-        """Return what became of targeted device ``dev`` ("" when the attack never touched it)."""
+        """Return what became of targeted device ``dev`` ("" when the attack never touched it);
+        called as its record is written, with its failure reason in ``self.adversary.reason``."""
         return self.outcomes.get(dev.ident.index, "")
 
     # -- helpers for judge --------------------------------------------------------------------
