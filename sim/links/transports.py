@@ -38,7 +38,7 @@ import functools
 import random
 import re
 import urllib.parse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -107,6 +107,18 @@ class IpTransport:
     def closed(self, dev) -> None:
         """The device ended its session (its connection closes)."""
 
+    def observe(self, hook: Callable) -> bool:
+        """Let ``hook(dev, body, content_type, headers, reply)`` see each device's DM request and
+        the HTTP response it got (None: lost) as an eavesdropper on the path would, in a simulated
+        or a real world alike; return False when the path shows no clear text (TLS)."""
+        return False
+
+    def _observed(self, dev, body: bytes, content_type: str, headers, reply) -> None:
+        """Show one exchange of a device (not an adversary's endpoint, index < 0) to the observers."""
+        if dev.ident.index >= 0:
+            for hook in self.observers:
+                hook(dev, body, content_type, dict(headers or {}), reply)
+
 
 class SimulatedHttp(IpTransport):
     """HTTP over the simulated ``ip`` links to the simulated server agent ``server`` (default: the
@@ -117,12 +129,20 @@ class SimulatedHttp(IpTransport):
         self.server = server if server is not None else model.server
         self.refused = {}
         self.ip = IpExchange(model, "dm", "server", http_binding.decode)
+        self.observers: list[Callable] = []
         uri = urllib.parse.urlsplit(self.server.core.server_uri)
         self.host, self.path = uri.netloc, uri.path
 
     def exchange(self, dev, body: bytes, content_type: str, timeout: float, headers=None):
         payload = http_binding.encode_request(self.host, self.path, body, content_type, headers=headers)
-        return (yield from self.ip.request(dev, payload, self.server.receive, timeout))
+        reply = yield from self.ip.request(dev, payload, self.server.receive, timeout)
+        if self.observers:
+            self._observed(dev, body, content_type, headers, reply)
+        return reply
+
+    def observe(self, hook: Callable) -> bool:
+        self.observers.append(hook)
+        return True
 
     def respond(self, msg: Message) -> None:
         self.ip.respond(msg)
@@ -519,6 +539,9 @@ class SimulatedHttps(SimulatedHttp):
         conn.state = "dead"  # the client gives up: TCP stops, the retry reconnects
         self.stats["aborted"] += 1
         return None
+
+    def observe(self, hook: Callable) -> bool:
+        return False  # the path carries TLS records only
 
     def respond(self, msg: Message) -> None:
         """Hand the response to the device's connection: it goes back as TLS records through the

@@ -64,6 +64,7 @@ class RealHttp(IpTransport):
         self._token: str | None = None
         self.provisioned: set[str] = set()
         self.conns: dict[int, http.client.HTTPConnection] = {}
+        self.observers: list = []
 
     def unix_now(self) -> float:
         """Return ``time.time()``: the real server checks Timestamps against its wall clock."""
@@ -122,7 +123,7 @@ class RealHttp(IpTransport):
         started = time.perf_counter()
         reply = None
         try:
-            if uri not in self.provisioned:
+            if uri not in self.provisioned and index >= 0:  # an adversary's endpoint (index < 0) is never provisioned
                 reply = self._provision(uri, timeout)
             if reply is None:
                 conn = self.conns.get(index)
@@ -138,7 +139,16 @@ class RealHttp(IpTransport):
         dev.ip_msgs += 2
         dev.ip_bytes += len(body) + (len(reply.body) if isinstance(reply, http_binding.HttpMessage) else 0)
         yield self.model.env.timeout(time.perf_counter() - started)
+        if self.observers and not isinstance(reply, Done):
+            self._observed(dev, body, content_type, headers, reply)
         return reply
+
+    def observe(self, hook) -> bool:
+        """An eavesdropper on the path to a real server reads plain HTTP only."""
+        if self.scheme != "http":
+            return False
+        self.observers.append(hook)
+        return True
 
     def _drop(self, index: int) -> None:
         conn = self.conns.pop(index, None)

@@ -11,6 +11,8 @@ attack:
 - :meth:`Adversary.sms_links` and :meth:`Adversary.ip_links`: the links of ``sms_air`` (with an
   SMSC its radio downlink, else ``links.sms``) and of ``ip`` (both directions);
 - :meth:`Adversary.inject_sms`: a false base station's SMS-DELIVER straight to a device's modem;
+- :meth:`Adversary.observe_dm`: every device's DM request and its answer, as read on the IP
+  path, in the simulated world or against a real server (plain HTTP only: TLS shows nothing);
 - :meth:`Adversary.endpoint`: a network endpoint of its own (a pseudo-device with a negative
   index) that the DM-server transport carries like any device, so requests it sends reach the
   simulated server, or a real one (``components.dm_server: socket``), through the same seam;
@@ -137,6 +139,12 @@ class Adversary(Agent):
                     after(dev, rejected)
         self.env.timeout(delay).callbacks.append(deliver)
         return True
+
+    def observe_dm(self, hook: Callable) -> bool:
+        """Let ``hook(dev, body, content_type, headers, reply)`` see every device's DM request and
+        its HTTP response as an eavesdropper on the IP path does, with the simulated server or a
+        real one (``IpTransport.observe``); False when the path is TLS (nothing readable)."""
+        return self.replica.transport.observe(hook)
 
     def endpoint(self, uri: str, account=None) -> Endpoint:
         """Return a new endpoint of the adversary claiming the DevId ``uri``."""
