@@ -112,3 +112,32 @@ def test_content_length_must_be_ascii_digits(live_server):
         # an invalid value, 400 (RFC 7230 §3.3.3 item 4)
         s.sendall(b"POST /dm HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\nab")
         assert s.recv(100).startswith(b"HTTP/1.1 400")
+
+
+@pytest.mark.parametrize("auth, verdict", [("basic", "succeeded"), ("md5", "detected")])
+def test_an_attack_rehearsed_against_the_real_server(live_server, tmp_path, auth, verdict):
+    """The same catalogue attack as in the simulation, against a real ``dmsim server`` on
+    127.0.0.1: a package 1 seen on the wire, replayed under a new SessionID, is a session of the
+    attacker's with auth-basic and a refused, audited attempt with auth-md5."""
+    core, port = live_server
+    token = tmp_path / "admin.token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    sc = parse_scenario(f"""
+seed: 4
+duration: 600
+fleet: {{size: 3, profiles: [{{name: p, dm_auth: {auth}}}]}}
+links: {{sms: {{loss: 0}}}}
+components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
+                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
+attacks: [{{kind: replay-dm-credential, on: ip, params: {{after: 5}}}}]
+""", "real.yaml")
+    res = run_scenario(sc, tmp_path / "run", plots=False)
+    assert res.summary["success_rate"] == 1.0  # the devices' own sessions with the real server
+    outcome = res.summary["attacks"]["outcomes"][0]
+    assert outcome["verdict"] == verdict and outcome["attempts"] == 3
+    if auth == "basic":
+        assert "auth-basic" in outcome["mechanism"]
+        assert len(core.sessions) + len(core.finished) >= 3  # the attacker's sessions are on the real server
+    else:
+        assert "401" in json.dumps(outcome["evidence"]) or "refused" in json.dumps(outcome["evidence"])
