@@ -129,6 +129,8 @@ class CardAccess:
         self._real_link: CardLink | None = None
         self.links: dict[int, CardLink] = {}
         self.traces: dict[int, _Trace] = {}
+        # an adversary between the ME and the UICC (sim/agents/adversary): (index, card) -> the card the ME talks to
+        self.interpose: Callable[[int, object], object] | None = None
         self._template = profile_from_data(validate(PROFILE_SCHEMA, {"imsi": "001010000000000", "k": "00" * 16,
                                                                      "opc": "00" * 16}))
 
@@ -203,7 +205,8 @@ class CardAccess:
         """Return a traced link to a new emulated card of ``profile``, kept in ``links`` if ``ota``
         or ``keep``."""
         counter = _Trace(self.model, index)
-        link = InProcessLink(make_card(profile), trace=counter)
+        card = make_card(profile)
+        link = InProcessLink(card if self.interpose is None else self.interpose(index, card), trace=counter)
         if ota is not None or keep:
             self.links[index] = link
             self.traces[index] = counter

@@ -184,12 +184,12 @@ class Replica:
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency,
                     getattr(dev, "t_gpi_sent", None), getattr(dev, "t_gpi_received", None),
                     getattr(dev, "t_gba_keys", None), getattr(dev, "t_ub_start", None),
-                    getattr(dev, "t_ub_ok", None)) + self._attack_columns(dev, "" if ok else reason))
+                    getattr(dev, "t_ub_ok", None)) + self._attack_columns(dev, ok, reason))
 
-    def _attack_columns(self, dev, reason: str) -> tuple:
+    def _attack_columns(self, dev, ok: bool, reason: str) -> tuple:
         """Return sessions.csv's ``attacks`` and ``attack_outcome`` of ``dev`` (empty without attacks)."""
         adversary = self.agents.get("adversary")
-        return (None, None) if adversary is None else adversary.device_columns(dev, reason)
+        return (None, None) if adversary is None else adversary.device_columns(dev, ok, reason)
 
     def stats(self) -> dict[str, dict]:
         """Return the replica's counters for ``summary.json``'s ``network`` block: each link's

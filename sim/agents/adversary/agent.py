@@ -158,14 +158,17 @@ class Adversary(Agent):
         if trace is not None and index >= 0 and hasattr(trace, "attack"):
             trace.attack(index, self.env.now, kind, what)
 
-    def device_columns(self, dev, reason: str = "") -> tuple[str | None, str | None]:
-        """Return sessions.csv's (``attacks``, ``attack_outcome``) of ``dev``: the kinds that
-        acted on it, and the worst verdict among them for the defender. ``reason`` is the record's
-        (``""`` when it succeeded); attacks read it as :attr:`reason` in ``device_verdict``."""
+    def device_columns(self, dev, ok: bool, reason: str = "") -> tuple[str | None, str | None]:
+        """Tell every attack that ``dev``'s life ended (``Attack.finished``: ``ok``, or failed with
+        ``reason``, also kept in :attr:`reason`); return sessions.csv's (``attacks``,
+        ``attack_outcome``) of ``dev``: the kinds that acted on it, and the worst verdict among
+        them for the defender."""
         from dmsim.sim.agents.adversary.catalogue import _worst
-        self.reason = reason
+        self.reason = "" if ok else reason
         index = dev.ident.index
         kinds, worst = [], None
+        for attack in self.attacks:
+            attack.finished(dev, ok, self.reason)
         for attack in self.attacks:
             verdict = attack.device_verdict(dev)
             if index in attack.acted or verdict:

@@ -134,6 +134,10 @@ class Attack:
         """Return the attack's outcome from the state the replica ended in."""
         raise NotImplementedError
 
+    def finished(self, dev, ok: bool, reason: str) -> None:
+        """Device ``dev``'s life ended (``ok``, or failed with ``reason``), just before its record is
+        written: an attack that judges devices by how they ended decides them here."""
+
     def device_verdict(self, dev) -> str:
         """Return what became of targeted device ``dev`` ("" when the attack never touched it);
         called as its record is written, with its failure reason in ``self.adversary.reason``."""
