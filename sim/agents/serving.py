@@ -36,6 +36,8 @@ class Serving:
         self.max_sessions = srv["max_sessions"]
         self.active: set[str] = set()
         self.waiting: deque = deque()
+        # told each ServerReply (its audit and events: what a real driver writes to its audit log)
+        self.audit_observers: list = []
 
     @property
     def transport(self) -> "IpTransport":
@@ -65,6 +67,8 @@ class Serving:
         try:
             req = http_binding.decode(msg.payload)
             reply = self.core.handle(req.body, req.content_type, transport.unix_now(), headers=req.headers)
+            for observe in self.audit_observers:
+                observe(reply)
             payload = transport.server_response(reply)
             # a refused forgery or replay leaves the device's session (and its slot) in place
             over = reply.session_over and dev.ident.uri not in self.core.sessions

@@ -457,6 +457,24 @@ def _plain_http_transport(original):
     return plain
 
 
+def _failure_rotates_nonce(original):
+    """DmServer._refuse as the server was before issue 13: the nonce of the challenge a failed
+    credential gets becomes the device's stored nonce (so a stranger's bad package 1 rotates the
+    nonce the device holds), and the retry is checked against the stored nonce alone (the
+    challenge is not kept for its session); a second failure in a session still ends it (§5.4.3)."""
+    def _refuse(self, hdr, scheme, reply_type, now, outcome, sess, *, final=False):
+        key = (hdr.source, hdr.session_id)
+        challenged = self.__dict__.setdefault("_challenged_sessions", set())
+        reply = original(self, hdr, scheme, reply_type, now, outcome, sess, final=final or key in challenged)
+        challenge = self.challenges.pop(*key)
+        account = self.accounts.get(hdr.source)
+        if challenge is not None and account is not None:
+            self.accounts[hdr.source] = account.with_nonces(client=challenge.nonce)
+        (challenged.discard if reply.session_over else challenged.add)(key)
+        return reply
+    return _refuse
+
+
 KNOCKOUT_LIST: tuple[Knockout, ...] = (
     # application-layer authentication (§5.4)
     Knockout("client-sends-no-cred", "the client puts no Cred in its messages (its make_credential answers None)",
@@ -565,7 +583,15 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
              "the secret", "dmsim.network.dm.mo_encryption:_key", _key_ignores_secret),
 )
 
-KNOCKOUTS: dict[str, Knockout] = {k.id: k for k in KNOCKOUT_LIST}
+# Knockouts that restore a defect dmsim once had, for attack rehearsal (``dmsim attack matrix``
+# runs an attack's ``before_knockouts`` as a row of their own); no conformance row cites them.
+REHEARSAL_LIST: tuple[Knockout, ...] = (
+    Knockout("server-failure-rotates-nonce", "a failed credential's challenge nonce becomes the device's stored "
+             "nonce and the retry is checked against it alone (the server before issue 13: a stranger's bad "
+             "package 1 rotates the nonce the device holds)", _S + "DmServer._refuse", _failure_rotates_nonce),
+)
+
+KNOCKOUTS: dict[str, Knockout] = {k.id: k for k in KNOCKOUT_LIST + REHEARSAL_LIST}
 
 _003, _000, _002, _GBA = "003", "seed 000", "seed 002", "003 §5.10.2.4"
 _CL, _SV = "client", "server"

@@ -1,0 +1,168 @@
+"""Flooding the DM server over IP: a storm of unauthenticated package 1s.
+
+OMA-TS-DM_Security-V1_3 §5.4: a server authenticates each client message, so a package 1 from
+someone without credentials costs it a parse, a digest and a 401 with a Chal (§5.4.3); the spec
+says nothing of how many such requests a server must bear, nor of its capacity. dmsim's capacity
+model is ``sim/agents/serving.py`` (``server.max_sessions`` slots, a FIFO for the rest, each
+request a ``server.service_time`` sample); its core answers an unauthenticated request without
+creating session state (``network/dm/server.py``, ``challenges.py``, ``lockout.py``). The storm
+measures what the legitimate devices feel.
+
+What it shows: ``Serving`` frees a slot when a reply ends the session or the connection closes,
+and a 401 with a Chal ends neither (the client may retry), so a requester that never retries
+keeps its slot though the core holds no session for it; with no idle timeout in the simulated
+server, ``max_sessions`` invented DevIds deny every later device for the rest of the run. With
+``answer`` (each session ended by its final refusal) the same storm leaves the slots free.
+"""
+from __future__ import annotations
+
+import statistics
+
+from dmsim.sim.agents.adversary.attacks.nonce import (Impostor, ServerAudit, SessionLog, device_uri, fake_uri,
+                                                       fresh_session_id, plain_http_problem, send)
+from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
+from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
+
+CLAIMS = ("fake", "real")
+
+
+@register
+class Package1Storm(Attack):
+    """``rate`` package 1s a second for ``seconds`` from ``at``, each from its own endpoint with a
+    fresh SessionID and a wrong Cred (``nonce.Impostor``); the DevIds are invented ones
+    (``claim: fake``, IMSI 001 99 ...) or the targeted devices' own (``claim: real``, in turn).
+    By default the attacker never answers the server's 401 Chal: each request is a package 1
+    only. With ``answer`` it sends the client's retry (over the challenge's nonce, still wrong),
+    whose final refusal ends that session, as a client that gives up properly would.
+
+    The criterion (ours; the spec sets none): the *legitimate* devices are those whose record was
+    not written before ``at``. The storm succeeded when their success rate is below
+    ``min_success`` (default 0.95), or when the median time of their DM session phase
+    (``t_session_start`` to the record, successes only) exceeds ``max_slowdown`` (default 2.0)
+    times the baseline: the median of the successful sessions whose record was written before
+    ``at`` (with none, the latency criterion is not applied and ``baseline`` is null in the
+    evidence). Otherwise it failed: detected when the server's audit recorded its refusals (each
+    unauthenticated package 1 is an audit event), blocked if not. The mechanism of a success is
+    read from the server's slots at the end: the slots held by the attacker's DevIds
+    (``Serving.active``) and the devices left waiting.
+    """
+
+    kind = "package1-storm"
+    positions = ("ip",)
+    params = {"rate": 50.0, "seconds": 60.0, "claim": "fake", "min_success": 0.95, "max_slowdown": 2.0,
+              "answer": False}
+    matrix = {"at": 30}
+    entry = Entry(
+        family="flooding", title="storm of unauthenticated package 1s against the DM server",
+        seeds_say="§5.4/§5.4.3: every package 1 is authenticated and a failed one gets a 401 with a Chal; nothing in "
+                  "the seeds bounds the work or state a stranger's requests may cost the server.",
+        knowledge="the server's URL (and, with claim real, the victims' DevIds: sequential IMSIs)",
+        position="anywhere that reaches the DM server over IP",
+        time="the storm's length; its effect lasts as long as what it holds",
+        expected="succeeded if each unanswered package 1 holds a session slot until the run ends; else detected "
+                 "(every refusal is in the server's audit)")
+
+    @classmethod
+    def check(cls, data, spec):
+        problem = plain_http_problem(data)
+        if problem:
+            return problem
+        params = {**cls.params, **(spec.get("params") or {})}
+        if params["claim"] not in CLAIMS:
+            return f"claim {params['claim']!r} is not one of {', '.join(CLAIMS)}"
+        if params["rate"] <= 0 or params["seconds"] <= 0:
+            return "rate and seconds must be positive"
+        return None
+
+    def install(self) -> None:
+        self.claimed: set[str] = set()
+        self.ours: set[str] = set()
+        self.replies = {"answered": 0, "unanswered": 0}
+        self.audit = ServerAudit(self.replica)
+        self.sessions = SessionLog(self.replica)
+        size = self.replica.data["fleet"]["size"]
+        self.victims = [i for i in range(size) if self.targets(i)] if self.p["claim"] == "real" else []
+        self.env.process(self._storm())
+
+    def finished(self, dev, ok: bool, reason: str) -> None:
+        self.sessions.record(dev, ok, reason)
+
+    def _storm(self):
+        if self.at > self.env.now:
+            yield self.env.timeout(self.at - self.env.now)
+        gap, end, n = 1.0 / float(self.p["rate"]), self.at + float(self.p["seconds"]), 0
+        while self.env.now < end:
+            if self.victims or self.p["claim"] == "fake":
+                self.env.process(self._one(n))
+            n += 1
+            yield self.env.timeout(gap)
+
+    def _one(self, n: int):
+        """SimPy process: the storm's ``n``-th package 1."""
+        index = self.victims[n % len(self.victims)] if self.victims else -1
+        uri = device_uri(index) if index >= 0 else fake_uri(n)
+        impostor = Impostor(self, uri, fresh_session_id(self))
+        self.claimed.add(uri)
+        self.ours.add(impostor.session_id)
+        self.act(index, "package 1")
+        reply = yield from send(self, impostor.endpoint, impostor.package1())
+        self.replies["answered" if reply is not None else "unanswered"] += 1
+        retry = impostor.answer(reply) if self.p["answer"] else None
+        if retry is not None:
+            yield from send(self, impostor.endpoint, retry)
+
+    # -- judging ------------------------------------------------------------------------------
+    def _rows(self):
+        """Return (baseline rows, rows under the storm): the records written before ``at``, and the rest."""
+        before = [r for r in self.sessions.rows.values() if r.t_end < self.at]
+        during = [r for r in self.sessions.rows.values() if r.t_end >= self.at]
+        return before, during
+
+    def judge(self):
+        before, during = self._rows()
+        base = [r.session_time for r in before if r.ok and r.session_time is not None]
+        times = [r.session_time for r in during if r.ok and r.session_time is not None]
+        baseline = statistics.median(base) if base else None
+        median = statistics.median(times) if times else None
+        success = sum(1 for r in during if r.ok) / len(during) if during else None
+        refused = sum(1 for e in self.audit.entries if e.session_id in self.ours and e.device in self.claimed)
+        server = self.replica.server
+        slowdown = median / baseline if median is not None and baseline else None
+        evidence = {"sent": self.attempts, **self.replies, "refusals_recorded": refused,
+                    "legit_devices": len(during), "legit_success_rate": success, "legit_session_p50": median,
+                    "baseline_session_p50": baseline, "slowdown": slowdown,
+                    "slots": server.max_sessions, "slots_held_by_attacker": len(server.active & self.claimed),
+                    "left_waiting": len(server.waiting)}
+        if not self.acted:
+            return self.outcome(INCONCLUSIVE, "the storm never started before the horizon", **evidence)
+        if not during:
+            return self.outcome(INCONCLUSIVE, "no legitimate device was in the run during or after the storm",
+                                **evidence)
+        hurt_success = success < float(self.p["min_success"])
+        hurt_latency = slowdown is not None and slowdown > float(self.p["max_slowdown"])
+        if hurt_success or hurt_latency:
+            slow = float(self.p["max_slowdown"]) * (baseline or float("inf"))
+            hurt = [r.t_end for r in during if not r.ok or (r.session_time or 0.0) > slow]
+            self.decided = min(hurt, default=None)  # the first legitimate record the storm spoiled
+            return self.outcome(SUCCEEDED, self._mechanism(evidence, hurt_success),
+                                state_corrupted=evidence["slots_held_by_attacker"] > 0, **evidence)
+        self.decided = min(self.at + float(self.p["seconds"]), self.env.now)  # the storm is over, nobody hurt
+        held = evidence["slots_held_by_attacker"] > 0
+        if refused:
+            return self.outcome(DETECTED, "the server answered every package 1 without session state (network/dm/"
+                                "server.py: no state before authentication) and within its capacity "
+                                "(sim/agents/serving.py); its audit records each refusal", state_corrupted=held,
+                                **evidence)
+        return self.outcome(BLOCKED, "no package 1 of the storm reached the server's record", state_corrupted=held,
+                            **evidence)
+
+    def _mechanism(self, evidence: dict, hurt_success: bool) -> str:
+        what = (f"legitimate success rate {evidence['legit_success_rate']:.2f} < {self.p['min_success']}"
+                if hurt_success else f"legitimate DM sessions {evidence['slowdown']:.1f}x slower than before the storm")
+        if evidence["slots_held_by_attacker"]:
+            return (f"none: {what}. Server capacity (sim/agents/serving.py): a package 1 refused with a 401 Chal "
+                    f"keeps its session slot until that session ends or its connection closes, so the "
+                    f"{evidence['slots_held_by_attacker']} DevIds the attacker never followed up hold "
+                    f"{evidence['slots_held_by_attacker']} of {evidence['slots']} slots for good (no idle timeout); "
+                    f"{evidence['left_waiting']} requests were left waiting")
+        return f"none: {what} (the server's capacity, sim/agents/serving.py, was spent on the storm)"
