@@ -3,8 +3,9 @@
 No spec clause: the capacity model of a deployment. At most ``server.max_sessions`` sessions run
 at once; a request of a new session waits (FIFO) for a slot; each request takes a
 ``server.service_time`` sample before the sans-IO core (``network/dm/server.py``) handles it. A
-slot is freed when the session ends on the server or when the device gives up (its connection
-closes, :meth:`Serving.connection_closed`). The DM server and the bootstrap server are both made
+slot is freed when the core holds no session for the requester after an answer (the session
+ended, or the request was refused before one opened: :meth:`Serving.frees_slot`) or when the
+device gives up (its connection closes, :meth:`Serving.connection_closed`). The DM server and the bootstrap server are both made
 of this (``dm_server.py``, ``bootstrap_server.py``).
 """
 from __future__ import annotations
@@ -70,13 +71,21 @@ class Serving:
             for observe in self.audit_observers:
                 observe(reply)
             payload = transport.server_response(reply)
-            # a refused forgery or replay leaves the device's session (and its slot) in place
-            over = reply.session_over and dev.ident.uri not in self.core.sessions
+            over = self.frees_slot(reply, dev.ident.uri)
         except DmsimError:
             payload, over = http_binding.encode_response(400, b"", "text/plain"), True
         if over:
             self.release(dev.ident.uri)
         transport.respond(Message(payload, "server", dev.ident.uri, "dm", (dev, token)))
+
+    def frees_slot(self, reply, uri: str) -> bool:
+        """Return whether the request just answered leaves ``uri`` without a slot: the core holds no
+        session for it. A session that ended frees its slot; so does a refused request that opened
+        none (a 401/407 challenge to an unauthenticated package 1 creates no state in the core,
+        network/dm/server.py, and must not hold capacity either: a stranger's unanswered package
+        1s would otherwise fill ``max_sessions`` for good). A refused forgery or replay inside a
+        live session leaves that session, and its slot, in place."""
+        return uri not in self.core.sessions
 
     def connection_closed(self, uri: str) -> None:
         """The device's connection closed: the core forgets its session, its slot is freed."""

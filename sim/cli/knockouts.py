@@ -457,6 +457,13 @@ def _plain_http_transport(original):
     return plain
 
 
+def _old_slot_rule(original):
+    """Serving.frees_slot as it was: only a reply that ends the session frees the slot."""
+    def frees_slot(self, reply, uri):
+        return reply.session_over and uri not in self.core.sessions
+    return frees_slot
+
+
 def _failure_rotates_nonce(original):
     """DmServer._refuse as the server was before issue 13: the nonce of the challenge a failed
     credential gets becomes the device's stored nonce (so a stranger's bad package 1 rotates the
@@ -586,6 +593,9 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
 # Knockouts that restore a defect dmsim once had, for attack rehearsal (``dmsim attack matrix``
 # runs an attack's ``before_knockouts`` as a row of their own); no conformance row cites them.
 REHEARSAL_LIST: tuple[Knockout, ...] = (
+    Knockout("server-slot-held-by-challenge", "a server slot is freed only when a session ends: a 401/407 to an "
+             "unauthenticated package 1 keeps its slot (the simulated server before issue 16)",
+             "dmsim.sim.agents.serving:Serving.frees_slot", _old_slot_rule),
     Knockout("server-failure-rotates-nonce", "a failed credential's challenge nonce becomes the device's stored "
              "nonce and the retry is checked against it alone (the server before issue 13: a stranger's bad "
              "package 1 rotates the nonce the device holds)", _S + "DmServer._refuse", _failure_rotates_nonce),

@@ -1,6 +1,8 @@
 """The package-1 storm (sim/agents/adversary/attacks/flooding_ip.py): unauthenticated package 1s
-from invented DevIds, never followed up, each keep a server slot (sim/agents/serving.py), so a
-storm larger than max_sessions denies every later device; a smaller one is only recorded."""
+from invented DevIds, never followed up. Before issue 16 each kept a server slot
+(sim/agents/serving.py), so a storm larger than max_sessions denied every later device (the
+knockout server-slot-held-by-challenge brings that back); now a refused package 1 holds no slot
+and the storm is only recorded."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dmsim.base.errors import ScenarioError
+from dmsim.sim.cli import knockouts
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import parse_scenario
 
@@ -19,7 +22,18 @@ def run(tmp_path: Path, text: str) -> dict:
     return result.summary["attacks"]
 
 
-def test_a_storm_past_max_sessions_holds_every_slot_and_later_devices_fail(tmp_path):
+def test_a_storm_past_max_sessions_is_recorded_and_holds_no_slot(tmp_path):
+    attacks = run(tmp_path, SCENARIO.read_text(encoding="utf-8"))
+    out = attacks["outcomes"][0]
+    assert out["verdict"] == "detected" and not out["state_corrupted"]
+    ev = out["evidence"]
+    assert ev["slots_held_by_attacker"] == 0 and ev["legit_success_rate"] == 1.0 and ev["refusals_recorded"] == 100
+    assert attacks["side_effects"]["legitimate"] == {**attacks["side_effects"]["legitimate"], "devices": 12,
+                                                     "success_rate": 1.0, "failures": {}}
+
+
+def test_before_the_fix_the_storm_held_every_slot_and_later_devices_failed(tmp_path, monkeypatch):
+    knockouts.apply(knockouts.KNOCKOUTS["server-slot-held-by-challenge"], monkeypatch)
     attacks = run(tmp_path, SCENARIO.read_text(encoding="utf-8"))
     out = attacks["outcomes"][0]
     assert out["verdict"] == "succeeded" and "serving.py" in out["mechanism"]
@@ -32,7 +46,8 @@ def test_a_storm_past_max_sessions_holds_every_slot_and_later_devices_fail(tmp_p
     assert legit["devices"] == 12 and legit["failures"].get("ip_timeout", 0) >= 1
 
 
-def test_a_storm_within_the_slots_is_only_recorded(tmp_path):
+def test_before_the_fix_a_storm_within_the_slots_was_only_recorded(tmp_path, monkeypatch):
+    knockouts.apply(knockouts.KNOCKOUTS["server-slot-held-by-challenge"], monkeypatch)
     text = SCENARIO.read_text(encoding="utf-8").replace("rate: 10,", "rate: 1,")
     out = run(tmp_path, text)["outcomes"][0]
     assert out["verdict"] == "detected"
