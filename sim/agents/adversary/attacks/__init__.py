@@ -1,3 +1,3 @@
 """The built-in attacks, one module per family; importing this package registers them all."""
-from dmsim.sim.agents.adversary.attacks import (flooding, forgery, guessing, mitm, mitm_gba, nonce,  # noqa: F401
-                                                 replay_ip, replay_sms)
+from dmsim.sim.agents.adversary.attacks import (flooding, flooding_ip, forgery, forgery_dm, guessing,  # noqa: F401
+                                                 mitm, mitm_gba, nonce, replay_ip, replay_sms)
