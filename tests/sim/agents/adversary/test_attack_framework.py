@@ -3,7 +3,6 @@ reach summary.json, sessions.csv, trace.jsonl and report.html, a user's own atta
 and the forgery the seeds allow is reported as a success."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from dmsim.base.errors import ScenarioError
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import load_scenario, parse_scenario
+from attack_run import outcome, rows, run
 
 ROOT = Path(__file__).resolve().parents[4]
 TWO_PROFILES = """
@@ -24,13 +24,6 @@ fleet:
 """
 
 
-def run(tmp_path: Path, text: str, **kwargs):
-    return run_scenario(parse_scenario(text, "x.yaml"), tmp_path / "run", plots=False, **kwargs)
-
-
-def rows(result) -> list[dict]:
-    with open(result.out_dir / "sessions.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("attack, where, message", [

@@ -4,7 +4,6 @@ NETWORKID devices the server's bootstrap has not reached yet (succeeded), is ign
 (blocked), and is refused by a USERPIN key (detected)."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -12,21 +11,12 @@ import pytest
 from dmsim.base.errors import ScenarioError
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import load_scenario, parse_scenario
+from attack_run import outcome, rows, run
 
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def run(tmp_path: Path, text: str):
-    return run_scenario(parse_scenario(text, "x.yaml"), tmp_path / "run", plots=False)
 
-
-def outcome(result) -> dict:
-    return result.summary["attacks"]["outcomes"][0]
-
-
-def rows(result) -> list[dict]:
-    with open(result.out_dir / "sessions.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 # -- forge-package0 ---------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ exhausts its wordlist against auth-md5/sha256's 128-bit random passwords (blocke
 from __future__ import annotations
 
 import base64
-import csv
 import random
 from pathlib import Path
 
@@ -18,22 +17,13 @@ from dmsim.sim.agents.adversary.attacks import guessing
 from dmsim.sim.agents.adversary.attacks.guessing import dictionary, digest_search, pin_search
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import load_scenario, parse_scenario
+from attack_run import outcome, rows, run
 
 ROOT = Path(__file__).resolve().parents[4]
 IMSI = "001010000000007"
 
 
-def run(tmp_path: Path, text: str):
-    return run_scenario(parse_scenario(text, "x.yaml"), tmp_path / "run", plots=False)
 
-
-def outcome(result) -> dict:
-    return result.summary["attacks"]["outcomes"][0]
-
-
-def rows(result) -> list[dict]:
-    with open(result.out_dir / "sessions.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def real_bootstrap(key_type: str, pin: str) -> tuple[bytes, bytes]:
