@@ -66,6 +66,9 @@ class Attack:
     positions: ClassVar[tuple[str, ...]] = ()
     entry: ClassVar[Entry]
     params: ClassVar[dict[str, Any]] = {}  # accepted params and their defaults
+    choices: ClassVar[dict[str, tuple]] = {}  # params that take one of a few values
+    positive: ClassVar[tuple[str, ...]] = ()  # numeric params that must be > 0
+    non_negative: ClassVar[tuple[str, ...]] = ()  # numeric params that must be >= 0
     # for ``dmsim attack matrix`` (sim/cli/attack_matrix.py): the scenario keys a cell needs (an
     # smsc block, a session trigger), the attack entry's other keys there (at, targets, params),
     # and knockouts that restore a defect dmsim once had, each run as a row of its own
@@ -243,6 +246,16 @@ def check_spec(spec: dict, data: dict, path: str) -> None:
             value = params[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ScenarioError(f"got {value!r}", path=f"{path}.params.{key}", expected="a number")
+    merged = {**cls.params, **params}
+    for key, allowed in cls.choices.items():
+        if merged[key] not in allowed:
+            raise ScenarioError(f"got {merged[key]!r}", path=f"{path}.params.{key}",
+                                expected="one of " + ", ".join(map(str, allowed)))
+    for keys, ok, what in ((cls.positive, lambda v: v > 0, "a number > 0"),
+                           (cls.non_negative, lambda v: v >= 0, "a number >= 0")):
+        for key in keys:
+            if not ok(merged[key]):
+                raise ScenarioError(f"got {merged[key]!r}", path=f"{path}.params.{key}", expected=what)
     problem = cls.check(data, {**spec, "on": on})
     if problem:
         raise ScenarioError(problem, path=path, expected=f"a scenario {cls.kind} can run in")

@@ -51,6 +51,8 @@ class Package1Storm(Attack):
     positions = ("ip",)
     params = {"rate": 50.0, "seconds": 60.0, "claim": "fake", "min_success": 0.95, "max_slowdown": 2.0,
               "answer": False}
+    choices = {"claim": CLAIMS}
+    positive = ("rate", "seconds")
     matrix = {"at": 30}
     before_knockouts = ("server-slot-held-by-challenge",)
     entry = Entry(
@@ -66,15 +68,7 @@ class Package1Storm(Attack):
 
     @classmethod
     def check(cls, data, spec):
-        problem = plain_http_problem(data)
-        if problem:
-            return problem
-        params = {**cls.params, **(spec.get("params") or {})}
-        if params["claim"] not in CLAIMS:
-            return f"claim {params['claim']!r} is not one of {', '.join(CLAIMS)}"
-        if params["rate"] <= 0 or params["seconds"] <= 0:
-            return "rate and seconds must be positive"
-        return None
+        return plain_http_problem(data)
 
     def install(self) -> None:
         self.claimed: set[str] = set()

@@ -335,6 +335,7 @@ class StripHmac(IpMitm):
 
     kind = "strip-hmac"
     params = {"direction": "up"}
+    choices = {"direction": ("up", "down", "both")}
     detected_reasons = ("http_401", "server_hmac_failed")
     entry = Entry(
         family="mitm", title="x-syncml-hmac header stripped on the wire",
@@ -345,9 +346,6 @@ class StripHmac(IpMitm):
 
     @classmethod
     def check(cls, data, spec):
-        direction = (spec.get("params") or {}).get("direction", "up")
-        if direction not in ("up", "down", "both"):
-            return f"direction {direction!r} is not up, down or both"
         if not profile_of(data, "dm_auth", "hmac"):
             return "needs a profile with dm_auth hmac (x-syncml-hmac on every message)"
         if tls_mode(data) != "none":
@@ -710,6 +708,7 @@ class TlsIntercept(TlsMitm):
 
     kind = "tls-intercept"
     params = {"credential": "certificate"}
+    choices = {"credential": ("certificate", "psk")}
     detected_reasons = ("tls_failed",)
     entry = Entry(
         family="mitm", title="TLS terminated by the attacker (own certificate or guessed PSK)",
@@ -722,9 +721,6 @@ class TlsIntercept(TlsMitm):
 
     @classmethod
     def check(cls, data, spec):
-        credential = (spec.get("params") or {}).get("credential", "certificate")
-        if credential not in ("certificate", "psk"):
-            return f"credential {credential!r} is not certificate or psk"
         return virtual_server(data)
 
     def install(self) -> None:
@@ -828,6 +824,7 @@ class DowngradeTls(TlsMitm):
 
     kind = "downgrade-tls"
     params = {"to": "tls1.0"}
+    choices = {"to": (*_VERSIONS, "weak-suite")}
     detected_reasons = ("tls_failed",)
     entry = Entry(
         family="mitm", title="ClientHello rewritten to SSL 3.0 / TLS 1.0 / TLS 1.1 / a weak suite",
@@ -838,9 +835,6 @@ class DowngradeTls(TlsMitm):
 
     @classmethod
     def check(cls, data, spec):
-        to = (spec.get("params") or {}).get("to", "tls1.0")
-        if to not in (*_VERSIONS, "weak-suite"):
-            return f"to {to!r} is not one of {', '.join(_VERSIONS)} or weak-suite"
         if tls_mode(data) == "none":
             return "needs tls.mode psk or x509 (a ClientHello to rewrite)"
         return virtual_server(data)

@@ -230,6 +230,7 @@ class BootstrapReplay(Replay):
 
     kind = "replay-bootstrap"
     params = {"after": 0.0, "when": "after", "jam": True}
+    choices = {"when": ("after", "before")}
     mechanisms = {
         SUCCEEDED: "none: the bootstrap carries no freshness (no counter, nonce or time, OMA-TS-DM_Security "
                    "§5.10.2.3) and the device installed it again",
@@ -250,9 +251,6 @@ class BootstrapReplay(Replay):
 
     @classmethod
     def check(cls, data, spec):
-        when = (spec.get("params") or {}).get("when", "after")
-        if when not in ("after", "before"):
-            return f"when {when!r} is not after or before"
         if not any(p.get("bootstrap_via", "sms") == "sms" for p in data["fleet"]["profiles"]):
             return "replay-bootstrap replays SMS bootstraps: it needs a profile with bootstrap_via sms"
         return None

@@ -33,6 +33,10 @@ fleet:
     ("{kind: forge-networkid-bootstrap, params: 3}", "x.yaml:6", "expected a mapping"),
     ("{kind: 'no_module_here:Thing'}", "x.yaml:6", "cannot load attack"),
     ("{kind: forge-networkid-bootstrap, targets: {fraction: 2}}", "x.yaml:6", "attacks.0.targets.fraction"),
+    ("{kind: package1-storm, params: {rate: 0}}", "x.yaml:6", "attacks.0.params.rate: got 0 (expected a number > 0)"),
+    ("{kind: strip-hmac, params: {direction: sideways}}", "x.yaml:6",
+     "attacks.0.params.direction: got 'sideways' (expected one of up, down, both)"),
+    ("{kind: nonce-rotation-lockout, params: {hold: -1}}", "x.yaml:6", "expected a number >= 0"),
 ])
 def test_a_bad_attack_is_refused_with_its_line(attack, where, message):
     text = f"fleet: {{size: 2}}\nduration: 100\n\n\nattacks:\n  - {attack}\n"
