@@ -37,7 +37,7 @@ from dmsim.cards.emulated import make_card
 from dmsim.cards.link import CardLink, InProcessLink
 from dmsim.cards.profile import (PROFILE_SCHEMA, CardProfile, OtaKeyset, Scp03Keys, default_iccid, default_impi,
                                  profile_from_data)
-from dmsim.devices.card_host import read_imsi
+from dmsim.devices.card_host import read_imsi, select_usim
 from dmsim.devices.dm_tree import DmTree
 from dmsim.devices.smartcard_bootstrap import power_on_bootstrap
 from dmsim.sim.links.delays import make_delay
@@ -175,20 +175,25 @@ class CardAccess:
         return index >= self.real_devices
 
     def power_on(self, index: int, fleet_imsi: str, ota: OtaKeyset | None, card: CardPersonalisation,
-                 tree: DmTree):
+                 tree: DmTree, *, issued: Callable[[CardProfile], None] | None = None):
         """SimPy generator: return ``(imsi, report)`` of the power-on of device ``index``, whose
         virtual card holds ``card`` and a fresh SCP03 key set: the IMSI read, then the smartcard
         bootstrap into ``tree`` (``report`` from ``power_on_bootstrap``: failures are in it, not
-        raised). ``ota`` as for :meth:`read_imsi`. A real card cannot be personalised: DmsimError."""
+        raised). ``ota`` and ``issued`` as for :meth:`read_imsi`. A real card cannot be
+        personalised: DmsimError."""
         if not self.is_virtual(index):
             raise DmsimError(f"device {index} has a real card: the simulation cannot personalise it")
         rng = self.rng
         keys = Scp03Keys(SCP03_KVN, rng.randbytes(16), rng.randbytes(16), rng.randbytes(16))
         profile = dataclasses.replace(self._profile(fleet_imsi, ota), scp03=keys, dm_bootstrap=card.document)
-        link, counter = self._link(index, profile, ota)
+        if issued is not None:
+            issued(profile)
+        link, counter = self._link(index, profile, ota, keep=issued is not None)
         imsi = read_imsi(link, pin=profile.pin1 if profile.pin1_enabled else None)
         report = power_on_bootstrap(tree, link, scp03_keys=scp03.Scp03Keys(keys.enc, keys.mac, keys.dek, keys.kvn),
                                     authorised_servers=card.authorised, host_challenge=rng.randbytes(8))
+        if issued is not None:  # the card's AKA comes later (GBA): the ME selects the USIM again
+            select_usim(link)
         yield self.model.env.timeout(self._apdu_seconds(counter))
         return imsi, report
 

@@ -56,7 +56,7 @@ def power_on(dev):
         else:
             dev.tree = DmTree()
             imsi, dev.card_report = yield from cards.power_on(ident.index, ident.imsi, dev.ota_keys, personalised,
-                                                              dev.tree)
+                                                              dev.tree, issued=_hss_record(dev))
     except DmsimError:
         return "card_error"
     if imsi != ident.imsi:  # a real card: the subscriber is the one it holds

@@ -133,3 +133,14 @@ def test_same_seed_same_sessions():
     _, a = run_replica(BASE, "fleet.size=4")
     _, b = run_replica(BASE, "fleet.size=4")
     assert a == b
+
+
+@pytest.mark.parametrize("uicc", ["u", "me"])
+def test_a_smartcard_bootstrapped_device_bootstraps_over_ub_too(uicc):
+    """The card read over SCP03 at power-on (seed 001 §8.1) is the one the HSS knows; the ME selects
+    the USIM again before the AKA (it answered 6985 while the PKCS#15 application was selected)."""
+    text = BASE.replace("""    - {name: u, gba_ub: true, gba_uicc: u}
+    - {name: me, gba_ub: true, gba_uicc: me}""", f"    - {{name: s, gba_ub: true, gba_uicc: {uicc}, bootstrap_via: smartcard}}")
+    _model, rows = run_replica(text)
+    assert [(r[OUTCOME], r[REASON]) for r in rows] == [("ok", "")] * 8
+    assert all(r[T_UB_OK] is not None for r in rows)
