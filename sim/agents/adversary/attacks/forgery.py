@@ -7,7 +7,7 @@ against NETWORKID devices; USERPIN and USERPIN_NETWORKID need the PIN the attack
 """
 from __future__ import annotations
 
-from dmsim.network.dm.bootstrap_mac import KEY_TYPES
+from dmsim.network.dm.bootstrap_mac import KEY_TYPES, NETWORKID
 from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
 from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
 from dmsim.sim.agents.adversary.sms_forge import ForgedServer, deliver_tpdus, device_of, is_push_to
@@ -40,6 +40,7 @@ class BootstrapForgery(Attack):
         self.sent: set[int] = set()
         self.accepted: set[int] = set()
         self.refused: set[int] = set()
+        self.key_types: dict[int, str] = {}  # device -> the key type its forged bootstrap was MAC'd under
         for link in self.adversary.sms_links():
             self.adversary.tap(link, self._on_air)
 
@@ -67,6 +68,7 @@ class BootstrapForgery(Attack):
         pin = (pin or self.p["guess"]) if "USERPIN" in key_type else None
         push = self.forger.bootstrap_push(ident.uri, ident.imsi, key_type, pin, ident.index)
         parts = deliver_tpdus(push, SERVER_SMS_ADDRESS, scts_of(self.env.now), self.rng.randrange(256))
+        self.key_types[ident.index] = key_type
         self.act(ident.index, f"forged {key_type} bootstrap, {len(parts)} SMS")
         for n, pdu in enumerate(parts):
             last = n == len(parts) - 1
@@ -88,11 +90,22 @@ class BootstrapForgery(Attack):
         if not self.sent:
             return self.outcome(INCONCLUSIVE, "no targeted device's bootstrap crossed the air", **evidence)
         if self.accepted:
-            return self.outcome(SUCCEEDED, self.success_mechanism, state_corrupted=True, **evidence)
+            return self.outcome(SUCCEEDED, self.success_text(), state_corrupted=True, **evidence)
         if self.refused:
             return self.outcome(DETECTED, "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs",
                                 **evidence)
         return self.outcome(BLOCKED, "the device ignored the forged push", **evidence)
+
+
+    def success_text(self) -> str:
+        """The mechanism of a success: the class's own, or, when every accepted forgery was
+        NETWORKID (the device's own key type, with ``key_type: profile``), the public IMSI."""
+        if {self.key_types.get(i) for i in self.accepted} == {NETWORKID} and self.p["key_type"] == "profile":
+            return NETWORKID_PUBLIC
+        return self.success_mechanism
+
+
+NETWORKID_PUBLIC = "none: the NETWORKID key is the IMSI, which is public (OMA-TS-DM_Security §5.10.2.3.1)"
 
 
 @register
@@ -101,8 +114,8 @@ class NetworkIdForgery(BootstrapForgery):
 
     kind = "forge-networkid-bootstrap"
     params = {"key_type": "NETWORKID", "guess": "0000", "jam": True}
-    success_mechanism = ("none: the NETWORKID key is the IMSI, which is public, and every DM client MUST support "
-                         "NETWORKID (§5.10.2.3.1, DM-SEC-C-022-M), so a USERPIN device takes it too")
+    success_mechanism = (NETWORKID_PUBLIC + "; every DM client MUST support NETWORKID (DM-SEC-C-022-M) and the push "
+                         "names its own SEC, so a USERPIN device takes it too")
     entry = Entry(
         family="forgery", title="NETWORKID bootstrap forged from the victim's IMSI",
         seeds_say="§5.10.2.3: NETWORKID's key is the IMSI; anyone who knows it computes a valid MAC. Every client "

@@ -231,7 +231,7 @@ class UserPinGuess(BootstrapForgery):
         if not self.searches:
             return self.outcome(INCONCLUSIVE, "no targeted USERPIN device's bootstrap crossed the air", **evidence)
         if self.accepted:
-            return self.outcome(SUCCEEDED, self.success_mechanism, state_corrupted=True, **evidence)
+            return self.outcome(SUCCEEDED, self.success_text(), state_corrupted=True, **evidence)
         if self.refused:
             return self.outcome(DETECTED, "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs",
                                 **evidence)
