@@ -107,6 +107,10 @@ class IpTransport:
     def closed(self, dev) -> None:
         """The device ended its session (its connection closes)."""
 
+    def hang_up(self, endpoint) -> None:
+        """An adversary's ``endpoint`` drops its connection, telling the server nothing (unlike
+        :meth:`closed`, which ends the session of the DevId it claims)."""
+
     def observe(self, hook: Callable) -> bool:
         """Let ``hook(dev, body, content_type, headers, reply)`` see each device's DM request and
         the HTTP response it got (None: lost) as an eavesdropper on the path would, in a simulated
@@ -143,6 +147,9 @@ class SimulatedHttp(IpTransport):
     def observe(self, hook: Callable) -> bool:
         self.observers.append(hook)
         return True
+
+    def hang_up(self, endpoint) -> None:
+        self.ip.forget(endpoint)
 
     def respond(self, msg: Message) -> None:
         self.ip.respond(msg)

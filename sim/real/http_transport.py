@@ -143,6 +143,9 @@ class RealHttp(IpTransport):
             self._observed(dev, body, content_type, headers, reply)
         return reply
 
+    def hang_up(self, endpoint) -> None:
+        self._drop(endpoint.ident.index)
+
     def observe(self, hook) -> bool:
         """An eavesdropper on the path to a real server reads plain HTTP only."""
         if self.scheme != "http":

@@ -141,3 +141,38 @@ attacks: [{{kind: replay-dm-credential, on: ip, params: {{after: 5}}}}]
         assert len(core.sessions) + len(core.finished) >= 3  # the attacker's sessions are on the real server
     else:
         assert "401" in json.dumps(outcome["evidence"]) or "refused" in json.dumps(outcome["evidence"])
+
+
+@pytest.mark.parametrize("rate, seconds, verdict", [(1, 4, "detected"), (20, 10, "succeeded")])
+def test_a_package1_storm_against_the_real_server(live_server, tmp_path, rate, seconds, verdict):
+    """Unauthenticated package 1s (invented DevIds, each connection dropped after its answer)
+    from second 5 against a real ``dmsim server`` on 127.0.0.1, while the devices arrive. Every
+    one is refused and none leaves a session. Four of them stay under the real server's
+    per-address allowance (5 failures): the devices are untouched (detected). Two hundred close
+    the storm's address with the per-address throttle (issue 13), admin listener included, and
+    the devices share that address: those still to come fail (succeeded, a denial of service by
+    address, which a lab on one loopback address shows and a NAT in front of real devices would
+    too)."""
+    core, port = live_server
+    token = tmp_path / "admin.token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    sc = parse_scenario(f"""
+seed: 4
+duration: 600
+fleet: {{size: 6, profiles: [{{name: p, dm_auth: md5}}]}}
+arrival: {{kind: poisson, rate: 0.2}}
+links: {{sms: {{loss: 0}}}}
+components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
+                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
+attacks: [{{kind: package1-storm, at: 5, params: {{rate: {rate}, seconds: {seconds}}}}}]
+""", "real.yaml")
+    res = run_scenario(sc, tmp_path / "run", plots=False)
+    outcome = res.summary["attacks"]["outcomes"][0]
+    assert outcome["verdict"] == verdict, outcome
+    assert outcome["evidence"]["sent"] == outcome["evidence"]["refusals_recorded"] == rate * seconds
+    assert not any(uri.startswith("IMSI:00199") for uri in core.sessions)
+    if verdict == "detected":
+        assert res.summary["success_rate"] == 1.0 and outcome["evidence"]["throttled"] == 0
+    else:
+        assert "429" in outcome["mechanism"] and res.summary["success_rate"] < 0.95

@@ -17,9 +17,11 @@ server, ``max_sessions`` invented DevIds deny every later device for the rest of
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 
 from dmsim.sim.agents.adversary.attacks.nonce import (Impostor, ServerAudit, SessionLog, device_uri, fake_uri,
                                                        fresh_session_id, plain_http_problem, send)
+from dmsim.sim.agents.adversary.attacks.replay_ip import syncml_status
 from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
 from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
 
@@ -34,6 +36,11 @@ class Package1Storm(Attack):
     By default the attacker never answers the server's 401 Chal: each request is a package 1
     only. With ``answer`` it sends the client's retry (over the challenge's nonce, still wrong),
     whose final refusal ends that session, as a client that gives up properly would.
+
+    Against a real server (``components.dm_server: socket`` at an ``http://`` url) each request
+    reaches it through the same transport as the devices' (the endpoint's connection dropped after
+    its answer, ``IpTransport.hang_up``), and the refusals are counted from its answers (401/407,
+    or HTTP 403/429 from its throttle), since its audit log is its own.
 
     The criterion (ours; the spec sets none): the *legitimate* devices are those whose record was
     not written before ``at``. The storm succeeded when their success rate is below
@@ -68,13 +75,17 @@ class Package1Storm(Attack):
 
     @classmethod
     def check(cls, data, spec):
-        return plain_http_problem(data)
+        return plain_http_problem(data, real_ok=True)
 
     def install(self) -> None:
         self.claimed: set[str] = set()
         self.ours: set[str] = set()
         self.replies = {"answered": 0, "unanswered": 0}
-        self.audit = ServerAudit(self.replica)
+        self.refused_answers = 0  # 401/407 answers the storm got, and HTTP 403/429
+        self.throttled = 0  # HTTP 403/429 answers (a real server's per-address throttle)
+        # the simulated server's audit; a real server's is its own log: the storm counts its 401s instead
+        self.audit = ServerAudit(self.replica) if self.replica.data["components"]["dm_server"]["kind"] == "virtual" \
+            else None
         self.sessions = SessionLog(self.replica)
         size = self.replica.data["fleet"]["size"]
         self.victims = [i for i in range(size) if self.targets(i)] if self.p["claim"] == "real" else []
@@ -103,9 +114,20 @@ class Package1Storm(Attack):
         self.act(index, "package 1")
         reply = yield from send(self, impostor.endpoint, impostor.package1())
         self.replies["answered" if reply is not None else "unanswered"] += 1
+        self._count_refusal(reply)
         retry = impostor.answer(reply) if self.p["answer"] else None
         if retry is not None:
-            yield from send(self, impostor.endpoint, retry)
+            self._count_refusal((yield from send(self, impostor.endpoint, retry)))
+        self.replica.transport.hang_up(impostor.endpoint)
+
+    def _count_refusal(self, reply) -> None:
+        """Count a refusal: a 401/407 answer (against a real server, what its audit log records) or
+        an HTTP 403/429 (its throttle)."""
+        status = getattr(reply, "start", None)
+        if status in ("403", "429"):
+            self.throttled += 1
+        if syncml_status(reply) in (401, 407) or status in ("403", "429"):
+            self.refused_answers += 1
 
     # -- judging ------------------------------------------------------------------------------
     def _rows(self):
@@ -121,14 +143,17 @@ class Package1Storm(Attack):
         baseline = statistics.median(base) if base else None
         median = statistics.median(times) if times else None
         success = sum(1 for r in during if r.ok) / len(during) if during else None
-        refused = sum(1 for e in self.audit.entries if e.session_id in self.ours and e.device in self.claimed)
+        simulated = self.audit is not None
+        refused = (sum(1 for e in self.audit.entries if e.session_id in self.ours and e.device in self.claimed)
+                   if simulated else self.refused_answers)
         server = self.replica.server
         slowdown = median / baseline if median is not None and baseline else None
         evidence = {"sent": self.attempts, **self.replies, "refusals_recorded": refused,
                     "legit_devices": len(during), "legit_success_rate": success, "legit_session_p50": median,
                     "baseline_session_p50": baseline, "slowdown": slowdown,
-                    "slots": server.max_sessions, "slots_held_by_attacker": len(server.active & self.claimed),
-                    "left_waiting": len(server.waiting)}
+                    "slots": server.max_sessions if simulated else None,
+                    "slots_held_by_attacker": len(server.active & self.claimed) if simulated else 0,
+                    "left_waiting": len(server.waiting) if simulated else None, "throttled": self.throttled}
         if not self.acted:
             return self.outcome(INCONCLUSIVE, "the storm never started before the horizon", **evidence)
         if not during:
@@ -161,4 +186,10 @@ class Package1Storm(Attack):
                     f"{evidence['slots_held_by_attacker']} DevIds the attacker never followed up hold "
                     f"{evidence['slots_held_by_attacker']} of {evidence['slots']} slots for good (no idle timeout); "
                     f"{evidence['left_waiting']} requests were left waiting")
+        if self.audit is None:  # a real server: what its answers to the legitimate devices were
+            failures = Counter(r.reason.split(":")[0] for r in self.sessions.rows.values() if not r.ok)
+            return (f"none: {what}; the real server's answers to the legitimate devices: "
+                    + ", ".join(f"{reason} {n}" for reason, n in sorted(failures.items()))
+                    + (f" (its per-address throttle answered {self.throttled} of the storm's requests 429: the "
+                       "legitimate devices share the storm's address)" if self.throttled else ""))
         return f"none: {what} (the server's capacity, sim/agents/serving.py, was spent on the storm)"

@@ -52,11 +52,14 @@ DEVINFO = {"Man": "dmsim", "Mod": "dmsim-phone-a", "DmV": "1.2", "Lang": "en-US"
 
 
 # -- scenario checks ----------------------------------------------------------------------------
-def plain_http_problem(data: dict) -> str | None:
+def plain_http_problem(data: dict, real_ok: bool = False) -> str | None:
     """Return why the ``ip`` position cannot read or reach the DM layer in scenario ``data``:
-    the simulated server is needed (the judges read its state) over plain HTTP (under TLS the
-    position sees records, and the attacker's endpoint has no PSK or certificate)."""
+    the simulated server is needed (the judges read its state; ``real_ok``: or a real one at an
+    ``http://`` url, judged from its answers) over plain HTTP (under TLS the position sees
+    records, and the attacker's endpoint has no PSK or certificate)."""
     comp = data["components"]["dm_server"]
+    if real_ok and comp["kind"] == "socket":
+        return None if comp["url"].startswith("http://") else "against a real server: an http:// url"
     if comp["kind"] != "virtual":
         return "needs the simulated DM server (components.dm_server kind virtual)"
     if (comp.get("tls") or {}).get("mode", "none") != "none":
