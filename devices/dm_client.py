@@ -19,7 +19,11 @@ Rules implemented:
 * the server's Cred is checked on every server message under the account's server scheme (SRVCRED
   AAuthType; a DM 1.2 client may use auth-basic towards the server and expect auth-md5 back); a
   bad one is challenged once with a new nonce issued by the client, a second bad one ends the
-  session (``server_auth_failed``);
+  session (``server_auth_failed``); a good one under a digest scheme is answered with a fresh
+  NextNonce in the Chal of the SyncHdr Status (§5.5, §5.4.3), so the server's Cred is never the
+  same twice: a server Cred seen on the wire cannot be replayed by an impostor (before, the client
+  kept the nonce it issued at bootstrap until a challenge, so the server's digest repeated in every
+  message and session, and ``fake-dm-server`` with ``learn`` succeeded);
 * in HMAC mode every server message must carry an ``x-syncml-hmac`` that verifies under the
   server's AAuthSecret, inside the verifier's window and not replayed, or the session ends
   (``server_hmac_failed``, the verdict in ``hmac_verdict``); the check runs before parsing;
@@ -67,7 +71,7 @@ from dmsim.devices.dm_commands import handle_command
 from dmsim.devices.dm_tree import DEVINFO, DmTree, find_account, install_account, install_devinfo
 from dmsim.network.dm import messages as m
 from dmsim.network.dm.account import DmAccount
-from dmsim.network.dm.auth import AUTH_MD5, AUTH_SHA256, check_credential, make_credential
+from dmsim.network.dm.auth import AUTH_MD5, AUTH_SHA256, check_credential, is_digest, make_credential
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Verdict, build_header,
                                              find_header)
 from dmsim.network.dm.message_security import MessageSecurity, check_combination
@@ -229,7 +233,8 @@ class DmClient:
         commands = m.body_commands(msg)
         if m.is_final(msg) and not commands and self._last_final:
             return Done(True)
-        lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.OK if self._server_ok else m.AUTH_ACCEPTED)]
+        lead = [m.status(1, hdr.msg_id, "0", "SyncHdr", m.OK if self._server_ok else m.AUTH_ACCEPTED,
+                         challenge=self._next_server_nonce())]
         self._server_ok = True
         try:
             for cmd in commands:
@@ -240,6 +245,17 @@ class DmClient:
         except DmsimError as exc:
             return Done(False, f"bad_server_message: {exc}")
         return self._send(lead, ask_next=m.peer_has_more(msg), now=now)
+
+    def _next_server_nonce(self) -> Element | None:
+        """Return the Chal that gives the server a fresh nonce for its next Cred (§5.5 NextNonce,
+        §5.4.3 "a new nonce SHOULD be used"), and keep it, when the server authenticates under a
+        digest scheme; None otherwise (auth-basic has no nonce, HMAC mode no Cred)."""
+        account = self._account
+        if self.hmac_mode or not is_digest(account.server_scheme):
+            return None
+        nonce = self._nonce(16)
+        self.account = account.with_nonces(server=nonce)
+        return m.chal(account.server_scheme, nonce)
 
     def _send(self, lead: list[Element], *, ask_next: bool, now: float, take: bool = True) -> Send:
         """Return the next message: ``lead``, then as many queued items as fit (``take``)."""

@@ -593,6 +593,9 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
 # Knockouts that restore a defect dmsim once had, for attack rehearsal (``dmsim attack matrix``
 # runs an attack's ``before_knockouts`` as a row of their own); no conformance row cites them.
 REHEARSAL_LIST: tuple[Knockout, ...] = (
+    Knockout("client-keeps-server-nonce", "the client issues the server no NextNonce after accepting its Cred, so "
+             "the server's digest Cred repeats in every message and session (the client before issue 16)",
+             "dmsim.devices.dm_client:DmClient._next_server_nonce", _returns(None)),
     Knockout("server-slot-held-by-challenge", "a server slot is freed only when a session ends: a 401/407 to an "
              "unauthenticated package 1 keeps its slot (the simulated server before issue 16)",
              "dmsim.sim.agents.serving:Serving.frees_slot", _old_slot_rule),

@@ -166,3 +166,45 @@ def test_client_basic_to_the_server_and_server_md5_to_the_client():
     wrong = DmClient(dataclasses.replace(account, server_auth_scheme="syncml:auth-basic"), DEV, DEVINFO, 2,
                      rng.randbytes)
     assert run(srv, wrong)[0] == Done(False, "server_auth_failed")  # the md5 Cred is not a Basic one
+
+
+@pytest.mark.parametrize("scheme, renewed", [("syncml:auth-md5", True), ("syncml:auth-sha256", True),
+                                             ("syncml:auth-basic", False)])
+def test_the_client_renews_the_server_nonce_with_every_message_it_accepts(scheme, renewed):
+    """§5.5, §5.4.3: each server message the client accepts under a digest scheme is answered with
+    a fresh NextNonce for the server, which the server then uses: no server Cred repeats, so one
+    seen on the wire cannot be replayed (basic has no nonce)."""
+    srv, account, rng = setup(scheme)
+    client = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    step, creds, nonces = client.start(), [], []
+    for _ in range(10):
+        if isinstance(step, Done):
+            break
+        reply = srv.handle(step.body, step.content_type, 1_700_000_000.0, headers=step.headers)
+        msg = m.decode(reply.body, reply.content_type) if reply.body else None
+        cred = msg.find("SyncHdr/Cred/Data") if msg is not None else None
+        creds.append(None if cred is None else cred.text)
+        step = client.receive(reply.body, reply.content_type, reply.headers, 1_700_000_000.0)
+        nonces.append(client.account.server_nonce)
+    assert step == Done(True)
+    assert srv.accounts[DEV].server_nonce == client.account.server_nonce  # both ends agree
+    if renewed:
+        assert len(set(creds)) == len(creds) == 2  # package 2's and package 4's Cred differ
+        assert client.account.server_nonce != account.server_nonce
+    else:
+        assert client.account.server_nonce == account.server_nonce
+
+
+def test_a_server_cred_seen_before_is_refused():
+    """The impostor's move: package 2 of a finished session replayed to the next one."""
+    srv, account, rng = setup()
+    first = DmClient(account, DEV, DEVINFO, 1, rng.randbytes)
+    package2 = srv.handle(first.start().body, m.DM_WBXML, 0.0)
+    assert not isinstance(first.receive(package2.body, package2.content_type), Done)
+    second = DmClient(first.account, DEV, DEVINFO, 1, rng.randbytes)
+    second.start()
+    refusal = second.receive(package2.body, package2.content_type)
+    assert not isinstance(refusal, Done)  # one challenge of the server (§5.4.3) ...
+    status = m.header_status(m.decode(refusal.body, refusal.content_type))
+    assert status.code == m.UNAUTHORIZED
+    assert second.receive(package2.body, package2.content_type) == Done(False, "server_auth_failed")  # ... then it ends

@@ -163,7 +163,7 @@ def test_queued_results_are_not_sent_to_a_server_that_failed_authentication():
     the results of a package split by the server's MaxMsgSize are held back while the server's
     credential is refused (the challenge carries only the 401), and all follow once it is right."""
     cl, gets = big_devinfo_client()
-    _, _, cmds, final = read(cl.receive(server_msg(cl, 1, *gets, max_msg_size=1400), m.DM_XML))
+    _, _, cmds, final = read(cl.receive(server_msg(cl, 1, *gets, max_msg_size=1500), m.DM_XML))
     sent = results_of(cmds)
     assert not final and 0 < len(sent) < 6
     alert = E("Alert", E("CmdID", 2), E("Data", m.ALERT_NEXT_MESSAGE))
@@ -208,7 +208,7 @@ def test_retry_after_401_keeps_what_was_still_queued():
     """§5.4.3 retry in the middle of a split package: the refused message's commands go again and
     the ones not yet sent follow, none lost (DM Protocol §8.2)."""
     cl, gets = big_devinfo_client()
-    _, sts, cmds, _ = read(cl.receive(server_msg(cl, 1, *gets, max_msg_size=1400), m.DM_XML))
+    _, sts, cmds, _ = read(cl.receive(server_msg(cl, 1, *gets, max_msg_size=1500), m.DM_XML))
     first = answers(sts, cmds)
     step = cl.receive(server_msg(cl, 2, code=m.UNAUTHORIZED, next_nonce=b"fresh-nonce-0002", final=False),
                       m.DM_XML)
@@ -247,14 +247,15 @@ def test_refusing_or_unreadable_server_ends_the_session_unsuccessfully():
 # -- the client's nonces in the tree: AAuthData of CLCRED / SRVCRED (§5.5) -------------------------
 
 def test_next_nonce_lands_in_the_clcred_aauthdata_read_by_the_next_session():
-    """§5.5: the client sets AAuthData (CLCRED) to the NextNonce under auth-md5; the next session,
-    built from the tree, uses it."""
+    """§5.5: the client sets AAuthData (CLCRED) to the NextNonce under auth-md5, and SRVCRED to the
+    NextNonce it gives the server in return; the next session, built from the tree, uses both."""
     cl = client()
     cl.start()
-    cl.receive(server_msg(cl, 1, get(3, "./DevInfo/Man"), next_nonce=b"next-nonce-0042"), m.DM_XML)
+    step = cl.receive(server_msg(cl, 1, get(3, "./DevInfo/Man"), next_nonce=b"next-nonce-0042"), m.DM_XML)
     stored = account_from_tree(cl.tree, SERVER_ID)
     assert stored.client_nonce == b"next-nonce-0042"
-    assert stored.server_nonce == b"server-nonce-0001"
+    issued = m.header_status(m.decode(step.body, step.content_type)).next_nonce
+    assert stored.server_nonce == issued == cl.account.server_nonce != b"server-nonce-0001"
 
 
 def _tree_with_a_transport_appauth_first(acc: DmAccount) -> DmTree:
@@ -368,3 +369,14 @@ def test_tampered_server_message_is_refused_with_its_error():
         assert done == Done(False, "server_message_security_failed"), name
         assert isinstance(cl.security_error, MessageSecurityError)
 
+
+
+def test_the_server_nonce_the_client_issues_names_the_server_scheme():
+    """§5.5: the Chal that gives the server its NextNonce names the scheme the server's next Cred
+    must use (SRVCRED's AAuthType), in base64 (the server reads the NextNonce; a peer that checks
+    the type needs it)."""
+    cl = client()
+    cl.start()
+    step = cl.receive(server_msg(cl, 1, get(3, "./DevInfo/Man")), m.DM_XML)
+    chal = m.decode(step.body, step.content_type).find("SyncBody/Status/Chal/Meta")
+    assert text(chal, "Type") == AUTH_MD5 and text(chal, "Format") == "b64"

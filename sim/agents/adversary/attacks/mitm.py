@@ -414,24 +414,28 @@ class FakeDmServer(IpMitm):
 
     ``learn: true``: the attacker first lets the device talk to the real server and watches
     ``ip_down`` for the server's Cred; once it has one it takes the session over and sends that
-    Cred, verbatim, in its own messages. auth-basic's Cred is static (B64(name:password)), and a
-    digest Cred is valid for as long as the client keeps the server nonce (§5.4: the current
-    session at least; the client issues a new one only when it challenges), so the client may
-    accept the impostor and run its commands: succeeded, judged from the impostor's
-    ``session_completed``. Choice: the takeover starts with the first request after the Cred
-    was seen (package 3 of the same session).
+    Cred, verbatim, in its own messages. auth-basic's Cred is static (B64(name:password)), so the
+    client accepts the impostor and runs its commands: succeeded, judged from the impostor's
+    ``session_completed``. A digest Cred is valid only for the server nonce the client last
+    issued, and the client issues a new one with every server message it accepts (§5.5,
+    ``DmClient._next_server_nonce``): detected. Before issue 16 the client kept that nonce until
+    it challenged, and the learned md5 Cred took the session over (the knockout
+    ``client-keeps-server-nonce``, the matrix's "without" row). Choice: the takeover starts with
+    the first request after the Cred was seen (package 3 of the same session).
     """
 
     kind = "fake-dm-server"
     params = {"learn": False}
+    matrix = {"params": {"learn": True}}
+    before_knockouts = ("client-keeps-server-nonce",)
     entry = Entry(
         family="mitm", title="rogue DM server answering the device (DNS spoofing / rogue AP)",
         seeds_say="§5.4: the client MUST authenticate the server (DM-SEC-C-002-M); a server whose Cred fails "
                   "twice ends the session (§5.4.3). Over plain HTTP nothing binds the Cred to the body (§5.3).",
         knowledge="the device's DevId and IMSI (its client name); with learn, one server Cred seen on the wire",
         position="the IP path of plain-HTTP DM sessions", time="one DM session",
-        expected="detected; with learn: succeeded against auth-basic and auth-md5 over plain HTTP, detected "
-                 "with auth-hmac-sha256")
+        expected="detected; with learn: succeeded against auth-basic over plain HTTP (a static Cred), detected "
+                 "with auth-md5 (the client renews the server's nonce) and auth-hmac-sha256")
 
     @classmethod
     def check(cls, data, spec):

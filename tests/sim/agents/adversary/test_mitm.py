@@ -13,6 +13,7 @@ from dmsim.network.dm.tls import TlsEndpoint, TlsFailed, psk_client_config, psk_
 from dmsim.sim.agents.adversary.attacks.mitm import rewrite_client_hello
 from dmsim.sim.results.runner import run_scenario
 from dmsim.sim.scenario.format import load_scenario, parse_scenario
+from dmsim.sim.cli import knockouts
 
 SCENARIOS = Path(__file__).resolve().parents[4] / "scenarios"
 BASE = """
@@ -91,13 +92,29 @@ def test_the_client_refuses_a_server_that_does_not_know_its_password(tmp_path, a
     assert outcome["state_corrupted"] is (auth == "md5")
 
 
-@pytest.mark.parametrize("auth, read", [("md5", "syncml:auth-md5"), ("basic", "server_password")])
-def test_a_learned_server_cred_lets_the_impostor_take_the_session_over(tmp_path, auth, read):
+def test_a_learned_basic_server_cred_lets_the_impostor_take_the_session_over(tmp_path):
     outcome, rows = run(tmp_path, f"{{kind: fake-dm-server, targets: {TARGETS}, params: {{learn: true}}}}",
-                        f"fleet.profiles=[{{name: p, dm_auth: {auth}}}]")
+                        "fleet.profiles=[{name: p, dm_auth: basic}]")
     assert outcome["verdict"] == "succeeded"
     assert attacked(rows) == {("", "succeeded")}  # the device's session ended ok, with the impostor
-    assert outcome["evidence"]["impostor_completed"] == 2 and outcome["evidence"]["read"] == {read: 2}
+    assert outcome["evidence"]["impostor_completed"] == 2 and outcome["evidence"]["read"] == {"server_password": 2}
+
+
+def test_a_learned_md5_server_cred_is_stale_the_client_renews_the_server_nonce(tmp_path):
+    """The client gives the server a fresh NextNonce with every Status it accepts (§5.5), so the
+    server Cred the impostor saw no longer verifies."""
+    outcome, rows = run(tmp_path, f"{{kind: fake-dm-server, targets: {TARGETS}, params: {{learn: true}}}}",
+                        "fleet.profiles=[{name: p, dm_auth: md5}]")
+    assert outcome["verdict"] == "detected" and outcome["evidence"]["impostor_completed"] == 0
+    assert attacked(rows) == {("server_auth_failed", "detected")} and untouched_ok(rows)
+
+
+def test_before_the_fix_a_learned_md5_server_cred_took_the_session_over(tmp_path, monkeypatch):
+    knockouts.apply(knockouts.KNOCKOUTS["client-keeps-server-nonce"], monkeypatch)
+    outcome, rows = run(tmp_path, f"{{kind: fake-dm-server, targets: {TARGETS}, params: {{learn: true}}}}",
+                        "fleet.profiles=[{name: p, dm_auth: md5}]")
+    assert outcome["verdict"] == "succeeded" and outcome["evidence"]["read"] == {"syncml:auth-md5": 2}
+    assert attacked(rows) == {("", "succeeded")}
 
 
 def test_a_learning_impostor_is_still_refused_under_hmac(tmp_path):

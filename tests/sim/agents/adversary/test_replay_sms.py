@@ -67,13 +67,15 @@ def test_replay_bootstrap_checks_its_params_and_profiles():
 
 # --- replay-package0 ----------------------------------------------------------------------------
 
-def test_a_replayed_package0_is_ignored_but_its_digest_still_verifies(tmp_path):
+def test_a_replayed_package0_is_ignored_and_its_digest_is_stale(tmp_path):
     out = outcome(tmp_path, "attack_replay_package0")
     ev = out["evidence"]
     assert out["verdict"] == "blocked" and ev["replayed"] == 6
-    # the client never rotates the server nonce between sessions (§5.4.3 SHOULD): only the
-    # device's one-notification life keeps the copy out
-    assert ev["digest_still_verifies"] == 6
+    # under auth-md5 the client gives the server a new nonce with each message it accepts (§5.5),
+    # so that device's copy no longer verifies (before issue 16 it did); the five auth-hmac-sha256
+    # devices never renew the server nonce (no Cred, no NextNonce in HMAC mode, §5.6.1), so theirs
+    # still do: only the device's one-notification life keeps those copies out
+    assert ev["digest_still_verifies"] == 5
 
 
 def test_replay_package0_needs_notification_sessions():
