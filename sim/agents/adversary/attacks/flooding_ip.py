@@ -47,8 +47,9 @@ class Package1Storm(Attack):
     ``min_success`` (default 0.95), or when the median time of their DM session phase
     (``t_session_start`` to the record, successes only) exceeds ``max_slowdown`` (default 2.0)
     times the baseline: the median of the successful sessions whose record was written before
-    ``at`` (with none, the latency criterion is not applied and ``baseline`` is null in the
-    evidence). Otherwise it failed: detected when the server's audit recorded its refusals (each
+    ``at``. The latency criterion needs ``min_samples`` (default 5) sessions on each side: with
+    fewer, two medians of a handful of exponential IP delays differ twofold by chance alone, so
+    it is not applied (``baseline`` is then null in the evidence). Otherwise it failed: detected when the server's audit recorded its refusals (each
     unauthenticated package 1 is an audit event), blocked if not. The mechanism of a success is
     read from the server's slots at the end: the slots held by the attacker's DevIds
     (``Serving.active``) and the devices left waiting.
@@ -57,7 +58,7 @@ class Package1Storm(Attack):
     kind = "package1-storm"
     positions = ("ip",)
     params = {"rate": 50.0, "seconds": 60.0, "claim": "fake", "min_success": 0.95, "max_slowdown": 2.0,
-              "answer": False}
+              "min_samples": 5, "answer": False}
     choices = {"claim": CLAIMS}
     positive = ("rate", "seconds")
     matrix = {"at": 30}
@@ -140,7 +141,8 @@ class Package1Storm(Attack):
         before, during = self._rows()
         base = [r.session_time for r in before if r.ok and r.session_time is not None]
         times = [r.session_time for r in during if r.ok and r.session_time is not None]
-        baseline = statistics.median(base) if base else None
+        enough = min(len(base), len(times)) >= int(self.p["min_samples"])
+        baseline = statistics.median(base) if base and enough else None
         median = statistics.median(times) if times else None
         success = sum(1 for r in during if r.ok) / len(during) if during else None
         simulated = self.audit is not None
