@@ -81,21 +81,27 @@ def test_provisioning_endpoint_and_bad_requests(live_server):
     assert post(port, "/dm", b"\x03garbage", "application/vnd.syncml.dm+wbxml")[0] == 400
 
 
-def test_scenario_against_the_real_server(live_server, tmp_path):
-    _, port = live_server
+def real_scenario(live_server, tmp_path, body: str):
+    """Return the scenario ``body`` (YAML) whose DM server is ``live_server``, provisioned through
+    its admin listener with the token in a 0600 file."""
     token = tmp_path / "admin.token"
     token.write_text(TOKEN)
     token.chmod(0o600)
-    sc = parse_scenario(f"""
+    return parse_scenario(body + f"""
+components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{live_server[1]}/dm",
+                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
+""", "real.yaml")
+
+
+def test_scenario_against_the_real_server(live_server, tmp_path):
+    sc = real_scenario(live_server, tmp_path, f"""
 name: real-server
 seed: 3
 duration: 600
 fleet: {{size: 8}}
 arrival: {{kind: poisson, rate: 2}}
 links: {{sms: {{loss: 0}}}}
-components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
-                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
-""", "real.yaml")
+""")
     res = run_scenario(sc, tmp_path, plots=False)
     assert res.summary["success_rate"] == 1.0
     with open(tmp_path / "sessions.csv", newline="") as f:
@@ -119,19 +125,14 @@ def test_an_attack_rehearsed_against_the_real_server(live_server, tmp_path, auth
     """The same catalogue attack as in the simulation, against a real ``dmsim server`` on
     127.0.0.1: a package 1 seen on the wire, replayed under a new SessionID, is a session of the
     attacker's with auth-basic and a refused, audited attempt with auth-md5."""
-    core, port = live_server
-    token = tmp_path / "admin.token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    sc = parse_scenario(f"""
+    core, _ = live_server
+    sc = real_scenario(live_server, tmp_path, f"""
 seed: 4
 duration: 600
 fleet: {{size: 3, profiles: [{{name: p, dm_auth: {auth}}}]}}
 links: {{sms: {{loss: 0}}}}
-components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
-                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
 attacks: [{{kind: replay-dm-credential, on: ip, params: {{after: 5}}}}]
-""", "real.yaml")
+""")
     res = run_scenario(sc, tmp_path / "run", plots=False)
     assert res.summary["success_rate"] == 1.0  # the devices' own sessions with the real server
     outcome = res.summary["attacks"]["outcomes"][0]
@@ -153,20 +154,15 @@ def test_a_package1_storm_against_the_real_server(live_server, tmp_path, rate, s
     the devices share that address: those still to come fail (succeeded, a denial of service by
     address, which a lab on one loopback address shows and a NAT in front of real devices would
     too)."""
-    core, port = live_server
-    token = tmp_path / "admin.token"
-    token.write_text(TOKEN)
-    token.chmod(0o600)
-    sc = parse_scenario(f"""
+    core, _ = live_server
+    sc = real_scenario(live_server, tmp_path, f"""
 seed: 4
 duration: 600
 fleet: {{size: 6, profiles: [{{name: p, dm_auth: md5}}]}}
 arrival: {{kind: poisson, rate: 0.2}}
 links: {{sms: {{loss: 0}}}}
-components: {{dm_server: {{kind: socket, url: "http://127.0.0.1:{port}/dm",
-                          admin: {{url: "http://127.0.0.1:{live_server.admin_port}", token_file: "{token}"}}}}}}
 attacks: [{{kind: package1-storm, at: 5, params: {{rate: {rate}, seconds: {seconds}}}}}]
-""", "real.yaml")
+""")
     res = run_scenario(sc, tmp_path / "run", plots=False)
     outcome = res.summary["attacks"]["outcomes"][0]
     assert outcome["verdict"] == verdict, outcome
