@@ -304,6 +304,9 @@ def refusal_mechanism(results: list[Replayed]) -> str:
         if any(r.mac_header for r in results):
             return f"x-syncml-hmac refused ({counts}; OMA-TS-DM_Security §5.6.1.2; seed 002 §5.4 for HMAC-MD5)"
         return f"message security refused ({counts}; seed 002 §5.4 XML-Signature, signed over the SyncHdr too)"
+    if any(r.mac_header for r in results):  # a real server: only its answer is known
+        answers = sorted({text for r in results for text in r.recorded})
+        return f"x-syncml-hmac refused ({'; '.join(answers)}; OMA-TS-DM_Security §5.6.1.2)"
     return ("nonce consumed on use: the Cred digest covers a nonce the server replaced with NextNonce, "
             "answered 401 with a new challenge (OMA-TS-DM_Security §5.4.2, §5.4.3, §5.5)")
 
