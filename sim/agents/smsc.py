@@ -197,6 +197,13 @@ class SmscDriver(Agent):
             dev.until = self.env.now + self._avail_rng.expovariate(1.0 / (mean_up if dev.up else mean_down))
         self._devices[address] = dev
 
+    def rehandle(self, address: str, on_sms: DeviceHandler) -> None:
+        """Give the device at ``address`` another SMS handler (its reachability path is kept); a
+        device that never attached is left alone."""
+        dev = self._devices.get(address)
+        if dev is not None:
+            dev.on_sms = on_sms
+
     def add_application(self, address: str, on_sms: AppHandler,
                         on_report: AppReportHandler | None = None) -> None:
         """Register an application (ESME) at ``address``: MO messages to it go to ``on_sms``,

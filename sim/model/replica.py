@@ -175,6 +175,9 @@ class Replica:
         del self.live[dev.ident.index]
         self.cards.release(dev.ident.index)
         dev.card = None  # a late OTA download finds no card: the device's session is over
+        ended = getattr(dev, "ended", None)
+        if ended is not None:  # the device kind lets go of what it registered (the SMSC's handler)
+            ended()
         self.done += 1
         end = now if dev.t_session_start is not None and reason != "not_finished" else None
         self.write((self.replica, self.sweep, self.sweep_value, dev.ident.index, dev.ident.profile["name"],

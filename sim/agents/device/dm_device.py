@@ -100,6 +100,13 @@ class DmDevice:
         yield from ota.ota_download(dev)
         replica.finish(dev, done.ok, "" if done.ok else done.reason.split(":")[0])
 
+    def ended(self) -> None:
+        """The device's record is written: the SMSC keeps answering for it without holding it
+        (``sms_stack.after_life``; a device behind a real modem keeps its radio)."""
+        smsc = self.replica.agents.get("smsc")
+        if smsc is not None and not sms_stack.behind_modem(self):
+            smsc.rehandle(self.ident.imsi, sms_stack.after_life(self.replica, self.ident.index))
+
     def sms_from_link(self, msg: "Message") -> None:
         """An SMS-DELIVER arrived over the direct ``sms`` link (no SMSC)."""
         sms_stack.from_link(self, msg.payload)

@@ -140,3 +140,24 @@ def test_bad_spec_is_scenario_error(spec, path):
     with pytest.raises(ScenarioError) as err:
         parse_smsc_spec(spec)
     assert err.value.path == path
+
+
+def test_a_finished_device_is_not_held_by_the_smsc():
+    """After its record the SMSC answers for a device through a handler that holds neither the
+    device nor its DM client and tree (issue 17: about 19 KB a device, kept for the whole run)."""
+    import gc
+
+    from dmsim.sim.agents.device.dm_device import DmDevice
+    from dmsim.sim.model.replica import Replica
+    from dmsim.sim.scenario.format import parse_scenario
+    data = parse_scenario("fleet: {size: 30}\nduration: 900\nsmsc: {}\narrival: {kind: poisson, rate: 1}\n",
+                          "s.yaml").data
+    rows = []
+    model = Replica(data, seed=2, replica=0, sweep=0, sweep_value=None, write=rows.append)
+    model.run()
+    assert len(rows) == 30 and {r[5] for r in rows} == {"ok"}
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, DmDevice)]
+    smsc = model.agents["smsc"]
+    assert len(smsc._devices) == 30  # still reachable, still answered (a late SMS is acknowledged)
+    assert {dev.on_sms(b"", 0.0) for dev in smsc._devices.values()} == {AttemptResult.ack()}
