@@ -186,3 +186,27 @@ def test_report_renders_in_headless_chromium(tmp_path):
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
     white = max(colours)[0] / (1200 * 3000)
     assert len(colours) > 100 and white < 0.97       # tables, text and plots drew, not a blank page
+
+
+def test_the_attack_matrix_page_renders_in_headless_chromium(tmp_path):
+    """``dmsim attack matrix``'s report.html: the table's verdict colours and the inlined heat map
+    draw in a real browser (a succeeded cell's red among them)."""
+    from dmsim.sim.results.attack_report import write_matrix
+    chromium = _chromium()
+    cells = [{"profile": p, "attack": a, "knockout": "", "verdict": v, "mechanism": "why <b>not</b>",
+              "time_to_outcome": 1.5, "state_corrupted": v == "succeeded", "success": 1.0, "legit_success": None,
+              "baseline_success": 1.0, "attacked_devices": 3, "run_dir": f"cells/{p}/{a}", "wall": 0.1}
+             for a, verdicts in (("forge-networkid-bootstrap", ("succeeded", "detected")),
+                                 ("tamper-bootstrap", ("detected", "n/a")))
+             for p, v in zip(("networkid", "gba"), verdicts)]
+    write_matrix(tmp_path, cells, [], wall=1.0)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "why &lt;b&gt;not&lt;/b&gt;" in page and "<b>not</b>" not in page  # run text is escaped
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1000,1400", (tmp_path / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    with Image.open(shot) as image:
+        colours = dict((rgb, n) for n, rgb in image.convert("RGB").getcolors(maxcolors=1 << 20))
+    assert colours.get((0xE5, 0x39, 0x35), 0) > 50  # the succeeded red, in the table and the heat map
+    assert len(colours) > 50
