@@ -56,15 +56,41 @@ def test_fleet_completes_with_every_dm_message_protected(choice, auth):
             assert b"<SyncBody" not in msg.body and b"DevInfo" not in msg.body
 
 
+class CipherFlip(Tap):
+    """Flips one base64 character inside the request's first CipherValue: the XML stays well
+    formed, so the server must refuse it for what it says (its signature over the ciphertext)."""
+
+    def act(self, msg, now, rng):
+        start = msg.payload.find(b"<xenc:CipherValue>")
+        if start < 0:
+            return [(0.0, msg.payload)]
+        at = start + len(b"<xenc:CipherValue>") + 8
+        changed = bytearray(msg.payload)
+        changed[at] = ord("B") if changed[at] != ord("B") else ord("C")
+        return [(0.0, bytes(changed))]
+
+
 def test_tampered_uplink_is_refused_by_the_server():
     def hook(model):
         model.ip_down.tap = Tap()
 
     model, rows = run_replica(BASE, "links.ip.tap={kind: tamper, probability: 1.0, match: dm}", model_hook=hook)
-    # a flip that breaks the XML is a bare bad request (400); one that keeps it XML fails the signature (401)
-    assert {r[REASON] for r in rows} <= {"http_401", "http_400"} and sum(model.transport.refused.values()) >= 1
+    # a flip that breaks the XML is a bare bad request (400); one that keeps it XML fails the signature
+    # (401); which one depends on where the random offset lands in ciphertext whose IV is random
+    assert {r[REASON] for r in rows} <= {"http_401", "http_400"}
     assert set(model.transport.refused) <= {"bad_signature", "bad_xml", "bad_signature_form", "unsigned",
                                             "not_encrypted", "decrypt_failed"}
+
+
+def test_a_changed_ciphertext_is_refused_by_its_signature():
+    flip = CipherFlip()
+
+    def hook(model):
+        model.ip_up.tap, model.ip_down.tap = flip, Tap()
+
+    model, rows = run_replica(BASE, model_hook=hook)
+    assert {r[REASON] for r in rows} == {"http_401"} and len(rows) == 10
+    assert model.transport.refused == {"bad_signature": 10}
 
 
 def test_tampered_downlink_is_refused_by_the_client():
