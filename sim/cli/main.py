@@ -76,8 +76,12 @@ def _load(scenario: str, overrides: tuple[str, ...], flags: dict | None = None):
 @click.option("--overwrite", is_flag=True,
               help="Replace the run already in --out (its tables, summary, manifest, plots and report).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes for the runs (replicas x sweep points); the tables are the serial run's, "
+                   "byte for byte. --pcap, --trace and a live ESME keep one process.")
 def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None, overrides: tuple[str, ...],
-        pcap: Path | None, no_plots: bool, overwrite: bool, quiet: bool, trace: str | None = None) -> None:
+        pcap: Path | None, no_plots: bool, overwrite: bool, quiet: bool, trace: str | None = None,
+        jobs: int = 1) -> None:
     """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json, plots and report.html."""
     from dmsim.sim.results.progress import Progress
     from dmsim.sim.results.runner import closing_lines, default_out_dir, prepare_out_dir, run_scenario
@@ -111,7 +115,7 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     signal.signal(signal.SIGTERM, on_signal)
     try:
         result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop, pcap=pcap,
-                              trace=traced)
+                              trace=traced, jobs=jobs)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {out_dir}/sessions.csv "
                    "(manifest.json says status: interrupted)", err=True)

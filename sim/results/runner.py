@@ -65,11 +65,16 @@ def default_out_dir(scenario: Scenario, results_root: Path = Path("results")) ->
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None = None,
                  plots: bool = True, stop: threading.Event | None = None, pcap: Path | None = None,
-                 trace: tuple[int, ...] = ()) -> RunResult:
+                 trace: tuple[int, ...] = (), jobs: int = 1) -> RunResult:
     """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption.
 
     ``pcap``: capture the first replica there (SMS, APDUs, the DM sessions over TCP); ``trace``: write the
-    story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``)."""
+    story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``).
+
+    ``jobs`` > 1 runs the runs (sweep point x replica) in that many worker processes
+    (:func:`_parallel_runs`); their rows are written in the serial order, so ``sessions.csv`` and
+    ``sms.csv`` are byte-identical to a serial run's. A run with ``pcap``, ``trace`` or a live ESME
+    (``components.esme: smpp``) stays serial: those follow the first replica in this process."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = scenario.data
     points = scenario.sweep_points()
@@ -93,7 +98,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     gc_thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
-        for sweep_index, (value, point_data) in enumerate(points):
+        parallel = jobs > 1 and len(points) * replicas > 1 and capture is None and tracer is None and \
+            data["components"]["esme"]["kind"] == "none"
+        for sweep_index, (value, point_data) in enumerate(points if not parallel else ()):
             for replica in range(replicas):
                 progress.start_run(f"replica {replica + 1}/{replicas}"
                                    + (f", {sweep['points'][sweep_index]['label']}" if sweep else ""))
@@ -122,6 +129,19 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                     adversary = model.agents.get("adversary")
                     for number, outcome in enumerate(adversary.outcomes() if adversary is not None else ()):
                         attacks.setdefault(number, []).append({**outcome, "replica": replica, "sweep": sweep_index})
+        if parallel:
+            for done in _parallel_runs(points, data, replicas, out_dir, jobs, stop):
+                progress.start_run(f"replica {done.replica + 1}/{replicas} done")
+                for row in done.rows:
+                    table.write(row)
+                if sms_table is not None:
+                    for row in done.sms_rows:
+                        sms_table.write(row)
+                events += done.steps
+                arrived[(done.sweep, done.replica)] = done.arrived
+                _add_network_stats(network, done.stats)
+                for number, outcome in enumerate(done.outcomes):
+                    attacks.setdefault(number, []).append({**outcome, "replica": done.replica, "sweep": done.sweep})
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -238,6 +258,63 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+@dataclass
+class _RunOutput:
+    """What one run (sweep point x replica) of a worker process hands back to be written."""
+
+    sweep: int
+    replica: int
+    rows: list
+    sms_rows: list
+    stats: dict
+    arrived: int
+    steps: int
+    outcomes: list
+
+
+def _one_run(point_data: dict, seed: int, sweep: int, replica: int, sweep_value: str, out_dir: str) -> _RunOutput:
+    """Run one replica of one sweep point in a worker process; return its rows and counters."""
+    rows: list = []
+    sms_rows: list = []
+    model = Replica(point_data, seed=seed, replica=replica, sweep=sweep, sweep_value=sweep_value, write=rows.append,
+                    components=ALL, state_dir=out_dir)
+    if point_data.get("smsc") is not None:
+        model.write_sms = sms_rows.append
+    try:
+        model.run()
+    finally:
+        model.close()
+    adversary = model.agents.get("adversary")
+    return _RunOutput(sweep, replica, rows, sms_rows, model.stats(), model.arrived, model.steps,
+                      adversary.outcomes() if adversary is not None else [])
+
+
+def _parallel_runs(points: list, data: dict, replicas: int, out_dir: Path, jobs: int,
+                   stop: threading.Event | None):
+    """Yield each run's :class:`_RunOutput` in the serial order (sweep point, then replica), the
+    runs computed by ``jobs`` worker processes. Each run is independent (its random streams
+    come from the seed, replica and point alone), so its rows are the serial run's. A set
+    ``stop`` cancels the runs not started and raises KeyboardInterrupt after the ones finished
+    in order have been yielded (so they are written)."""
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_one_run, point_data, data["seed"], sweep, replica, sweep_cell(value), str(out_dir))
+                   for sweep, (value, point_data) in enumerate(points) for replica in range(replicas)]
+        try:
+            for future in futures:
+                while True:
+                    if stop is not None and stop.is_set():
+                        raise KeyboardInterrupt
+                    try:
+                        yield future.result(timeout=0.5)
+                        break
+                    except TimeoutError:
+                        continue
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def attack_block(attacks: dict[int, list[dict]], sessions_csv: Path) -> dict:
