@@ -3,7 +3,7 @@ end to end in the simulation: every choice completes, protects what is on the ip
 tampered message fails its session with a message-security reason, never a crash."""
 import pytest
 
-from conftest import run_replica
+from conftest import PayloadTap, run_replica
 from dmsim.base.errors import ScenarioError
 from dmsim.network.dm import http_binding
 from dmsim.sim.links.tap import Tap
@@ -22,22 +22,10 @@ server: {max_sessions: 50, service_time: {kind: fixed, value: 0.0}}
 OUTCOME, REASON = 5, 6
 
 
-class Capture(Tap):
-    """Passes every message and keeps its payload."""
-
-    def __init__(self):
-        super().__init__()
-        self.payloads = []
-
-    def act(self, msg, now, rng):
-        self.payloads.append(msg.payload)
-        return [(0.0, msg.payload)]
-
-
 @pytest.mark.parametrize("choice,auth", [("hmac-md5", "md5"), ("xmldsig", "md5"), ("xmldsig", "hmac"),
                                          ("xmlenc", "basic")])
 def test_fleet_completes_with_every_dm_message_protected(choice, auth):
-    up, down = Capture(), Capture()
+    up, down = PayloadTap(), PayloadTap()
 
     def hook(model):
         model.ip_up.tap, model.ip_down.tap = up, down

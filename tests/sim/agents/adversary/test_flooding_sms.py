@@ -5,25 +5,11 @@ server's traffic is denied (succeeded). With one the SMSC refuses and counts mos
 (detected), but the throttle is shared: the server's own submits are throttled too."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from dmsim.base.errors import ScenarioError
-from dmsim.sim.results.runner import run_scenario
-from dmsim.sim.scenario.format import parse_scenario
-
-SCENARIOS = Path(__file__).resolve().parents[4] / "scenarios"
-
-
-def scenario(name: str, *overrides: str):
-    path = SCENARIOS / f"{name}.yaml"
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path), list(overrides))
-
-
-def outcome(tmp_path: Path, name: str, *overrides: str) -> dict:
-    result = run_scenario(scenario(name, *overrides), tmp_path / "run", plots=False)
-    return result.summary["attacks"]["outcomes"][0]
+from attack_run import shipped as scenario, shipped_outcome as outcome
 
 
 # --- notification-storm -------------------------------------------------------------------------

@@ -5,7 +5,6 @@ x-syncml-hmac inside and outside the window; TLS records replayed into a new and
 connection (seed 000 §9.2.2)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -15,20 +14,8 @@ from dmsim.network.dm import messages as m
 from dmsim.sim.agents.adversary.attacks.replay_ip import read_request, with_session_id
 from dmsim.sim.model.replica import Replica
 from dmsim.sim.results.runner import run_scenario
-from dmsim.sim.scenario.format import parse_scenario
+from attack_run import shipped as scenario, shipped_outcome as outcome
 
-ROOT = Path(__file__).resolve().parents[4]
-SCENARIOS = ROOT / "scenarios"
-
-
-def scenario(name: str, *overrides: str):
-    path = SCENARIOS / f"{name}.yaml"
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path), list(overrides))
-
-
-def outcome(tmp_path: Path, name: str, *overrides: str) -> dict:
-    result = run_scenario(scenario(name, *overrides), tmp_path / "run", plots=False)
-    return result.summary["attacks"]["outcomes"][0]
 
 
 def replica(name: str, *overrides: str, tap=None) -> Replica:

@@ -5,7 +5,6 @@ blocked, but its digest still verifies); a GBA Push Info replayed (TS 33.223 rep
 detected); an OTA command packet replayed (TS 102 225 counter: PoR status 02, detected)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -13,23 +12,7 @@ from dmsim.base.errors import ScenarioError
 from dmsim.network.sms import segmentation, tpdu, wsp_push
 from dmsim.network.sms.address import Address
 from dmsim.sim.agents.adversary.attacks.replay_sms import AirCapture, index_of_address
-from dmsim.sim.results.runner import run_scenario
-from dmsim.sim.scenario.format import parse_scenario
-
-SCENARIOS = Path(__file__).resolve().parents[4] / "scenarios"
-
-
-def scenario(name: str, *overrides: str):
-    path = SCENARIOS / f"{name}.yaml"
-    return parse_scenario(path.read_text(encoding="utf-8"), str(path), list(overrides))
-
-
-def run(tmp_path: Path, name: str, *overrides: str):
-    return run_scenario(scenario(name, *overrides), tmp_path / "run", plots=False)
-
-
-def outcome(tmp_path: Path, name: str, *overrides: str) -> dict:
-    return run(tmp_path, name, *overrides).summary["attacks"]["outcomes"][0]
+from attack_run import run_shipped as run, shipped as scenario, shipped_outcome as outcome
 
 
 # --- replay-bootstrap ---------------------------------------------------------------------------
