@@ -14,7 +14,44 @@ from dmsim.sim.agents.adversary.sms_forge import ForgedServer, deliver_tpdus, de
 from dmsim.sim.agents.dm_server import SERVER_SMS_ADDRESS, scts_of
 
 
-class BootstrapForgery(Attack):
+class Forgery(Attack):
+    """What the forgeries of a pushed message share: per device, the moment the forged push is
+    complete there, it took it (succeeded), refused and counted it (detected) or ignored it
+    (blocked) (:meth:`settle`); over the run, the worst of those (:meth:`forgery_outcome`)."""
+
+    def install(self) -> None:
+        self.accepted: set[int] = set()
+        self.refused: set[int] = set()
+
+    def settle(self, index: int, *, took: bool, refused: bool) -> None:
+        """Decide device ``index``: it took the forged message, or refused it, or neither."""
+        if took:
+            self.accepted.add(index)
+            self.decide(index, SUCCEEDED)
+        elif refused:
+            self.refused.add(index)
+            self.decide(index, DETECTED)
+        else:
+            self.decide(index, BLOCKED)
+
+    def forgery_outcome(self, acted: bool, *, none: str, success: str, refusal: str, blocked: str, **evidence):
+        """Return the run's Outcome: inconclusive (``none``) if the attack never ``acted``, else
+        succeeded if a device took a forgery, detected if one refused it, else blocked; the
+        evidence counts both."""
+        evidence = {"accepted": len(self.accepted), "refused": len(self.refused), **evidence}
+        if not acted:
+            return self.outcome(INCONCLUSIVE, none, **evidence)
+        if self.accepted:
+            return self.outcome(SUCCEEDED, success, state_corrupted=True, **evidence)
+        if self.refused:
+            return self.outcome(DETECTED, refusal, **evidence)
+        return self.outcome(BLOCKED, blocked, **evidence)
+
+
+BOOTSTRAP_MAC_REFUSAL = "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs"
+
+
+class BootstrapForgery(Forgery):
     """Replace each targeted device's bootstrap on the air (a false base station jams the
     server's SMS to it until its own push is complete there) with one that installs the attacker's DM account,
     MAC'd under ``key_type`` (``profile``: the key the device's profile uses) with the PIN
@@ -36,10 +73,9 @@ class BootstrapForgery(Attack):
         return None
 
     def install(self) -> None:
+        super().install()
         self.forger = ForgedServer(self.rng)
         self.sent: set[int] = set()
-        self.accepted: set[int] = set()
-        self.refused: set[int] = set()
         self.key_types: dict[int, str] = {}  # device -> the key type its forged bootstrap was MAC'd under
         for link in self.adversary.sms_links():
             self.adversary.tap(link, self._on_air)
@@ -75,26 +111,13 @@ class BootstrapForgery(Attack):
             self.adversary.inject_sms(ident.index, pdu, delay=0.001 * (n + 1), after=self._check if last else None)
 
     def _check(self, dev, rejected_before: int) -> None:
-        index = dev.ident.index
-        if dev.accepted and dev.account is not None and dev.account.server_id == self.forger.core.server_id:
-            self.accepted.add(index)
-            self.decide(index, SUCCEEDED)
-        elif dev.rejected > rejected_before:
-            self.refused.add(index)
-            self.decide(index, DETECTED)
-        else:
-            self.decide(index, BLOCKED)
+        took = dev.accepted and dev.account is not None and dev.account.server_id == self.forger.core.server_id
+        self.settle(dev.ident.index, took=took, refused=dev.rejected > rejected_before)
 
     def judge(self):
-        evidence = {"forged": len(self.sent), "accepted": len(self.accepted), "refused": len(self.refused)}
-        if not self.sent:
-            return self.outcome(INCONCLUSIVE, "no targeted device's bootstrap crossed the air", **evidence)
-        if self.accepted:
-            return self.outcome(SUCCEEDED, self.success_text(), state_corrupted=True, **evidence)
-        if self.refused:
-            return self.outcome(DETECTED, "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs",
-                                **evidence)
-        return self.outcome(BLOCKED, "the device ignored the forged push", **evidence)
+        return self.forgery_outcome(bool(self.sent), none="no targeted device's bootstrap crossed the air",
+                                    success=self.success_text(), refusal=BOOTSTRAP_MAC_REFUSAL,
+                                    blocked="the device ignored the forged push", forged=len(self.sent))
 
 
     def success_text(self) -> str:

@@ -17,9 +17,9 @@ from dmsim.base.errors import DmsimError
 from dmsim.network.dm import notification
 from dmsim.network.sms import tpdu
 from dmsim.network.sms.smsc import ShortMessage
-from dmsim.sim.agents.adversary.attacks.forgery import UserPinForgery
+from dmsim.sim.agents.adversary.attacks.forgery import Forgery, UserPinForgery
 from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
-from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
+from dmsim.sim.agents.adversary.outcome import BLOCKED, INCONCLUSIVE
 from dmsim.sim.agents.adversary.sms_forge import (deliver_tpdus, device_of, imsi_of, is_push_to, push_from_air,
                                                   push_parts)
 from dmsim.sim.agents.dm_server import SERVER_SMS_ADDRESS, scts_of
@@ -27,7 +27,7 @@ from dmsim.sim.agents.smsc_outbox import SmscOutbox
 
 
 @register
-class Package0Forgery(Attack):
+class Package0Forgery(Forgery):
     """When a targeted device's package #0 crosses the air (a false base station reassembles the
     server's pushes to it), jam it (``jam``: the part that completes it, so the device's own
     reassembly stays incomplete) and inject a package #0 of the same trigger (server identifier,
@@ -62,8 +62,7 @@ class Package0Forgery(Attack):
     def install(self) -> None:
         self.reassemblers: dict[int, object] = {}
         self.forged: dict[int, bytes] = {}  # device index -> the digest of the package #0 forged for it
-        self.accepted: set[int] = set()
-        self.refused: set[int] = set()
+        super().install()
         for link in self.adversary.sms_links():
             self.adversary.tap(link, self._on_air)
 
@@ -105,28 +104,16 @@ class Package0Forgery(Attack):
     def _check(self, dev, rejected_before: int) -> None:
         index = dev.ident.index
         notified = dev.notified
-        if notified is not None and notified.triggered and notified.value.digest == self.forged[index]:
-            self.accepted.add(index)
-            self.decide(index, SUCCEEDED)
-        elif dev.notice_rejected > rejected_before:
-            self.refused.add(index)
-            self.decide(index, DETECTED)
-        else:
-            self.decide(index, BLOCKED)
+        took = notified is not None and notified.triggered and notified.value.digest == self.forged[index]
+        self.settle(index, took=took, refused=dev.notice_rejected > rejected_before)
 
     def judge(self):
-        evidence = {"forged": len(self.forged), "accepted": len(self.accepted), "refused": len(self.refused)}
-        if not self.forged:
-            return self.outcome(INCONCLUSIVE, "no targeted device's package #0 crossed the air", **evidence)
-        if self.accepted:
-            return self.outcome(SUCCEEDED, "none: the device acted on a package #0 whose digest it could not have "
-                                "verified", state_corrupted=True, **evidence)
-        if self.refused:
-            return self.outcome(DETECTED, "package #0 digest (OMA-TS-DM_Notification §6.2, OMA-TS-DM_Security §5.7): "
-                                          "it needs the server's password and the client's nonce; the device counts "
-                                          "the refusal (notice_rejected)", **evidence)
-        return self.outcome(BLOCKED, "the device ignored the forged package #0 (it was not waiting for one)",
-                            **evidence)
+        return self.forgery_outcome(
+            bool(self.forged), none="no targeted device's package #0 crossed the air",
+            success="none: the device acted on a package #0 whose digest it could not have verified",
+            refusal="package #0 digest (OMA-TS-DM_Notification §6.2, OMA-TS-DM_Security §5.7): it needs the server's "
+                    "password and the client's nonce; the device counts the refusal (notice_rejected)",
+            blocked="the device ignored the forged package #0 (it was not waiting for one)", forged=len(self.forged))
 
 
 @register

@@ -40,9 +40,9 @@ from dmsim.network.dm import messages as m
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256
 from dmsim.network.dm.bootstrap_mac import (NETWORKID, USERPIN_NETWORKID, bootstrap_mac, networkid_from_imsi,
                                             parse_content_type)
-from dmsim.sim.agents.adversary.attacks.forgery import BootstrapForgery
+from dmsim.sim.agents.adversary.attacks.forgery import BOOTSTRAP_MAC_REFUSAL, BootstrapForgery
 from dmsim.sim.agents.adversary.catalogue import Attack, Entry, register
-from dmsim.sim.agents.adversary.outcome import BLOCKED, DETECTED, INCONCLUSIVE, SUCCEEDED
+from dmsim.sim.agents.adversary.outcome import BLOCKED, INCONCLUSIVE, SUCCEEDED
 from dmsim.sim.agents.adversary.sms_forge import device_of, imsi_of, index_of, is_push_to, push_from_air
 
 PIN_GUESS_RATE = 400_000.0  # HMAC-SHA1 guesses/s of pin_search on one core (bench/offline_guessing.py: 3.5e5-4e5)
@@ -222,24 +222,17 @@ class UserPinGuess(BootstrapForgery):
     def judge(self):
         runs = self.searches.values()
         guesses, cpu = sum(s["guesses"] for s in runs), sum(s["cpu"] for s in runs)
-        evidence = {"captured": len(self.searches), "pins_found": sum(1 for s in runs if s["pin"]),
-                    "forged": len(self.sent), "accepted": len(self.accepted), "refused": len(self.refused),
-                    "guesses": guesses, "attacker_cpu_seconds": round(cpu, 4),
-                    "guesses_per_second": _rate(guesses, cpu),
-                    "simulated_search_seconds": round(guesses / float(self.p["guess_rate"]), 3),
-                    "pin_digits": max((s["digits"] for s in runs), default=None)}
-        if not self.searches:
-            return self.outcome(INCONCLUSIVE, "no targeted USERPIN device's bootstrap crossed the air", **evidence)
-        if self.accepted:
-            return self.outcome(SUCCEEDED, self.success_text(), state_corrupted=True, **evidence)
-        if self.refused:
-            return self.outcome(DETECTED, "bootstrap HMAC (OMA-TS-DM_Security §5.10.2.3): the device's key differs",
-                                **evidence)
-        if any(s.get("late") for s in runs):
-            return self.outcome(BLOCKED, "the device stopped waiting before the search ended (server.bootstrap_retries "
-                                         "resends, server.bootstrap_timeout apart)", **evidence)
-        return self.outcome(BLOCKED, f"PIN not found within max_guesses={int(self.p['max_guesses'])} (the search "
-                                     "was offline: nothing recorded it)", **evidence)
+        blocked = ("the device stopped waiting before the search ended (server.bootstrap_retries resends, "
+                   "server.bootstrap_timeout apart)" if any(s.get("late") for s in runs) else
+                   f"PIN not found within max_guesses={int(self.p['max_guesses'])} (the search was offline: nothing "
+                   "recorded it)")
+        return self.forgery_outcome(
+            bool(self.searches), none="no targeted USERPIN device's bootstrap crossed the air",
+            success=self.success_text(), refusal=BOOTSTRAP_MAC_REFUSAL, blocked=blocked,
+            captured=len(self.searches), pins_found=sum(1 for s in runs if s["pin"]), forged=len(self.sent),
+            guesses=guesses, attacker_cpu_seconds=round(cpu, 4), guesses_per_second=_rate(guesses, cpu),
+            simulated_search_seconds=round(guesses / float(self.p["guess_rate"]), 3),
+            pin_digits=max((s["digits"] for s in runs), default=None))
 
 
 # -- md5-dictionary ---------------------------------------------------------------------------------
