@@ -97,6 +97,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
     gc_thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
+
+    def absorb(done: _RunOutput) -> None:
+        """Add one finished run's counters to the run folder's totals."""
+        nonlocal events
+        events += done.steps
+        arrived[(done.sweep, done.replica)] = done.arrived
+        _add_network_stats(network, done.stats)
+        for number, outcome in enumerate(done.outcomes):
+            attacks.setdefault(number, []).append({**outcome, "replica": done.replica, "sweep": done.sweep})
+
     try:
         parallel = jobs > 1 and len(points) * replicas > 1 and capture is None and tracer is None and \
             data["components"]["esme"]["kind"] == "none"
@@ -123,12 +133,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                         gateway.stop()
                         network["esme"] = dict(gateway.counts)
                     model.close()
-                    events += model.steps
-                    arrived[(sweep_index, replica)] = model.arrived
-                    _add_network_stats(network, model.stats())
-                    adversary = model.agents.get("adversary")
-                    for number, outcome in enumerate(adversary.outcomes() if adversary is not None else ()):
-                        attacks.setdefault(number, []).append({**outcome, "replica": replica, "sweep": sweep_index})
+                    absorb(_RunOutput.of(model, [], []))
         if parallel:
             for done in _parallel_runs(points, data, replicas, out_dir, jobs, stop):
                 progress.start_run(f"replica {done.replica + 1}/{replicas} done")
@@ -137,11 +142,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 if sms_table is not None:
                     for row in done.sms_rows:
                         sms_table.write(row)
-                events += done.steps
-                arrived[(done.sweep, done.replica)] = done.arrived
-                _add_network_stats(network, done.stats)
-                for number, outcome in enumerate(done.outcomes):
-                    attacks.setdefault(number, []).append({**outcome, "replica": done.replica, "sweep": done.sweep})
+                absorb(done)
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -273,6 +274,13 @@ class _RunOutput:
     steps: int
     outcomes: list
 
+    @classmethod
+    def of(cls, model: Replica, rows: list, sms_rows: list) -> "_RunOutput":
+        """Return what the finished (and closed) replica ``model`` hands on, with its rows."""
+        adversary = model.agents.get("adversary")
+        return cls(model.sweep, model.replica, rows, sms_rows, model.stats(), model.arrived, model.steps,
+                   adversary.outcomes() if adversary is not None else [])
+
 
 def _one_run(point_data: dict, seed: int, sweep: int, replica: int, sweep_value: str, out_dir: str) -> _RunOutput:
     """Run one replica of one sweep point in a worker process; return its rows and counters."""
@@ -286,9 +294,7 @@ def _one_run(point_data: dict, seed: int, sweep: int, replica: int, sweep_value:
         model.run()
     finally:
         model.close()
-    adversary = model.agents.get("adversary")
-    return _RunOutput(sweep, replica, rows, sms_rows, model.stats(), model.arrived, model.steps,
-                      adversary.outcomes() if adversary is not None else [])
+    return _RunOutput.of(model, rows, sms_rows)
 
 
 def _parallel_runs(points: list, data: dict, replicas: int, out_dir: Path, jobs: int,
