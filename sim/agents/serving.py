@@ -49,8 +49,8 @@ class Serving:
         """A request reached the server: admit its session or queue it, then serve it."""
         dev = msg.meta[0]
         uri = dev.ident.uri
-        if dev.ident.index not in self.replica.live and dev.ident.index >= 0:
-            return  # the device gave up: its connection is closed (an adversary's endpoint, index < 0, never does)
+        if self._gone(dev):
+            return  # the device gave up: its connection is closed
         if uri in self.active or len(self.active) < self.max_sessions:
             self.active.add(uri)
             self._serve(msg)
@@ -92,15 +92,18 @@ class Serving:
         self.core.connection_closed(uri)
         self.release(uri)
 
+    def _gone(self, dev) -> bool:
+        """Return whether the requester's life is over (an adversary's endpoint, index < 0, never ends)."""
+        return dev.ident.index >= 0 and dev.ident.index not in self.replica.live
+
     def release(self, uri: str) -> None:
         """Free the session slot of ``uri`` and admit the next waiting session."""
         if uri not in self.active:
             return
         self.active.discard(uri)
-        live = self.replica.live
         while self.waiting and len(self.active) < self.max_sessions:
             msg = self.waiting.popleft()
-            if msg.meta[0].ident.index not in live and msg.meta[0].ident.index >= 0:
+            if self._gone(msg.meta[0]):
                 continue
             self.active.add(msg.meta[0].ident.uri)
             self._serve(msg)
