@@ -3,7 +3,8 @@
 The operator knows the K and OPc of every card it issues: when a ``bootstrap_via: gba_push``
 (or ``gba_ub: true``) device's virtual card is made (``sim/links/card_access.py``), the HSS gets its subscriber record
 (IMSI, IMPI, K, OPc, AMF, SQN, GBA_U or GBA_ME per the profile's ``gba_uicc``, the GUSS with
-``gba.ks_lifetime``). The store is SQLite: ``hss-r<replica>-s<sweep point>.sqlite`` in
+``gba.ks_lifetime``). The store is SQLite: ``hss-r<replica>-s<sweep point>.sqlite`` (a shard's:
+``hss-r<replica>-s<sweep point>-k<shard>.sqlite``) in
 ``gba.hss_dir``, or in the run folder, or (a replica run without one, as in tests) in memory.
 Its AVs come from MILENAGE with the SQN committed before an AV leaves (TS 33.102 Annex C), so a
 killed run never reuses one. The BSF (``bsf.py``) reaches it in-process: Zh is not modelled as a
@@ -41,7 +42,8 @@ class HssAgent(Agent):
             path = ":memory:"
         else:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            path = str(Path(folder) / f"hss-r{replica.replica}-s{replica.sweep}.sqlite")
+            shard = f"-k{replica.shard}" if replica.shards > 1 else ""
+            path = str(Path(folder) / f"hss-r{replica.replica}-s{replica.sweep}{shard}.sqlite")
             Path(path).unlink(missing_ok=True)  # a new run: the cards (and their keys) are new too
         self.path = path
         self.key_lifetime = int(spec["ks_lifetime"])

@@ -6,6 +6,7 @@ scenario error with its file, line and key path; hex that does not parse); 130 o
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -76,16 +77,21 @@ def _load(scenario: str, overrides: tuple[str, ...], flags: dict | None = None):
 @click.option("--overwrite", is_flag=True,
               help="Replace the run already in --out (its tables, summary, manifest, plots and report).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary.")
-@click.option("--jobs", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Worker processes for the runs (replicas x sweep points); the tables are the serial run's, "
-                   "byte for byte. --pcap, --trace and a live ESME keep one process.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None,
+              help="Worker processes for the runs (replicas x sweep points x shards); the tables are the serial "
+                   "run's, byte for byte. --pcap, --trace and a live ESME keep one process.  [default: every core]")
+@click.option("--scheduler", default="local", show_default=True, metavar="local|tcp://HOST:PORT",
+              help="Where the runs go: worker processes of this machine, or a Dask distributed scheduler "
+                   "(dask scheduler / dask worker; pip install 'dmsim[cluster]'). The tables do not depend on it.")
 def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None, overrides: tuple[str, ...],
         pcap: Path | None, no_plots: bool, overwrite: bool, quiet: bool, trace: str | None = None,
-        jobs: int = 1) -> None:
+        jobs: int | None = None, scheduler: str = "local") -> None:
     """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json, plots and report.html."""
     from dmsim.sim.results.progress import Progress
     from dmsim.sim.results.runner import closing_lines, default_out_dir, prepare_out_dir, run_scenario
     sc = _load(scenario, overrides, {"--seed": seed, "--replicas": replicas})
+    if scheduler != "local" and not scheduler.startswith(("tcp://", "tls://")):
+        raise ParseFailure(f"--scheduler {scheduler!r}: expected local or tcp://HOST:PORT (a Dask scheduler)")
     from dmsim.sim.results.trace import parse_devices
     try:
         traced = parse_devices(trace, sc.data["fleet"]["size"]) if trace else ()
@@ -98,8 +104,8 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
         raise ParseFailure(str(exc)) from None
     for warning in _warnings(sc):
         click.echo(f"warning: {warning}", err=True)
-    runs = len(sc.sweep_points()) * sc.data["replicas"]
-    progress = Progress(runs, sc.data["fleet"]["size"], force=False if quiet else None)
+    runs = len(sc.sweep_points()) * sc.data["replicas"] * sc.data["shards"]
+    progress = Progress(runs, sc.data["fleet"]["size"] // sc.data["shards"], force=False if quiet else None)
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -115,7 +121,7 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
     signal.signal(signal.SIGTERM, on_signal)
     try:
         result = run_scenario(sc, out_dir, progress=progress, plots=not no_plots, stop=stop, pcap=pcap,
-                              trace=traced, jobs=jobs)
+                              trace=traced, jobs=jobs or len(os.sched_getaffinity(0)), scheduler=scheduler)
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows written so far are in {out_dir}/sessions.csv "
                    "(manifest.json says status: interrupted)", err=True)

@@ -16,15 +16,11 @@ The protocol work is done by the sans-IO cores the agents drive; nothing here kn
 Random draws come from streams named after what they serve (:meth:`Replica.stream`), so a
 replica's records depend only on (scenario, seed, replica, sweep point).
 
-Sharding (a later issue splits one fleet over processes): the replica holds no module-level
-state, but three things tie devices of one replica together and stand in the way of cutting a
-fleet in two: the ``devices`` random stream is shared by every device's DM client nonces (its
-draws interleave in event order), the DM server's capacity model (``max_sessions`` slots, one
-FIFO) and the SMSC's rate limits are shared by all devices, and ``real_imsis`` ties device 0's
-real card to the rest of the fleet. A shard would need per-device streams and a server/SMSC that
-lives in one shard or is split by contract. One cache is per process rather than per replica:
-the X.509 server certificate of ``sim/links/transports.py`` (``server_credential``, keys from the
-operating system, not the seed), which only changes byte counts in X.509 mode, never outcomes.
+Sharding (``shards.py``): a replica can be one shard of a fleet cut over processes; it then starts
+only its own devices, draws from streams of its own (the fleet and arrivals excepted), and its
+data carries its part of the server's and the SMSC's capacity. One cache is per process rather than
+per replica: the X.509 server certificate of ``sim/links/transports.py`` (``server_credential``, keys
+from the operating system, not the seed), which only changes byte counts in X.509 mode, never outcomes.
 """
 from __future__ import annotations
 
@@ -44,6 +40,7 @@ from dmsim.sim.links.transports import IpTransport
 from dmsim.sim.model.arrivals import arrival_times
 from dmsim.sim.model.components import VIRTUAL, Components
 from dmsim.sim.model.fleet import Fleet
+from dmsim.sim.model.shards import owns
 from dmsim.sim.model import registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,8 +60,9 @@ class Replica:
     def __init__(self, data: dict, *, seed: int, replica: int, sweep: int, sweep_value: str | None,
                  write: Callable[[tuple], None], env: simpy.Environment | None = None,
                  pcap: "PcapWriter | None" = None, components: Components = VIRTUAL,
-                 state_dir: str | None = None):
+                 state_dir: str | None = None, shard: int = 0, shards: int = 1):
         self.data = data
+        self.shard, self.shards = shard, shards  # this model runs devices i with i % shards == shard (shards.py)
         self.state_dir = state_dir  # where agents keep files of the run (the HSS's store); None: in memory
         self.seed = seed
         self.pcap = pcap
@@ -81,8 +79,9 @@ class Replica:
                              make_tap(links["ip"].get("tap"), "links.ip.tap"))
         self.ip_down = SimLink(self.env, "links.ip", without_tap(links["ip"]), self.stream("link", "ip-down"),
                                make_tap(links["ip"].get("tap"), "links.ip.tap"))
-        self.fleet = Fleet(data["fleet"], self.stream("fleet"))
-        self.arrival_rng = self.stream("arrival")
+        # the fleet and its arrivals are the unsharded ones: device i is the same device in every shard count
+        self.fleet = Fleet(data["fleet"], self.whole_stream("fleet"))
+        self.arrival_rng = self.whole_stream("arrival")
         self.device_rng = self.stream("devices")
         connect = data["client"].get("connect_time") or {"kind": "fixed", "value": 0.0}
         # None when zero: a device then opens its session at once, with no event in between
@@ -112,7 +111,14 @@ class Replica:
         self.steps = 0
 
     def stream(self, *names) -> random.Random:
-        """Return this replica's random stream named ``names`` (``dmsim.base.rng.substream``)."""
+        """Return this replica's random stream named ``names`` (``dmsim.base.rng.substream``); a
+        shard's streams are its own (``"shard", k`` in the name, ``shards.py``)."""
+        if self.shards > 1:
+            return self.whole_stream("shard", self.shard, *names)
+        return self.whole_stream(*names)
+
+    def whole_stream(self, *names) -> random.Random:
+        """Return the stream named ``names`` of the whole replica, the same in every shard."""
         return substream(self.seed, "replica", self.replica, "sweep", self.sweep, *names)
 
     @property
@@ -158,9 +164,13 @@ class Replica:
 
     def _arrivals(self):
         env = self.env
+        shard, shards = self.shard, self.shards
         for index, t in enumerate(arrival_times(self.data["arrival"], self.fleet.size, self.arrival_rng)):
             if t >= self.data["duration"]:
                 return
+            if shards > 1 and not owns(index, shard, shards):
+                self.fleet.device(index)  # another shard's device: its draws are skipped, not left out
+                continue
             if t > env.now:
                 yield env.timeout(t - env.now)
             ident = self.fleet.device(index)

@@ -184,13 +184,30 @@ class SessionTable:
                     f"(expected {col.type.__name__}{' or None' if col.type is float else ''})")
         return DmsimError(f"{self.path.name}: row {self.rows + 1}: bad value")
 
+    def append_table(self, path: str | os.PathLike[str], rows: int) -> None:
+        """Append the ``rows`` rows of another table with the same columns (a worker's spool,
+        written by a ``SessionTable`` of this class), header left out, in bounded chunks."""
+        if self._file is None:
+            raise DmsimError(f"{self.path.name}: write after close")
+        self._flush()
+        with open(path, "rb") as src:
+            header = src.readline()
+            if header.rstrip(b"\n").decode("utf-8", "replace").split(",") != [c.name for c in self.columns]:
+                raise DmsimError(f"{path}: not a {self.path.name} spool (header {header[:60]!r})")
+            while chunk := src.read(1 << 20):
+                self._write_all(chunk)
+        self.rows += rows
+
     def _flush(self) -> None:
-        # One chunk of whole lines; a raw write may be partial, so loop until all is out.
-        data = memoryview("".join(self._lines.lines).encode("utf-8"))
+        self._write_all("".join(self._lines.lines).encode("utf-8"))
         self._lines.lines.clear()
-        while data:
-            n = self._file.write(data)
-            data = data[n:]
+
+    def _write_all(self, data: bytes) -> None:
+        # a raw write may be partial, so loop until all is out
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            view = view[n:]
 
     def close(self, complete: bool = True) -> Path:
         """Write out pending lines, rename the ``.part`` file to its final name; return that path.

@@ -30,6 +30,8 @@ from typing import Mapping
 import simpy.rt
 
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
+from dmsim.sim.results.executors import RunOutput, Unit, make_executor
+from dmsim.sim.model.shards import shard_data
 from dmsim.sim.model.replica import Replica
 from dmsim.sim.real.components import ALL
 from dmsim.base.errors import DmsimError, ScenarioError
@@ -65,27 +67,35 @@ def default_out_dir(scenario: Scenario, results_root: Path = Path("results")) ->
 
 def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None = None,
                  plots: bool = True, stop: threading.Event | None = None, pcap: Path | None = None,
-                 trace: tuple[int, ...] = (), jobs: int = 1) -> RunResult:
+                 trace: tuple[int, ...] = (), jobs: int = 1, scheduler: str = "local") -> RunResult:
     """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption.
 
     ``pcap``: capture the first replica there (SMS, APDUs, the DM sessions over TCP); ``trace``: write the
     story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``).
 
-    ``jobs`` > 1 runs the runs (sweep point x replica) in that many worker processes
-    (:func:`_parallel_runs`); their rows are written in the serial order, so ``sessions.csv`` and
-    ``sms.csv`` are byte-identical to a serial run's. A run with ``pcap``, ``trace`` or a live ESME
-    (``components.esme: smpp``) stays serial: those follow the first replica in this process."""
+    The work is cut into units, one per (sweep point, replica, shard) (``shards``: ``sim/model/shards.py``).
+    ``jobs`` > 1 runs them in that many worker processes, ``scheduler`` ``tcp://HOST:PORT`` on a Dask
+    cluster (:mod:`dmsim.sim.results.executors`); either way their rows are written in the serial order
+    of the units, so ``sessions.csv`` and ``sms.csv`` are byte-identical to a serial run's. A run with
+    ``pcap``, ``trace`` or a live ESME (``components.esme: smpp``) stays in this process: those follow the
+    first replica here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = scenario.data
     points = scenario.sweep_points()
     sweep = sweep_meta(data, [value for value, _data in points])
-    replicas = data["replicas"]
-    progress = progress or Progress(len(points) * replicas, data["fleet"]["size"], force=False)
+    replicas, shards = data["replicas"], data["shards"]
+    if shards > 1 and (pcap is not None or trace):
+        raise DmsimError(f"--pcap and --trace follow one model, and with shards {shards} it would hold 1/{shards} of "
+                         "the fleet: run them with --set shards=1")
+    units = [Unit(sweep_index, replica, shard, shards, sweep_cell(value))
+             for sweep_index, (value, _point) in enumerate(points) for replica in range(replicas)
+             for shard in range(shards)]
+    progress = progress or Progress(len(units), data["fleet"]["size"] // shards, force=False)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
     network: dict[str, dict] = {}
-    arrived: dict[tuple[int, int], int] = {}
-    attacks: dict[int, list[dict]] = {}  # attack number -> its outcome in each run  # (sweep point, replica) -> devices that arrived before duration
+    arrived: dict[tuple[int, int], int] = {}  # (sweep point, replica) -> devices that arrived before duration
+    attacks: dict[int, list[dict]] = {}  # attack number -> its outcome in each run
     write_atomic(out_dir / "scenario.yaml", scenario.raw_text)
     table = SessionTable(out_dir / "sessions.csv")
     # The capture follows the first replica of the first sweep point: simulated time restarts
@@ -93,55 +103,35 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     capture = PcapWriter(pcap) if pcap is not None else None
     tracer = DeviceTrace(out_dir / "trace.jsonl", trace) if trace else None
     sms_table = SmsTable(out_dir / "sms.csv") if data.get("smsc") is not None else None
-    # A large fleet keeps many long-lived objects (accounts, pending events); with the default
-    # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
     gc_thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(*GC_THRESHOLDS)
 
-    def absorb(done: _RunOutput) -> None:
-        """Add one finished run's counters to the run folder's totals."""
+    def absorb(done: RunOutput) -> None:
+        """Add one finished unit's counters to the run folder's totals."""
         nonlocal events
         events += done.steps
-        arrived[(done.sweep, done.replica)] = done.arrived
+        key = (done.sweep, done.replica)
+        arrived[key] = arrived.get(key, 0) + done.arrived
         _add_network_stats(network, done.stats)
         for number, outcome in enumerate(done.outcomes):
             attacks.setdefault(number, []).append({**outcome, "replica": done.replica, "sweep": done.sweep})
 
     try:
-        parallel = jobs > 1 and len(points) * replicas > 1 and capture is None and tracer is None and \
-            data["components"]["esme"]["kind"] == "none"
-        for sweep_index, (value, point_data) in enumerate(points if not parallel else ()):
-            for replica in range(replicas):
-                progress.start_run(f"replica {replica + 1}/{replicas}"
-                                   + (f", {sweep['points'][sweep_index]['label']}" if sweep else ""))
-                first = (sweep_index, replica) == (0, 0)
-                esme = point_data["components"]["esme"]
-                live = first and esme["kind"] == "smpp"
-                model = Replica(point_data, seed=data["seed"], replica=replica, sweep=sweep_index,
-                                sweep_value=sweep_cell(value), write=table.write, pcap=capture if first else None,
-                                env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False)
-                                if live else None, components=ALL, state_dir=str(out_dir))
-                if first:
-                    observe(model, ip_capture=IpCapture(capture) if capture is not None else None, trace=tracer)
-                if sms_table is not None:
-                    model.write_sms = sms_table.write
-                gateway = _start_gateway(model, esme) if live else None
-                try:
-                    model.run(step_hook=progress.update, stop=stop)
-                finally:
-                    if gateway is not None:
-                        gateway.stop()
-                        network["esme"] = dict(gateway.counts)
-                    model.close()
-                    absorb(_RunOutput.of(model, [], []))
-        if parallel:
-            for done in _parallel_runs(points, data, replicas, out_dir, jobs, stop):
-                progress.start_run(f"replica {done.replica + 1}/{replicas} done")
-                for row in done.rows:
-                    table.write(row)
-                if sms_table is not None:
-                    for row in done.sms_rows:
-                        sms_table.write(row)
+        here = (jobs <= 1 and scheduler == "local") or len(units) == 1 or capture is not None or \
+            tracer is not None or data["components"]["esme"]["kind"] != "none"
+        if here:
+            for unit in units:
+                progress.start_run(unit.label(replicas, sweep))
+                done = _run_here(unit, points[unit.sweep][1], data["seed"], str(out_dir), table, sms_table,
+                                 capture if unit.first else None, tracer if unit.first else None, progress, stop,
+                                 network)
+                absorb(done)
+        else:
+            executor = make_executor(scheduler, jobs, out_dir)
+            for done in executor.run([(points[u.sweep][1], data["seed"], u) for u in units], stop):
+                progress.start_run(f"{Unit(done.sweep, done.replica, done.shard, shards, '').label(replicas, sweep)}"
+                                   " done")
+                _write_output(done, table, sms_table)
                 absorb(done)
     except BaseException as exc:
         status = "interrupted"
@@ -157,6 +147,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         if sms_table is not None:
             sms_table.close()
         table.close(complete=status == "complete")
+        for spool in out_dir.glob(".unit-*"):  # a worker's rows an interruption left unwritten
+            spool.unlink(missing_ok=True)
         wall = time.perf_counter() - t0
         summary = summarize(out_dir / "sessions.csv", sweep=sweep,
                             fleet={"size": data["fleet"]["size"], "arrived": arrived})
@@ -165,15 +157,64 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         for (_value, point), block in zip(points, (summary.get("sweep") or {}).get("points") or []):
             block["conformance"] = nonconformities(point)
         summary["network"] = network
+        if shards > 1:
+            summary["shards"] = {"count": shards, "approximation": SHARD_NOTE}
         if data.get("attacks"):
             summary["attacks"] = attack_block(attacks, out_dir / "sessions.csv")
         write_json_atomic(out_dir / "summary.json", summary)
-        write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events))
+        write_json_atomic(out_dir / "manifest.json", _manifest(scenario, status, error, started, wall, events,
+                                                               jobs, scheduler))
         if plots:
             from dmsim.sim.results.plots import plot_run  # matplotlib import is slow: only when plotting
             from dmsim.sim.results.report import write_report
             write_report(out_dir, plot_run(out_dir))
     return RunResult(out_dir, status, summary, wall, events)
+
+
+# A large fleet keeps many long-lived objects (accounts, pending events); with the default
+# thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+SHARD_NOTE = ("each replica's fleet ran as independent shards with the DM server's slots and the SMSC's rates "
+              "divided among them; the fleet and its arrival times are the unsharded ones (sim/model/shards.py)")
+
+
+def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, table: SessionTable, sms_table,
+              capture, tracer, progress: Progress, stop, network: dict) -> "RunOutput":
+    """Run ``unit`` in this process, its rows streamed to the tables; the pcap, the trace and a live
+    ESME follow it when given (the first unit)."""
+    esme = point_data["components"]["esme"]
+    live = unit.first and esme["kind"] == "smpp"
+    model = Replica(shard_data(point_data, unit.shard, unit.shards), seed=seed, replica=unit.replica,
+                    sweep=unit.sweep, sweep_value=unit.sweep_value, write=table.write, pcap=capture,
+                    env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False) if live else None,
+                    components=ALL, state_dir=out_dir, shard=unit.shard, shards=unit.shards)
+    if capture is not None or tracer is not None:
+        observe(model, ip_capture=IpCapture(capture) if capture is not None else None, trace=tracer)
+    if sms_table is not None:
+        model.write_sms = sms_table.write
+    gateway = _start_gateway(model, esme) if live else None
+    try:
+        model.run(step_hook=progress.update, stop=stop)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+            network["esme"] = dict(gateway.counts)
+        model.close()
+    return RunOutput.of(model, [], [])
+
+
+def _write_output(done: "RunOutput", table: SessionTable, sms_table) -> None:
+    """Write a worker's rows (in memory, or in its spool files, which are then removed)."""
+    for rows, target in ((done.rows, table), (done.sms_rows, sms_table)):
+        if target is None:
+            continue
+        if isinstance(rows, list):
+            target.write_many(rows)
+        else:
+            path, count = rows
+            target.append_table(path, count)
+            Path(path).unlink()
 
 
 RUN_FILES = ("sessions.csv", "sms.csv", "summary.json", "manifest.json", "scenario.yaml", "report.html", "trace.jsonl")
@@ -261,68 +302,6 @@ def format_value(value) -> str:
     return str(value)
 
 
-@dataclass
-class _RunOutput:
-    """What one run (sweep point x replica) of a worker process hands back to be written."""
-
-    sweep: int
-    replica: int
-    rows: list
-    sms_rows: list
-    stats: dict
-    arrived: int
-    steps: int
-    outcomes: list
-
-    @classmethod
-    def of(cls, model: Replica, rows: list, sms_rows: list) -> "_RunOutput":
-        """Return what the finished (and closed) replica ``model`` hands on, with its rows."""
-        adversary = model.agents.get("adversary")
-        return cls(model.sweep, model.replica, rows, sms_rows, model.stats(), model.arrived, model.steps,
-                   adversary.outcomes() if adversary is not None else [])
-
-
-def _one_run(point_data: dict, seed: int, sweep: int, replica: int, sweep_value: str, out_dir: str) -> _RunOutput:
-    """Run one replica of one sweep point in a worker process; return its rows and counters."""
-    rows: list = []
-    sms_rows: list = []
-    model = Replica(point_data, seed=seed, replica=replica, sweep=sweep, sweep_value=sweep_value, write=rows.append,
-                    components=ALL, state_dir=out_dir)
-    if point_data.get("smsc") is not None:
-        model.write_sms = sms_rows.append
-    try:
-        model.run()
-    finally:
-        model.close()
-    return _RunOutput.of(model, rows, sms_rows)
-
-
-def _parallel_runs(points: list, data: dict, replicas: int, out_dir: Path, jobs: int,
-                   stop: threading.Event | None):
-    """Yield each run's :class:`_RunOutput` in the serial order (sweep point, then replica), the
-    runs computed by ``jobs`` worker processes. Each run is independent (its random streams
-    come from the seed, replica and point alone), so its rows are the serial run's. A set
-    ``stop`` cancels the runs not started and raises KeyboardInterrupt after the ones finished
-    in order have been yielded (so they are written)."""
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_one_run, point_data, data["seed"], sweep, replica, sweep_cell(value), str(out_dir))
-                   for sweep, (value, point_data) in enumerate(points) for replica in range(replicas)]
-        try:
-            for future in futures:
-                while True:
-                    if stop is not None and stop.is_set():
-                        raise KeyboardInterrupt
-                    try:
-                        yield future.result(timeout=0.5)
-                        break
-                    except TimeoutError:
-                        continue
-        finally:
-            for future in futures:
-                future.cancel()
-
-
 def attack_block(attacks: dict[int, list[dict]], sessions_csv: Path) -> dict:
     """Return summary.json's ``attacks`` block: each attack's verdict over every run
     (``outcome.merge``, the runs kept in ``runs``), and the side effects on the devices no attack
@@ -379,7 +358,7 @@ def _add_network_stats(total: dict[str, dict], stats: Mapping[str, Mapping]) -> 
 
 
 def _manifest(scenario: Scenario, status: str, error: str | None, started: _dt.datetime, wall: float,
-              events: int) -> dict:
+              events: int, jobs: int = 1, scheduler: str = "local") -> dict:
     return {
         "scenario_name": scenario.name,
         "scenario_file": scenario.source,
@@ -391,6 +370,8 @@ def _manifest(scenario: Scenario, status: str, error: str | None, started: _dt.d
         "started_utc": started.isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 3),
         "sim_events": events,
+        "jobs": jobs,
+        "scheduler": scheduler,  # where the units ran; never part of the results (the tables do not depend on it)
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in _VERSIONED}},
         "git_revision": _git_revision(),
         "argv": sys.argv,

@@ -27,6 +27,7 @@ from dmsim.base.errors import ScenarioError
 from dmsim.network.dm.message_security import CHOICES as MESSAGE_SECURITY
 from dmsim.sim.agents.adversary.catalogue import POSITIONS, check_spec
 from dmsim.sim.agents.smsc import SMSC_SCHEMA
+from dmsim.sim.model.shards import check_shards
 from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.base.schema import (REQUIRED, Bool, Derived, Field, Float, Int, List, Locator, Nullable, Probability,
                               Problem, Raw, Seconds, Str, Struct, Tagged, Tuple, Type, describe, dotted, is_numeric,
@@ -230,6 +231,9 @@ SCENARIO_SCHEMA = Struct({
     "name": Field(Str(pattern=r"\S", noun="a non-empty string"), Derived("the file name without .yaml"), "Names the run and its results."),
     "seed": Field(Int(0), 1, "Seed of every random stream; the same seed gives the same results."),
     "replicas": Field(Int(1, 1000), 1, "Independent repetitions (each with its own random streams)."),
+    "shards": Field(Int(1, 4096), 1, "Cut each replica's fleet into this many independent models, run on as many "
+                                     "cores or cluster workers; the server's and the SMSC's capacity are divided "
+                                     "among them (an approximation: sim/model/shards.py says how close)."),
     "duration": Field(Seconds(positive=True), 3600.0,
                       "Simulated time; sessions not finished by then are recorded as failed, reason not_finished."),
     "fleet": Field(Struct({
@@ -610,6 +614,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     _check_gba(data, locator)
     _check_message_security(data, locator)
     _check_attacks(data, locator, Path(source).parent)
+    check_shards(data, locator)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 
