@@ -119,7 +119,7 @@ class Replica:
 
     def whole_stream(self, *names) -> random.Random:
         """Return the stream named ``names`` of the whole replica, the same in every shard."""
-        return substream(self.seed, "replica", self.replica, "sweep", self.sweep, *names)
+        return whole_stream(self.seed, self.replica, self.sweep, *names)
 
     @property
     def server(self):
@@ -256,6 +256,11 @@ class Replica:
             write(self.env.now, *args, **kwargs)
         except DmsimError:
             pass
+
+
+def whole_stream(seed: int, replica: int, sweep: int, *names) -> random.Random:
+    """Return the stream named ``names`` of a replica at a sweep point (``dmsim.base.rng.substream``)."""
+    return substream(seed, "replica", replica, "sweep", sweep, *names)
 
 
 def _component(kinds: Mapping[str, Callable], spec: dict, path: str) -> Callable:

@@ -129,13 +129,14 @@ def _in_order(futures: list, result, stop: threading.Event | None, cancel) -> It
 class LocalProcesses:
     """``jobs`` worker processes of this machine; rows spooled to the run folder."""
 
-    def __init__(self, jobs: int, out_dir: Path):
-        self.jobs, self.out_dir = jobs, str(out_dir)
+    def __init__(self, jobs: int, out_dir: Path, spool: bool = True):
+        self.jobs, self.out_dir, self.spool = jobs, str(out_dir), spool
 
     def run(self, work: Iterable[Work], stop: threading.Event | None = None) -> Iterator[RunOutput]:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(max_workers=self.jobs) as pool:
-            futures = [pool.submit(run_unit, data, seed, unit, self.out_dir, self.out_dir) for data, seed, unit in work]
+            spool = self.out_dir if self.spool else None
+            futures = [pool.submit(run_unit, data, seed, unit, spool, self.out_dir) for data, seed, unit in work]
             yield from _in_order(futures, lambda f: f.result(timeout=0.5), stop,
                                  lambda fs: [f.cancel() for f in fs])
 
@@ -188,10 +189,11 @@ def worker_versions() -> dict[str, str]:
     return {"dmsim": dmsim, "python": platform.python_version()}
 
 
-def make_executor(scheduler: str, jobs: int, out_dir: Path):
-    """Return the executor of ``--scheduler`` (``local``, or a Dask ``tcp://HOST:PORT``)."""
+def make_executor(scheduler: str, jobs: int, out_dir: Path, spool: bool = True):
+    """Return the executor of ``--scheduler`` (``local``, or a Dask ``tcp://HOST:PORT``); ``spool``:
+    local workers hand rows back through files (else in memory, as a cluster's always do)."""
     if scheduler == "local":
-        return LocalProcesses(jobs, out_dir)
+        return LocalProcesses(jobs, out_dir, spool)
     if scheduler.startswith(("tcp://", "tls://")):
         return DaskCluster(scheduler)
     raise DmsimError(f"--scheduler {scheduler!r}: expected local or tcp://HOST:PORT")

@@ -179,6 +179,12 @@ def _warnings(summary: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
                    f"rate does not count them. Lengthen duration or raise the arrival rate.")
     for note in summary.get("conformance") or []:
         out.append(f"Not a conformant deployment: {note}.")
+    fidelity = summary.get("fidelity")
+    if isinstance(fidelity, dict):
+        out.append(fidelity_warning(fidelity))
+    shards = summary.get("shards")
+    if isinstance(shards, dict):
+        out.append(f"Each replica ran as {_fmt(shards.get('count'))} shards: {shards.get('approximation')}.")
     outcomes = (summary.get("attacks") or {}).get("outcomes") or []
     won = [o.get("kind") for o in outcomes if isinstance(o, dict) and o.get("verdict") == "succeeded"]
     if won:
@@ -218,6 +224,36 @@ def _attacks_section(summary: dict[str, Any]) -> str:
             + _table(["devices", "count", "success rate", "latency p50", "failures"], effects))
 
 
+def fidelity_warning(fidelity: dict) -> str:
+    """Return the loud line of a sampled run: how much of the fleet ran the protocol."""
+    text = (f"Sampled fidelity: {_fmt(fidelity.get('sample_devices'))} devices ran the real protocol "
+            f"({fidelity.get('ran_the_protocol')}); {_fmt(fidelity.get('modelled_devices'))} were modelled from them "
+            "and added no load (see Fidelity).")
+    if _num(fidelity.get("unmodelled_devices")) and fidelity["unmodelled_devices"]:
+        text += (f" {_fmt(fidelity['unmodelled_devices'])} devices of profiles without a sample device could not be "
+                 "modelled (reason unmodelled): raise fidelity_sample.")
+    return text
+
+
+def _fidelity_section(summary: dict[str, Any]) -> str:
+    block = summary.get("fidelity")
+    if not isinstance(block, dict):
+        return ""
+    rows = []
+    for profile, sides in (block.get("calibration") or {}).items():
+        for side in ("sample", "modelled"):
+            tally = (sides or {}).get(side) or {}
+            phases = tally.get("phases_s") or {}
+            rows.append([_e(profile), _e(side), _e(_fmt(tally.get("devices"))),
+                         _e(_fmt(tally.get("success_rate"), percent=True))]
+                        + [_e(" / ".join(_fmt((phases.get(p) or {}).get(q), " s") for q in ("p50", "p90", "p99")))
+                           for p in ("bootstrap", "connect", "session", "latency")])
+    return ("<h2>Fidelity</h2><p class=\"meta\">" + _e(block.get("model")) + ". Calibration: the sample beside the "
+            "devices modelled from it, per profile (phase p50 / p90 / p99 of ok sessions).</p>"
+            + _table(["profile", "devices", "count", "success rate", "bootstrap", "connect", "session", "latency"],
+                     rows))
+
+
 def _plots_section(plots: list[Path]) -> str:
     figures = []
     for path in plots:
@@ -249,7 +285,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any], plots: list
         meta.append(f"wall time: {manifest['wall_seconds']:.1f} s")
     alerts = "".join(f'<div class="alert">⚠ {_e(w)}</div>' for w in _warnings(summary, manifest))
     body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(" · ".join(meta))}</p>' if meta else "",
-            alerts, _summary_section(summary), _attacks_section(summary), _profile_section(summary),
+            alerts, _summary_section(summary), _fidelity_section(summary), _attacks_section(summary),
+            _profile_section(summary),
             _reasons_section(summary), _fleet_section(summary), _plots_section(plots), _scenario_section(manifest)]
     return page(title, body)
 

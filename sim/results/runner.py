@@ -31,7 +31,9 @@ import simpy.rt
 
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
 from dmsim.sim.results.executors import RunOutput, Unit, make_executor
+from dmsim.sim.model.sampled import every_of, modelled_rows
 from dmsim.sim.model.shards import shard_data
+from dmsim.sim.results.fidelity import FidelityTally
 from dmsim.sim.model.replica import Replica
 from dmsim.sim.real.components import ALL
 from dmsim.base.errors import DmsimError, ScenarioError
@@ -87,9 +89,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     if shards > 1 and (pcap is not None or trace):
         raise DmsimError(f"--pcap and --trace follow one model, and with shards {shards} it would hold 1/{shards} of "
                          "the fleet: run them with --set shards=1")
-    units = [Unit(sweep_index, replica, shard, shards, sweep_cell(value))
+    sampled = data["fidelity"] == "sampled"
+    if sampled and (pcap is not None or trace):
+        raise DmsimError("--pcap and --trace follow one model, and fidelity: sampled models most of the fleet: run "
+                         "them with --set fidelity=full")
+    fidelity = FidelityTally(data) if sampled else None
+    # a sampled run's unit is its sample: shard 0 of every_of(data) (sim/model/sampled.py)
+    units = [Unit(sweep_index, replica, 0, every_of(data), sweep_cell(value)) if sampled else
+             Unit(sweep_index, replica, shard, shards, sweep_cell(value))
              for sweep_index, (value, _point) in enumerate(points) for replica in range(replicas)
-             for shard in range(shards)]
+             for shard in range(1 if sampled else shards)]
     progress = progress or Progress(len(units), data["fleet"]["size"] // shards, force=False)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
@@ -107,11 +116,14 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     gc.set_threshold(*GC_THRESHOLDS)
 
     def absorb(done: RunOutput) -> None:
-        """Add one finished unit's counters to the run folder's totals."""
+        """Add one finished unit's counters to the run folder's totals (and, in a sampled run,
+        write its sample and the rows modelled from it)."""
         nonlocal events
         events += done.steps
         key = (done.sweep, done.replica)
         arrived[key] = arrived.get(key, 0) + done.arrived
+        if fidelity is not None:
+            arrived[key] += _write_sampled(done, points[done.sweep], data["seed"], table, fidelity)
         _add_network_stats(network, done.stats)
         for number, outcome in enumerate(done.outcomes):
             attacks.setdefault(number, []).append({**outcome, "replica": done.replica, "sweep": done.sweep})
@@ -122,17 +134,20 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         if here:
             for unit in units:
                 progress.start_run(unit.label(replicas, sweep))
-                done = _run_here(unit, points[unit.sweep][1], data["seed"], str(out_dir), table, sms_table,
+                kept: list = []
+                done = _run_here(unit, points[unit.sweep][1], data["seed"], str(out_dir),
+                                 kept.append if sampled else table.write, sms_table,
                                  capture if unit.first else None, tracer if unit.first else None, progress, stop,
                                  network)
+                done.rows = kept
                 absorb(done)
         else:
-            executor = make_executor(scheduler, jobs, out_dir)
+            executor = make_executor(scheduler, jobs, out_dir, spool=not sampled)
             for done in executor.run([(points[u.sweep][1], data["seed"], u) for u in units], stop):
                 progress.start_run(f"{Unit(done.sweep, done.replica, done.shard, shards, '').label(replicas, sweep)}"
                                    " done")
+                absorb(done)  # first: a sampled run's rows are written with the rows modelled from them
                 _write_output(done, table, sms_table)
-                absorb(done)
     except BaseException as exc:
         status = "interrupted"
         error = "KeyboardInterrupt" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
@@ -159,6 +174,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         summary["network"] = network
         if shards > 1:
             summary["shards"] = {"count": shards, "approximation": SHARD_NOTE}
+        if fidelity is not None:
+            summary["fidelity"] = fidelity.block()
         if data.get("attacks"):
             summary["attacks"] = attack_block(attacks, out_dir / "sessions.csv")
         write_json_atomic(out_dir / "summary.json", summary)
@@ -179,14 +196,14 @@ SHARD_NOTE = ("each replica's fleet ran as independent shards with the DM server
               "divided among them; the fleet and its arrival times are the unsharded ones (sim/model/shards.py)")
 
 
-def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, table: SessionTable, sms_table,
+def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, write, sms_table,
               capture, tracer, progress: Progress, stop, network: dict) -> "RunOutput":
-    """Run ``unit`` in this process, its rows streamed to the tables; the pcap, the trace and a live
-    ESME follow it when given (the first unit)."""
+    """Run ``unit`` in this process, its rows given to ``write`` as they come; the pcap, the trace and
+    a live ESME follow it when given (the first unit)."""
     esme = point_data["components"]["esme"]
     live = unit.first and esme["kind"] == "smpp"
     model = Replica(shard_data(point_data, unit.shard, unit.shards), seed=seed, replica=unit.replica,
-                    sweep=unit.sweep, sweep_value=unit.sweep_value, write=table.write, pcap=capture,
+                    sweep=unit.sweep, sweep_value=unit.sweep_value, write=write, pcap=capture,
                     env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False) if live else None,
                     components=ALL, state_dir=out_dir, shard=unit.shard, shards=unit.shards)
     if capture is not None or tracer is not None:
@@ -202,6 +219,22 @@ def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, table: Sess
             network["esme"] = dict(gateway.counts)
         model.close()
     return RunOutput.of(model, [], [])
+
+
+def _write_sampled(done: "RunOutput", point: tuple, seed: int, table: SessionTable,
+                   fidelity: FidelityTally) -> int:
+    """Write a sampled run's sample rows, then the rows modelled from them; return how many were modelled."""
+    value, point_data = point
+    for row in done.rows:
+        fidelity.add(row, modelled=False)
+    table.write_many(done.rows)
+    modelled = 0
+    for row in modelled_rows(point_data, seed, done.replica, done.sweep, sweep_cell(value), done.rows):
+        fidelity.add(row, modelled=True)
+        table.write(row)
+        modelled += 1
+    done.rows = []
+    return modelled
 
 
 def _write_output(done: "RunOutput", table: SessionTable, sms_table) -> None:
@@ -252,6 +285,9 @@ def closing_lines(name: str, result: "RunResult") -> tuple[list[str], list[str]]
         for profile, block in s["per_profile"].items():
             lines.append(f"  profile {profile}: {block['sessions']:,} sessions, {_rate(block)}, {_latencies(block)}")
     warnings = [f"not conformant: {note}" for note in s.get("conformance") or []]
+    if s.get("fidelity"):
+        from dmsim.sim.results.report import fidelity_warning
+        warnings.append(fidelity_warning(s["fidelity"]))
     fleet = s.get("fleet") or {}
     if fleet.get("not_arrived"):
         warnings.append(f"{fleet['not_arrived']:,} of {fleet['expected']:,} devices ({fleet['runs']} run(s) of "

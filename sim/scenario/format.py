@@ -27,6 +27,7 @@ from dmsim.base.errors import ScenarioError
 from dmsim.network.dm.message_security import CHOICES as MESSAGE_SECURITY
 from dmsim.sim.agents.adversary.catalogue import POSITIONS, check_spec
 from dmsim.sim.agents.smsc import SMSC_SCHEMA
+from dmsim.sim.model.sampled import check_fidelity
 from dmsim.sim.model.shards import check_shards
 from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.base.schema import (REQUIRED, Bool, Derived, Field, Float, Int, List, Locator, Nullable, Probability,
@@ -234,6 +235,11 @@ SCENARIO_SCHEMA = Struct({
     "shards": Field(Int(1, 4096), 1, "Cut each replica's fleet into this many independent models, run on as many "
                                      "cores or cluster workers; the server's and the SMSC's capacity are divided "
                                      "among them (an approximation: sim/model/shards.py says how close)."),
+    "fidelity": Field(Str(choices=("full", "sampled")), "full",
+                      "full: every device runs the real protocol and crypto; sampled: a sample does (fidelity_sample), "
+                      "the others get rows drawn from it by profile and arrival time (sim/model/sampled.py)."),
+    "fidelity_sample": Field(Float(0.0, 1.0, min_exclusive=True, noun="a share"), 0.01, "With fidelity: sampled, the share of devices that run the protocol "
+                                                  "(every round(1/share)-th device)."),
     "duration": Field(Seconds(positive=True), 3600.0,
                       "Simulated time; sessions not finished by then are recorded as failed, reason not_finished."),
     "fleet": Field(Struct({
@@ -615,6 +621,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     _check_message_security(data, locator)
     _check_attacks(data, locator, Path(source).parent)
     check_shards(data, locator)
+    check_fidelity(data, locator)
     overrides = tuple(overrides) + tuple(f"{flag.lstrip('-')}={value}" for flag, value in given.items())
     return Scenario(name=data["name"], source=source, data=data, raw_text=text, overrides=overrides)
 
