@@ -17,10 +17,21 @@ Choices where the spec leaves room:
   the sizes of what it holds. The SFI (88) is written only for EFs declared with one.
 - The PIN status template (C6, §9.5.2) lists PIN Appl 1 (01) then ADM1 (0A); PS_DO (90) has
   bit b8 for PIN1 enabled and b7 for ADM1 (always enabled).
+
+Structure and content are apart: a ``Template`` is a file tree (FIDs, names, structures, access
+rules, record sizes and counts, SFIs, AIDs) built once and shared by every card of its layout;
+it never changes and holds no card's data. What a card holds is its own list of contents, one
+per EF (``EF.slot`` indexes it): a transparent EF's ``bytes``, a linear fixed EF's ``tuple`` of
+records. Contents are immutable: a write puts a new value in that card's list (``Contents``),
+so no card can see another's writes. Each EF declares what a new card holds (``initial``):
+fixed content, or a function of the card's profile (the IMSI, say) that gives it. The tree's
+parent links live in the shared template only, so a card and its contents form no reference
+cycle.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Union
 
 from dmsim.base.errors import ProtocolError
 
@@ -57,6 +68,12 @@ class Access:
     update: str = ADM1
 
 
+Content = Union[bytes, tuple]
+"""What a card holds in one EF: a transparent EF's bytes, or a linear fixed EF's records (a tuple of bytes)."""
+Initial = Union[Content, Callable[[Any], Content]]
+"""What a new card holds in an EF: fixed content, or a function of the card's profile returning it."""
+
+
 @dataclass(eq=False)
 class File:
     """A file: its FID (None for an ADF reached only by AID) and a name for traces."""
@@ -77,19 +94,26 @@ class File:
 
 @dataclass(eq=False)
 class EF(File):
-    """An elementary file: transparent (``data``) or linear fixed (``records``)."""
+    """An elementary file: transparent, or linear fixed with ``record_count`` records of
+    ``record_size`` bytes; ``initial`` is what a new card holds in it, ``slot`` where a card keeps
+    its content (set by ``Template``)."""
 
     structure: str = TRANSPARENT
-    data: bytearray = field(default_factory=bytearray)
-    records: list[bytearray] = field(default_factory=list)
+    initial: Initial = b""
     record_size: int = 0
+    record_count: int = 0
     access: Access = Access()
     sfi: int | None = None
+    slot: int = -1
 
-    @property
-    def size(self) -> int:
-        """Return the file size in bytes."""
-        return len(self.data) if self.structure == TRANSPARENT else self.record_size * len(self.records)
+    def first_content(self, profile: Any) -> Content:
+        """Return what a new card of ``profile`` holds in this EF (linear fixed: records padded with FF)."""
+        if not callable(self.initial):
+            return self.initial
+        content = self.initial(profile)
+        if self.structure == TRANSPARENT:
+            return bytes(content)
+        return padded_records(self.name, content, self.record_size)
 
 
 @dataclass(eq=False)
@@ -98,40 +122,97 @@ class DF(File):
 
     children: list[File] = field(default_factory=list)
     aid: bytes | None = None
+    by_fid: dict[int, File] = field(default_factory=dict, repr=False)
+    by_sfi: dict[int, EF] = field(default_factory=dict, repr=False)
 
     def add(self, *files: File) -> DF:
-        """Add ``files`` as children and return self."""
+        """Add ``files`` as children and return self (the first child with a FID or SFI is the one found by it)."""
         for f in files:
             f.parent = self
             self.children.append(f)
+            if f.fid is not None:
+                self.by_fid.setdefault(f.fid, f)
+            if isinstance(f, EF) and f.sfi is not None:
+                self.by_sfi.setdefault(f.sfi, f)
         return self
 
     def child(self, fid: int) -> File | None:
         """Return the child with ``fid``, if any."""
-        return next((c for c in self.children if c.fid == fid), None)
-
-    @property
-    def size(self) -> int:
-        """Return the total size of the files under this DF."""
-        return sum(c.size for c in self.children)  # type: ignore[attr-defined]
+        return self.by_fid.get(fid)
 
 
-def transparent(fid: int, name: str, data: bytes, access: Access = Access(), sfi: int | None = None) -> EF:
-    """Return a transparent EF holding ``data``."""
-    return EF(fid, name, structure=TRANSPARENT, data=bytearray(data), access=access, sfi=sfi)
-
-
-def linear_fixed(fid: int, name: str, records: list[bytes], record_size: int, access: Access = Access(),
-                 sfi: int | None = None) -> EF:
-    """Return a linear fixed EF; each record is padded with FF to ``record_size``."""
-    if not 1 <= record_size <= 255 or not 1 <= len(records) <= 254:
-        raise ProtocolError(f"{name}: {len(records)} records of {record_size} bytes (1-254 records of 1-255)")
-    padded = []
+def padded_records(name: str, records, record_size: int) -> tuple[bytes, ...]:
+    """Return ``records`` each padded with FF to ``record_size`` (ProtocolError if one is longer)."""
+    out = []
     for r in records:
         if len(r) > record_size:
             raise ProtocolError(f"{name}: a record of {len(r)} bytes exceeds the record size {record_size}")
-        padded.append(bytearray(bytes(r) + b"\xff" * (record_size - len(r))))
-    return EF(fid, name, structure=LINEAR_FIXED, records=padded, record_size=record_size, access=access, sfi=sfi)
+        out.append(bytes(r) + b"\xff" * (record_size - len(r)))
+    return tuple(out)
+
+
+def transparent(fid: int, name: str, data: Initial, access: Access = Access(), sfi: int | None = None) -> EF:
+    """Return a transparent EF holding ``data`` (bytes, or a function of the profile returning them)."""
+    return EF(fid, name, structure=TRANSPARENT, initial=data if callable(data) else bytes(data), access=access,
+              sfi=sfi)
+
+
+def linear_fixed(fid: int, name: str, records: Initial, record_size: int, access: Access = Access(),
+                 sfi: int | None = None, *, count: int | None = None) -> EF:
+    """Return a linear fixed EF; each record is padded with FF to ``record_size``. ``records`` is a
+    list, or a function of the profile returning ``count`` records."""
+    n = len(records) if count is None else count
+    if not 1 <= record_size <= 255 or not 1 <= n <= 254:
+        raise ProtocolError(f"{name}: {n} records of {record_size} bytes (1-254 records of 1-255)")
+    initial = records if callable(records) else padded_records(name, records, record_size)
+    return EF(fid, name, structure=LINEAR_FIXED, initial=initial, record_size=record_size, record_count=n,
+              access=access, sfi=sfi)
+
+
+class Template:
+    """A shared file tree: the MF, its ADFs in EF_DIR order, and its EFs by slot."""
+
+    __slots__ = ("mf", "applications", "efs", "_fixed", "_personal")
+
+    def __init__(self, mf: DF, applications: list[DF]):
+        self.mf = mf
+        self.applications = tuple(applications)
+        self.efs = tuple(f for f in walk(mf) if isinstance(f, EF))
+        for slot, ef in enumerate(self.efs):
+            ef.slot = slot
+        self._fixed = [None if callable(ef.initial) else ef.initial for ef in self.efs]
+        self._personal = tuple(ef for ef in self.efs if callable(ef.initial))
+
+    def contents(self, profile: Any) -> "Contents":
+        """Return the contents of a new card of ``profile``: the fixed ones shared (they are
+        immutable), the personal ones made from the profile."""
+        contents = Contents(self._fixed)
+        for ef in self._personal:
+            contents[ef.slot] = ef.first_content(profile)
+        return contents
+
+    def size(self, f: File, contents: "Contents") -> int:
+        """Return the size of ``f`` on the card holding ``contents``: an EF's bytes, a DF's sum of what it holds."""
+        if isinstance(f, EF):
+            return len(contents[f.slot]) if f.structure == TRANSPARENT else f.record_size * f.record_count
+        assert isinstance(f, DF)
+        return sum(self.size(c, contents) for c in f.children)
+
+
+class Contents(list):
+    """One card's EF contents, by slot: immutable values, replaced on a write (never changed in place)."""
+
+    __slots__ = ()
+
+    def update_binary(self, ef: EF, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` of transparent ``ef`` (the caller checked it fits)."""
+        old = self[ef.slot]
+        self[ef.slot] = old[:offset] + bytes(data) + old[offset + len(data):]
+
+    def update_record(self, ef: EF, number: int, data: bytes) -> None:
+        """Replace record ``number`` (1-based) of linear fixed ``ef`` with ``data`` (of its record size)."""
+        old = self[ef.slot]
+        self[ef.slot] = old[:number - 1] + (bytes(data),) + old[number:]
 
 
 def _sc_do(condition: str) -> bytes:
@@ -158,7 +239,7 @@ def file_descriptor(f: File) -> bytes:
     assert isinstance(f, EF)
     if f.structure == TRANSPARENT:
         return b"\x41\x21"
-    return b"\x42\x21" + f.record_size.to_bytes(2, "big") + bytes((len(f.records),))
+    return b"\x42\x21" + f.record_size.to_bytes(2, "big") + bytes((f.record_count,))
 
 
 def pin_status_template(pin1_enabled: bool) -> bytes:
@@ -168,8 +249,9 @@ def pin_status_template(pin1_enabled: bool) -> bytes:
                + tlv(0x83, b"\x0a"))
 
 
-def fcp(f: File, *, pin1_enabled: bool = True) -> bytes:
-    """Return the FCP template (62) that SELECT returns for ``f``, TS 102 221 §11.1.1.3."""
+def fcp(f: File, size: int, *, pin1_enabled: bool = True) -> bytes:
+    """Return the FCP template (62) that SELECT returns for ``f`` of ``size`` bytes (a DF: the sum of
+    what it holds), TS 102 221 §11.1.1.3."""
     body = tlv(0x82, file_descriptor(f))
     if f.fid is not None:
         body += tlv(0x83, f.fid.to_bytes(2, "big"))
@@ -177,10 +259,10 @@ def fcp(f: File, *, pin1_enabled: bool = True) -> bytes:
         body += tlv(0x84, f.aid)
     body += tlv(0x8A, bytes((LIFE_CYCLE_OPERATIONAL_ACTIVATED,))) + security_attributes(f)
     if isinstance(f, DF):
-        body += pin_status_template(pin1_enabled) + tlv(0x81, min(f.size, 0xFFFF).to_bytes(2, "big"))
+        body += pin_status_template(pin1_enabled) + tlv(0x81, min(size, 0xFFFF).to_bytes(2, "big"))
     else:
         assert isinstance(f, EF)
-        body += tlv(0x80, min(f.size, 0xFFFF).to_bytes(2, "big"))
+        body += tlv(0x80, min(size, 0xFFFF).to_bytes(2, "big"))
         if f.sfi is not None:
             body += tlv(0x88, bytes((f.sfi << 3,)))
     return tlv(0x62, body)

@@ -39,7 +39,6 @@ Choices where the specs leave room:
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 from dmsim.cards import sw as SW
@@ -119,18 +118,20 @@ def _plain_class(card: Uicc, cmd: CommandApdu) -> CommandApdu:
     """Return ``cmd`` in the ISO class when its proprietary CLA has no handler for its INS."""
     handlers = card.handlers
     if cmd.cla & 0x80 and (PROPRIETARY, cmd.ins) not in handlers and (INTERINDUSTRY, cmd.ins) in handlers:
-        return replace(cmd, cla=cmd.cla & 0x7F)
+        return cmd._replace(cla=cmd.cla & 0x7F)
     return cmd
 
 
 def secure_messaging(card: Uicc, channel: Channel, cmd: CommandApdu, *,
                      require_secure_channel: bool = False) -> Reply | None:
     """Return the wrapped answer to a secured command, a refusal, or None to let the engine go on."""
+    secured = bool(cmd.cla & sm_indication(cmd.cla))
+    scp: Scp03Card | None = channel.context.get(SESSION)
+    if scp is None and not secured and not require_secure_channel:
+        return None  # a plain command, no session: nothing to unwrap, close or refuse
     kind, _, _ = cla_class(cmd.cla) or (None, 0, False)
     if (kind, cmd.ins) in PASS_THROUGH or (kind, cmd.ins) in card.secure_messaging:
         return None
-    secured = bool(cmd.cla & sm_indication(cmd.cla))
-    scp: Scp03Card | None = channel.context.get(SESSION)
     if scp is None and secured:
         return Reply(b"", SW.SECURITY_NOT_SATISFIED)
     if scp is not None and not secured and (scp.security_level == 0 or _selects_application(cmd)):

@@ -24,7 +24,6 @@ Choices where the specs leave room:
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Callable, Protocol
 
@@ -90,6 +89,8 @@ class CardLink:
         start = self.clock()
         try:
             data, sw = self._exchange(apdu)
+            if sw >> 8 != SW1_MORE_DATA:
+                return data, sw
             chunks = [data]
             for _ in range(MAX_GET_RESPONSE):
                 if sw >> 8 != SW1_MORE_DATA:
@@ -158,4 +159,4 @@ def with_le(apdu: bytes, le: int) -> bytes | None:
         return None
     if command.extended:
         return None
-    return dataclasses.replace(command, le=le or 256).to_bytes()
+    return command._replace(le=le or 256).to_bytes()

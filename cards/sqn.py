@@ -83,6 +83,15 @@ class SqnArray:
         return list(self._seqs)
 
     @classmethod
+    def new_card(cls, sqn: bytes) -> SqnArray:
+        """Return the array of a new card whose highest accepted SQN is ``sqn`` (6 octets): its SEQ in
+        the slot of its IND, 0 in the others (C.2.2: a new card's array is all zero)."""
+        seq, ind = split_sqn(sqn)
+        array = cls()
+        array._seqs[ind] = seq
+        return array
+
+    @classmethod
     def from_list(cls, values: Iterable[int], **options) -> SqnArray:
         """Return an array restored from ``to_list()`` output; ScenarioError if malformed."""
         return cls(_valid_seqs(values), **options)

@@ -4,6 +4,10 @@
 It never raises: an APDU that does not parse answers 6700, a failure inside a handler 6F00
 (kept in ``last_error``).
 
+The file tree is the ``Template`` its profile's layout shares with every card of that layout
+(uicc_files.py); what this card holds in each EF is its own ``card.contents`` (``card.content(ef)``),
+replaced on a write, so a card's writes never show on another card (filesystem.py).
+
 Dispatch is a table on (CLA class, INS) -> ``handler(card, channel, cmd) -> Reply``. The CLA
 class is ``INTERINDUSTRY`` (CLA 0x, 4x-7x) or ``PROPRIETARY`` (8x, Cx), TS 102 221 §10.1.1; the
 CLA also gives the logical channel (0-3 in b2-b1, 4-19 in further interindustry coding) and
@@ -52,7 +56,7 @@ from dmsim.cards.apdu import CommandApdu, parse_command, response
 from dmsim.cards.filesystem import (ADM1, ALW, CURRENT_ADF_FID, DF, EF, KEY_REFERENCE, LINEAR_FIXED, MF_FID,
                                     NEV, PIN1, TRANSPARENT, File, fcp, tlv)
 from dmsim.cards.profile import CardProfile, pin_bytes
-from dmsim.cards.uicc_files import build_files
+from dmsim.cards.uicc_files import template_for
 from dmsim.base.errors import DecodeError, ProtocolError
 
 INTERINDUSTRY, PROPRIETARY = "interindustry", "proprietary"
@@ -71,7 +75,7 @@ Handler = Callable[["Uicc", "Channel", CommandApdu], Reply]
 Hook = Callable[["Uicc", "Channel", CommandApdu], "Reply | None"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Channel:
     """A logical channel's state: its current DF/EF, record pointer and selected application."""
 
@@ -118,6 +122,11 @@ class Pin:
 
 def cla_class(cla: int) -> tuple[str, int, bool] | None:
     """Return (class, logical channel, secure messaging) of a CLA byte, or None if invalid (§10.1.1)."""
+    return _CLA_CLASSES[cla]
+
+
+def _decode_cla(cla: int) -> tuple[str, int, bool] | None:
+    """Return what ``cla_class`` answers for ``cla``, from its bits (TS 102 221 §10.1.1)."""
     kind = PROPRIETARY if cla & 0x80 else INTERINDUSTRY
     if cla & 0x40 == 0:
         if cla & 0x20:
@@ -126,6 +135,9 @@ def cla_class(cla: int) -> tuple[str, int, bool] | None:
     if cla == 0xFF:
         return None
     return kind, 4 + (cla & 0x0F), bool(cla & 0x20)
+
+
+_CLA_CLASSES = tuple(_decode_cla(cla) for cla in range(256))
 
 
 def _valid_pin(data: bytes) -> bool:
@@ -140,7 +152,9 @@ class Uicc:
                  t0: bool = True):
         self.profile = profile
         self.t0 = t0
-        self.mf, self.applications = build_files(profile)
+        self.template = template_for(profile)
+        self.mf, self.applications = self.template.mf, self.template.applications
+        self.contents = self.template.contents(profile)
         self.pins = {
             KEY_REFERENCE[PIN1]: Pin(pin_bytes(profile.pin1), PIN_TRIES, PIN_TRIES, pin_bytes(profile.puk1),
                                      PUK_TRIES, PUK_TRIES, enabled=profile.pin1_enabled),
@@ -172,15 +186,13 @@ class Uicc:
 
     def execute(self, channel: "Channel", cmd: CommandApdu) -> Reply:
         """Return the handler's Reply to ``cmd`` on ``channel``: no hooks, no T=0 61xx."""
-        kind, _, sm = cla_class(cmd.cla) or (None, 0, False)
-        handler = self._handler(kind, cmd.ins) if kind else Reply(b"", SW.CLA_NOT_SUPPORTED)
-        if isinstance(handler, Reply):
-            return handler
-        if sm and (kind, cmd.ins) not in self.secure_messaging:
-            return Reply(b"", SW.SM_NOT_SUPPORTED)
-        if handler is not get_response:
-            channel.pending = b""
-        data, status = handler(self, channel, cmd)
+        cls = _CLA_CLASSES[cmd.cla]
+        if cls is None:
+            return Reply(b"", SW.CLA_NOT_SUPPORTED)
+        handler = self.handlers.get((cls[0], cmd.ins))
+        if handler is None:
+            return self._missing(cls[0], cmd.ins)
+        data, status = self._run(channel, cmd, cls, handler)
         return Reply(data, int(status))
 
     def reset(self) -> None:
@@ -213,44 +225,56 @@ class Uicc:
         pin = self.pins[KEY_REFERENCE[condition]]
         return pin.verified or not pin.enabled
 
+    def content(self, ef: EF) -> bytes | tuple[bytes, ...]:
+        """Return what this card holds in ``ef``: its bytes, or its records (a tuple)."""
+        return self.contents[ef.slot]
+
     def fcp(self, f: File) -> bytes:
         """Return the FCP template of ``f`` as SELECT answers it."""
-        return fcp(f, pin1_enabled=self.pins[KEY_REFERENCE[PIN1]].enabled)
+        return fcp(f, self.template.size(f, self.contents), pin1_enabled=self.pins[KEY_REFERENCE[PIN1]].enabled)
 
     # -- dispatch ------------------------------------------------------------------------------
 
-    def _handler(self, kind: str, ins: int) -> Handler | Reply:
-        """Return the handler of (kind, ins), or the 6D00/6E00 Reply when there is none."""
-        handler = self.handlers.get((kind, ins))
-        if handler is not None:
-            return handler
+    def _missing(self, kind: str, ins: int) -> Reply:
+        """Return 6E00 when ``ins`` has a handler under the other class only, else 6D00."""
         other = PROPRIETARY if kind == INTERINDUSTRY else INTERINDUSTRY
         return Reply(b"", SW.CLA_NOT_SUPPORTED if (other, ins) in self.handlers else SW.INS_NOT_SUPPORTED)
 
+    def _run(self, channel: Channel, cmd: CommandApdu, cls: tuple[str, int, bool], handler: Handler) -> Reply:
+        """Return ``handler``'s Reply to ``cmd`` (of CLA class ``cls``; its SW may be a ``StatusWord``),
+        refusing secure messaging it does not take."""
+        kind, _, sm = cls
+        if sm and (kind, cmd.ins) not in self.secure_messaging:
+            return Reply(b"", SW.SM_NOT_SUPPORTED)
+        if handler is not get_response:
+            channel.pending = b""
+        return handler(self, channel, cmd)
+
     def _dispatch(self, cmd: CommandApdu) -> bytes:
-        cls = cla_class(cmd.cla)
+        cls = _CLA_CLASSES[cmd.cla]
         if cls is None:
             return bytes(SW.CLA_NOT_SUPPORTED)
-        kind, number, _ = cls
-        channel = self.channels.get(number)
+        channel = self.channels.get(cls[1])
         reply = None
         if channel is not None:
-            reply = next((r for hook in self.hooks if (r := hook(self, channel, cmd)) is not None), None)
-            if reply is not None:
-                channel.pending = b""
+            for hook in self.hooks:
+                reply = hook(self, channel, cmd)
+                if reply is not None:
+                    channel.pending = b""
+                    break
         if reply is None:
-            missing = self._handler(kind, cmd.ins)
-            if isinstance(missing, Reply):
-                return response(*missing)
+            handler = self.handlers.get((cls[0], cmd.ins))
+            if handler is None:
+                return response(*self._missing(cls[0], cmd.ins))
             if channel is None:
                 return bytes(SW.CHANNEL_NOT_SUPPORTED)
-            reply = self.execute(channel, cmd)
+            reply = self._run(channel, cmd, cls, handler)
         data, status = reply
         status = int(status)
-        if data and status == SW.OK.sw and cmd.case >= 3 and self.t0:
+        if data and status == 0x9000 and cmd.data and self.t0:  # case 3/4 under T=0: 61xx, §7.3.1.1.5
             channel.pending = bytes(data)
-            return bytes(SW.more_data(min(len(data), 256)))
-        return response(data, status)
+            return bytes((0x61, min(len(data), 256) & 0xFF))  # SW.more_data: 256 (or more) reads 00
+        return bytes(data) + status.to_bytes(2, "big")  # apdu.response
 
 
 # -- helpers shared by the commands ----------------------------------------------------------
@@ -421,14 +445,10 @@ def manage_channel(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
 
 # -- READ/UPDATE BINARY and RECORD -------------------------------------------------------------
 
-def _ef_by_sfi(channel: Channel, sfi: int) -> EF | None:
-    return next((c for c in channel.current_df.children if isinstance(c, EF) and c.sfi == sfi), None)
-
-
 def _target_ef(channel: Channel, sfi: int, structure: str) -> EF | Reply:
     """Return the EF a command addresses (current EF, or by SFI, which selects it) or an error."""
     if sfi:
-        ef = _ef_by_sfi(channel, sfi)
+        ef = channel.current_df.by_sfi.get(sfi)
         if ef is None:
             return Reply(b"", SW.FILE_NOT_FOUND)
         _select_into(channel, ef)
@@ -453,7 +473,7 @@ def _binary_target(card: Uicc, channel: Channel, cmd: CommandApdu, mode: str) ->
         return ef
     if not card.satisfied(getattr(ef.access, mode)):
         return Reply(b"", SW.SECURITY_NOT_SATISFIED)
-    if offset >= len(ef.data):
+    if offset >= len(card.contents[ef.slot]):
         return Reply(b"", SW.WRONG_P1P2)
     return ef, offset
 
@@ -466,7 +486,7 @@ def read_binary(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     if isinstance(target, Reply):
         return target
     ef, offset = target
-    return fit_le(cmd, bytes(ef.data[offset:offset + cmd.le]), partial_ok=True)
+    return fit_le(cmd, card.contents[ef.slot][offset:offset + cmd.le], partial_ok=True)
 
 
 def update_binary(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
@@ -477,9 +497,9 @@ def update_binary(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     if isinstance(target, Reply):
         return target
     ef, offset = target
-    if offset + len(cmd.data) > len(ef.data):
+    if offset + len(cmd.data) > len(card.contents[ef.slot]):
         return Reply(b"", SW.WRONG_LENGTH)
-    ef.data[offset:offset + len(cmd.data)] = cmd.data
+    card.contents.update_binary(ef, offset, cmd.data)
     return Reply()
 
 
@@ -493,7 +513,7 @@ def _record_target(card: Uicc, channel: Channel, cmd: CommandApdu, mode: str) ->
         return ef
     if not card.satisfied(getattr(ef.access, mode)):
         return Reply(b"", SW.SECURITY_NOT_SATISFIED)
-    count = len(ef.records)
+    count = ef.record_count
     if how == 0x04:
         number = cmd.p1 or channel.record
     elif how == 0x02:
@@ -515,7 +535,7 @@ def read_record(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     if isinstance(target, Reply):
         return target
     ef, number = target
-    return fit_le(cmd, bytes(ef.records[number - 1]), partial_ok=False)
+    return fit_le(cmd, card.contents[ef.slot][number - 1], partial_ok=False)
 
 
 def update_record(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
@@ -528,7 +548,7 @@ def update_record(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     ef, number = target
     if len(cmd.data) != ef.record_size:
         return Reply(b"", SW.WRONG_LENGTH)
-    ef.records[number - 1][:] = cmd.data
+    card.contents.update_record(ef, number, cmd.data)
     return Reply()
 
 

@@ -29,10 +29,18 @@ opaque data object, ``30 {30 {0C label, 03 flags}, 30 {0C "OMA DM", 06 applicati
 A1 {30 {04 path 6432}}}``. The applicationOID 2.23.43.7.1 (wap(43) provisioning(7)
 bootstrap(1)) is this module's choice. The flags are empty (not private, not modifiable), so
 the document reads with ALW like the DODF; updates need ADM1.
+
+The tree is one ``Template`` per layout (``layout``), shared by every card of that layout: what a
+profile changes in the structure is only the EF_IMPU record size and whether the PKCS#15
+application exists; the subscriber's files (ICCID, IMSI, AD, IMPI, domain, IMPU, the bootstrap)
+are functions of the profile that give each card its own content (``Template.contents``).
 """
 from __future__ import annotations
 
-from dmsim.cards.filesystem import (ADM1, ALW, MF_FID, NEV, PIN1, DF, Access, linear_fixed, tlv, transparent)
+import functools
+
+from dmsim.cards.filesystem import (ADM1, ALW, MF_FID, NEV, PIN1, DF, Access, Template, linear_fixed, tlv,
+                                    transparent)
 from dmsim.cards.profile import CardProfile
 
 RID_3GPP = bytes.fromhex("A000000087")
@@ -52,10 +60,13 @@ GBANL_RECORDS, GBANL_RECORD_SIZE = 4, 96
 SMS_RECORDS, SMS_RECORD_SIZE = 10, 176
 
 
+_SWAP_NIBBLES = bytes(((b & 0x0F) << 4) | (b >> 4) for b in range(256))
+
+
 def bcd_swapped(digits: str, size: int) -> bytes:
     """Return ``digits`` as BCD with the digits of each byte swapped, F-padded to ``size`` bytes."""
-    padded = digits + "F" * (2 * size - len(digits))
-    return bytes(int(padded[i + 1] + padded[i], 16) for i in range(0, 2 * size, 2))
+    padded = (digits + "F" * (2 * size - len(digits)))[:2 * size]
+    return bytes.fromhex(padded).translate(_SWAP_NIBBLES)
 
 
 def encode_iccid(iccid: str) -> bytes:
@@ -73,7 +84,7 @@ def encode_imsi(imsi: str) -> bytes:
 def decode_imsi(data: bytes) -> str:
     """Return the IMSI digits stored in EF_IMSI bytes ``data``."""
     n = data[0] if data else 0
-    nibbles = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in data[1:1 + n])
+    nibbles = bytes(data[1:1 + n]).translate(_SWAP_NIBBLES).hex().upper()  # each byte: low digit, then high
     return nibbles[1:].rstrip("F")
 
 
@@ -95,44 +106,57 @@ def dodf(data_fid: int, label: str = "OMA DM Bootstrap") -> bytes:
     return tlv(0x30, common + data_attrs + type_attrs)
 
 
-def _ad(mnc_length: int) -> bytes:
-    return bytes((0x00, 0x00, 0x00, mnc_length))
+def _ad(profile: CardProfile) -> bytes:
+    return bytes((0x00, 0x00, 0x00, profile.mnc_length))
 
 
-def build_files(profile: CardProfile) -> tuple[DF, list[DF]]:
-    """Return the MF of a card personalised with ``profile`` and its ADFs in EF_DIR order."""
+def _impu(profile: CardProfile) -> bytes:
+    return tlv(0x80, f"sip:{profile.impi}".encode())
+
+
+def _realm(profile: CardProfile) -> bytes:
+    return tlv(0x80, profile.impi.split("@", 1)[1].encode())
+
+
+@functools.lru_cache(maxsize=None)
+def layout(impu_size: int, pkcs15: bool) -> Template:
+    """Return the file tree shared by every card whose EF_IMPU record is ``impu_size`` bytes and
+    which has (``pkcs15``) or not a PKCS#15 application: what a profile changes in the structure."""
     operator = Access(read=ALW, update=ADM1)
     subscriber = Access(read=PIN1, update=ADM1)
     user = Access(read=PIN1, update=PIN1)
     usim = DF(None, "ADF.USIM", aid=USIM_AID).add(
-        transparent(EF_IMSI, "EF_IMSI", encode_imsi(profile.imsi), subscriber, sfi=0x07),
-        transparent(EF_AD, "EF_AD", _ad(profile.mnc_length), operator, sfi=0x03),
+        transparent(EF_IMSI, "EF_IMSI", lambda p: encode_imsi(p.imsi), subscriber, sfi=0x07),
+        transparent(EF_AD, "EF_AD", _ad, operator, sfi=0x03),
         transparent(EF_GBABP, "EF_GBABP", b"\x00\x00\x00".ljust(GBABP_SIZE, b"\xff"), user),
         linear_fixed(EF_GBANL, "EF_GBANL", [b""] * GBANL_RECORDS, GBANL_RECORD_SIZE, user),
     )
-    realm = profile.impi.split("@", 1)[1]
-    impu = tlv(0x80, f"sip:{profile.impi}".encode())
     isim = DF(None, "ADF.ISIM", aid=ISIM_AID).add(
-        transparent(EF_IMPI, "EF_IMPI", tlv(0x80, profile.impi.encode()), subscriber, sfi=0x02),
-        transparent(EF_DOMAIN, "EF_DOMAIN", tlv(0x80, realm.encode()), subscriber, sfi=0x05),
-        linear_fixed(EF_IMPU, "EF_IMPU", [impu], max(len(impu), 1), subscriber, sfi=0x04),
-        transparent(EF_AD, "EF_AD", _ad(profile.mnc_length), operator, sfi=0x03),
+        transparent(EF_IMPI, "EF_IMPI", lambda p: tlv(0x80, p.impi.encode()), subscriber, sfi=0x02),
+        transparent(EF_DOMAIN, "EF_DOMAIN", _realm, subscriber, sfi=0x05),
+        linear_fixed(EF_IMPU, "EF_IMPU", lambda p: [_impu(p)], impu_size, subscriber, sfi=0x04, count=1),
+        transparent(EF_AD, "EF_AD", _ad, operator, sfi=0x03),
     )
     apps = [(usim, "USIM"), (isim, "ISIM")]
-    if profile.dm_bootstrap is not None:
-        pkcs15 = DF(None, "ADF.PKCS15", aid=PKCS15_AID).add(
+    if pkcs15:
+        pkcs15_adf = DF(None, "ADF.PKCS15", aid=PKCS15_AID).add(
             transparent(EF_ODF, "EF_ODF", odf(EF_DODF), operator),
             transparent(EF_DODF, "EF_DODF", dodf(EF_DM_BOOTSTRAP), operator),
-            transparent(EF_DM_BOOTSTRAP, "EF_DMBootstrap", profile.dm_bootstrap, operator),
+            transparent(EF_DM_BOOTSTRAP, "EF_DMBootstrap", lambda p: p.dm_bootstrap, operator),
         )
-        apps.append((pkcs15, "PKCS#15"))
+        apps.append((pkcs15_adf, "PKCS#15"))
     telecom = DF(DF_TELECOM, "DF.TELECOM").add(
         linear_fixed(EF_SMS, "EF_SMS", [b"\x00"] * SMS_RECORDS, SMS_RECORD_SIZE, user))
     mf = DF(MF_FID, "MF").add(
-        transparent(EF_ICCID, "EF_ICCID", encode_iccid(profile.iccid), Access(read=ALW, update=NEV), sfi=0x02),
+        transparent(EF_ICCID, "EF_ICCID", lambda p: encode_iccid(p.iccid), Access(read=ALW, update=NEV), sfi=0x02),
         linear_fixed(EF_DIR, "EF_DIR", [dir_record(df.aid or b"", label) for df, label in apps], DIR_RECORD_SIZE,
                      operator, sfi=0x1E),
         telecom,
         *(df for df, _ in apps),
     )
-    return mf, [df for df, _ in apps]
+    return Template(mf, [df for df, _ in apps])
+
+
+def template_for(profile: CardProfile) -> Template:
+    """Return the shared file tree of a card personalised with ``profile``."""
+    return layout(max(len(_impu(profile)), 1), profile.dm_bootstrap is not None)

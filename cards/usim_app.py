@@ -55,7 +55,7 @@ from dmsim.cards.apdu import CommandApdu
 from dmsim.cards.filesystem import PIN1
 from dmsim.cards.milenage import opc_from_op
 from dmsim.cards.profile import CardProfile
-from dmsim.cards.sqn import SLOTS, SqnArray, split_sqn
+from dmsim.cards.sqn import SqnArray
 from dmsim.cards.uicc import INTERINDUSTRY, Channel, Reply, Uicc
 from dmsim.cards.uicc_files import USIM_AID
 from dmsim.cards.usim_auth import (GbaBootstrapped, MacFailure, SyncFailure, authenticate_3g, gba_bootstrap,
@@ -86,10 +86,7 @@ class GbaState:
 
 def sqn_array_from_profile(sqn: bytes) -> SqnArray:
     """Return the SEQ_MS array of a new card whose highest accepted SQN is ``sqn`` (6 octets)."""
-    seq, ind = split_sqn(sqn)
-    seqs = [0] * SLOTS
-    seqs[ind] = seq
-    return SqnArray(seqs)
+    return SqnArray.new_card(sqn)
 
 
 def _opc(profile: CardProfile) -> bytes:

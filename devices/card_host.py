@@ -141,10 +141,18 @@ def tlvs(data: bytes, what: str = "TLV") -> list[tuple[int, bytes]]:
     return out
 
 
+def first(pairs: list[tuple[int, bytes]], tag: int) -> bytes | None:
+    """Return the value of the first of ``pairs`` (as ``tlvs`` returns them) with ``tag``, or None."""
+    for t, v in pairs:
+        if t == tag:
+            return v
+    return None
+
+
 def find(data: bytes, *path: int, what: str = "TLV") -> bytes | None:
     """Return the value at the nested tag ``path`` (first match at each level), or None."""
     for tag in path:
-        data = next((v for t, v in tlvs(data, what) if t == tag), None)
+        data = first(tlvs(data, what), tag)
         if data is None:
             return None
     return data
@@ -184,10 +192,11 @@ def applications(link: CardLink) -> list[tuple[bytes, str]]:
         raise
     out = []
     for record in read_records(link):
-        aid = find(record, 0x61, 0x4F, what="EF_DIR record")
+        template = find(record, 0x61, what="EF_DIR record")
+        fields = tlvs(template, "EF_DIR record") if template is not None else []
+        aid = first(fields, 0x4F)
         if aid:
-            label = find(record, 0x61, 0x50, what="EF_DIR record") or b""
-            out.append((aid, label.decode("ascii", "replace")))
+            out.append((aid, (first(fields, 0x50) or b"").decode("ascii", "replace")))
     return out
 
 

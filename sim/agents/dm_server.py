@@ -40,6 +40,7 @@ from dmsim.sim.agents.agent import Agent
 from dmsim.sim.agents.serving import Serving
 from dmsim.sim.agents.smsc_outbox import SmscOutbox
 from dmsim.sim.links.card_access import CardPersonalisation
+from dmsim.sim.links.deadline import Deadlines
 from dmsim.sim.links.link import Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,6 +70,7 @@ class DmServerAgent(Agent, Serving):
                                                  hmac_verifier=HmacVerifier(max_age=srv["hmac_window"])), "service")
         self.security: dict[str, MessageSecurity | None] = {}  # profile name -> its message security
         self.sms_ref = 0
+        self.push_deadlines = Deadlines(self.env)  # push_until's waits: no SimPy timer per push
         # with an SMSC the server submits as an ESME, through a queue that waits out throttling
         smsc = replica.agents.get("smsc")
         self.outbox = SmscOutbox(self.env, smsc) if smsc is not None else None
@@ -117,12 +119,12 @@ class DmServerAgent(Agent, Serving):
         """SimPy generator: send the WAP Push ``push`` to ``dev`` until ``done`` is triggered, again
         every ``server.bootstrap_timeout``, at most ``server.bootstrap_retries`` more times; return
         whether ``done`` was triggered. ``count``: each send counts in ``bootstrap_sends``."""
-        env, srv, live = self.env, self.spec, self.replica.live
+        srv, live = self.spec, self.replica.live
         for _ in range(srv["bootstrap_retries"] + 1):
             if count:
                 dev.bootstrap_sends += 1
             self.send_sms(dev, push, lambda: not done.triggered and dev.ident.index in live)
-            yield done | env.timeout(srv["bootstrap_timeout"])
+            yield self.push_deadlines.first(done, srv["bootstrap_timeout"])
             if done.triggered:
                 return True
         return False

@@ -200,10 +200,10 @@ class CardAccess:
     def _profile(self, fleet_imsi: str, ota: OtaKeyset | None) -> CardProfile:
         """Return the profile of a virtual card for ``fleet_imsi`` (K and OPc drawn from the stream)."""
         t = self._template
-        profile = dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
-                                      impi=default_impi(fleet_imsi, t.mnc_length),
-                                      k=self.rng.randbytes(16), opc=self.rng.randbytes(16))
-        return profile if ota is None else dataclasses.replace(profile, ota=(ota,))
+        k = self.rng.randbytes(16)
+        return dataclasses.replace(t, imsi=fleet_imsi, iccid=default_iccid(fleet_imsi),
+                                   impi=default_impi(fleet_imsi, t.mnc_length), k=k, opc=self.rng.randbytes(16),
+                                   ota=t.ota if ota is None else (ota,))
 
     def _link(self, index: int, profile: CardProfile, ota: OtaKeyset | None,
               keep: bool = False) -> tuple[CardLink, _Trace]:

@@ -7,13 +7,15 @@ agent's answer comes down and ends the device's wait only if it carries the toke
 request the device is still waiting for, so a late, duplicated or replayed answer is dropped.
 Every message up and down counts in the device's ``ip_msgs``/``ip_bytes``. ``decode`` turns an
 answer's bytes into what the device gets; a DmsimError from it counts as a lost answer (the
-device times out and retries).
+device times out and retries). The wait for an answer or the timeout is a ``Deadlines`` wait
+(``deadline.py``): no SimPy timer per request.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
 from dmsim.base.errors import DmsimError
+from dmsim.sim.links.deadline import Deadlines
 from dmsim.sim.links.link import Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +28,7 @@ class IpExchange:
     def __init__(self, model: "Replica", kind: str, dst: str, decode: Callable[[bytes], object] = bytes):
         self.model, self.kind, self.dst, self.decode = model, kind, dst, decode
         self.pending: dict[int, tuple[object, object]] = {}
+        self.deadlines = Deadlines(model.env)
 
     def request(self, dev, payload: bytes, receive: Callable[[Message], None], timeout: float):
         """SimPy generator: send ``payload`` from ``dev`` to ``receive``; return the decoded
@@ -36,7 +39,7 @@ class IpExchange:
         dev.ip_msgs += 1
         dev.ip_bytes += len(payload)
         self.model.ip_up.send(Message(payload, dev.ident.uri, self.dst, self.kind, (dev, token)), receive)
-        yield done | env.timeout(timeout)
+        yield self.deadlines.first(done, timeout)
         self.pending.pop(dev.ident.index, None)
         return done.value if done.triggered else None
 

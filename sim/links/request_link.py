@@ -15,6 +15,7 @@ from typing import Callable
 
 import simpy
 
+from dmsim.sim.links.deadline import Deadlines
 from dmsim.sim.links.link import Message, SimLink, without_tap
 from dmsim.sim.links.tap import make_tap
 
@@ -29,6 +30,7 @@ class RequestLink:
         self.up = SimLink(env, name, without_tap(spec), up_rng, make_tap(tap, f"{name}.tap"))
         self.down = SimLink(env, name, without_tap(spec), down_rng, make_tap(tap, f"{name}.tap"))
         self.timeouts = 0
+        self.deadlines = Deadlines(env)
 
     def call(self, payload: bytes, serve: Callable, *, src: str, dst: str,
              timeout: float, retries: int):
@@ -48,7 +50,7 @@ class RequestLink:
                     answer(value)
 
             self.up.send(Message(payload, src, dst, "request", answered), at_far_end)
-            yield answered | self.env.timeout(timeout)
+            yield self.deadlines.first(answered, timeout)
             if answered.triggered:
                 return answered.value
             self.timeouts += 1

@@ -74,7 +74,7 @@ def por(card, apdu: bytes, spi: Spi = SECURE, keys: Keyset | None = AES):
 
 def imsi_of(card) -> str:
     usim = card.applications[0]
-    return decode_imsi(bytes(usim.child(0x6F07).data))
+    return decode_imsi(card.content(usim.child(0x6F07)))
 
 
 # --- accepted packets ---------------------------------------------------------------------
