@@ -38,6 +38,7 @@ import functools
 import random
 import re
 import urllib.parse
+import weakref
 from typing import TYPE_CHECKING, Callable
 
 from cryptography import x509
@@ -55,6 +56,7 @@ from dmsim.network.dm.tls import (AppData, HandshakeDone, TlsConfig, TlsEndpoint
                                   psk_server_config, server_endpoint, x509_client_config, x509_server_config)
 from dmsim.network.sms.smsc import EPOCH
 from dmsim.base.errors import DmsimError, ScenarioError
+from dmsim.sim.links.deadline import Deadlines
 from dmsim.sim.links.ip_exchange import IpExchange
 from dmsim.sim.links.link import Message
 
@@ -246,22 +248,29 @@ class _Flow:
     (tap replays and link duplicates included). A segment not yet received when its RTO fires is
     sent again with the RTO doubled (RFC 6298 §5.5), up to ``MAX_RTO``, while the connection is
     open.
+
+    The flow holds its connection weakly (and ``receive`` is the connection's unbound method), so a
+    finished connection and its two TLS endpoints (about 90 KiB of Mbed TLS memory) are freed by
+    reference counting once the device lets go of it and its last segment has landed (a segment in
+    flight holds the connection in its meta); a later RTO of a freed connection does nothing.
     """
 
-    __slots__ = ("conn", "link", "src", "dst", "receive", "sent", "expected", "held")
+    __slots__ = ("_conn", "link", "src", "dst", "receive", "sent", "expected", "held")
 
-    def __init__(self, conn: "_Connection", link, src: str, dst: str, receive):
-        self.conn, self.link, self.src, self.dst, self.receive = conn, link, src, dst, receive
+    def __init__(self, conn: "_Connection", link, src: str, dst: str, receive: Callable[["_Connection", bytes], None]):
+        self._conn, self.link, self.src, self.dst, self.receive = weakref.ref(conn), link, src, dst, receive
         self.sent = self.expected = 0
         self.held: dict[int, bytes] = {}
 
     def send(self, data: bytes) -> None:
         """Send ``data`` (one flight; b"" is the FIN) as the next segment."""
+        conn = self._conn()
+        if conn is None:
+            return  # the connection is gone (only a caller that kept the flow can get here)
         seq, self.sent = self.sent, self.sent + 1
-        self._transmit(seq, data, self.conn.transport.rto)
+        self._transmit(conn, seq, data, conn.transport.rto)
 
-    def _transmit(self, seq: int, data: bytes, rto: float) -> None:
-        conn = self.conn
+    def _transmit(self, conn: "_Connection", seq: int, data: bytes, rto: float) -> None:
         conn.dev.ip_msgs += 1
         conn.dev.ip_bytes += len(data)
         # meta (device, segment number, connection): the capture tells connections apart by the last
@@ -270,20 +279,21 @@ class _Flow:
 
     def _on_rto(self, event) -> None:
         seq, data, rto = event.value
-        if self.conn.state != "open" or seq < self.expected or seq in self.held:
+        conn = self._conn()
+        if conn is None or conn.state != "open" or seq < self.expected or seq in self.held:
             return  # acknowledged (delivered) or abandoned
-        self.conn.transport.stats["retransmissions"] += 1
-        self._transmit(seq, data, min(2 * rto, MAX_RTO))
+        conn.transport.stats["retransmissions"] += 1
+        self._transmit(conn, seq, data, min(2 * rto, MAX_RTO))
 
     def _arrive(self, msg: Message) -> None:
-        seq = msg.meta[1]
-        if self.conn.state == "dead" or seq < self.expected or seq in self.held:
+        seq, conn = msg.meta[1], self._conn()
+        if conn is None or conn.state == "dead" or seq < self.expected or seq in self.held:
             return
         self.held[seq] = msg.payload
-        while self.expected in self.held and self.conn.state != "dead":
+        while self.expected in self.held and conn.state != "dead":
             data = self.held.pop(self.expected)
             self.expected += 1
-            self.receive(data)
+            self.receive(conn, data)
 
 
 class _Connection:
@@ -301,8 +311,8 @@ class _Connection:
         self.client = TlsEndpoint(client_config)
         self.server = server_endpoint(transport.server_config)  # mbedtls, or stdlib ssl for DHE_RSA
         uri = dev.ident.uri
-        self.up = _Flow(self, model.ip_up, uri, "server", self._at_server)
-        self.down = _Flow(self, model.ip_down, "server", uri, self._at_client)
+        self.up = _Flow(self, model.ip_up, uri, "server", _Connection._at_server)
+        self.down = _Flow(self, model.ip_down, "server", uri, _Connection._at_client)
         self.waiting = None  # the SimPy event of the exchange in progress
         self.queued: bytes | None = None  # the request waiting for the handshake
         self.client_http, self.server_http = bytearray(), bytearray()
@@ -460,6 +470,7 @@ class SimulatedHttps(SimulatedHttp):
         self.psks: dict[bytes, bytes] = {}
         self.psk_owners: dict[bytes, str] = {}  # PSK identity -> the DevId it was issued to
         self.conns: dict[int, _Connection] = {}
+        self.deadlines = Deadlines(model.env)
         self.stats = {"handshakes": 0, "handshake_time": 0.0, "retransmissions": 0, "aborted": 0,
                       "client_failures": 0, "server_failures": 0, "binding_refused": 0}
         self.suites: dict[str, int] = {}  # negotiated suite -> handshakes
@@ -539,7 +550,7 @@ class SimulatedHttps(SimulatedHttp):
             conn = self.conns[dev.ident.index] = _Connection(self, dev, config)
         done = conn.waiting = env.event()
         conn.request(http_binding.encode_request(self.host, self.path, body, content_type, headers=headers))
-        yield done | env.timeout(timeout)
+        yield self.deadlines.first(done, timeout)
         conn.waiting = None
         if done.triggered:
             return done.value

@@ -679,7 +679,7 @@ class TlsRecordReplay(Attack):
         stats = self.replica.transport.stats
         failures = stats["server_failures"]
         self.act(replay.index, "injected a copy of the first application-data record into the live connection")
-        conn.up.receive(record)
+        conn.up.receive(conn, record)
         refused = stats["server_failures"] > failures
         replay.live = "refused" if refused else "no alert"
         self.decide(replay.index, DETECTED if refused else BLOCKED)
