@@ -29,15 +29,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm.account import (AUTH_BOOTSTRAP, DMACC, DmAccount, TlsKeys, account_from_bootstrap,
-                                     bootstrap_document, tls_keys_of)
+                                     account_leaves, tls_keys_of)
 from dmsim.network.dm.wbxml import opaque_bytes
-from dmsim.network.dm.tree import E, need_text, text
-from dmsim.base.errors import DecodeError, ProtocolError
+from dmsim.network.dm.tree import E, find_all, need_text, text
+from dmsim.base.errors import DecodeError, DmsimError, ProtocolError
 
 ADD, DELETE, EXEC, GET, REPLACE = "Add", "Delete", "Exec", "Get", "Replace"
 COMMANDS = (ADD, DELETE, EXEC, GET, REPLACE)
@@ -45,6 +47,7 @@ FORMATS = ("chr", "int", "b64", "bool", "node", "bin")
 BINARY_FORMATS = ("b64", "bin")
 DEFAULT_ACCESS = frozenset({ADD, DELETE, GET, REPLACE})
 ROOT_ACL = "Add=*&Get=*"
+DEVINFO_ACL = "Get=*"
 DEVINFO = "./DevInfo"
 WILDCARD = "*"
 
@@ -79,10 +82,13 @@ class Acl:
         return "&".join(f"{cmd}={'+'.join(ids)}" for cmd, ids in self.grants)
 
 
+_EMPTY_ACL = Acl()
+
+
 def parse_acl(value: str) -> Acl:
     """Return the Acl of an ACL property string; DecodeError("ACL", offset, ...) if malformed."""
     if value == "":
-        return Acl()
+        return _EMPTY_ACL
     grants: dict[str, list[str]] = {}
     pos = 0
     for entry in value.split("&"):
@@ -102,8 +108,11 @@ def parse_acl(value: str) -> Acl:
     return Acl(tuple((cmd, tuple(grants[cmd])) for cmd in COMMANDS if cmd in grants))
 
 
+_PLAIN_ID = re.compile(r"[^=&*+ ]+\Z")  # with printable ASCII: what the loop below accepts
+
+
 def _check_server_id(server_id: str, pos: int) -> None:
-    if server_id == WILDCARD:
+    if server_id == WILDCARD or (server_id.isascii() and server_id.isprintable() and _PLAIN_ID.match(server_id)):
         return
     if not server_id:
         raise DecodeError("ACL", pos, "empty server identifier", "'*' or a server identifier")
@@ -111,6 +120,10 @@ def _check_server_id(server_id: str, pos: int) -> None:
         if ch in "=&*+" or ch.isspace() or not ch.isprintable():
             raise DecodeError("ACL", pos + i, f"character {ch!r} in server identifier {server_id!r}",
                               "printable characters other than = & * + and white space")
+
+
+_ROOT_ACL = parse_acl(ROOT_ACL)
+_DEVINFO_ACL = parse_acl(DEVINFO_ACL)
 
 
 def acl_for(server_id: str, commands: tuple[str, ...] = (ADD, DELETE, GET, REPLACE)) -> Acl:
@@ -165,15 +178,20 @@ class Node:
 
     ``access`` is the DDF AccessType (the commands the node supports at all), ``acl`` the ACL
     property (empty: inherited), ``secret`` a node whose value Get never returns.
+
+    A node refers to its parent weakly (its parent holds it in ``children``), so that a tree no
+    one uses any more is freed at once rather than by the cyclic garbage collector; ``parent``
+    is None for the root, for a removed node, and for a node whose tree is gone.
     """
 
-    __slots__ = ("name", "parent", "format", "value", "acl", "access", "secret", "type", "children", "on_exec")
+    __slots__ = ("name", "_parent", "format", "value", "acl", "access", "secret", "type", "children", "on_exec",
+                 "__weakref__")
 
     def __init__(self, name: str, parent: "Node | None", fmt: str, value: str | bytes | None = None, *,
-                 acl: Acl = Acl(), access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False,
+                 acl: Acl = _EMPTY_ACL, access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False,
                  mime_type: str = ""):
         self.name = name
-        self.parent = parent
+        self._parent = None if parent is None else weakref.ref(parent)
         self.format = fmt
         self.value = value
         self.acl = acl
@@ -184,6 +202,16 @@ class Node:
         self.on_exec: ExecHandler | None = None
         if secret:
             self.hide()
+
+    @property
+    def parent(self) -> "Node | None":
+        """Return the parent node (None for the root and for a detached node)."""
+        ref = self._parent
+        return None if ref is None else ref()
+
+    @parent.setter
+    def parent(self, parent: "Node | None") -> None:
+        self._parent = None if parent is None else weakref.ref(parent)
 
     def hide(self) -> None:
         """Make the node secret: Get is removed from its AccessType for good."""
@@ -214,40 +242,47 @@ def split_uri(uri: str) -> list[str]:
     """
     if uri == ".":
         return []
-    path = uri[2:] if uri.startswith("./") else uri
-    names = path.split("/")
-    for name in names:
-        if name in ("", ".", ".."):
-            raise ProtocolError(f"malformed URI {uri!r}")
+    names = (uri[2:] if uri.startswith("./") else uri).split("/")
+    if "" in names or "." in names or ".." in names:
+        raise ProtocolError(f"malformed URI {uri!r}")
     return names
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ProtocolError(f"unsupported Format {fmt!r}")
 
 
 class DmTree:
     """A management tree with the device's authority (no ACL checks here)."""
 
     def __init__(self, root_acl: str = ROOT_ACL):
-        acl = parse_acl(root_acl)
+        acl = _ROOT_ACL if root_acl == ROOT_ACL else parse_acl(root_acl)
         if acl.empty:
             raise ProtocolError("the root ACL may not be empty (TND §7.7.1.2)")
         self.root = Node(".", None, "node", acl=acl)
 
+    def _walk(self, names: list[str]) -> tuple[Node, int]:
+        """Return the deepest existing node on the path ``names`` and how many names it took."""
+        node = self.root
+        for i, name in enumerate(names):
+            child = node.children.get(name) if node.children is not None else None
+            if child is None:
+                return node, i
+            node = child
+        return node, len(names)
+
     def find(self, uri: str) -> Node | None:
         """Return the node at ``uri`` or None; ProtocolError for a malformed URI."""
-        node = self.root
-        for name in split_uri(uri):
-            if node.children is None or name not in node.children:
-                return None
-            node = node.children[name]
-        return node
+        names = split_uri(uri)
+        node, depth = self._walk(names)
+        return node if depth == len(names) else None
 
     def deepest(self, uri: str) -> tuple[Node, list[str]]:
         """Return the deepest existing node on ``uri``'s path and the names below it that are missing."""
-        node, names = self.root, split_uri(uri)
-        for i, name in enumerate(names):
-            if node.children is None or name not in node.children:
-                return node, names[i:]
-            node = node.children[name]
-        return node, []
+        names = split_uri(uri)
+        node, depth = self._walk(names)
+        return node, names[depth:]
 
     def create(self, uri: str, fmt: str = "chr", value: str | bytes | None = None, *, acl: str | Acl = "",
                access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False, mime_type: str = "") -> Node:
@@ -255,9 +290,16 @@ class DmTree:
 
         ProtocolError if the node exists, an ancestor is a leaf or ``fmt`` is not a TND format.
         """
-        if fmt not in FORMATS:
-            raise ProtocolError(f"unsupported Format {fmt!r}")
-        parent, missing = self.deepest(uri)
+        _check_format(fmt)
+        names = split_uri(uri)
+        parent, depth = self._walk(names)
+        return self._create_below(parent, names[depth:], uri, fmt, value, acl=acl, access=access, secret=secret,
+                                  mime_type=mime_type)
+
+    def _create_below(self, parent: Node, missing: list[str], uri: str, fmt: str, value: str | bytes | None, *,
+                      acl: str | Acl = "", access: frozenset[str] = DEFAULT_ACCESS, secret: bool = False,
+                      mime_type: str = "") -> Node:
+        """Return the new node ``missing`` below ``parent`` (see create; ``fmt`` was checked)."""
         if not missing:
             raise ProtocolError(f"node {uri!r} already exists")
         for name in missing[:-1]:
@@ -276,9 +318,11 @@ class DmTree:
 
         ``secret`` also hides an existing node; other properties apply to a new node only.
         """
-        node = self.find(uri)
-        if node is None:
-            return self.create(uri, fmt, value, secret=secret, **props)
+        names = split_uri(uri)
+        node, depth = self._walk(names)
+        if depth < len(names):
+            _check_format(fmt)
+            return self._create_below(node, names[depth:], uri, fmt, value, secret=secret, **props)
         if node.interior and fmt == "node":
             return node
         if node.interior or fmt == "node":
@@ -328,17 +372,103 @@ class DmTree:
         node.access = node.access | {EXEC}
 
 
+# --------------------------------------------------------------------------- templates
+
+# A fresh device's DevInfo and DMAcc subtrees have the same nodes for every device of a profile;
+# only the leaf values differ. A template is such a subtree built once, by the generic code
+# (create/put) on a scratch tree with each leaf's value replaced by its position in the list of
+# values; a device's subtree is a copy of it with the values put back (:func:`_graft`). Each
+# template is keyed by everything its nodes depend on (the URIs and Formats stored), so a copy
+# is the tree the generic code builds; when the device's tree already holds part of the
+# subtree, or the generic code raised an error, the caller takes the generic path instead.
+
+# (names of the path from the root to the subtree's top, nodes in preorder as (node, position
+# of its parent in this list, -1 for the first))
+_Template = tuple[list[str], list[tuple[Node, int]]]
+_TEMPLATES: dict[tuple, "_Template | None"] = {}
+_MAX_TEMPLATES = 64
+
+
+def _template(key: tuple, top: list[str], build: Callable[[DmTree], object]) -> "_Template | None":
+    """Return the template of ``key``: what ``build`` makes below ``top`` on a scratch tree; None
+    when ``build`` raised or made a node outside ``top``."""
+    try:
+        return _TEMPLATES[key]
+    except KeyError:
+        pass
+    scratch = DmTree()
+    try:
+        build(scratch)
+    except DmsimError:
+        template = None
+    else:
+        template = _record(scratch, top)
+    if len(_TEMPLATES) < _MAX_TEMPLATES:
+        _TEMPLATES[key] = template
+    return template
+
+
+def _record(scratch: DmTree, top: list[str]) -> "_Template | None":
+    node, order = scratch.root, []
+    for depth, name in enumerate(top):  # the path to ``top``: one child each, nothing beside it
+        if node.children is None or list(node.children) != [name]:
+            return None
+        node = node.children[name]
+        order.append((node, depth - 1))
+    pending = [(child, len(top) - 1) for child in reversed(list((node.children or {}).values()))]
+    while pending:
+        node, up = pending.pop()
+        order.append((node, up))
+        pending.extend((child, len(order) - 1) for child in reversed(list((node.children or {}).values())))
+    return top, order
+
+
+def _graft(tree: DmTree, template: "_Template | None", values: list) -> bool:
+    """Copy ``template`` into ``tree`` with its leaf values taken from ``values``; return False
+    (and change nothing) when there is no template or ``tree`` already has its top node, or a
+    leaf where the template has an interior node."""
+    if template is None:
+        return False
+    top, order = template
+    node, depth = tree._walk(top)
+    if depth == len(top) or node.children is None:
+        return False
+    made = {depth - 1: node}
+    for i in range(depth, len(order)):
+        t, up = order[i]
+        parent = made[up]
+        copy = Node.__new__(Node)
+        copy.name, copy._parent, copy.format = t.name, weakref.ref(parent), t.format
+        copy.value = None if t.value is None else values[t.value]
+        copy.acl, copy.access, copy.secret, copy.type = t.acl, t.access, t.secret, t.type
+        copy.children, copy.on_exec = (None if t.children is None else {}), None
+        parent.children[t.name] = made[i] = copy
+    return True
+
+
 # --------------------------------------------------------------------------- DevInfo
+
+_GET_ONLY = frozenset({GET})
+
 
 def install_devinfo(tree: DmTree, devinfo: dict[str, str]) -> Node:
     """Return the ``./DevInfo`` node after storing ``devinfo`` (DevId, Man, Mod, DmV, Lang) in it.
 
     Every server may Get DevInfo; none may change it (AccessType Get, DM_StdObj §5.3).
     """
-    get_only = frozenset({GET})
-    node = tree.find(DEVINFO) or tree.create(DEVINFO, "node", acl="Get=*", access=get_only)
+    keys = tuple(devinfo)
+    template = _template(("DevInfo", keys), ["DevInfo"],
+                         lambda scratch: _put_devinfo(scratch, {key: i for i, key in enumerate(keys)}))
+    if _graft(tree, template, list(devinfo.values())):
+        return tree.root.children["DevInfo"]
+    return _put_devinfo(tree, devinfo)
+
+
+def _put_devinfo(tree: DmTree, devinfo: dict) -> Node:
+    """install_devinfo node by node (the generic path)."""
+    node = tree.find(DEVINFO) or tree.create(DEVINFO, "node", acl=_DEVINFO_ACL, access=_GET_ONLY)
     for key, value in devinfo.items():
-        tree.put(f"{DEVINFO}/{key}", "chr", value, access=get_only)
+        tree.put(f"{DEVINFO}/{key}", "chr", value, access=_GET_ONLY)
     return node
 
 
@@ -365,13 +495,20 @@ def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
     ProtocolError for an item outside ./DMAcc, a bad Data or an account without ServerID.
     """
     accounts: list[str] = []
-    for add in doc.iterfind("SyncBody/Add"):
+    for add in find_all(doc, "SyncBody/Add"):
         cmd_fmt = text(add, "Meta/Format")
-        for item in add.iterfind("Item"):
+        for item in add.findall("Item"):
             names = _store_item(tree, item, cmd_fmt)
             acc = f"{DMACC}/{names[1]}"
             if acc not in accounts:
                 accounts.append(acc)
+    _own_accounts(tree, accounts)
+    return accounts
+
+
+def _own_accounts(tree: DmTree, accounts: list[str]) -> None:
+    """Give each ``./DMAcc/<x>`` of ``accounts`` the ACL of its ServerID alone, and its
+    ``<x>/Auth/Bootstrap`` Get and Replace for it (§9.3.2); ProtocolError without a chr ServerID."""
     for acc in accounts:
         server_id = tree.find(f"{acc}/ServerID")
         if server_id is None or not server_id.value:
@@ -382,7 +519,6 @@ def apply_bootstrap(tree: DmTree, doc: Element) -> list[str]:
         keys = tree.find(f"{acc}/{AUTH_BOOTSTRAP}")
         if keys is not None:
             keys.acl = acl_for(server_id.value, (GET, REPLACE))
-    return accounts
 
 
 def _store_item(tree: DmTree, item: Element, cmd_fmt: str | None = None) -> list[str]:
@@ -411,10 +547,25 @@ def item_value(item: Element, fmt: str) -> str | bytes | None:
 
 def install_account(tree: DmTree, account: DmAccount) -> str:
     """Return the URI of the ``./DMAcc/<x>`` node after installing ``account`` in ``tree``: the
-    nodes of its bootstrap document (:func:`bootstrap_document`), ``<x>/Auth/Trsp`` and
-    ``<x>/Auth/Bootstrap`` included when the account has them, with the ACLs of
-    :func:`apply_bootstrap`."""
-    return apply_bootstrap(tree, bootstrap_document(account, ""))[0]
+    nodes its bootstrap document carries (:func:`account.account_leaves`), ``<x>/Auth/Trsp`` and
+    ``<x>/Auth/Bootstrap`` included when the account has them, stored and given the ACLs as
+    :func:`apply_bootstrap` stores that document, without building it."""
+    leaves = account_leaves(account)
+    top = split_uri(leaves[0][0])[:2]  # DMAcc, <x>: every leaf is below it
+    shape = tuple((uri, fmt) for uri, fmt, _ in leaves)
+    template = _template(("DMAcc", shape), top,
+                         lambda scratch: _put_leaves(scratch, [(uri, fmt, i) for i, (uri, fmt) in enumerate(shape)]))
+    if not _graft(tree, template, [value for _, _, value in leaves]):
+        _put_leaves(tree, leaves)
+    acc = f"{DMACC}/{top[1]}"
+    _own_accounts(tree, [acc])
+    return acc
+
+
+def _put_leaves(tree: DmTree, leaves: list) -> None:
+    """Store (URI, Format, value) leaves as a bootstrap's Items are stored (the generic path)."""
+    for uri, fmt, value in leaves:
+        tree.put(uri, fmt, value, secret=is_secret_uri(uri))
 
 
 def find_account(tree: DmTree, server_id: str) -> str | None:

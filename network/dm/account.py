@@ -39,11 +39,11 @@ import binascii
 import re
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from dmsim.network.dm.auth import AUTH_BASIC, AUTH_MD5, AUTH_SHA256, credential_hash, is_digest
 from dmsim.network.dm.hmac_integrity import AUTH_HMAC_SHA256
-from dmsim.network.dm.tree import E, need_text, text
+from dmsim.network.dm.tree import E, find_all, need_text, text
 from dmsim.network.dm.wbxml import OPAQUE_HEX_ATTR, opaque_bytes
 from dmsim.base.errors import ProtocolError
 
@@ -156,20 +156,40 @@ class DmAccount:
                        server_nonce=self.server_nonce if server is None else server)
 
 
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
 def _node(server_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]", "_", server_id)
+    return _NOT_ALNUM.sub("_", server_id)
 
 
 def _item(uri: str, value: str, fmt: str | None = None) -> Element:
     # chr is the default Format (SyncML RepPro 1.2), so only b64 leaves get a Meta: every octet
-    # counts when the document travels in concatenated SMS.
-    return E("Item", E("Target", E("LocURI", uri)), E("Meta", E("Format", fmt)) if fmt else None, E("Data", value))
+    # counts when the document travels in concatenated SMS. SubElement rather than E: the same
+    # tree, built in C (this runs for every leaf of every bootstrap).
+    item = Element("Item")
+    SubElement(SubElement(item, "Target"), "LocURI").text = uri
+    if fmt:
+        SubElement(SubElement(item, "Meta"), "Format").text = fmt
+    SubElement(item, "Data").text = value
+    return item
 
 
-def _bin_item(uri: str, value: bytes) -> Element:
+def leaf_item(uri: str, fmt: str, value: str | bytes) -> Element:
+    """Return the bootstrap Item of one :data:`Leaf`: chr as text without Meta, b64 as base64
+    text, bin as WBXML OPAQUE (``OPAQUE_HEX_ATTR``)."""
+    if fmt == "chr":
+        return _item(uri, value)
+    if fmt == "b64":
+        return _item(uri, base64.b64encode(value).decode("ascii"), "b64")
     item = _item(uri, "", "bin")
     item.find("Data").set(OPAQUE_HEX_ATTR, value.hex())
     return item
+
+
+# One leaf of an account as a bootstrap delivers it: (URI, Format chr|b64|bin, value as the
+# device stores it: str for chr, octets for b64 and bin).
+Leaf = tuple[str, str, "str | bytes"]
 
 
 def leaves_of(subtree: str) -> tuple[str, ...]:
@@ -177,15 +197,20 @@ def leaves_of(subtree: str) -> tuple[str, ...]:
     return BOOTSTRAP_LEAVES if subtree == AUTH_BOOTSTRAP else TRSP_LEAVES
 
 
-def tls_key_items(base: str, keys: TlsKeys) -> list[Element]:
-    """Return the Items that store ``keys`` under ``base`` (an ``<x>/Auth/Bootstrap`` URI, with
+def tls_key_leaves(base: str, keys: TlsKeys) -> list[Leaf]:
+    """Return the leaves that store ``keys`` under ``base`` (an ``<x>/Auth/Bootstrap`` URI, with
     ServerURI chr, or ``<x>/Auth/Trsp``), the other leaves bin; ProtocolError for a SecMode other
     than PSK or X509."""
     if keys.sec_mode not in (SEC_MODE_PSK, SEC_MODE_X509):
         raise ProtocolError(f"SecMode {keys.sec_mode!r}, expected {SEC_MODE_PSK} or {SEC_MODE_X509}")
     octets = (keys.sec_mode.encode("ascii"), keys.client_identity, keys.server_identity, keys.client_secret_key)
-    uri = [_item(f"{base}/ServerURI", keys.server_uri)] if base.endswith(AUTH_BOOTSTRAP) else []
-    return [*uri, *(_bin_item(f"{base}/{leaf}", value) for leaf, value in zip(TRSP_LEAVES, octets))]
+    uri = [(f"{base}/ServerURI", "chr", keys.server_uri)] if base.endswith(AUTH_BOOTSTRAP) else []
+    return [*uri, *((f"{base}/{leaf}", "bin", bytes(value)) for leaf, value in zip(TRSP_LEAVES, octets))]
+
+
+def tls_key_items(base: str, keys: TlsKeys) -> list[Element]:
+    """Return the Items of :func:`tls_key_leaves`."""
+    return [leaf_item(*leaf) for leaf in tls_key_leaves(base, keys)]
 
 
 def tls_keys_of(leaves: Mapping[str, bytes | str | None], where: str, subtree: str = AUTH_BOOTSTRAP) -> TlsKeys:
@@ -214,9 +239,10 @@ def tls_keys_of(leaves: Mapping[str, bytes | str | None], where: str, subtree: s
     return keys
 
 
-def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
-    """Return the SyncML DM bootstrap message that installs ``account`` on ``device_uri``;
-    ProtocolError when its ``auth_scheme`` has no AAuthType."""
+def account_leaves(account: DmAccount) -> list[Leaf]:
+    """Return the leaves of ``./DMAcc/<x>`` that install ``account`` (DMAcc of OMA-TS-DM_StdObj,
+    ``<x>/Auth/Trsp`` and ``<x>/Auth/Bootstrap`` when it has them), in the order its bootstrap
+    document carries them; ProtocolError when its ``auth_scheme`` has no AAuthType."""
     base = f"{DMACC}/{_node(account.server_id)}"
     auth_type, server_type = _AUTH_TYPES.get(account.auth_scheme), _AUTH_TYPES.get(account.server_scheme)
     if auth_type is None or server_type is None:
@@ -225,34 +251,46 @@ def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
                             f"(expected one of {', '.join(_AUTH_TYPES)})")
     if not account.client_password and account.client_hash:
         raise ProtocolError("bootstrap: the account keeps only the client credential's hash, no password to deliver")
-    items = [
-        _item(f"{base}/AppID", "w7"),
-        _item(f"{base}/ServerID", account.server_id),
-        _item(f"{base}/Name", account.server_id),
-        _item(f"{base}/AppAddr/1/Addr", account.server_uri),
-        _item(f"{base}/AppAddr/1/AddrType", "URI"),
-        _item(f"{base}/AAuthPref", auth_type),
+    leaves: list[Leaf] = [
+        (f"{base}/AppID", "chr", "w7"),
+        (f"{base}/ServerID", "chr", account.server_id),
+        (f"{base}/Name", "chr", account.server_id),
+        (f"{base}/AppAddr/1/Addr", "chr", account.server_uri),
+        (f"{base}/AppAddr/1/AddrType", "chr", "URI"),
+        (f"{base}/AAuthPref", "chr", auth_type),
     ]
     for idx, (level, kind, name, secret, nonce) in enumerate((
         ("CLCRED", auth_type, account.client_name, account.client_password, account.client_nonce),
         ("SRVCRED", server_type, account.server_name, account.server_password, account.server_nonce),
     ), start=1):
         auth = f"{base}/AppAuth/{idx}"
-        items += [
-            _item(f"{auth}/AAuthLevel", level),
-            _item(f"{auth}/AAuthType", kind),
-            _item(f"{auth}/AAuthName", name),
-            _item(f"{auth}/AAuthSecret", secret),
-            _item(f"{auth}/AAuthData", base64.b64encode(nonce).decode("ascii"), "b64"),
+        leaves += [
+            (f"{auth}/AAuthLevel", "chr", level),
+            (f"{auth}/AAuthType", "chr", kind),
+            (f"{auth}/AAuthName", "chr", name),
+            (f"{auth}/AAuthSecret", "chr", secret),
+            (f"{auth}/AAuthData", "b64", bytes(nonce)),
         ]
-    if account.trsp_keys is not None:
-        items += tls_key_items(f"{base}/{AUTH_TRSP}", account.trsp_keys)
+    trsp = account.trsp_keys
+    if trsp is not None:
+        leaves += tls_key_leaves(f"{base}/{AUTH_TRSP}", trsp)
     if account.bootstrap is not None:
-        items += tls_key_items(f"{base}/{AUTH_BOOTSTRAP}", account.bootstrap)
+        leaves += tls_key_leaves(f"{base}/{AUTH_BOOTSTRAP}", account.bootstrap)
+    return leaves
+
+
+def bootstrap_document(account: DmAccount, device_uri: str) -> Element:
+    """Return the SyncML DM bootstrap message that installs ``account`` on ``device_uri`` (one
+    Add of the Items of :func:`account_leaves`); ProtocolError when its ``auth_scheme`` has no
+    AAuthType."""
+    items = [leaf_item(*leaf) for leaf in account_leaves(account)]
     return E("SyncML",
              E("SyncHdr", E("VerDTD", "1.2"), E("VerProto", "DM/1.2"), E("SessionID", "0"), E("MsgID", "0"),
                E("Target", E("LocURI", device_uri)), E("Source", E("LocURI", account.server_id))),
              E("SyncBody", E("Add", E("CmdID", "1"), *items), E("Final")))
+
+
+_SUBTREES = (AUTH_BOOTSTRAP + "/", AUTH_TRSP + "/")  # the keys read as octets (:func:`_item_octets`)
 
 
 def account_from_bootstrap(doc: Element) -> DmAccount:
@@ -265,11 +303,11 @@ def account_from_bootstrap(doc: Element) -> DmAccount:
         raise ProtocolError(f"bootstrap: root element <{doc.tag}>, expected <SyncML>")
     nodes: dict[str, str] = {}
     octets: dict[str, dict[str, bytes]] = {AUTH_BOOTSTRAP: {}, AUTH_TRSP: {}}
-    for item in doc.iterfind("SyncBody/Add/Item"):
+    for item in find_all(doc, "SyncBody/Add/Item"):
         uri = need_text(item, "Target/LocURI", "bootstrap Item")
         if uri.startswith(DMACC + "/") and uri.count("/") >= 3:
             key = uri.split("/", 3)[3]
-            subtree = next((t for t in octets if key.startswith(t + "/")), None)
+            subtree = next((t for t in octets if key.startswith(t + "/")), None) if key.startswith(_SUBTREES) else None
             if subtree is not None:
                 octets[subtree][key[len(subtree) + 1:]] = _item_octets(item, key)
             else:

@@ -41,7 +41,7 @@ import heapq
 import hmac
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime
 from typing import Mapping
 
 from dmsim.network.dm.http_binding import is_token_char
@@ -57,9 +57,19 @@ DEFAULT_MAX_AHEAD = 60.0
 
 _WHAT = HEADER_NAME
 _SEPARATORS = ",;"
-_OWS = " \t"
-_BARE_EXTRA = set("/+=")  # base64-string characters that are not token characters
+_TOKEN_CHARS = re.escape("".join(c for c in map(chr, range(0x80)) if is_token_char(c)))
+_BARE_CHARS = _TOKEN_CHARS + "/+="  # a token or a base64-string ("/+=" are not token characters)
+_QDTEXT = r'[^"\\\x00-\x08\x0a-\x1f\x7f]'  # a quoted-string's character other than a backslash
+_TOKEN = re.compile(f"[{_TOKEN_CHARS}]*")
+_OWS = re.compile(r"[ \t]*")
+_GAP = re.compile(r"[ \t,;]*")  # white space and the separators of empty list elements
+_QUOTED_RUN = re.compile(f"{_QDTEXT}*")
+# name OWS "=" OWS (token or base64-string | quoted-string without backslash) OWS
+_SIMPLE_PARAM = re.compile(rf'([{_TOKEN_CHARS}]+)[ \t]*=[ \t]*([{_BARE_CHARS}]+|"({_QDTEXT}*)")[ \t]*')
+_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_DAY = _EPOCH.toordinal()
 
 
 @dataclass(frozen=True)
@@ -103,8 +113,13 @@ class Verdict:
 
 
 def format_timestamp(now: float) -> str:
-    """Return ``now`` (seconds since the epoch) as the ``YYYY-MM-DDThh:mm:ssZ`` Timestamp text."""
-    return datetime.fromtimestamp(int(now), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Return ``now`` (seconds since the epoch) as the ``YYYY-MM-DDThh:mm:ssZ`` Timestamp text
+    (the proleptic Gregorian UTC calendar of ``datetime``; ValueError or OverflowError for a time
+    outside the years 1 to 9999)."""
+    days, seconds = divmod(int(now), 86400)
+    day = date.fromordinal(_EPOCH_DAY + days)
+    return (f"{day.year}-{day.month:02d}-{day.day:02d}"
+            f"T{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}Z")
 
 
 def parse_timestamp(text: str, offset: int = 0) -> float:
@@ -112,12 +127,13 @@ def parse_timestamp(text: str, offset: int = 0) -> float:
     a valid ``YYYY-MM-DDThh:mm:ssZ`` time."""
     if not _TIMESTAMP.match(text):
         raise DecodeError(_WHAT, offset, f"Timestamp {text!r}", "YYYY-MM-DDThh:mm:ssZ")
-    try:
-        when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    try:  # the fields are digits (above); datetime checks their ranges, leap days included
+        when = datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]),
+                        int(text[11:13]), int(text[14:16]), int(text[17:19]))
     except ValueError:
         raise DecodeError(_WHAT, offset, f"Timestamp {text!r} is not a calendar time",
                           "YYYY-MM-DDThh:mm:ssZ") from None
-    return when.timestamp()
+    return (when - _EPOCH).total_seconds()
 
 
 def compute_mac(key: bytes, timestamp: str, msg: bytes, algorithm: str = HMAC_SHA256) -> bytes:
@@ -126,18 +142,18 @@ def compute_mac(key: bytes, timestamp: str, msg: bytes, algorithm: str = HMAC_SH
     digest = HASHES.get(algorithm.upper())
     if digest is None:
         raise ProtocolError(f"x-syncml-hmac algorithm {algorithm!r}, expected one of {', '.join(HASHES)}")
-    return hmac.new(bytes(key), timestamp.encode("utf-8") + b":" + bytes(msg), digest).digest()
+    return hmac.digest(bytes(key), timestamp.encode() + b":" + bytes(msg), digest)
 
 
 def _quote(name: str, value: str) -> str:
-    if any(not 0x20 <= ord(c) <= 0x7E for c in value):
+    if not _PRINTABLE.match(value):
         raise ProtocolError(f"x-syncml-hmac {name} {value!r} is not printable ASCII")
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def format_header(header: HmacHeader) -> str:
     """Return the header value for ``header``; ProtocolError if a value is not printable ASCII."""
-    if not header.algorithm or not all(is_token_char(c) for c in header.algorithm):
+    if not header.algorithm or _TOKEN.match(header.algorithm).end() != len(header.algorithm):
         raise ProtocolError(f"x-syncml-hmac algorithm {header.algorithm!r} is not a token")
     parts = [f"algorithm={header.algorithm}"]
     if header.username is not None:
@@ -159,16 +175,15 @@ def build_header(key: bytes, msg: bytes, now: float, *, server_id: str | None = 
                                     algorithm=algorithm, server_id=server_id, username=username))
 
 
-def _skip(value: str, pos: int, chars: str) -> int:
-    while pos < len(value) and value[pos] in chars:
-        pos += 1
-    return pos
-
-
 def _read_quoted(value: str, pos: int) -> tuple[str, int]:
     """Return the quoted-string starting at ``value[pos] == '"'`` unescaped, and the offset after."""
     out, i = [], pos + 1
-    while i < len(value):
+    while True:
+        run = _QUOTED_RUN.match(value, i).end()  # up to a '"', a backslash or a control character
+        out.append(value[i:run])
+        i = run
+        if i >= len(value):
+            break
         ch = value[i]
         if ch == '"':
             return "".join(out), i + 1
@@ -184,37 +199,48 @@ def _read_quoted(value: str, pos: int) -> tuple[str, int]:
     raise DecodeError(_WHAT, pos, "quoted-string not terminated", 'a closing \'"\'')
 
 
+def _read_param(value: str, pos: int) -> tuple[str, str, int, int]:
+    """Return (lower-case name, value, offset of the value, offset after it and its white space)
+    of the parameter at ``pos`` that :data:`_SIMPLE_PARAM` does not match: one whose value is a
+    quoted-string with a backslash or a control character; DecodeError for any other."""
+    name_at = pos
+    pos = _TOKEN.match(value, pos).end()
+    if pos == name_at:
+        raise DecodeError(_WHAT, pos, f"unexpected {value[pos]!r}", "a parameter name")
+    name = value[name_at:pos].lower()
+    pos = _OWS.match(value, pos).end()
+    if pos >= len(value) or value[pos] != "=":
+        raise DecodeError(_WHAT, pos, f"parameter {value[name_at:pos].strip()!r} has no '='", "'='")
+    pos = _OWS.match(value, pos + 1).end()
+    value_at = pos
+    if pos >= len(value) or value[pos] != '"':  # a token would have matched _SIMPLE_PARAM
+        raise DecodeError(_WHAT, pos, f"parameter {name!r} has no value", "a token or quoted-string")
+    text, pos = _read_quoted(value, pos)
+    return name, text, value_at, _OWS.match(value, pos).end()
+
+
 def _read_params(value: str) -> dict[str, tuple[str, int]]:
-    """Return {lower-case name: (value, offset of the value)} of a header value."""
+    """Return {lower-case name: (value, offset of the value)} of a header value.
+
+    A parameter whose value is a token (or base64-string) or a quoted-string without backslash or
+    control character is read by one regex (:data:`_SIMPLE_PARAM`), any other by
+    :func:`_read_param`, which gives the error and its offset for those that break the syntax."""
     params: dict[str, tuple[str, int]] = {}
     pos = 0
     while True:
-        pos = _skip(value, pos, _OWS + _SEPARATORS)
+        pos = _GAP.match(value, pos).end()
         if pos >= len(value):
             return params
         name_at = pos
-        while pos < len(value) and is_token_char(value[pos]):
-            pos += 1
-        if pos == name_at:
-            raise DecodeError(_WHAT, pos, f"unexpected {value[pos]!r}", "a parameter name")
-        name = value[name_at:pos].lower()
-        pos = _skip(value, pos, _OWS)
-        if pos >= len(value) or value[pos] != "=":
-            raise DecodeError(_WHAT, pos, f"parameter {value[name_at:pos].strip()!r} has no '='", "'='")
-        pos = _skip(value, pos + 1, _OWS)
-        value_at = pos
-        if pos < len(value) and value[pos] == '"':
-            text, pos = _read_quoted(value, pos)
+        simple = _SIMPLE_PARAM.match(value, pos)
+        if simple is None:
+            name, text, value_at, pos = _read_param(value, pos)
         else:
-            while pos < len(value) and (is_token_char(value[pos]) or value[pos] in _BARE_EXTRA):
-                pos += 1
-            if pos == value_at:
-                raise DecodeError(_WHAT, pos, f"parameter {name!r} has no value", "a token or quoted-string")
-            text = value[value_at:pos]
+            name, text, quoted = simple.group(1).lower(), simple.group(2), simple.group(3)
+            text, value_at, pos = text if quoted is None else quoted, simple.start(2), simple.end()
         if name in params:
             raise DecodeError(_WHAT, name_at, f"parameter {name!r} repeated", "each parameter once")
         params[name] = (text, value_at)
-        pos = _skip(value, pos, _OWS)
         if pos < len(value) and value[pos] not in _SEPARATORS:
             raise DecodeError(_WHAT, pos, f"unexpected {value[pos]!r} after parameter {name!r}", "',' or ';'")
 

@@ -27,7 +27,7 @@ from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import syncml_xml, wbxml
 from dmsim.network.dm.auth import Credential
-from dmsim.network.dm.tree import E, need_text, text
+from dmsim.network.dm.tree import E, find_all, find_path, need_text, text
 from dmsim.base.errors import ProtocolError
 
 DM_WBXML = "application/vnd.syncml.dm+wbxml"
@@ -146,7 +146,7 @@ class HeaderStatus:
 
 def header_status(msg: Element) -> HeaderStatus | None:
     """Return the Status the peer gave our SyncHdr (CmdRef 0), or None if there is none."""
-    for st in msg.iterfind("SyncBody/Status"):
+    for st in find_all(msg, "SyncBody/Status"):
         if text(st, "Cmd") == "SyncHdr":
             try:
                 code = int(need_text(st, "Data", "Status"))
@@ -186,7 +186,7 @@ def message(hdr: Element, *commands: Element, final: bool = True) -> Element:
 
 def is_final(msg: Element) -> bool:
     """Return True when ``msg`` is the last message of its package (SyncBody has Final)."""
-    return msg.find("SyncBody/Final") is not None
+    return find_path(msg, "SyncBody/Final") is not None
 
 
 def is_next_message(cmd: Element) -> bool:

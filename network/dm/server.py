@@ -117,7 +117,7 @@ from dmsim.network.dm.notification import build_pkg0
 from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, HmacVerifier, Reason, build_header,
                                              find_header)
 from dmsim.network.dm.message_security import MessageSecurity, check_combination, sender
-from dmsim.network.dm.tree import E, text
+from dmsim.network.dm.tree import E, find_all, text
 from dmsim.base.errors import DmsimError, MessageSecurityError, ProtocolError
 
 NonceSource = Callable[[int], bytes]
@@ -643,7 +643,7 @@ class DmServer:
 
     def _absorb(self, sess: _Session, msg: Element, hdr: m.Header) -> None:
         """Record the client's Statuses and Results for our commands and queue our Statuses."""
-        for st in msg.iterfind("SyncBody/Status"):
+        for st in find_all(msg, "SyncBody/Status"):
             index = sess.sent.get((text(st, "MsgRef", "") or "", text(st, "CmdRef", "") or ""))
             code = text(st, "Data", "") or ""
             if index is not None and code.isascii() and code.isdigit() and len(code) <= 3:
@@ -653,7 +653,7 @@ class DmServer:
             if cmd.tag != "Results":
                 continue
             index = sess.sent.get((text(cmd, "MsgRef", "") or "", text(cmd, "CmdRef", "") or ""))
-            for item in cmd.iterfind("Item"):
+            for item in cmd.findall("Item"):
                 data = text(item, "Data", "") or ""
                 sess.results[text(item, "Source/LocURI", "") or ""] = data
                 if index is not None and index not in sess.data:
