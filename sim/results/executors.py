@@ -41,6 +41,7 @@ class Unit:
     shard: int
     shards: int
     sweep_value: str  # the sessions.csv text of the sweep point
+    sample: bool = False  # the sample of a fidelity: sampled run (shard 0 of ``shards``)
 
     @property
     def first(self) -> bool:
@@ -50,7 +51,9 @@ class Unit:
     def label(self, replicas: int, sweep: dict | None) -> str:
         """Return "replica 2/3, shard 1/4, loss=0.05" for the progress line."""
         text = f"replica {self.replica + 1}/{replicas}"
-        if self.shards > 1:
+        if self.sample:
+            text += f", the sample (1 device in {self.shards})"
+        elif self.shards > 1:
             text += f", shard {self.shard + 1}/{self.shards}"
         if sweep:
             text += f", {sweep['points'][self.sweep]['label']}"

@@ -95,7 +95,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                          "them with --set fidelity=full")
     fidelity = FidelityTally(data) if sampled else None
     # a sampled run's unit is its sample: shard 0 of every_of(data) (sim/model/sampled.py)
-    units = [Unit(sweep_index, replica, 0, every_of(data), sweep_cell(value)) if sampled else
+    units = [Unit(sweep_index, replica, 0, every_of(data), sweep_cell(value), sample=True) if sampled else
              Unit(sweep_index, replica, shard, shards, sweep_cell(value))
              for sweep_index, (value, _point) in enumerate(points) for replica in range(replicas)
              for shard in range(1 if sampled else shards)]
@@ -143,9 +143,10 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                 absorb(done)
         else:
             executor = make_executor(scheduler, jobs, out_dir, spool=not sampled)
+            by_key = {(u.sweep, u.replica, u.shard): u for u in units}
             for done in executor.run([(points[u.sweep][1], data["seed"], u) for u in units], stop):
-                progress.start_run(f"{Unit(done.sweep, done.replica, done.shard, shards, '').label(replicas, sweep)}"
-                                   " done")
+                unit = by_key[(done.sweep, done.replica, done.shard)]
+                progress.start_run(f"{unit.label(replicas, sweep)} done")
                 absorb(done)  # first: a sampled run's rows are written with the rows modelled from them
                 _write_output(done, table, sms_table)
     except BaseException as exc:
