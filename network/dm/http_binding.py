@@ -11,6 +11,7 @@ the standard library's HTTP server instead; both hand the same body to the same 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -23,11 +24,15 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 _OWN = frozenset({"host", "content-type", "content-length", "cache-control", "accept", "accept-charset",
                   "user-agent"})
 TOKEN_SPECIALS = frozenset('()<>@,;:\\"/[]?={} \t')  # RFC 2616 §2.2 separators
+# RFC 2616 §2.2 token characters: visible ASCII (0x21-0x7E) that is not a separator. A set and a
+# pattern made from it, for speed: is_token_char runs per character of every HMAC header.
+_TOKEN_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - TOKEN_SPECIALS
+_TOKEN = re.compile("[" + re.escape("".join(sorted(_TOKEN_CHARS))) + "]+")
 
 
 def is_token_char(ch: str) -> bool:
     """Return True for an RFC 2616 §2.2 token character (visible ASCII that is not a separator)."""
-    return 0x21 <= ord(ch) <= 0x7E and ch not in TOKEN_SPECIALS
+    return ch in _TOKEN_CHARS
 
 
 @dataclass(frozen=True)
@@ -47,9 +52,9 @@ def _extra(headers: Mapping[str, str] | None) -> str:
     """Return the header lines of ``headers``; ProtocolError for one that cannot be written."""
     lines = []
     for name, value in (headers or {}).items():
-        if not name or not all(is_token_char(c) for c in name) or name.lower() in _OWN:
+        if not _TOKEN.fullmatch(name) or name.lower() in _OWN:
             raise ProtocolError(f"HTTP header name {name!r} cannot be added")
-        if not value.isascii() or any(not c.isprintable() and c != "\t" for c in value):
+        if not value.isascii() or not value.replace("\t", " ").isprintable():  # tab is allowed
             raise ProtocolError(f"HTTP header {name} value {value!r} is not printable ASCII")
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines)

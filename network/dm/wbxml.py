@@ -10,6 +10,9 @@ specs leave room:
 * ``encode`` writes version 1.3, public id 0x1201, charset UTF-8, an empty string table, and
   every PCDATA as inline string (STR_I). A text containing NUL cannot be STR_I and goes as
   OPAQUE UTF-8; an element with attribute ``opaque_hex`` goes as OPAQUE of those bytes.
+* Both directions keep, per document shape seen, what makes the next document of that shape
+  cheap (``_FORMATS``, ``_PROTOTYPES``); see "Shape caches" below. Every document is still
+  encoded from its own tree and decoded from its own bytes.
 * ``decode`` accepts WBXML 1.0-1.3, SyncML 1.0/1.1/1.2 public ids (numeric or as a string-table
   reference), charsets UTF-8, US-ASCII and "unknown" (read as UTF-8), and PCDATA as STR_I, STR_T,
   ENTITY or OPAQUE. OPAQUE bytes that are not UTF-8 set attribute ``opaque_hex`` instead of text.
@@ -19,10 +22,13 @@ specs leave room:
 from __future__ import annotations
 
 import copy
+import re
+from operator import attrgetter
 from typing import Iterable
 from xml.etree.ElementTree import Element
 
 from dmsim.network.dm import codepages as cp
+from dmsim.network.memo import Memo
 from dmsim.network.varint import encode_varint32
 from dmsim.base.errors import DecodeError, ProtocolError
 
@@ -91,6 +97,26 @@ def encode(root: Element) -> bytes:
     Raises ProtocolError for a tag on neither code page or an attribute other than
     ``opaque_hex``: such a tree has no WBXML form.
     """
+    shape = _text_shape(root)
+    if shape is not None:
+        key, texts = shape
+        try:
+            fmt = _FORMATS.get(key)
+        except TypeError:  # an unhashable tag: _encode_tree refuses it
+            fmt = shape = None
+        if fmt is not None:
+            try:
+                return _HEADER + (fmt % texts).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate: _encode_tree says which text
+                pass
+    out = _encode_tree(root)
+    if shape is not None and key not in _FORMATS:
+        _learn_format(key, root)
+    return out
+
+
+def _encode_tree(root: Element) -> bytes:
+    """Return the encoding of ``root`` written element by element (WAP-192-WBXML §5.8)."""
     if root.tail:  # not part of the document: encode a copy without it
         root = copy.copy(root)
         root.tail = None
@@ -263,8 +289,22 @@ def decode(data: bytes) -> Element:
 
     Raises DecodeError("wbxml", offset, ...) for any malformed or unsupported input.
     """
-    r = _Reader(bytes(data))
-    if r.data.startswith(_HEADER):  # fast path: the header ``encode`` writes
+    data = bytes(data)
+    split = _split_strings(data)
+    if split is not None:
+        prototype = _PROTOTYPES.get(split[0])
+        if prototype is not None:
+            return _fill(prototype, split[1])
+    root = _decode_tokens(data)
+    if split is not None:
+        _learn_prototype(split, root)
+    return root
+
+
+def _decode_tokens(data: bytes) -> Element:
+    """Return the tree of ``data`` read token by token (WAP-192-WBXML §5.3, §5.8)."""
+    r = _Reader(data)
+    if data.startswith(_HEADER):  # fast path: the header ``encode`` writes
         r.pos = len(_HEADER)
         table, codec = b"", "utf-8"
     else:
@@ -429,3 +469,105 @@ def _decode_content(r: _Reader, tok: int, elem: Element, table: bytes, codec: st
             _add_text(elem, raw.decode("utf-8"))
         except UnicodeDecodeError:
             elem.set(OPAQUE_HEX_ATTR, elem.get(OPAQUE_HEX_ATTR, "") + raw.hex())
+
+
+# --------------------------------------------------------------------------- shape caches
+#
+# For speed, both directions remember the documents' shapes. The shape of a tree is its tags in
+# document order, each element's child count and whether it has text; documents of one shape
+# differ only in their texts, and so do their encodings, which are a fixed skeleton of tokens
+# with the texts' UTF-8 in between (WAP-192-WBXML §5.8.4.1 STR_I).
+#
+# Encoding: the skeleton of a shape is kept as a %-format whose %s are the texts, made once by
+# the element-by-element encoder. A tree of a known shape is encoded by formatting its own texts
+# into it. Trees with attributes, tails or a text holding NUL (which goes as OPAQUE) take the
+# element-by-element encoder.
+#
+# Decoding: the body, read as UTF-8, is split at its STR_I strings; what is left (the tokens,
+# the strings cut out) is the skeleton. For a skeleton made only of tags without attributes,
+# END and SWITCH_PAGE, byte-equal skeletons parse to the same tree whatever the strings, so the
+# tree decoded the first time, emptied of its texts, is kept; a later document with that
+# skeleton is a copy of it with the strings read from its own bytes put back. Anything else,
+# errors included, is read token by token by _decode_body.
+
+_SHAPES_MAX = 512  # shapes either memo holds before it starts afresh
+_MARK = "\ue000"  # stands for a text while a format is made: not ASCII, so not in a skeleton
+_tag_of = attrgetter("tag")
+_text_of = attrgetter("text")
+_FORMATS: Memo[tuple[tuple, tuple[int, ...], tuple[bool, ...]], str] = Memo(_SHAPES_MAX)
+
+
+def _text_shape(root: Element) -> tuple[tuple, tuple[str, ...]] | None:
+    """Return the shape of ``root`` and its texts in document order, or None for a tree the
+    format cannot encode: one with an attribute, a tail, a text holding NUL or a text that is
+    no str. Every per-element read here is a C-level map, for speed."""
+    elems = list(root.iter())
+    try:
+        if any(map(Element.keys, elems)):
+            return None
+        texts = tuple(root.itertext())  # the non-empty texts and tails (below root)
+        joined = "".join(texts)  # TypeError for a text that is no str
+    except TypeError:  # also an element that is no C Element
+        return None
+    has_text = tuple(map(bool, map(_text_of, elems)))
+    if "\x00" in joined or has_text.count(True) != len(texts):  # NUL, or a tail among texts
+        return None
+    return (tuple(map(_tag_of, elems)), tuple(map(len, elems)), has_text), texts
+
+
+def _learn_format(key: tuple, root: Element) -> None:
+    """Keep the %-format of the shape ``key`` of ``root``, made by _encode_tree on a copy whose
+    texts are each _MARK."""
+    marked = copy.deepcopy(root)
+    for elem in marked.iter():
+        if elem.text:
+            elem.text = _MARK
+    skeleton = _encode_tree(marked)[len(_HEADER):].decode("utf-8")
+    _FORMATS.remember(key, skeleton.replace("%", "%%").replace(_MARK, "%s"))
+
+
+_STR_I_STRING = re.compile("\x03([^\x00]*)\x00")  # STR_I, its string, NUL (body read as UTF-8)
+_SKELETON_CUT = "\x03\x00"  # what stays of an STR_I in a skeleton
+# Tokens a kept skeleton may hold besides cut STR_I: SWITCH_PAGE and its page, END and tags
+# without attributes (WAP-192-WBXML §5.8.2); none of them is STR_I's 0x03.
+_SIMPLE_TOKENS = re.compile("[\x00\x01\x05-\x3f\x45-\x7f]*")
+_PROTOTYPES: Memo[str, tuple[Element, tuple[int, ...]]] = Memo(_SHAPES_MAX)
+
+
+def _split_strings(data: bytes) -> tuple[str, list[str]] | None:
+    """Return the skeleton of the body of ``data`` and its STR_I strings, or None unless ``data``
+    starts with the header ``encode`` writes and its body is UTF-8."""
+    if not data.startswith(_HEADER):
+        return None
+    try:
+        body = data[len(_HEADER):].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    pieces = _STR_I_STRING.split(body)
+    return _SKELETON_CUT.join(pieces[0::2]), pieces[1::2]
+
+
+def _fill(prototype: tuple[Element, tuple[int, ...]], strings: list[str]) -> Element:
+    """Return a copy of the kept tree with ``strings`` as the texts of its elements ``slots``."""
+    tree, slots = prototype
+    root = tree.__deepcopy__({})
+    elems = list(root.iter())
+    for index, text in zip(slots, strings):
+        elems[index].text = text
+    return root
+
+
+def _learn_prototype(split: tuple[str, list[str]], root: Element) -> None:
+    """Keep ``root``, decoded by _decode_body from a body split as ``split``, if its skeleton is
+    simple tokens only and each string became, in order, the text of one element."""
+    skeleton, strings = split
+    if not _SIMPLE_TOKENS.fullmatch(skeleton.replace(_SKELETON_CUT, "")):
+        return
+    elems = list(root.iter())
+    slots = tuple(i for i, elem in enumerate(elems) if elem.text is not None)
+    if any(elem.tail is not None for elem in elems) or [elems[i].text for i in slots] != strings:
+        return
+    tree = copy.deepcopy(root)
+    for elem in tree.iter():
+        elem.text = None
+    _PROTOTYPES.remember(skeleton, (tree, slots))

@@ -95,6 +95,12 @@ class Address:
         """Return the digits, prefixed with ``+`` for an international number."""
         return ("+" if self.ton == Ton.INTERNATIONAL else "") + self.digits
 
+    @functools.cached_property
+    def octets(self) -> bytes:
+        """What ``encode_address`` returns, kept once made (in the instance dict, beside the frozen
+        fields): for speed, as a sender puts its own Address in every TPDU."""
+        return encode_address(self)
+
 
 @functools.lru_cache(maxsize=256)  # a sender encodes its own address in every TPDU
 def encode_address(address: Address) -> bytes:

@@ -15,6 +15,7 @@ Choices where the spec leaves room:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from dmsim.network.sms.udh import Concat, InformationElement, Ports, decode_udh, encode_udh, find_concat, find_ports
@@ -31,18 +32,33 @@ def split_parts(payload: bytes, *, dest_port: int, src_port: int, ref: int,
     carry the port IE and an 8-bit concatenation IE with reference ``ref``.
     ProtocolError if ``max_ud`` leaves no room or more than 255 parts would be needed.
     """
-    ports = Ports(dest_port, src_port).to_ie()
-    if len(encode_udh([ports])) + len(payload) <= max_ud:
+    ports, single_udh, concat_udh = _port_headers(dest_port, src_port)
+    if single_udh + len(payload) <= max_ud:
         return [([ports], payload)]
-    room = max_ud - len(encode_udh([ports, Concat(0, 1, 1).to_ie()]))
+    room = max_ud - concat_udh
     if room <= 0:
         raise ProtocolError(f"max_ud {max_ud} leaves no room for data after the UDH")
     chunks = [payload[i:i + room] for i in range(0, len(payload), room)]
     if len(chunks) > _MAX_PARTS:
         raise ProtocolError(f"payload of {len(payload)} octets needs {len(chunks)} parts, "
                             f"at most {_MAX_PARTS}")
-    return [([ports, Concat(ref, len(chunks), seq).to_ie()], chunk)
+    return [([ports, _concat_ie(ref, len(chunks), seq)], chunk)
             for seq, chunk in enumerate(chunks, start=1)]
+
+
+# For speed: the IEs are immutable values, so one instance serves every part that carries them.
+@functools.lru_cache(maxsize=64)
+def _port_headers(dest_port: int, src_port: int) -> tuple[InformationElement, int, int]:
+    """Return the port IE and the UDH length with it alone and with a concatenation IE too."""
+    ports = Ports(dest_port, src_port).to_ie()
+    return (ports, len(encode_udh([ports])),
+            len(encode_udh([ports, Concat(0, 1, 1).to_ie()])))
+
+
+@functools.lru_cache(maxsize=16384)
+def _concat_ie(ref: int, total: int, seq: int) -> InformationElement:
+    """Return the 8-bit reference concatenation IE of part ``seq`` of ``total``."""
+    return Concat(ref, total, seq).to_ie()
 
 
 def split(payload: bytes, *, dest_port: int, src_port: int, ref: int,

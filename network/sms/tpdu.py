@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from dmsim.network.sms.address import Address, decode_address, encode_address
-from dmsim.network.sms.udh import InformationElement, decode_udh, encode_udh
+from dmsim.network.sms.address import Address, decode_address
+from dmsim.network.memo import Memo
+from dmsim.network.sms.udh import InformationElement, encode_udh, read_udh
 from dmsim.base.errors import DecodeError, ProtocolError
 
 PID_DEFAULT = 0x00
@@ -117,17 +118,16 @@ def _decode_ud(data: bytes, pos: int, dcs: int,
         raise DecodeError("sms", start + min(len(ud), n_octets),
                           f"TP-UD has {len(ud)} octets, TP-UDL {udl} needs {n_octets}")
     if not udhi:
-        ies, header_octets, body = [], 0, ud
+        ies, header_octets = (), 0
     else:
-        ies, body = decode_udh(ud, base=start)
-        header_octets = 1 + ud[0]
+        ies, header_octets = read_udh(ud, base=start)
     if not septets:
-        return tuple(ies), body
+        return ies, ud[header_octets:]
     header_septets = (header_octets * 8 + 6) // 7
     if header_septets > udl:
         raise DecodeError("sms", pos, f"UDH of {header_septets} septets beyond TP-UDL {udl}")
     bits = int.from_bytes(ud, "little")
-    return tuple(ies), bytes((bits >> (7 * i)) & 0x7F for i in range(header_septets, udl))
+    return ies, bytes((bits >> (7 * i)) & 0x7F for i in range(header_septets, udl))
 
 
 class _UserDataHeader:
@@ -163,14 +163,15 @@ class SmsDeliver(_UserDataHeader):
 
     def encode(self) -> bytes:
         """Return the TPDU octets; ProtocolError if a field does not fit."""
-        _check_octet("TP-PID", self.pid)
-        _check_octet("TP-DCS", self.dcs)
-        if len(self.scts) != 7:
-            raise ProtocolError(f"TP-SCTS has {len(self.scts)} octets, expected 7")
+        pid, dcs, scts, ies = self.pid, self.dcs, self.scts, self.ies
+        _check_octet("TP-PID", pid)
+        _check_octet("TP-DCS", dcs)
+        if len(scts) != 7:
+            raise ProtocolError(f"TP-SCTS has {len(scts)} octets, expected 7")
         first = (MTI_DELIVER | (0 if self.more_messages else 0x04) | self.loop_prevention << 3
-                 | self.status_report << 5 | self.udhi << 6 | self.reply_path << 7)
-        return (bytes([first]) + encode_address(self.oa) + bytes([self.pid, self.dcs])
-                + self.scts + _encode_ud(self.dcs, self.ies, self.user_data))
+                 | self.status_report << 5 | bool(ies) << 6 | self.reply_path << 7)
+        return b"".join((bytes((first,)), self.oa.octets, bytes((pid, dcs)), scts,
+                         _encode_ud(dcs, ies, self.user_data)))
 
 
 @dataclass(frozen=True)
@@ -206,14 +207,13 @@ class SmsSubmit(_UserDataHeader):
             vp = bytes([self.vp])
         first = (MTI_SUBMIT | self.reject_duplicates << 2 | self.vpf << 3
                  | self.status_report_request << 5 | self.udhi << 6 | self.reply_path << 7)
-        return (bytes([first, self.mr]) + encode_address(self.da)
+        return (bytes([first, self.mr]) + self.da.octets
                 + bytes([self.pid, self.dcs]) + vp + _encode_ud(self.dcs, self.ies, self.user_data))
 
 
 # Fast path, for speed: address fields already decoded -> their Address. A fleet's SMS come from
 # a few originators, and an Address is immutable, so one instance serves every TPDU.
-_ADDRESSES: dict[bytes, Address] = {}
-_ADDRESSES_MAX = 1024
+_ADDRESSES: Memo[bytes, Address] = Memo(1024)
 
 
 def _decode_address(data: bytes, offset: int) -> tuple[Address, int]:
@@ -224,10 +224,16 @@ def _decode_address(data: bytes, offset: int) -> tuple[Address, int]:
         if known is not None:
             return known, end
     address, end = decode_address(data, offset)
-    if len(_ADDRESSES) >= _ADDRESSES_MAX:
-        _ADDRESSES.clear()
-    _ADDRESSES[data[offset:end]] = address
-    return address, end
+    return _ADDRESSES.remember(data[offset:end], address), end
+
+
+def _decoded(cls: type, fields: dict[str, object], **more: object) -> object:
+    """Return a ``cls`` (SmsDeliver or SmsSubmit) holding ``fields`` and ``more``, filled at once
+    as ``copy`` and ``pickle`` restore a frozen dataclass: for speed, as the decoder has read
+    every field and ``ies`` is already the tuple __post_init__ would make."""
+    tpdu = object.__new__(cls)
+    tpdu.__dict__.update(fields, **more)
+    return tpdu
 
 
 def _take(data: bytes, pos: int, n: int, name: str) -> bytes:
@@ -236,15 +242,30 @@ def _take(data: bytes, pos: int, n: int, name: str) -> bytes:
     return bytes(data[pos:pos + n])
 
 
+# Fast path, for speed: the octets of an SMS-DELIVER before TP-UDL (first octet, TP-OA, TP-PID,
+# TP-DCS, TP-SCTS) already decoded -> the fields they give. The parts of one push share them,
+# as do the pushes sent in one second; the values are immutable, and _decoded copies them.
+_DELIVER_HEADS: Memo[bytes, dict[str, object]] = Memo(4096)
+
+
 def _decode_deliver(data: bytes) -> SmsDeliver:
+    udl_at = 12 + (data[1] + 1) // 2 if len(data) > 1 else 0  # 1 + TP-OA (2 + digits) + 9
+    head = _DELIVER_HEADS.get(data[:udl_at])
+    if head is None:
+        head = _DELIVER_HEADS.remember(data[:udl_at], _deliver_head(data))
+    ies, user_data = _decode_ud(data, udl_at, head["dcs"], bool(data[0] & 0x40))
+    return _decoded(SmsDeliver, head, ies=ies, user_data=user_data)
+
+
+def _deliver_head(data: bytes) -> dict[str, object]:
+    """Return the SmsDeliver fields of the octets before TP-UDL (DecodeError if truncated)."""
     first = data[0]
     oa, pos = _decode_address(data, 1)
     pid, dcs = _take(data, pos, 2, "TP-PID/TP-DCS")
     scts = _take(data, pos + 2, 7, "TP-SCTS")
-    ies, user_data = _decode_ud(data, pos + 9, dcs, bool(first & 0x40))
-    return SmsDeliver(oa, pid, dcs, scts, user_data, ies, more_messages=not first & 0x04,
-                      loop_prevention=bool(first & 0x08), status_report=bool(first & 0x20),
-                      reply_path=bool(first & 0x80))
+    return {"oa": oa, "pid": pid, "dcs": dcs, "scts": scts, "more_messages": not first & 0x04,
+            "loop_prevention": bool(first & 0x08), "status_report": bool(first & 0x20),
+            "reply_path": bool(first & 0x80)}
 
 
 def _decode_submit(data: bytes) -> SmsSubmit:
@@ -262,9 +283,11 @@ def _decode_submit(data: bytes) -> SmsSubmit:
         (vp,) = _take(data, pos, 1, "TP-VP")
         pos += 1
     ies, user_data = _decode_ud(data, pos, dcs, bool(first & 0x40))
-    return SmsSubmit(da, pid, dcs, mr, vp, user_data, ies,
-                     reject_duplicates=bool(first & 0x04),
-                     status_report_request=bool(first & 0x20), reply_path=bool(first & 0x80))
+    return _decoded(SmsSubmit, {"da": da, "pid": pid, "dcs": dcs, "mr": mr, "vp": vp,
+                                "user_data": user_data, "ies": ies,
+                                "reject_duplicates": bool(first & 0x04),
+                                "status_report_request": bool(first & 0x20),
+                                "reply_path": bool(first & 0x80)})
 
 
 def decode_tpdu(data: bytes, *, mt: bool) -> SmsDeliver | SmsSubmit:

@@ -12,10 +12,12 @@ encodes to no header at all; the caller sets TP-UDHI from ``bool(ies)``.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from dmsim.base.errors import DecodeError, ProtocolError
+from dmsim.network.memo import Memo
 
 IEI_CONCAT_8BIT = 0x00
 IEI_PORTS_16BIT = 0x05
@@ -31,9 +33,16 @@ class InformationElement:
 
     def encode(self) -> bytes:
         """Return IEI, IEDL and data; ProtocolError if the IEI or the length does not fit."""
-        if not 0 <= self.iei <= 0xFF or len(self.data) > 0xFF:
-            raise ProtocolError(f"UDH IE {self.iei} with {len(self.data)} octets does not fit")
-        return bytes([self.iei, len(self.data)]) + self.data
+        return self.octets
+
+    @functools.cached_property
+    def octets(self) -> bytes:
+        """What ``encode`` returns, kept once made (in the instance dict, beside the frozen
+        fields): for speed, as the IEs of a fleet's SMS are shared instances."""
+        iei, data = self.iei, self.data
+        if not 0 <= iei <= 0xFF or len(data) > 0xFF:
+            raise ProtocolError(f"UDH IE {iei} with {len(data)} octets does not fit")
+        return bytes((iei, len(data))) + data
 
 
 @dataclass(frozen=True)
@@ -111,21 +120,31 @@ def _check_typed(iei: int, data: bytes, offset: int) -> None:
         check(data, offset + 2)
 
 
+# Fast path, for speed: (IEI, data) of typed IEs already checked -> their typed view. Views are
+# immutable, so one serves every IE with those octets.
+_VIEWS: Memo[tuple[int, bytes], object] = Memo(16384)
+
+
 def _typed_view(ie: InformationElement, offset: int) -> object:
     """Return the typed view of ``ie`` (None for an untyped IEI); DecodeError if malformed.
 
     ``offset`` is where the IE's IEI octet is.
     """
-    typed = _TYPED.get(ie.iei)
-    if typed is None:
-        return None
-    _check_typed(ie.iei, ie.data, offset)
-    return typed[2](ie.data)
+    iei, data = ie.iei, ie.data
+    key = (iei, data)
+    view = _VIEWS.get(key) if data.__class__ is bytes else None  # bytearray data is no key
+    if view is None:
+        typed = _TYPED.get(iei)
+        if typed is None:
+            return None
+        _check_typed(iei, data, offset)
+        view = _VIEWS.remember((iei, bytes(data)), typed[2](data))
+    return view
 
 
 def encode_udh(ies: Iterable[InformationElement]) -> bytes:
     """Return UDHL followed by the encoded IEs, or b"" for no IEs."""
-    body = b"".join(ie.encode() for ie in ies)
+    body = b"".join([ie.octets for ie in ies])
     if not body:
         return b""
     if len(body) > 0xFF:
@@ -133,11 +152,10 @@ def encode_udh(ies: Iterable[InformationElement]) -> bytes:
     return bytes([len(body)]) + body
 
 
-# Fast path, for speed: the octets of IEs already decoded (IEI, IEDL, data) -> their checked
-# InformationElement. A fleet's SMS carry few distinct IEs, and an IE is immutable, so one
-# instance serves every UDH that holds it.
-_KNOWN_IES: dict[bytes, InformationElement] = {}
-_KNOWN_IES_MAX = 4096
+# Fast path, for speed: UDHs already decoded (UDHL and IEs) -> their checked IEs. A fleet's SMS
+# carry few distinct headers, and IEs are immutable, so one tuple serves every UDH with those
+# octets. Sized for every (reference, part) of a concatenated push at 256 references.
+_KNOWN_UDHS: Memo[bytes, tuple[InformationElement, ...]] = Memo(16384)
 
 
 def decode_udh(user_data: bytes, *, base: int = 0) -> tuple[list[InformationElement], bytes]:
@@ -145,36 +163,45 @@ def decode_udh(user_data: bytes, *, base: int = 0) -> tuple[list[InformationElem
 
     Typed IEs (00, 05, 08) are checked by ``_TYPED``; errors carry ``base`` + offset.
     """
-    if not user_data:
-        raise DecodeError("udh", base, "user data is empty", "a UDHL octet")
-    udhl = user_data[0]
-    end = 1 + udhl
-    if end > len(user_data):
-        raise DecodeError("udh", base, f"UDHL {udhl} beyond {len(user_data) - 1} octets of data")
     data = bytes(user_data)  # slices of bytes are bytes: no copy per IE
+    ies, end = read_udh(data, base=base)
+    return list(ies), data[end:]
+
+
+def read_udh(data: bytes, *, base: int = 0) -> tuple[tuple[InformationElement, ...], int]:
+    """Return the IEs of the UDH at the start of ``data`` (bytes) and the offset after the UDH;
+    what ``decode_udh`` returns, without copying the octets after it."""
+    if not data:
+        raise DecodeError("udh", base, "user data is empty", "a UDHL octet")
+    end = 1 + data[0]
+    if end > len(data):
+        raise DecodeError("udh", base, f"UDHL {data[0]} beyond {len(data) - 1} octets of data")
+    header = data[:end]
+    ies = _KNOWN_UDHS.get(header)
+    if ies is None:
+        ies = _KNOWN_UDHS.remember(header, _read_ies(header, base))
+    return ies, end
+
+
+def _read_ies(header: bytes, base: int) -> tuple[InformationElement, ...]:
+    """Return the IEs of ``header`` (UDHL and the octets it counts), checked."""
+    end = len(header)
     ies: list[InformationElement] = []
     pos = 1
     while pos < end:
         if pos + 2 > end:
             raise DecodeError("udh", base + pos, "IE header cut by UDHL", "IEI and IEDL")
-        iei, iedl = data[pos], data[pos + 1]
+        iei, iedl = header[pos], header[pos + 1]
         data_start = pos + 2
         if data_start + iedl > end:
             raise DecodeError("udh", base + pos + 1, f"IE {iei:#04x} length {iedl} beyond UDHL",
                               f"at most {end - data_start}")
-        ie_end = data_start + iedl
-        ie = _KNOWN_IES.get(data[pos:ie_end])
-        if ie is None:
-            ie_data = data[data_start:ie_end]
-            if iei in _TYPED:
-                _check_typed(iei, ie_data, base + pos)
-            ie = InformationElement(iei, ie_data)
-            if len(_KNOWN_IES) >= _KNOWN_IES_MAX:
-                _KNOWN_IES.clear()
-            _KNOWN_IES[data[pos:ie_end]] = ie
-        ies.append(ie)
-        pos = ie_end
-    return ies, data[end:]
+        ie_data = header[data_start:data_start + iedl]
+        if iei in _TYPED:
+            _check_typed(iei, ie_data, base + pos)
+        ies.append(InformationElement(iei, ie_data))
+        pos = data_start + iedl
+    return tuple(ies)
 
 
 def find_concat(ies: Iterable[InformationElement]) -> Concat | None:

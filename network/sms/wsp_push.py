@@ -33,6 +33,7 @@ WAP_PUSH_SRC_PORT = 9200
 PDU_TYPE_PUSH = 0x06
 
 _LENGTH_QUOTE = 0x1F
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
 _MAX_UINTVAR_OCTETS = 5
 
 # OMNA WSP Content Type Numbers, well-known values; the index is the assigned number.
@@ -105,7 +106,7 @@ def decode_uintvar(data: bytes, pos: int) -> tuple[int, int]:
 
 def _text(value: str) -> bytes:
     """Return ``value`` as a NUL-terminated Extension-Media/Token-text string."""
-    if not value or any(not 0x20 <= ord(c) <= 0x7E for c in value):
+    if not value or not (value.isascii() and value.isprintable()):  # i.e. all of 0x20..0x7E
         raise ProtocolError(f"content type {value!r} is not printable ASCII")
     return value.encode("ascii") + b"\x00"
 
@@ -135,7 +136,7 @@ def _read_text(data: bytes, pos: int, end: int, name: str) -> tuple[str, int]:
     if nul < 0:
         raise DecodeError("wsp", pos, f"{name} has no NUL terminator within its field")
     raw = bytes(data[pos:nul])
-    if any(not 0x20 <= b <= 0x7E for b in raw):
+    if raw.translate(None, _PRINTABLE_ASCII):  # an octet outside 0x20..0x7E is left
         raise DecodeError("wsp", pos, f"{name} is not printable ASCII")
     return raw.decode("ascii"), nul + 1
 
