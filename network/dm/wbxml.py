@@ -491,6 +491,9 @@ def _decode_content(r: _Reader, tok: int, elem: Element, table: bytes, codec: st
 # errors included, is read token by token by _decode_body.
 
 _SHAPES_MAX = 512  # shapes either memo holds before it starts afresh
+# Longest skeleton kept (characters): DM messages have a few hundred; a hostile peer's large documents
+# (dmsim server decodes what a socket sends) must not fill 512 slots with megabyte trees.
+_SKELETON_MAX = 4096
 _MARK = "\ue000"  # stands for a text while a format is made: not ASCII, so not in a skeleton
 _tag_of = attrgetter("tag")
 _text_of = attrgetter("text")
@@ -523,7 +526,8 @@ def _learn_format(key: tuple, root: Element) -> None:
         if elem.text:
             elem.text = _MARK
     skeleton = _encode_tree(marked)[len(_HEADER):].decode("utf-8")
-    _FORMATS.remember(key, skeleton.replace("%", "%%").replace(_MARK, "%s"))
+    if len(skeleton) <= _SKELETON_MAX:
+        _FORMATS.remember(key, skeleton.replace("%", "%%").replace(_MARK, "%s"))
 
 
 _STR_I_STRING = re.compile("\x03([^\x00]*)\x00")  # STR_I, its string, NUL (body read as UTF-8)
@@ -561,7 +565,7 @@ def _learn_prototype(split: tuple[str, list[str]], root: Element) -> None:
     """Keep ``root``, decoded by _decode_body from a body split as ``split``, if its skeleton is
     simple tokens only and each string became, in order, the text of one element."""
     skeleton, strings = split
-    if not _SIMPLE_TOKENS.fullmatch(skeleton.replace(_SKELETON_CUT, "")):
+    if len(skeleton) > _SKELETON_MAX or not _SIMPLE_TOKENS.fullmatch(skeleton.replace(_SKELETON_CUT, "")):
         return
     elems = list(root.iter())
     slots = tuple(i for i, elem in enumerate(elems) if elem.text is not None)

@@ -424,3 +424,17 @@ def test_http_token_and_value_checks_are_the_rfc_2616_ones():
         printable = ch == "\t" or (ch.isascii() and ch.isprintable())
         assert (outcome(http_binding._extra, {"a": f"v{ch}v"})[0] == "ok") is printable
     assert outcome(http_binding._extra, {"": "v"})[0] == "error"
+
+
+def test_a_hostile_peers_large_documents_are_decoded_but_never_kept():
+    """dmsim server decodes what a socket sends: a large document of plain tags is decoded right,
+    and neither memo keeps its megabyte skeleton (512 of them would be gigabytes)."""
+    root = Element("SyncML")
+    for i in range(3000):
+        SubElement(SubElement(root, "SyncBody"), "Final")
+    data = wbxml._encode_tree(root)
+    kept = (dict(wbxml._PROTOTYPES), dict(wbxml._FORMATS))
+    for _ in range(2):
+        assert len(wbxml.decode(data)) == 3000
+        assert len(wbxml.encode(root)) == len(data)
+    assert (dict(wbxml._PROTOTYPES), dict(wbxml._FORMATS)) == kept
