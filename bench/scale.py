@@ -169,6 +169,23 @@ def _component(frames: list[str]) -> str:
     return "other (start-up, stdlib)"
 
 
+def top_functions(profile_files: list[Path], count: int = 40) -> list[tuple[float, str, str]]:
+    """Return the ``count`` functions with the most samples at the top of the stack: (share,
+    component, "file:function")."""
+    counts: dict[tuple[str, str], int] = {}
+    total = 0
+    for path in profile_files:
+        for line in path.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            frames = stack.split(";")
+            total += int(n)
+            key = (_component(frames), re.sub(r":\d+\)$", ")", frames[-1]))  # the function, not its line
+            counts[key] = counts.get(key, 0) + int(n)
+    return [(c / total, comp, frame) for (comp, frame), c in sorted(counts.items(), key=lambda kv: -kv[1])[:count]]
+
+
 def budget(point: dict, shares: dict[str, float], bare_us: float) -> tuple[list[dict], float]:
     """Return the per-component rows of ``point`` and its engine overhead ratio."""
     cpu, gc_us = point["cpu_us_per_device"], point["gc_us_per_device"]
@@ -211,6 +228,9 @@ def main() -> int:
                 if size != max(sizes):
                     for f in files:  # keep the profile of the largest run only
                         f.unlink()
+                else:
+                    (args.out / f"profile-{name}-{size}-top.txt").write_text("".join(
+                        f"{100 * share:5.1f} %  {comp:<26} {frame}\n" for share, comp, frame in top_functions(files)))
             point["protocol_ratio"] = point["cpu_us_per_device"] / floor["floor_us"]
             report["points"].append(point)
             engine = f"{point['engine_ratio']:.2f}" if "engine_ratio" in point else "-"
