@@ -65,7 +65,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from dmsim.devices.dm_commands import handle_command
 from dmsim.devices.dm_tree import DEVINFO, DmTree, find_account, install_account, install_devinfo
@@ -76,7 +76,7 @@ from dmsim.network.dm.hmac_integrity import (AUTH_HMAC_SHA256, HEADER_NAME, Hmac
                                              find_header)
 from dmsim.network.dm.message_security import MessageSecurity, check_combination
 from dmsim.network.dm.notification import session_id_text
-from dmsim.network.dm.tree import E, text
+from dmsim.network.dm.tree import text
 from dmsim.base.errors import DmsimError, MessageSecurityError, ProtocolError
 
 INITIATORS = {"client": m.ALERT_CLIENT_INITIATED, "server": m.ALERT_SERVER_INITIATED}
@@ -171,13 +171,25 @@ class DmClient:
 
     def start(self, now: float = 0.0) -> Send:
         """Return package 1: Alert 1201 (or 1200) and DevInfo, with the client's credential."""
-        node = self.tree.find(DEVINFO)
-        leaves = [n for n in (node.children or {}).values() if not n.interior] if node is not None else []
-        replace = E("Replace", E("CmdID", 0), *(
-            E("Item", E("Source", E("LocURI", leaf.uri)), E("Meta", E("Format", "chr")), E("Data", leaf.value))
-            for leaf in leaves))
-        self._queue = [E("Alert", E("CmdID", 0), E("Data", self.alert)), replace]
+        self._queue = [m.alert(self.alert), self._devinfo_replace()]
         return self._send([], ask_next=False, now=now)
+
+    def _devinfo_replace(self) -> Element:
+        """Return the Replace of package 1 carrying the DevInfo leaves, Format chr (DM_Protocol package 1)."""
+        replace = Element("Replace")
+        m.append_leaf(replace, "CmdID", 0)
+        node = self.tree.find(DEVINFO)
+        if node is None:
+            return replace
+        base = node.uri  # a child's URI is its parent's and its name (DmTree Node.uri)
+        for leaf in (node.children or {}).values():
+            if leaf.interior:
+                continue
+            item = SubElement(replace, "Item")
+            m.append_leaf(SubElement(item, "Source"), "LocURI", f"{base}/{leaf.name}")
+            m.append_leaf(SubElement(item, "Meta"), "Format", "chr")
+            m.append_leaf(item, "Data", leaf.value)
+        return replace
 
     def receive(self, body: bytes, content_type: str, headers: Mapping[str, str] = _NO_HEADERS,
                 now: float = 0.0) -> Send | Done:

@@ -28,12 +28,12 @@ Rules, in the order they are checked:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from dmsim.devices.dm_tree import (ADD, COMMANDS, DELETE, EXEC, FORMATS, GET, REPLACE, WILDCARD, Acl, DmTree, Node,
                                    acl_for, decode_value, is_secret_uri, item_value, parse_acl, wire_value)
 from dmsim.network.dm import messages as m
-from dmsim.network.dm.tree import E, text
+from dmsim.network.dm.tree import text
 from dmsim.base.errors import DmsimError, ProtocolError
 
 OK = 200
@@ -78,8 +78,14 @@ def _target(tree: DmTree, uri: str, server_id: str, command: str) -> tuple[Node 
 
 
 def _result(uri: str, fmt: str, data: str, mime_type: str = "") -> Element:
-    meta = E("Meta", E("Format", fmt), E("Type", mime_type) if mime_type else None)
-    return E("Item", E("Source", E("LocURI", uri)), meta, E("Data", data))
+    item = Element("Item")
+    m.append_leaf(SubElement(item, "Source"), "LocURI", uri)
+    meta = SubElement(item, "Meta")
+    m.append_leaf(meta, "Format", fmt)
+    if mime_type:
+        m.append_leaf(meta, "Type", mime_type)
+    m.append_leaf(item, "Data", data)
+    return item
 
 
 def get(tree: DmTree, uri: str, server_id: str) -> Outcome:
@@ -258,6 +264,16 @@ def run_item(tree: DmTree, command: str, item: Element, server_id: str, *, fmt: 
     return run(tree, uri, server_id, fmt=fmt, mime_type=mime_type, item=item)
 
 
+def _results(cmd_id: int, msg_ref: str, ref: str, items: list[Element]) -> Element:
+    """Return the Results of a Get (SyncML RepPro Results): its CmdID, the Get's MsgRef and CmdRef, the Items."""
+    results = Element("Results")
+    m.append_leaf(results, "CmdID", cmd_id)
+    m.append_leaf(results, "MsgRef", msg_ref)
+    m.append_leaf(results, "CmdRef", ref)
+    results.extend(items)
+    return results
+
+
 def handle_command(tree: DmTree, cmd: Element, server_id: str, msg_ref: str, cmd_id: int) -> tuple[list[Element], int]:
     """Return the Status elements (one per Item, with TargetRef) and the Results element of a Get
     with at least one item read, numbered from ``cmd_id``, and the next free CmdID.
@@ -292,6 +308,6 @@ def handle_command(tree: DmTree, cmd: Element, server_id: str, msg_ref: str, cmd
         if outcome.result is not None:
             results.append(outcome.result)
     if results:
-        out.append(E("Results", E("CmdID", cmd_id), E("MsgRef", msg_ref), E("CmdRef", ref), *results))
+        out.append(_results(cmd_id, msg_ref, ref, results))
         cmd_id += 1
     return out, cmd_id

@@ -643,7 +643,7 @@ class DmServer:
 
     def _absorb(self, sess: _Session, msg: Element, hdr: m.Header) -> None:
         """Record the client's Statuses and Results for our commands and queue our Statuses."""
-        for st in find_all(msg, "SyncBody/Status"):
+        for st in find_all(msg, "SyncBody/Status") if sess.sent else ():  # none can answer our commands yet
             index = sess.sent.get((text(st, "MsgRef", "") or "", text(st, "CmdRef", "") or ""))
             code = text(st, "Data", "") or ""
             if index is not None and code.isascii() and code.isdigit() and len(code) <= 3:

@@ -133,19 +133,22 @@ class DmServerAgent(Agent, Serving):
         """Send the WAP Push ``push`` to ``dev`` in SMS parts; through an SMSC, parts still in the
         server's outbox when ``wanted()`` turns False (the device no longer waits) are dropped."""
         self.sms_ref = (self.sms_ref + 1) & 0xFF
-        scts = scts_of(self.env.now)
-        for ies, chunk in segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT,
-                                                   src_port=wsp_push.WAP_PUSH_SRC_PORT, ref=self.sms_ref):
-            if self.outbox is not None:
+        parts = segmentation.split_parts(push, dest_port=wsp_push.WAP_PUSH_PORT, src_port=wsp_push.WAP_PUSH_SRC_PORT,
+                                         ref=self.sms_ref)
+        if self.outbox is not None:
+            for ies, chunk in parts:
                 self.outbox.submit(ShortMessage(src=SERVER_SMS_ADDRESS.digits, dst=dev.ident.imsi, user_data=chunk,
                                                 pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, ies=tuple(ies)),
                                    wanted=wanted)
-                continue
+            return
+        scts = scts_of(self.env.now)
+        send, uri, deliver = self.replica.sms.send, dev.ident.uri, dev.sms_from_link
+        for ies, chunk in parts:
             pdu = tpdu.SmsDeliver(oa=SERVER_SMS_ADDRESS, pid=tpdu.PID_DEFAULT, dcs=tpdu.DCS_8BIT, scts=scts,
                                   ies=ies, user_data=chunk).encode()
             dev.sms_msgs += 1
             dev.sms_bytes += len(pdu)
-            self.replica.sms.send(Message(pdu, "smsc", dev.ident.uri, "bootstrap", dev), dev.sms_from_link)
+            send(Message(pdu, "smsc", uri, "bootstrap", dev), deliver)
 
 
 def scts_of(now: float) -> bytes:

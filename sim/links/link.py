@@ -162,10 +162,16 @@ class SimLink:
             if self.observer is not None:
                 self.observer.outcome(self, msg, "lost")
             return
-        if self.tap is None:
+        tap = self.tap
+        if tap is None:
             self._schedule(msg, deliver, 0.0)
             return
-        deliveries = self.tap.on_message(msg, self.env.now, rng)
+        if tap.__class__ is Tap and self.observer is None:
+            # the pass-through tap: what Tap.on_message does, [(0.0, msg.payload)], without the list
+            tap.counts["seen"] += 1
+            self._schedule(msg, deliver, 0.0)
+            return
+        deliveries = tap.on_message(msg, self.env.now, rng)
         if self.observer is not None:
             self.observer.tapped(self, msg, deliveries)
         for extra, payload in deliveries:

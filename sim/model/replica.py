@@ -24,6 +24,7 @@ from the operating system, not the seed), which only changes byte counts in X.50
 """
 from __future__ import annotations
 
+import math
 import random
 import threading
 from typing import TYPE_CHECKING, Callable, Mapping
@@ -140,18 +141,33 @@ class Replica:
         until = float(self.data["duration"])
         horizon = env.timeout(until)
         step = env.step
-        while not horizon.processed:
-            step()
-            self.steps += 1
-            if stop is not None and not self.steps & 255 and stop.is_set():
-                raise KeyboardInterrupt
-            if not self.steps % hook_every:
-                self._drain_sms()
-                if step_hook is not None:
-                    step_hook(self)
+        # the checks run every ``tick`` steps: at each multiple of 256 (``stop``) and of ``hook_every``
+        tick = math.gcd(256, hook_every) if stop is not None else hook_every
+        left = tick
+        try:
+            while horizon.callbacks is not None:  # ``horizon.processed``, without a property call per event
+                step()
+                left -= 1
+                if not left:
+                    left = tick
+                    self.steps += tick
+                    self._checkpoint(stop, step_hook, hook_every)
+        finally:
+            self.steps += tick - left
         for index in sorted(self.live):
             self.finish(self.live[index], False, "not_finished")
         self._drain_sms(final=True)
+
+    def _checkpoint(self, stop: threading.Event | None, step_hook: Callable[["Replica"], None] | None,
+                    hook_every: int) -> None:
+        """Every 256 events, honour ``stop``; every ``hook_every`` events, drain the SMS records
+        and call ``step_hook`` (``self.steps`` is the number of events run)."""
+        if stop is not None and not self.steps & 255 and stop.is_set():
+            raise KeyboardInterrupt
+        if not self.steps % hook_every:
+            self._drain_sms()
+            if step_hook is not None:
+                step_hook(self)
 
     def _drain_sms(self, final: bool = False) -> None:
         """Hand the SMSC's finished message records (at the end, the stored ones too) to ``write_sms``."""
