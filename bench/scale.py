@@ -149,7 +149,7 @@ def components(profile_files: list[Path]) -> dict[str, float]:
     for path in profile_files:
         for line in path.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
+            if not n.isdigit() or "run_unit" not in stack:  # start-up and imports are not in the CPU measured
                 continue
             total += int(n)
             name = _component(stack.split(";"))
@@ -166,7 +166,7 @@ def _component(frames: list[str]) -> str:
         for name, (_floor, patterns) in COMPONENTS.items():
             if any(p in file for p in patterns):
                 return name
-    return "other (start-up, stdlib)"
+    return "other (stdlib)"
 
 
 def top_functions(profile_files: list[Path], count: int = 40) -> list[tuple[float, str, str]]:
@@ -177,7 +177,7 @@ def top_functions(profile_files: list[Path], count: int = 40) -> list[tuple[floa
     for path in profile_files:
         for line in path.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if not n.isdigit():
+            if not n.isdigit() or "run_unit" not in stack:
                 continue
             frames = stack.split(";")
             total += int(n)
