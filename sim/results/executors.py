@@ -19,6 +19,7 @@ machines.
 """
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -99,7 +100,8 @@ def run_unit(point_data: dict, seed: int, unit: Unit, spool_dir: str | None, sta
     if point_data.get("smsc") is not None:
         model.write_sms = write_sms
     try:
-        model.run()
+        with PacedCollector() as pace:
+            model.run(step_hook=pace)
     finally:
         model.close()
         for table in tables:
@@ -107,6 +109,43 @@ def run_unit(point_data: dict, seed: int, unit: Unit, spool_dir: str | None, sta
     if tables:
         return RunOutput.of(model, (str(tables[0].path), tables[0].rows), (str(tables[1].path), tables[1].rows))
     return RunOutput.of(model, rows, sms_rows)
+
+
+class PacedCollector:
+    """The cyclic garbage collector paused while a model runs, and run at a pace of its own.
+
+    Why: a finished device is freed by reference counting (the card, the DM tree and the TLS
+    connections hold no cycles; tests check each), so the automatic collector mostly rescans the
+    live model. At a million devices that cost 366 µs per device, 10 % of the CPU, for nothing.
+    Paused, the objects of the last ``young`` events are collected then (generations 0 and 1: the
+    young objects only, so the cost per device stays flat), and everything every ``full`` events;
+    a cycle somebody still makes is freed within that many events. Used as the run's step hook
+    (``then``: the hook it stands in front of, e.g. the progress line); restores the collector on
+    exit."""
+
+    def __init__(self, then=None, young: int = 100_000, full: int = 5_000_000):
+        self.then, self.young, self.full = then, young, full
+        self._young_at = self._full_at = 0
+        self._enabled = False
+
+    def __enter__(self) -> "PacedCollector":
+        self._enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._enabled:
+            gc.enable()
+
+    def __call__(self, model) -> None:
+        if model.steps - self._full_at >= self.full:
+            gc.collect()
+            self._full_at = self._young_at = model.steps
+        elif model.steps - self._young_at >= self.young:
+            gc.collect(1)
+            self._young_at = model.steps
+        if self.then is not None:
+            self.then(model)
 
 
 Work = tuple[dict, int, Unit]  # (sweep point data, seed, unit)

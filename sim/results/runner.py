@@ -30,7 +30,7 @@ from typing import Mapping
 import simpy.rt
 
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
-from dmsim.sim.results.executors import RunOutput, Unit, make_executor
+from dmsim.sim.results.executors import PacedCollector, RunOutput, Unit, make_executor
 from dmsim.sim.model.sampled import every_of, modelled_rows
 from dmsim.sim.model.shards import shard_data
 from dmsim.sim.results.fidelity import FidelityTally
@@ -213,7 +213,8 @@ def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, write, sms_
         model.write_sms = sms_table.write
     gateway = _start_gateway(model, esme) if live else None
     try:
-        model.run(step_hook=progress.update, stop=stop)
+        with PacedCollector(then=progress.update) as pace:
+            model.run(step_hook=pace, stop=stop)
     finally:
         if gateway is not None:
             gateway.stop()
