@@ -3,14 +3,14 @@ calibration (the sample's phase quantiles and success rate beside the modelled d
 
 The model itself is ``sim/model/sampled.py``. Quantiles of the modelled devices are taken over at
 most ``KEEP`` values per profile and phase (every k-th value, k doubling as the count grows), so a
-10M-device run holds a bounded amount in memory; the sample's are exact.
+10M-device run holds a bounded amount in memory (the sample too, once it is larger than that).
 """
 from __future__ import annotations
 
 from dmsim.sim.model.sampled import OUTCOME, PHASES, PROFILE, REASON, every_of
+from dmsim.sim.results.summary import percentiles
 
 KEEP = 50_000
-_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
 
 class _Values:
@@ -30,10 +30,8 @@ class _Values:
         self.seen += 1
 
     def quantiles(self) -> dict:
-        values = sorted(self.values)
-        if not values:
-            return {name: None for name, _q in _QUANTILES} | {"n": 0}
-        return {name: values[min(len(values) - 1, int(q * len(values)))] for name, q in _QUANTILES} | {"n": self.seen}
+        """Return the summary's p50/p90/p99 of the kept values and how many values there were."""
+        return percentiles(self.values) | {"n": self.seen}
 
 
 class _Side:

@@ -112,10 +112,7 @@ class _Pool:
 
     def percentiles(self) -> dict[str, float | None]:
         """Return {"p50", "p90", "p99"} of the latencies (None when there are none)."""
-        if not self.latencies.size:
-            return {name: None for name in PERCENTILES}
-        values = np.percentile(self.latencies, list(PERCENTILES.values()), method="linear")
-        return {name: float(v) for name, v in zip(PERCENTILES, values)}
+        return percentiles(self.latencies)
 
     def mean(self) -> float | None:
         """Return the mean latency, or None when there is none."""
@@ -128,6 +125,15 @@ class _Pool:
     def throughput(self) -> float | None:
         """Return ok sessions per second of the runs' active windows, or None without a window."""
         return self.ok / self.window if self.window > 0 else None
+
+
+def percentiles(values) -> dict[str, float | None]:
+    """Return {"p50", "p90", "p99"} of ``values`` (linear interpolation; None when there are none)."""
+    values = np.asarray(values, dtype=float)
+    if not values.size:
+        return {name: None for name in PERCENTILES}
+    found = np.percentile(values, list(PERCENTILES.values()), method="linear")
+    return {name: float(v) for name, v in zip(PERCENTILES, found)}
 
 
 def _estimate(value: float | None, per_replica: list[float | None]) -> dict[str, float | None]:
