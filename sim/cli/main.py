@@ -88,7 +88,8 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
         jobs: int | None = None, scheduler: str = "local") -> None:
     """Run SCENARIO (YAML) and write sessions.csv, summary.json, manifest.json, plots and report.html."""
     from dmsim.sim.results.progress import Progress
-    from dmsim.sim.results.runner import closing_lines, default_out_dir, prepare_out_dir, run_scenario
+    from dmsim.sim.results.runner import (closing_lines, default_out_dir, plan_units, prepare_out_dir, run_scenario,
+                                          unit_devices)
     sc = _load(scenario, overrides, {"--seed": seed, "--replicas": replicas})
     if scheduler != "local" and not scheduler.startswith(("tcp://", "tls://")):
         raise ParseFailure(f"--scheduler {scheduler!r}: expected local or tcp://HOST:PORT (a Dask scheduler)")
@@ -104,8 +105,8 @@ def run(scenario: str, out: Path | None, seed: int | None, replicas: int | None,
         raise ParseFailure(str(exc)) from None
     for warning in _warnings(sc):
         click.echo(f"warning: {warning}", err=True)
-    runs = len(sc.sweep_points()) * sc.data["replicas"] * sc.data["shards"]
-    progress = Progress(runs, sc.data["fleet"]["size"] // sc.data["shards"], force=False if quiet else None)
+    units = plan_units(sc)
+    progress = Progress(len(units), unit_devices(sc.data, units), force=False if quiet else None)
     stop = threading.Event()
 
     def on_signal(signum, frame):

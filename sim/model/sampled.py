@@ -34,10 +34,12 @@ from dmsim.base.errors import ScenarioError
 from dmsim.sim.model.arrivals import arrival_times
 from dmsim.sim.model.fleet import Fleet
 from dmsim.sim.model.replica import whole_stream
+from dmsim.sim.model.shards import real_components
 
 # positions in a session row (Replica.finish; sim/results/records.py COLUMNS, checked by a test)
 INDEX, PROFILE, OUTCOME, REASON, T_ARRIVAL, T_END, LATENCY = 3, 4, 5, 6, 7, 11, 12
 TIMES = (8, 9, 10, 11, 23, 24, 25, 26, 27)  # absolute times after the arrival: shifted with it
+ROW_WIDTH = 30  # values in a row
 PHASES = {"bootstrap": (7, 9), "connect": (9, 10), "session": (10, 11), "latency": (7, 11)}
 
 
@@ -57,7 +59,7 @@ def check_fidelity(data: dict, where=None) -> None:
     if data.get("attacks"):
         raise ScenarioError("attacks act on devices a sampled run only models", where=locate(("fidelity",)),
                             path="fidelity", expected="full with attacks")
-    real = [name for name, spec in data["components"].items() if spec["kind"] not in ("virtual", "none")]
+    real = real_components(data)
     if real:
         raise ScenarioError(f"real components ({', '.join(f'components.{n}' for n in real)}) need full fidelity",
                             where=locate(("fidelity",)), path="fidelity", expected="full with real components")
@@ -111,8 +113,7 @@ def modelled_rows(data: dict, seed: int, replica: int, sweep: int, sweep_value: 
             continue
         template = calibration.draw(ident.profile["name"], t, rng)
         if template is None:
-            yield _unmodelled(replica, sweep, sweep_value, index, ident.profile["name"], t, len(sample[0]) if sample
-                              else 30)
+            yield _unmodelled(replica, sweep, sweep_value, index, ident.profile["name"], t)
             continue
         yield shifted(template, replica, sweep, sweep_value, index, t, duration)
 
@@ -134,9 +135,8 @@ def shifted(template: tuple, replica: int, sweep: int, sweep_value: str, index: 
     return tuple(row)
 
 
-def _unmodelled(replica: int, sweep: int, sweep_value: str, index: int, profile: str, t: float,
-                width: int) -> tuple:
-    row: list = [None] * width
+def _unmodelled(replica: int, sweep: int, sweep_value: str, index: int, profile: str, t: float) -> tuple:
+    row: list = [None] * ROW_WIDTH
     row[0], row[1], row[2], row[INDEX], row[PROFILE] = replica, sweep, sweep_value, index, profile
     row[OUTCOME], row[REASON], row[T_ARRIVAL] = "failed", "unmodelled", t
     for i in range(13, 21):  # counters: nothing happened

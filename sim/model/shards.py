@@ -61,6 +61,11 @@ def owns(index: int, shard: int, shards: int) -> bool:
     return index % shards == shard
 
 
+def real_components(data: dict) -> list[str]:
+    """Return the names of the ``components`` of validated ``data`` that are real (not virtual or none)."""
+    return [name for name, spec in data["components"].items() if spec["kind"] not in ("virtual", "none")]
+
+
 def check_shards(data: dict, where=None) -> None:
     """Raise ScenarioError when ``data`` (validated) cannot be sharded as it asks; see the module."""
     shards = data.get("shards", 1)
@@ -77,7 +82,7 @@ def check_shards(data: dict, where=None) -> None:
     if data.get("attacks"):
         raise ScenarioError("attacks act on the whole fleet and cannot be split into shards",
                             where=locate(("shards",)), path="shards", expected="1 with attacks")
-    real = [name for name, spec in data["components"].items() if spec["kind"] not in ("virtual", "none")]
+    real = real_components(data)
     if real:
         raise ScenarioError(f"real components ({', '.join(f'components.{n}' for n in real)}) belong to one process "
                             "and cannot be split into shards", where=locate(("shards",)), path="shards",

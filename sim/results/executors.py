@@ -49,6 +49,13 @@ class Unit:
         """Whether this is the run's first unit (the one a pcap, a trace or a live ESME follows)."""
         return (self.sweep, self.replica, self.shard) == (0, 0, 0)
 
+    def model(self, point_data: dict, seed: int, write, state_dir: str | None, **kwargs) -> Replica:
+        """Return the model of this unit of the sweep point ``point_data`` (its shard's part of the
+        capacity, ``shards.shard_data``); ``kwargs`` go to :class:`Replica` (pcap, env)."""
+        return Replica(shard_data(point_data, self.shard, self.shards), seed=seed, replica=self.replica,
+                       sweep=self.sweep, sweep_value=self.sweep_value, write=write, components=ALL,
+                       state_dir=state_dir, shard=self.shard, shards=self.shards, **kwargs)
+
     def label(self, replicas: int, sweep: dict | None) -> str:
         """Return "replica 2/3, shard 1/4, loss=0.05" for the progress line."""
         text = f"replica {self.replica + 1}/{replicas}"
@@ -94,9 +101,7 @@ def run_unit(point_data: dict, seed: int, unit: Unit, spool_dir: str | None, sta
         name = f".unit-s{unit.sweep}-r{unit.replica}-k{unit.shard}"
         tables = [SessionTable(Path(spool_dir) / f"{name}-sessions.csv"), SmsTable(Path(spool_dir) / f"{name}-sms.csv")]
         write, write_sms = tables[0].write, tables[1].write
-    model = Replica(shard_data(point_data, unit.shard, unit.shards), seed=seed, replica=unit.replica,
-                    sweep=unit.sweep, sweep_value=unit.sweep_value, write=write, components=ALL,
-                    state_dir=state_dir, shard=unit.shard, shards=unit.shards)
+    model = unit.model(point_data, seed, write, state_dir)
     if point_data.get("smsc") is not None:
         model.write_sms = write_sms
     try:

@@ -32,10 +32,8 @@ import simpy.rt
 from dmsim.sim.results.atomic import write_atomic, write_json_atomic
 from dmsim.sim.results.executors import PacedCollector, RunOutput, Unit, make_executor
 from dmsim.sim.model.sampled import every_of, modelled_rows
-from dmsim.sim.model.shards import shard_data
 from dmsim.sim.results.fidelity import FidelityTally
 from dmsim.sim.model.replica import Replica
-from dmsim.sim.real.components import ALL
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.sim.results.ip_capture import IpCapture
 from dmsim.sim.results.observe import observe
@@ -86,20 +84,14 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     points = scenario.sweep_points()
     sweep = sweep_meta(data, [value for value, _data in points])
     replicas, shards = data["replicas"], data["shards"]
-    if shards > 1 and (pcap is not None or trace):
-        raise DmsimError(f"--pcap and --trace follow one model, and with shards {shards} it would hold 1/{shards} of "
-                         "the fleet: run them with --set shards=1")
     sampled = data["fidelity"] == "sampled"
-    if sampled and (pcap is not None or trace):
-        raise DmsimError("--pcap and --trace follow one model, and fidelity: sampled models most of the fleet: run "
-                         "them with --set fidelity=full")
+    if (shards > 1 or sampled) and (pcap is not None or trace):
+        part = (f"with shards {shards} it would hold 1/{shards} of the fleet: run them with --set shards=1"
+                if shards > 1 else "fidelity: sampled models most of the fleet: run them with --set fidelity=full")
+        raise DmsimError(f"--pcap and --trace follow one model, and {part}")
     fidelity = FidelityTally(data) if sampled else None
-    # a sampled run's unit is its sample: shard 0 of every_of(data) (sim/model/sampled.py)
-    units = [Unit(sweep_index, replica, 0, every_of(data), sweep_cell(value), sample=True) if sampled else
-             Unit(sweep_index, replica, shard, shards, sweep_cell(value))
-             for sweep_index, (value, _point) in enumerate(points) for replica in range(replicas)
-             for shard in range(1 if sampled else shards)]
-    progress = progress or Progress(len(units), data["fleet"]["size"] // shards, force=False)
+    units = plan_units(scenario)
+    progress = progress or Progress(len(units), unit_devices(data, units), force=False)
     started, t0 = _dt.datetime.now(_dt.timezone.utc), time.perf_counter()
     status, error, events = "complete", None, 0
     network: dict[str, dict] = {}
@@ -189,6 +181,22 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
     return RunResult(out_dir, status, summary, wall, events)
 
 
+def plan_units(scenario: Scenario) -> list[Unit]:
+    """Return the units of a run in their serial order: per sweep point, per replica, each shard;
+    a sampled run's one unit per replica is its sample, shard 0 of ``every_of`` (sim/model/sampled.py)."""
+    data = scenario.data
+    sampled = data["fidelity"] == "sampled"
+    shards = every_of(data) if sampled else data["shards"]
+    return [Unit(sweep_index, replica, shard, shards, sweep_cell(value), sample=sampled)
+            for sweep_index, (value, _point) in enumerate(scenario.sweep_points())
+            for replica in range(data["replicas"]) for shard in range(1 if sampled else shards)]
+
+
+def unit_devices(data: dict, units: list[Unit]) -> int:
+    """Return the devices one of ``units`` runs (the progress line's size of a run)."""
+    return data["fleet"]["size"] // units[0].shards
+
+
 # A large fleet keeps many long-lived objects (accounts, pending events); with the default
 # thresholds the cyclic collector rescans them constantly (about 15 % of a 30k-device run).
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -203,10 +211,8 @@ def _run_here(unit: Unit, point_data: dict, seed: int, out_dir: str, write, sms_
     a live ESME follow it when given (the first unit)."""
     esme = point_data["components"]["esme"]
     live = unit.first and esme["kind"] == "smpp"
-    model = Replica(shard_data(point_data, unit.shard, unit.shards), seed=seed, replica=unit.replica,
-                    sweep=unit.sweep, sweep_value=unit.sweep_value, write=write, pcap=capture,
-                    env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False) if live else None,
-                    components=ALL, state_dir=out_dir, shard=unit.shard, shards=unit.shards)
+    model = unit.model(point_data, seed, write, out_dir, pcap=capture,
+                       env=simpy.rt.RealtimeEnvironment(factor=1 / esme["speed"], strict=False) if live else None)
     if capture is not None or tracer is not None:
         observe(model, ip_capture=IpCapture(capture) if capture is not None else None, trace=tracer)
     if sms_table is not None:

@@ -39,6 +39,7 @@ def rows(path):
 
 def test_the_row_positions_are_the_session_table_columns():
     names = [c.name for c in COLUMNS]
+    assert sampled.ROW_WIDTH == len(COLUMNS)
     assert [names[i] for i in (sampled.INDEX, sampled.PROFILE, sampled.OUTCOME, sampled.REASON, sampled.T_ARRIVAL,
                                sampled.T_END, sampled.LATENCY)] == \
         ["device", "profile", "outcome", "reason", "t_arrival", "t_session_end", "latency"]
