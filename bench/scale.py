@@ -143,20 +143,27 @@ def run_point(name: str, size: int, shards: int, profile_dir: Path | None, rate:
 _FRAME = re.compile(r"\((?P<file>[^:()]*):\d+\)$")
 
 
-def components(profile_files: list[Path]) -> dict[str, float]:
-    """Return each component's share of the samples of py-spy raw profiles (innermost known frame)."""
-    counts: dict[str, int] = {}
-    total = 0
+def _samples(profile_files: list[Path]):
+    """Yield (frames, count) of each stack of py-spy raw profiles taken inside the run: start-up and
+    imports are not in the CPU measured, and a paced collection is GC time (measured through
+    gc.callbacks)."""
     for path in profile_files:
         for line in path.read_text().splitlines():
             stack, _, n = line.rpartition(" ")
-            if not n.isdigit() or "run_unit" not in stack:  # start-up and imports are not in the CPU measured
+            if not n.isdigit() or "run_unit" not in stack:
                 continue
-            if "PacedCollector.__call__" in stack.rpartition(";")[2]:
-                continue  # a paced collection: GC time, measured through gc.callbacks
-            total += int(n)
-            name = _component(stack.split(";"))
-            counts[name] = counts.get(name, 0) + int(n)
+            frames = stack.split(";")
+            if "PacedCollector.__call__" not in frames[-1]:
+                yield frames, int(n)
+
+
+def components(profile_files: list[Path]) -> dict[str, float]:
+    """Return each component's share of the samples of py-spy raw profiles (innermost known frame)."""
+    counts: dict[str, int] = {}
+    for frames, n in _samples(profile_files):
+        name = _component(frames)
+        counts[name] = counts.get(name, 0) + n
+    total = sum(counts.values())
     return {name: c / total for name, c in counts.items()} if total else {}
 
 
@@ -176,16 +183,10 @@ def top_functions(profile_files: list[Path], count: int = 40) -> list[tuple[floa
     """Return the ``count`` functions with the most samples at the top of the stack: (share,
     component, "file:function")."""
     counts: dict[tuple[str, str], int] = {}
-    total = 0
-    for path in profile_files:
-        for line in path.read_text().splitlines():
-            stack, _, n = line.rpartition(" ")
-            if not n.isdigit() or "run_unit" not in stack:
-                continue
-            frames = stack.split(";")
-            total += int(n)
-            key = (_component(frames), re.sub(r":\d+\)$", ")", frames[-1]))  # the function, not its line
-            counts[key] = counts.get(key, 0) + int(n)
+    for frames, n in _samples(profile_files):
+        key = (_component(frames), re.sub(r":\d+\)$", ")", frames[-1]))  # the function, not its line
+        counts[key] = counts.get(key, 0) + n
+    total = sum(counts.values())
     return [(c / total, comp, frame) for (comp, frame), c in sorted(counts.items(), key=lambda kv: -kv[1])[:count]]
 
 
