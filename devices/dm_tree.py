@@ -23,7 +23,7 @@ Choices where the specs are silent or loose:
   ``./DMAcc`` itself inherits the root's ``Add=*&Get=*``: any server may list the account names
   and add its own account, none may read or change another's;
 * SecMode (Format bin) holds the ASCII name of the mode, ``PSK`` or ``X509``; either subtree's
-  Items are those of :func:`account.tls_key_items` and it is read by :func:`account.tls_keys_of`.
+  leaves are those of :func:`account.tls_key_leaves` and it is read by :func:`account.tls_keys_of`.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ covers once encoded in WBXML. Two subtrees carry TLS keying material (:class:`Tl
   acting as *bootstrap server*, in the account of that server (``DmAccount.bootstrap``), with the
   ServerURI of that server.
 
-Both are written by :func:`tls_key_items` and read by :func:`tls_keys_of` alone; the device's tree
+Both are written by :func:`tls_key_leaves` and read by :func:`tls_keys_of` alone; the device's tree
 (``devices.dm_tree``) stores and reads them through them.
 
 AAuthType values (OMA-TS-DM_StdObj DMAcc): ``BASIC``, ``DIGEST`` (auth-md5), ``DIGEST-SHA256`` and
@@ -206,11 +206,6 @@ def tls_key_leaves(base: str, keys: TlsKeys) -> list[Leaf]:
     octets = (keys.sec_mode.encode("ascii"), keys.client_identity, keys.server_identity, keys.client_secret_key)
     uri = [(f"{base}/ServerURI", "chr", keys.server_uri)] if base.endswith(AUTH_BOOTSTRAP) else []
     return [*uri, *((f"{base}/{leaf}", "bin", bytes(value)) for leaf, value in zip(TRSP_LEAVES, octets))]
-
-
-def tls_key_items(base: str, keys: TlsKeys) -> list[Element]:
-    """Return the Items of :func:`tls_key_leaves`."""
-    return [leaf_item(*leaf) for leaf in tls_key_leaves(base, keys)]
 
 
 def tls_keys_of(leaves: Mapping[str, bytes | str | None], where: str, subtree: str = AUTH_BOOTSTRAP) -> TlsKeys:
