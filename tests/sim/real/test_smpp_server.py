@@ -67,6 +67,10 @@ def test_transceiver_submits_wap_push_and_gets_receipt(lab):
     assert c.read_pdu().command == "enquire_link_resp"
     assert c.unbind().command == "unbind_resp"
     c.disconnect()
+    # the server answers a PDU before it logs it: give its thread a moment (bounded) to log the unbind
+    deadline = time.monotonic() + 5
+    while len(lines) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     logged = [json.loads(line) for line in lines]
     assert [r["event"] for r in logged] == ["bind", "submit_sm", "deliver_sm", "unbind"]
     assert logged[1]["udh"]["ports"] == {"dest": 2948, "src": 9200} and logged[1]["message_id"] == message_id
