@@ -213,7 +213,7 @@ class Replica:
                     dev.sms_msgs, dev.sms_bytes, dev.ip_msgs, dev.ip_bytes, dev.ota, dev.ota_latency,
                     getattr(dev, "t_gpi_sent", None), getattr(dev, "t_gpi_received", None),
                     getattr(dev, "t_gba_keys", None), getattr(dev, "t_ub_start", None),
-                    getattr(dev, "t_ub_ok", None)) + self._attack_columns(dev, ok, reason))
+                    getattr(dev, "t_ub_ok", None)) + self._attack_columns(dev, ok, reason) + (dev.protocol,))
 
     def _attack_columns(self, dev, ok: bool, reason: str) -> tuple:
         """Return sessions.csv's ``attacks`` and ``attack_outcome`` of ``dev`` (empty without attacks)."""

@@ -34,12 +34,14 @@ from dmsim.base.errors import ScenarioError
 from dmsim.sim.model.arrivals import arrival_times
 from dmsim.sim.model.fleet import Fleet
 from dmsim.sim.model.replica import whole_stream
+from dmsim.sim.model.registry import DEFAULT_DEVICE, DEVICE_AGENTS
 from dmsim.sim.model.shards import real_components
 
 # positions in a session row (Replica.finish; sim/results/records.py COLUMNS, checked by a test)
 INDEX, PROFILE, OUTCOME, REASON, T_ARRIVAL, T_END, LATENCY = 3, 4, 5, 6, 7, 11, 12
 TIMES = (8, 9, 10, 11, 23, 24, 25, 26, 27)  # absolute times after the arrival: shifted with it
-ROW_WIDTH = 30  # values in a row
+ROW_WIDTH = 31  # values in a row
+PROTOCOL = 30
 PHASES = {"bootstrap": (7, 9), "connect": (9, 10), "session": (10, 11), "latency": (7, 11)}
 
 
@@ -113,7 +115,7 @@ def modelled_rows(data: dict, seed: int, replica: int, sweep: int, sweep_value: 
             continue
         template = calibration.draw(ident.profile["name"], t, rng)
         if template is None:
-            yield _unmodelled(replica, sweep, sweep_value, index, ident.profile["name"], t)
+            yield _unmodelled(replica, sweep, sweep_value, index, ident.profile, t)
             continue
         yield shifted(template, replica, sweep, sweep_value, index, t, duration)
 
@@ -135,9 +137,10 @@ def shifted(template: tuple, replica: int, sweep: int, sweep_value: str, index: 
     return tuple(row)
 
 
-def _unmodelled(replica: int, sweep: int, sweep_value: str, index: int, profile: str, t: float) -> tuple:
+def _unmodelled(replica: int, sweep: int, sweep_value: str, index: int, profile: dict, t: float) -> tuple:
     row: list = [None] * ROW_WIDTH
-    row[0], row[1], row[2], row[INDEX], row[PROFILE] = replica, sweep, sweep_value, index, profile
+    row[0], row[1], row[2], row[INDEX], row[PROFILE] = replica, sweep, sweep_value, index, profile["name"]
+    row[PROTOCOL] = DEVICE_AGENTS[profile.get("device", DEFAULT_DEVICE)].protocol
     row[OUTCOME], row[REASON], row[T_ARRIVAL] = "failed", "unmodelled", t
     for i in range(13, 21):  # counters: nothing happened
         row[i] = 0

@@ -70,6 +70,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("t_ub_ok", float),       # ... it holds a B-TID (the 200 OK's rspauth verified)
     Column("attacks", str, optional=True),  # the scenario's attacks that acted on this device (kinds, ";")
     Column("attack_outcome", str, optional=True),  # worst for the defender: succeeded|detected|blocked
+    Column("protocol", str),        # the device's management protocol: "dm" (OMA DM 1.3) or "lwm2m" (OMA LwM2M)
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 COLUMN_TYPES: dict[str, type] = {c.name: c.type for c in COLUMNS}

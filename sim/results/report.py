@@ -118,13 +118,24 @@ def _summary_section(summary: dict[str, Any]) -> str:
             + _table([first] + _BLOCK_HEAD, rows))
 
 
-def _profile_section(summary: dict[str, Any]) -> str:
-    profiles = summary.get("per_profile")
-    if not isinstance(profiles, dict) or not profiles:
+def _per_section(summary: dict[str, Any], key: str, noun: str) -> str:
+    """Return the table of ``summary[key]`` (per profile, per protocol), one row per name."""
+    blocks = summary.get(key)
+    if not isinstance(blocks, dict) or not blocks:
         return ""
     rows = [[_e(name)] + _block_cells(block if isinstance(block, dict) else {})
-            for name, block in profiles.items()]
-    return "<h2>Per profile</h2>" + _table(["profile"] + _BLOCK_HEAD, rows)
+            for name, block in blocks.items()]
+    return f"<h2>Per {noun}</h2>" + _table([noun] + _BLOCK_HEAD, rows)
+
+
+def _profile_section(summary: dict[str, Any]) -> str:
+    return _per_section(summary, "per_profile", "profile")
+
+
+def _protocol_section(summary: dict[str, Any]) -> str:
+    """Per protocol (OMA DM, LwM2M) when the fleet mixes them."""
+    protocols = summary.get("per_protocol")
+    return _per_section(summary, "per_protocol", "protocol") if isinstance(protocols, dict) and len(protocols) > 1 else ""
 
 
 def _reasons_section(summary: dict[str, Any]) -> str:
@@ -286,6 +297,7 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any], plots: list
     alerts = "".join(f'<div class="alert">⚠ {_e(w)}</div>' for w in _warnings(summary, manifest))
     body = [f"<h1>{_e(title)}</h1>", f'<p class="meta">{_e(" · ".join(meta))}</p>' if meta else "",
             alerts, _summary_section(summary), _fidelity_section(summary), _attacks_section(summary),
+            _protocol_section(summary),
             _profile_section(summary),
             _reasons_section(summary), _fleet_section(summary), _plots_section(plots), _scenario_section(manifest)]
     return page(title, body)

@@ -289,9 +289,10 @@ def closing_lines(name: str, result: "RunResult") -> tuple[list[str], list[str]]
     for point in (s.get("sweep") or {}).get("points", []):
         lines.append(f"  {point.get('label', point.get('value'))}: {point['sessions']:,} sessions, {_rate(point)}, "
                      f"{_latencies(point)}")
-    if len(s.get("per_profile") or {}) > 1:
-        for profile, block in s["per_profile"].items():
-            lines.append(f"  profile {profile}: {block['sessions']:,} sessions, {_rate(block)}, {_latencies(block)}")
+    for key, noun in (("per_protocol", "protocol"), ("per_profile", "profile")):
+        if len(s.get(key) or {}) > 1:
+            for name, block in s[key].items():
+                lines.append(f"  {noun} {name}: {block['sessions']:,} sessions, {_rate(block)}, {_latencies(block)}")
     warnings = [f"not conformant: {note}" for note in s.get("conformance") or []]
     if s.get("fidelity"):
         from dmsim.sim.results.report import fidelity_warning

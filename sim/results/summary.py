@@ -49,7 +49,7 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 UNKNOWN_REASON = "unknown"
 
 _READ_COLUMNS = ("replica", "sweep", "sweep_value", "profile", "outcome", "reason", "latency", "t_arrival",
-                 "t_session_end")
+                 "t_session_end", "protocol")
 THROUGHPUT_DEFINITION = ("ok sessions per simulated second of each run's active window, from its first arrival "
                          "to its last session end; pooled: ok sessions over the sum of the windows")
 
@@ -181,8 +181,8 @@ def _block(by_replica: dict[int, list[_Run]]) -> dict[str, Any]:
     }
 
 
-def _profiles(runs: dict[tuple[int, int, str], _Run], sweep: int | None = None) -> dict[str, dict[str, Any]]:
-    """Return {profile: block} over the runs of ``runs`` (keyed by sweep, replica, profile)."""
+def _per(runs: dict[tuple[int, int, str], _Run], sweep: int | None = None) -> dict[str, dict[str, Any]]:
+    """Return {name: block} over the runs of ``runs`` (keyed by sweep, replica, and a profile or protocol)."""
     names = sorted({p for (_s, _r, p) in runs})
     out = {}
     for name in names:
@@ -229,6 +229,7 @@ def summarize(sessions_csv: str | os.PathLike[str], *, sweep_key: str | None = N
     path = Path(sessions_csv)
     runs: dict[tuple[int, int], _Run] = {}
     by_profile: dict[tuple[int, int, str], _Run] = {}
+    by_protocol: dict[tuple[int, int, str], _Run] = {}
     sweep_values: dict[int, Any] = {}
     for line, row in enumerate(read_sessions(path, columns=_READ_COLUMNS), start=2):
         key = (row["sweep"], row["replica"])
@@ -243,16 +244,18 @@ def summarize(sessions_csv: str | os.PathLike[str], *, sweep_key: str | None = N
         if outcome not in (OUTCOME_OK, OUTCOME_FAILED):
             raise DmsimError(f"{path}:{line}: outcome {outcome!r} "
                              f"(expected {OUTCOME_OK!r} or {OUTCOME_FAILED!r})")
-        profile_key = key + (row["profile"],)
-        profile_run = by_profile.get(profile_key)
-        if profile_run is None:
-            profile_run = by_profile[profile_key] = _Run()
-        for run in (runs[key], profile_run):
+        _count(runs[key], row)
+        for part, column in ((by_profile, "profile"), (by_protocol, "protocol")):
+            part_key = key + (row[column],)
+            run = part.get(part_key)
+            if run is None:
+                run = part[part_key] = _Run()
             _count(run, row)
 
     summary = _block(_group(runs))
     summary["throughput_definition"] = THROUGHPUT_DEFINITION
-    summary["per_profile"] = _profiles(by_profile)
+    summary["per_profile"] = _per(by_profile)
+    summary["per_protocol"] = _per(by_protocol)
     summary["fleet"] = _fleet(fleet, set(runs), None, summary["ok"])
     if sweep is None and sweep_key is not None:
         sweep = {"key": sweep_key, "keys": [sweep_key],
@@ -265,7 +268,8 @@ def summarize(sessions_csv: str | os.PathLike[str], *, sweep_key: str | None = N
         points = []
         for s in sorted(set(sweep_values) | set(range(len(meta)))):
             block = _block(_group(runs, s))
-            block["per_profile"] = _profiles(by_profile, s)
+            block["per_profile"] = _per(by_profile, s)
+            block["per_protocol"] = _per(by_protocol, s)
             block["fleet"] = _fleet(fleet, set(runs), s, block["ok"])
             about = meta[s] if s < len(meta) else {"value": sweep_values.get(s), "label": str(sweep_values.get(s))}
             points.append({**about, **block})

@@ -46,6 +46,8 @@ COMPROMISED = "compromised"  # sessions.csv reason: the device holds an account 
 class DmDevice:
     """One device's session state and its life (``life`` is the SimPy process)."""
 
+    protocol = "dm"  # sessions.csv's protocol column
+
     __slots__ = ("replica", "ident", "reasm", "accepted", "bootstrapped", "account", "client", "t_arrival",
                  "t_bootstrap_sent", "t_bootstrap_ok", "t_session_start", "bootstrap_sends", "rejected",
                  "ip_retries", "sms_msgs", "sms_bytes", "ip_msgs", "ip_bytes", "card", "ota", "ota_latency",

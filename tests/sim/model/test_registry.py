@@ -49,7 +49,7 @@ class Quiet:
             setattr(dev, name, None)
         for name in ("bootstrap_sends", "rejected", "ip_retries", "sms_msgs", "sms_bytes", "ip_msgs", "ip_bytes"):
             setattr(dev, name, 0)
-        dev.ota = ""
+        dev.ota, dev.protocol = "", "quiet"
         replica.live[ident.index] = dev
         replica.finish(dev, False, "quiet")
         yield replica.env.timeout(0)

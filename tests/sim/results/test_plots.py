@@ -40,7 +40,7 @@ def make_run(run_dir, *, replicas=2, sweep_values=None, n=60, fail=True, manifes
                              ip_retries=0, sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300,
                              ota="" if failed or device % 3 else "ok",
                              ota_latency=None if failed or device % 3 else 2.0,
-                             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None)
+                             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None, protocol="dm")
                     table.write(tuple(v[name] for name in COLUMN_NAMES))
     key = "links.sms.loss" if sweep_values else None
     write_json_atomic(run_dir / "summary.json",

@@ -24,7 +24,7 @@ def row(replica=0, device=1, outcome="ok", reason="", latency=1.5, profile="basi
         t_session_end=None if latency is None else 0.25 + latency, latency=latency,
         bootstrap_sends=1, bootstrap_rejected=0, auth_retries=0, ip_retries=2,
         sms_msgs=1, sms_bytes=140, ip_msgs=4, ip_bytes=2048, ota="", ota_latency=None,
-        t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None,
+        t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None, protocol="dm",
     )
     values.update(over)
     return tuple(values[name] for name in COLUMN_NAMES)
@@ -45,7 +45,7 @@ def write(path, rows, complete=True):
 def test_columns_are_declared_once_in_order():
     assert COLUMN_NAMES[:7] == ("replica", "sweep", "sweep_value", "device", "profile",
                                 "outcome", "reason")
-    assert COLUMN_NAMES[-1] == "attack_outcome" and len(COLUMNS) == 30
+    assert COLUMN_NAMES[-2:] == ("attack_outcome", "protocol") and len(COLUMNS) == 31
     assert {c.type for c in COLUMNS} == {int, float, str}
 
 
@@ -55,7 +55,7 @@ def test_exact_format(tmp_path):
     lines = text.split("\n")
     assert "\r" not in text and text.endswith("\n")
     assert lines[0] == ",".join(COLUMN_NAMES)
-    assert lines[1] == '0,0,,1,"a,b",ok,,0.250000,0.500000,1.000000,1.250000,,,1,0,0,2,1,140,4,2048,,,,,,,,,'
+    assert lines[1] == '0,0,,1,"a,b",ok,,0.250000,0.500000,1.000000,1.250000,,,1,0,0,2,1,140,4,2048,,,,,,,,,,dm'
     assert lines[2].split(",")[11:13] == ["2.250000", "2.000000"]
 
 
@@ -129,7 +129,7 @@ def test_hard_exit_leaves_only_part_with_whole_lines(tmp_path):
         import os
         from dmsim.sim.results.records import SessionTable
         t = SessionTable({str(path)!r})
-        r = (0, 0, None, 1, "p", "ok", "", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1, 0, 0, 0, 1, 1, 1, 1, "", None, None, None, None, None, None, None, None)
+        r = (0, 0, None, 1, "p", "ok", "", 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1, 0, 0, 0, 1, 1, 1, 1, "", None, None, None, None, None, None, None, None, "dm")
         for _ in range({_CHUNK_ROWS + 100}):
             t.write(r)
         os._exit(3)

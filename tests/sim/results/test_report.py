@@ -90,6 +90,16 @@ def test_summary_tables_per_point_profile_and_failure_shares(tmp_path):
     reason_row = cells[cells.index("ip_timeout"):][:4]
     assert reason_row == ["ip_timeout", str(failed), "100.0 %", f"{100.0 * failed / sessions:.1f} %"]
     assert "fleet:\n  size: 20\n" in text and "name: fleet-basic" in text
+    assert "Per protocol" not in cells  # one protocol: no table of one row
+
+
+def test_a_mixed_fleet_gets_a_table_per_protocol(tmp_path):
+    run = make_run(tmp_path / "run", n=20, reasons=["ip_timeout"])
+    summary = json.loads((run / "summary.json").read_text())
+    patch_json(run / "summary.json", per_protocol={"dm": summary, "lwm2m": summary})
+    _text, page = report_of(run)
+    cells = [t.strip() for t in page.text if t.strip()]
+    assert "Per protocol" in cells and "dm" in cells and "lwm2m" in cells
 
 
 def test_every_user_text_is_escaped(tmp_path):

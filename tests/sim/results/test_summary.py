@@ -13,7 +13,7 @@ from dmsim.sim.results.summary import confidence_interval, summarize, t975
 T2 = 4.3027  # t(0.975, df=2)
 
 
-def row(replica, latency=None, reason=None, sweep=0, sweep_value=None, outcome=None):
+def row(replica, latency=None, reason=None, sweep=0, sweep_value=None, outcome=None, protocol="dm"):
     if outcome is None:
         outcome = "ok" if reason is None else "failed"
     v = dict(replica=replica, sweep=sweep, sweep_value=sweep_value, device=0, profile="p",
@@ -21,7 +21,7 @@ def row(replica, latency=None, reason=None, sweep=0, sweep_value=None, outcome=N
              t_bootstrap_ok=None, t_session_start=None, t_session_end=latency, latency=latency,
              bootstrap_sends=1, bootstrap_rejected=0, auth_retries=0, ip_retries=0,
              sms_msgs=1, sms_bytes=100, ip_msgs=2, ip_bytes=300, ota="", ota_latency=None,
-             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None)
+             t_gpi_sent=None, t_gpi_received=None, t_gba_keys=None, t_ub_start=None, t_ub_ok=None, attacks=None, attack_outcome=None, protocol=protocol)
     return tuple(v[name] for name in COLUMN_NAMES)
 
 
@@ -185,3 +185,11 @@ def test_bad_rows_raise_typed_errors(tmp_path):
     rows = [row(0, 1.0, sweep=0, sweep_value=sweep_cell(0.0)), row(1, 1.0, sweep=0, sweep_value=sweep_cell(0.5))]
     with pytest.raises(DmsimError, match="sweep point 0"):
         summarize(table(tmp_path, rows, "b.csv"), sweep_key="k")
+
+
+def test_a_mixed_fleet_is_summarised_per_protocol(tmp_path):
+    rows = [row(0, 1.0), row(0, reason="ip_timeout"), row(0, 5.0, protocol="lwm2m"),
+            row(0, reason="dtls_failed", protocol="lwm2m"), row(0, reason="sms_discarded", protocol="lwm2m")]
+    s = summarize(table(tmp_path, rows))
+    assert {k: (b["sessions"], b["ok"]) for k, b in s["per_protocol"].items()} == {"dm": (2, 1), "lwm2m": (3, 1)}
+    assert s["sessions"] == 5 and s["ok"] == 2
