@@ -202,12 +202,17 @@ class Message:
 
 # -- encoding -----------------------------------------------------------------------------------
 
+MAX_EXTENDED = 269 + 0xFFFF  # 65804: the largest option delta or length §3.1 can code
+
+
 def _nibble(value: int) -> tuple[int, bytes]:
     """Return the 4-bit field and its extension bytes for an option delta or length (§3.1)."""
     if value < 13:
         return value, b""
     if value < 269:
         return 13, bytes([value - 13])
+    if value > MAX_EXTENDED:
+        raise ValueError(f"an option delta or length is at most {MAX_EXTENDED}, not {value}")
     return 14, (value - 269).to_bytes(2, "big")
 
 
@@ -233,12 +238,13 @@ def encode(msg: Message) -> bytes:
 
 # -- decoding -----------------------------------------------------------------------------------
 
-def _extended(data: bytes, at: int, nibble: int, what: str) -> tuple[int, int]:
-    """Return (value, next offset) of an option delta or length nibble and its extension (§3.1)."""
+def _extended(data: bytes, at: int, nibble: int, what: str, head: int) -> tuple[int, int]:
+    """Return (value, next offset) of an option delta or length nibble and its extension (§3.1);
+    ``head`` is the offset of the option's first byte, where a reserved nibble is reported."""
     if nibble < 13:
         return nibble, at
     if nibble == 15:
-        raise DecodeError("coap", at - 1, f"option {what} nibble 15 outside the payload marker",
+        raise DecodeError("coap", head, f"option {what} nibble 15 outside the payload marker",
                           "0-14 (RFC 7252 §3.1: 15 is reserved)")
     size = 1 if nibble == 13 else 2
     if at + size > len(data):
@@ -252,9 +258,9 @@ def _options(data: bytes, at: int) -> tuple[tuple[tuple[int, bytes], ...], int]:
     number = 0
     end = len(data)
     while at < end and data[at] != PAYLOAD_MARKER:
-        head = data[at]
-        delta, at = _extended(data, at + 1, head >> 4, "delta")
-        length, at = _extended(data, at, head & 0x0F, "length")
+        head = at
+        delta, at = _extended(data, at + 1, data[head] >> 4, "delta", head)
+        length, at = _extended(data, at, data[head] & 0x0F, "length", head)
         if at + length > end:
             raise DecodeError("coap", at, f"option {number + delta} value of {length} bytes runs past the end",
                               f"at most {end - at} bytes")
