@@ -19,6 +19,7 @@ from __future__ import annotations
 from dmsim.cards import filesystem, uicc_files
 
 INS_NAMES = {
+    0x4C: "LWM2M PROTECT",  # proprietary class, cards/lwm2m_applet.py
     0xA4: "SELECT", 0xF2: "STATUS", 0xB0: "READ BINARY", 0xD6: "UPDATE BINARY", 0xB2: "READ RECORD",
     0xDC: "UPDATE RECORD", 0xA2: "SEARCH RECORD", 0x32: "INCREASE", 0xCB: "RETRIEVE DATA", 0xDB: "SET DATA",
     0x20: "VERIFY", 0x24: "CHANGE PIN", 0x26: "DISABLE PIN", 0x28: "ENABLE PIN", 0x2C: "UNBLOCK PIN",

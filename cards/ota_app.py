@@ -9,6 +9,8 @@ secured packets of ETSI TS 102 225 / 3GPP TS 31.115 run as remote file managemen
    answer 6A80.
 2. An SMS whose TP-PID is not 7F ((U)SIM data download) or whose UDH has no command packet
    identifier (IEI 70) is acknowledged with 90 00 and no data: no toolkit application listens.
+   A command packet whose TAR is in BF FF 00 - BF FF FF goes to the LwM2M applet
+   (lwm2m_applet.py, seed 004 §7.3) instead of the steps below: never run as a script, no PoR.
 3. The TP-UD after the UDH is decoded as a command packet (scp80.decode_command) with the
    profile's OTA keyset of its TAR. A header too short or inconsistent to name a TAR gets no
    PoR (90 00, no data). A refused packet (unknown TAR 09, below the minimum security level
@@ -71,7 +73,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from dmsim.cards import proactive
+from dmsim.cards import lwm2m_applet, proactive
 from dmsim.cards import sw as SW
 from dmsim.cards.apdu import CommandApdu, split_response
 from dmsim.cards.envelope import CLA_CAT, DEVICE_UICC, INS_ENVELOPE, SmsPpDownload, parse_envelope
@@ -143,6 +145,10 @@ def envelope(card: Uicc, channel: Channel, cmd: CommandApdu) -> Reply:
     if download.pid != PID_USIM_DATA_DOWNLOAD or not download.is_command_packet:
         card.state[STATE_LAST] = OtaOutcome(error="not a secured command packet")
         return Reply()
+    tar = lwm2m_applet.packet_tar(download.user_data)
+    if lwm2m_applet.is_lwm2m_tar(tar):
+        card.state[STATE_LAST] = OtaOutcome(tar=tar, error="for the LwM2M applet")
+        return lwm2m_applet.sms_pp_download(card, download)
     outcome = run_command_packet(card, download.user_data)
     pending = _queue_por(card, download, outcome.por) if outcome.por_via_submit else None
     if pending is None:
