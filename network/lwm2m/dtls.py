@@ -79,7 +79,17 @@ state would reuse record sequence numbers, i.e. AES-CCM/GCM nonces: the blob car
 number (bound as associated data) and ``resume`` accepts only the generation the caller expects,
 which the caller keeps in rollback-protected storage and increments at each suspend. Mbed TLS
 cannot save a context whose handshake data is still held (a server keeps its last flight until
-the client's first application record), so ``suspend`` raises ProtocolError then.
+the client's first application record), so ``suspend`` raises ProtocolError then. Mbed TLS 2.28
+saves AEAD-suite associations only (CCM, GCM: ``mbedtls_ssl_context_save`` refuses the CBC
+suites), so an association on a CBC suite cannot be suspended either (ProtocolError, checked before
+Mbed TLS is asked): the low-entropy bootstrap's ECDHE-PSK-AES128-CBC-SHA256 is one, which costs
+nothing in LwM2M since the bootstrap association is closed after Bootstrap-Finish; the server
+accounts the bootstrap server writes use the CCM_8 suites, which can sleep.
+
+ECDHE curve: python-mbedtls 2.10 has no binding for ``mbedtls_ssl_conf_curves`` and Mbed TLS 2.28
+prefers its largest curve, so the ECDHE suites between two dmsim endpoints run on secp521r1 (a peer
+that offers only secp256r1, as RFC 7252 §9.1.3.2 devices do, gets secp256r1; ``bench/lwm2m.py``
+reports the curve of each handshake). Curves below 256 bits are refused (alert 71).
 
 Choices where the specs are silent: DTLS 1.2 only (DTLS 1.0 refused); MTU 1232 (IPv6 minimum 1280
 minus IPv6 and UDP headers); the cookie gate drops everything from a new address when
@@ -125,6 +135,7 @@ _HANDSHAKE_STEPS = 64  # do_handshake() calls per input, far above the states of
 _READ_CHUNK = 1 << 14
 _WINDOW = 64  # RFC 6347 §4.1.2.6
 _SEAL_MAGIC = b"DMSIM-DTLS-1"
+_AEAD_ENDINGS = ("_CCM", "_CCM_8", "_GCM_SHA256", "_GCM_SHA384")  # suites Mbed TLS can save (suspend)
 _ERR_PEER_CLOSE_NOTIFY = -0x7880
 _ERR_FATAL_ALERT = -0x7780
 
@@ -702,6 +713,8 @@ class DtlsEndpoint:
         dead afterwards. ProtocolError when it is not open or Mbed TLS cannot save it yet."""
         if self.state != "open":
             raise ProtocolError(f"DTLS suspend in state {self.state}")
+        if self.suite is not None and not self.suite.iana.endswith(_AEAD_ENDINGS):
+            raise ProtocolError(f"Mbed TLS saves AEAD-suite associations only, not {self.suite.iana}")
         if len(nonce) != 12:
             raise ScenarioError(f"nonce of {len(nonce)} bytes", path="dtls.suspend", expected="12 bytes")
         aead = _aead(storage_key)

@@ -231,6 +231,14 @@ def test_a_sealed_association_refuses_rollback_tampering_and_the_wrong_key():
     assert dtls.DtlsEndpoint.resume(config, sealed, STORAGE_KEY, generation=7).state == "open"
 
 
+def test_a_cbc_suite_association_cannot_be_suspended_and_stays_open():
+    link = handshake(dtls.psk_client_config(LOW.identity, LOW.key, entropy="low"), psk_server(l=LOW, h=HIGH))
+    open_link(link)
+    with pytest.raises(ProtocolError, match="AEAD"):
+        link.client.suspend(STORAGE_KEY, b"\x03" * 12, generation=1)
+    assert link.client.state == "open"
+
+
 def test_a_server_still_holding_its_last_flight_cannot_suspend():
     link = handshake(dtls.psk_client_config(HIGH.identity, KEY, entropy="high"), psk_server(h=HIGH))
     with pytest.raises(ProtocolError):
