@@ -7,14 +7,21 @@ Sources, in the order printed:
 * seed 000, the CR "Security for DM Session" (§9.2, TLS), whose Change 4 adds its own SCR tables
   B.1.1/B.2.1, ``source`` ``"seed 000"``. Its item ids reuse numbers of Appendix B with other
   meanings (e.g. DM-SEC-C-005-O), so a row is identified by (source, side, item), never by the
-  item alone. Seeds 001 and 004 change clause text but add or change no SCR item;
+  item alone. Seed 001 changes clause text but adds or changes no SCR item;
 * seed 002, the CR on message security (§5.3-§5.5, §5.9), ``source`` ``"seed 002"``. It has no
   SCR table either; its rows are dmsim's own, one per mechanism and side, named
   ``SEED-002-<C|S>-<n>-<M|O>`` (M where the CR's §2 says "support will be required": §5.4 and
   §5.5; O for §5.9, which leaves the technique open), so that the mechanisms it adds are listed
   with their tests like the SCR items;
 * 003 §5.10.2.4 (3GPP_GBA) and Appendix C, ``source`` ``"003 §5.10.2.4"``: Appendix B has no item
-  for the GBA Push bootstrap, so its rows are dmsim's own too, ``GBA-PUSH-<C|S>-<n>-O``.
+  for the GBA Push bootstrap, so its rows are dmsim's own too, ``GBA-PUSH-<C|S>-<n>-O``;
+* seed 004, the LwM2M CR on channel security (§7.1 DTLS and the secure bootstrap methods, §7.3
+  SMS payload security, D.1 the Security object, D.1.3 unbootstrapping), ``source``
+  ``"seed 004"``. It has no SCR table either: its rows are dmsim's own, one per rule and side,
+  ``SEED-004-<C|S>-<n>-<M|O>`` (C the LwM2M Client; S the LwM2M Server and Bootstrap Server; M
+  for the seed's MUST/SHALL/MUST NOT, O for SHOULD/MAY and for each of the three bootstrap
+  methods on the client, which MUST support one of them). A rule keeps its number on both
+  sides; a number missing on one side is a rule of the other side only.
 
 Each row is data (:class:`Scr`): update ``supported``/``evidence``/``note`` when a test lands.
 ``supported`` is ``yes`` only when a test exercises the mechanism; ``partial`` when a test covers
@@ -49,6 +56,7 @@ import click
 YES, PARTIAL, NO = "yes", "partial", "no"
 SPEC_003, SEED_000, SEED_002 = "003", "seed 000", "seed 002"
 SPEC_GBA = "003 §5.10.2.4"
+SEED_004 = "seed 004"
 
 _SESSION = "tests/devices/test_dm_session.py::"
 _SEC = "tests/network/test_dm_security.py::"
@@ -185,6 +193,287 @@ def _seed_002(side: str, peer: str) -> tuple[Scr, ...]:
             "network/dm/mo_encryption.py: the server Adds an XML-Encryption (AES-256-GCM) value that stays "
             "encrypted in the device's tree and decrypts it when read back; no scenario key drives it yet"),
     )
+
+
+_DTLS = "tests/network/lwm2m/test_dtls.py::"
+_DOSSL = "tests/network/lwm2m/test_dtls_openssl.py::"
+_DPOL = "tests/network/lwm2m/test_dtls_policy.py::"
+_SMSSEC = "tests/network/lwm2m/test_sms_security.py::"
+_SMSB = "tests/network/lwm2m/test_sms_binding.py::"
+_OBJ = "tests/network/lwm2m/test_objects.py::"
+_BSS = "tests/network/lwm2m/test_bootstrap_server.py::"
+_LSRV = "tests/network/lwm2m/test_server.py::"
+_LCL = "tests/devices/test_lwm2m_client.py::"
+_LSTORE = "tests/devices/test_lwm2m_store.py::"
+_LUNB = "tests/devices/test_lwm2m_unbootstrap.py::"
+_UICC = "tests/devices/test_lwm2m_sms_uicc.py::"
+_APPLET = "tests/cards/test_lwm2m_applet.py::"
+_LCONV = "tests/devices/test_lwm2m_conversation.py::test_bootstrap_register_read_deregister"
+_HOSTILE = _SMSB + "test_hostile_sms_is_discarded_silently"
+_BROKEN = _SMSSEC + "test_each_broken_rule_is_refused"
+_DISCARDS = (_HOSTILE, _SMSB + "test_a_tampered_octet_of_the_user_data_is_discarded",
+             _SMSSEC + "test_a_tampered_octet_anywhere_is_discarded",
+             _SMSSEC + "test_unexpected_parameters_or_keys_are_discarded")
+_RPK_IN_A_CERTIFICATE = (
+    "partial: python-mbedtls 2.10 has no RFC 7250 raw public keys, so in RPK mode each side's P-256 key travels in "
+    "a minimal self-signed carrier certificate and the peer is authenticated by pinning its SubjectPublicKeyInfo (a "
+    "peer that insists on RFC 7250 cert_type will not interoperate); certificate mode validates the chain (and pins "
+    "the \"Server Public Key\" certificate when set); ECDHE-ECDSA CCM_8/GCM suites, P-256 keys only")
+_BS_SMS_UNCHECKED = (
+    "; partial: the bootstrap server core checks a plan's SMS resources for their sizes only (objects.check_instance), "
+    "not against these rules, so it would provision a keyset the binding then refuses (the plan of "
+    "tests/network/lwm2m/test_bootstrap_server.py has KIc 0x15, two-key 3DES, and TAR 00 00 bf)")
+
+
+def _seed_004(side: str) -> tuple[Scr, ...]:
+    """Return dmsim's rows for seed 004 (LwM2M channel security) on ``side``: C the LwM2M Client,
+    S the LwM2M Server and Bootstrap Server; a rule of one side only has no row on the other."""
+    client = side == "C"
+    item = lambda n, status: f"SEED-004-{side}-{n:03d}-{status}"  # noqa: E731
+    pick = lambda for_client, for_server: for_client if client else for_server  # noqa: E731
+    method = "O" if client else "M"  # the client MUST support one of methods 1-3, a bootstrap server all
+    both = [
+        Scr(item(1, "M"), "DTLS 1.2 secures the UDP channel (RFC 6347, the DTLS binding of CoAP)", "7.1", PARTIAL,
+            (_DTLS + "test_psk_high_entropy_runs_ccm8_and_carries_data_both_ways",
+             _DTLS + "test_an_application_record_replayed_is_delivered_once",
+             _DTLS + "test_a_forged_application_record_neither_delivers_nor_moves_the_window",
+             _DTLS + "test_rewritten_client_hello_suite_list_fails_the_finished_check")
+            + pick((_DOSSL + "test_dmsim_client_with_openssl_s_server",),
+                   (_DOSSL + "test_openssl_s_client_with_dmsim_server",
+                    _DTLS + "test_a_cookie_is_bound_to_the_address_it_was_issued_to")),
+            "network/lwm2m/dtls.py: sans-IO DTLS 1.2 endpoints over Mbed TLS (PSK, RPK, certificate; DTLS 1.0 "
+            "refused), checked against openssl s_server/s_client; partial: no test yet carries the LwM2M exchanges "
+            "themselves (bootstrap, registration, DM) over these endpoints: the cores take the identity a channel "
+            "authenticated from their driver"),
+        Scr(item(2, "M"), "The keying material of a Security object instance secures the channel to its server: a "
+            "server's for registration, DM and reporting, the bootstrap server's for bootstrap", "7.1, D.1.1", PARTIAL,
+            pick((_LCONV, _DPOL + "test_public_key_forms_round_trip", _DPOL + "test_private_key_forms",
+                  _DPOL + "test_psk_credential_checks_identity_and_key",
+                  _DTLS + "test_certificate_mode_client_pins_the_server_certificate_resource"),
+                 (_BSS + "test_an_endpoint_name_that_is_not_the_authenticated_identity_s_gets_nothing",
+                  _LSRV + "test_register_from_another_identity_is_refused_and_changes_nothing",
+                  _LSRV + "test_update_and_deregister_only_from_the_registered_identity", _LCONV)),
+            pick("Lwm2mClient.account(ssid) and bootstrap_account() hand the driver the instance of each channel; the "
+                 "DTLS configs take the D.1.1 forms (PSK identity UTF-8 of up to 128 bytes, D.1.1.1's minimum, and its "
+                 "key; P-256 public keys "
+                 "as SubjectPublicKeyInfo, SEC1 or X||Y, private keys as a 32-byte scalar or PKCS#8; DER "
+                 "certificates); partial: no test yet opens the DTLS session from the instance a bootstrap wrote",
+                 "the bootstrap server serves an endpoint's plan only to the identity the plan names (4.03 otherwise) "
+                 "and writes each server's keying material in its Security instance; the LwM2M Server registers, "
+                 "updates and de-registers an endpoint only from its identity; partial: the identities come from the "
+                 "driver, and no test yet fills the DTLS server's PSK store from the plans")),
+        Scr(item(3, method), "Secure bootstrap method 1: a strong (high-entropy) pre-shared secret with the PSK "
+            "cipher suites", "7.1", YES,
+            pick((_DTLS + "test_psk_high_entropy_runs_ccm8_and_carries_data_both_ways",
+                  _DTLS + "test_psk_high_entropy_client_offers_only_the_lwm2m_psk_suites",
+                  _DOSSL + "test_dmsim_client_with_openssl_s_server[PSK-AES128-CCM8-high-TLS_PSK_WITH_AES_128_CCM_8]",
+                  _DOSSL + "test_dmsim_client_with_openssl_s_server"
+                           "[PSK-AES128-CBC-SHA256-high-TLS_PSK_WITH_AES_128_CBC_SHA256]"),
+                 (_DTLS + "test_server_accepts_high_entropy_identity_on_the_suite_refused_to_a_low_one",
+                  _DOSSL + "test_openssl_s_client_with_dmsim_server[PSK-AES128-CCM8-TLS_PSK_WITH_AES_128_CCM_8]",
+                  _DPOL + "test_client_suites_follow_the_entropy")),
+            pick("a PSK declared high-entropy (16 bytes or more) offers TLS_PSK_WITH_AES_128_CCM_8 and "
+                 "TLS_PSK_WITH_AES_128_CBC_SHA256; the client MUST support one of the three methods, dmsim supports "
+                 "all three (C-003, C-005, C-006)",
+                 "DtlsServer serves both PSK suites to a high-entropy identity; M: a bootstrap server SHALL support "
+                 "all three methods (S-008)")),
+        Scr(item(4, "M"), "The PSK cipher suites MUST NOT be used with only a low-entropy pre-shared secret", "7.1",
+            YES,
+            pick((_DTLS + "test_low_entropy_client_offers_only_ecdhe_psk",
+                  _DOSSL + "test_dmsim_low_entropy_client_cannot_be_served_a_plain_psk_suite_by_openssl",
+                  _DPOL + "test_entropy_classification", _DPOL + "test_entropy_must_be_declared"),
+                 (_DTLS + "test_server_refuses_low_entropy_identity_on_forbidden_suite",
+                  _DTLS + "test_a_short_key_stored_as_high_entropy_is_still_refused_on_ccm8",
+                  _DOSSL + "test_dmsim_server_refuses_openssl_low_entropy_identity_on_ccm8",
+                  _DPOL + "test_low_entropy_refused_on_plain_psk_suites")),
+            pick("each PSK declares its entropy (no default) and a key under 16 bytes counts as low whatever was "
+                 "declared (network/lwm2m/dtls_policy.py); a low-entropy client offers ECDHE-PSK only",
+                 "the server reads the identity in the ClientKeyExchange and refuses a low-entropy one on any suite "
+                 "but ECDHE-PSK with a fatal insufficient_security alert (71), openssl s_client included")),
+        Scr(item(5, method), "Secure bootstrap method 2: a temporary low-entropy pre-shared secret with "
+            "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 (RFC 5489)", "7.1", YES,
+            pick((_DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
+                  _DOSSL + "test_dmsim_client_with_openssl_s_server"
+                           "[ECDHE-PSK-AES128-CBC-SHA256-low-TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256]"),
+                 (_DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
+                  _DOSSL + "test_openssl_s_client_with_dmsim_server"
+                           "[ECDHE-PSK-AES128-CBC-SHA256-TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256]",
+                  _DPOL + "test_low_entropy_allowed_on_ecdhe_psk_and_irrelevant_without_psk")),
+            pick("a PIN, password or serial number is declared low-entropy and runs on ECDHE-PSK, also against "
+                 "openssl s_server",
+                 "ECDHE-PSK is the server's first choice, so a low-entropy client that offers it beside a PSK suite "
+                 "is never steered onto the forbidden one")),
+        Scr(item(6, method), "Secure bootstrap method 3: raw public key or X.509 certificate", "7.1, D.1.1.2, D.1.1.3",
+            PARTIAL,
+            pick((_DTLS + "test_rpk_mode_authenticates_both_keys_by_pinning",
+                  _DTLS + "test_rpk_client_refuses_a_server_key_that_is_not_the_pinned_one",
+                  _DTLS + "test_certificate_mode_binds_the_device_identity",
+                  _DTLS + "test_certificate_mode_client_pins_the_server_certificate_resource",
+                  _DTLS + "test_configs_refuse_keys_that_are_not_p256",
+                  _DPOL + "test_rpk_carrier_certificate_holds_only_the_key_and_is_deterministic"),
+                 (_DTLS + "test_rpk_mode_authenticates_both_keys_by_pinning",
+                  _DTLS + "test_rpk_server_refuses_an_unregistered_client_key",
+                  _DTLS + "test_certificate_mode_binds_the_device_identity",
+                  _DTLS + "test_certificate_mode_refuses_a_client_of_another_ca")),
+            _RPK_IN_A_CERTIFICATE),
+        Scr(item(7, "M"), "The LwM2M client uses a key pair unique to it", "7.1", pick(NO, PARTIAL),
+            pick((), (_DPOL + "test_key_registry_refuses_a_key_of_another_endpoint_in_any_form",
+                      _DPOL + "test_key_registry_reads_certificates_and_is_bounded")),
+            pick("the client core takes its key pair from its configuration and cannot see another client's; the "
+                 "bootstrap server side refuses a key bound to another endpoint (S-007)",
+                 "dtls_policy.KeyRegistry binds each public key (in any D.1.1 form, or a certificate's) to one "
+                 "endpoint name and refuses it to another, bounded; partial: the BootstrapServer core does not "
+                 "consult it (its driver must), and no test provisions RPK or certificate clients through it")),
+        Scr(item(9, "O"), "Keep the DTLS session across sleep cycles, its keys and counters in encrypted and "
+            "integrity-protected storage", "7.1", PARTIAL,
+            pick((_DTLS + "test_suspended_association_resumes_without_any_handshake",
+                  _DTLS + "test_a_sealed_association_refuses_rollback_tampering_and_the_wrong_key",
+                  _DTLS + "test_a_cbc_suite_association_cannot_be_suspended_and_stays_open"),
+                 (_DTLS + "test_a_server_still_holding_its_last_flight_cannot_suspend",
+                  _DTLS + "test_suspended_association_resumes_without_any_handshake")),
+            "the association (keys, epoch, record counters, replay window) is saved by Mbed TLS, sealed with "
+            "AES-GCM under a storage key, bound to a generation number against rollback, and resumed with no "
+            "handshake at all; partial: it is not an abbreviated handshake (python-mbedtls 2.10 has no session "
+            "cache nor tickets), Mbed TLS saves associations on an AEAD suite only (CCM_8, GCM: not a CBC one, "
+            "so not ECDHE-PSK of method 2), and how long a session is kept is the driver's choice"),
+        Scr(item(10, "M"), "SMS payload security (the Secured Packet Structure of ETSI TS 102 225) is applied when "
+            "the SMS binding is used", "7.3", PARTIAL,
+            (_SMSB + "test_round_trip", _SMSB + "test_the_user_data_starts_with_the_command_packet_identifier",
+             _SMSB + "test_each_direction_has_its_own_counter", _SMSB + "test_one_sms_per_message",
+             _HOSTILE + "[concatenated]",
+             _SMSB + pick("test_pycrate_reads_our_sms_deliver", "test_pycrate_reads_our_sms_submit")),
+            "network/lwm2m/sms_binding.py has no unsecured mode: each CoAP message is one command packet (the shared "
+            "SCP80 codec) in one SMS, SMS-DELIVER from the server, SMS-SUBMIT from the client, each direction with "
+            "its own counter; partial: concatenated secured SMS are refused, so a CoAP message holds at most 98 "
+            "octets (AES) or 106 (3DES), and no test yet drives the LwM2M client or server over the binding"),
+        Scr(item(11, "M"), "Security terminated on the device: class 1 SMS, TP-PID 111101 (ME data download), TAR "
+            "in BF FF 00 - BF FF FF", "7.3", pick(YES, PARTIAL),
+            (_HOSTILE + "[pid-uicc-on-device]", _HOSTILE + "[pid-default]", _HOSTILE + "[class-2]",
+             _SMSB + "test_termination_settings", _SMSB + "test_other_codings_of_the_class_are_accepted",
+             _SMSSEC + "test_tar_range_bounds_are_allowed", _BROKEN + "[tar-below]", _BROKEN + "[tar-above]",
+             _BROKEN + "[tar-ota]"),
+            "sent as TP-DCS F5 with TP-PID 7D; any 8-bit class 1 coding (15, 55, F5) is taken, any other TP-PID or "
+            "class discarded; a TAR outside the range is refused in the configuration"
+            + pick("", _BS_SMS_UNCHECKED)),
+        Scr(item(12, "O"), "Security terminated on the smartcard: class 2 SMS, TP-PID 111111 (USIM data download); "
+            "the client passes SMS to the smartcard", "7.3", YES,
+            pick((_UICC + "test_not_given_to_the_card", _UICC + "test_server_to_card_to_client",
+                  _UICC + "test_client_to_card_to_server",
+                  _APPLET + "test_pid_7f_in_class_1_is_discarded_by_the_applet",
+                  _APPLET + "test_mt_plaintext_in_the_envelope_answer"),
+                 (_SMSB + "test_round_trip[Direction.MT-Termination.UICC-aes128]",
+                  _SMSB + "test_round_trip[Direction.MO-Termination.UICC-3des3]", _SMSB + "test_termination_settings",
+                  _UICC + "test_client_to_card_to_server",
+                  _UICC + "test_mo_packets_out_of_order_are_refused_by_the_server")),
+            pick("the ME gives a class 2, TP-PID 7F SMS with an LwM2M TAR to the card's LwM2M applet in the SMS-PP "
+                 "download ENVELOPE and takes the CoAP message from its answer; the card secures the client's "
+                 "messages (LWM2M PROTECT, dmsim's own command: NOTE2 leaves the ME-card exchange open)",
+                 "the server sends TP-DCS F6 with TP-PID 7F to a client whose security ends on its UICC and checks "
+                 "the card's packets like any other")),
+        Scr(item(13, "M"), "Single DES SHALL NOT be used", "7.3", pick(YES, PARTIAL),
+            (_BROKEN + "[kic-single-des-cbc]", _BROKEN + "[kic-single-des-ecb]", _BROKEN + "[kid-single-des]",
+             _SMSSEC + "test_unexpected_parameters_or_keys_are_discarded[des]",
+             _SMSSEC + "test_unexpected_parameters_or_keys_are_discarded[des-kid]", _HOSTILE + "[single-des]",
+             _SMSB + "test_sender_and_receiver_refuse_a_configuration_breaking_a_rule"),
+            "KIc 0x?1/0x?D and KID 0x?1 are refused in the configuration of sender and receiver, and a received "
+            "packet naming them is discarded" + pick("", _BS_SMS_UNCHECKED)),
+        Scr(item(14, "M"), "AES or Triple DES with three different keys SHALL be used", "7.3", pick(YES, PARTIAL),
+            (_SMSSEC + "test_allowed_pairs_break_no_rule", _BROKEN + "[kic-3des-2key]", _BROKEN + "[kid-3des-2key]",
+             _BROKEN + "[3des-k1-k2]", _BROKEN + "[3des-parity-only]", _BROKEN + "[kic-implicit]",
+             _SMSSEC + "test_3des_3key_sp800_67_example",
+             _SMSSEC + "test_the_published_ota_keysets_are_refused_for_lwm2m",
+             _HOSTILE + "[3des-2key]"),
+            "AES (KIc/KID 0x?2) or 3DES with three keys (0x?9) only; two-key 3DES (0x?5), implicit and proprietary "
+            "codings refused, and the three DES keys of a 3DES key must differ (parity bits ignored)"
+            + pick("", _BS_SMS_UNCHECKED)),
+        Scr(item(15, "M"), "Where AES is used: CBC mode for encryption (KIc) and CMAC mode for integrity (KID)", "7.3",
+            pick(YES, PARTIAL),
+            (_BROKEN + "[kic-aes-not-cbc]", _BROKEN + "[kid-aes-not-cmac]", _SMSSEC + "test_aes_cmac_rfc4493_examples",
+             _SMSSEC + "test_aes_cbc_sp800_38a_f21", _SMSSEC + "test_protect_matches_an_independent_reading"),
+            "KIc 0x?2 AES-CBC and KID 0x?2 AES-CMAC (8-octet checksum), checked against RFC 4493 and SP 800-38A "
+            "and opened independently with cryptography; other AES modes refused. AES (SHOULD) is not forced: "
+            "3DES with three keys is taken too" + pick("", _BS_SMS_UNCHECKED)),
+        Scr(item(16, "O"), "SPI: cryptographic checksum, ciphering, process only if the counter is higher than the "
+            "RE's", "7.3", pick(YES, PARTIAL),
+            (_SMSSEC + "test_counter_must_be_higher", _SMSSEC + "test_only_a_verified_packet_gives_a_counter",
+             _BROKEN + "[spi-no-counter]", _BROKEN + "[spi-counter-one-higher]", _BROKEN + "[spi-not-ciphered]",
+             _BROKEN + "[spi-rc]", _SMSB + "test_replayed_sms_is_discarded", _HOSTILE + "[counter-not-higher]"),
+            "the first SPI octet must be 0x16: dmsim requires what the seed recommends; the RE moves only with a "
+            "verified packet; the second SPI octet is sent 00 (no PoR)" + pick("", _BS_SMS_UNCHECKED)),
+        Scr(item(17, "M"), "KIc, KID, SPI and TAR in the SMS Binding Key Parameters resource (6 bytes), the keys in "
+            "the SMS Binding Secret Keys resource (32-48 bytes)", "7.3, D.1, D.1.2", YES,
+            pick((_SMSSEC + "test_key_parameters_resource_layout", _SMSSEC + "test_key_parameters_refuse_other_lengths",
+                  _SMSSEC + "test_secret_keys_resource_is_kic_then_kid",
+                  _SMSSEC + "test_secret_keys_refuse_other_lengths", _OBJ + "test_bad_security_values_are_refused",
+                  _OBJ + "test_inconsistent_security_instances_are_refused"),
+                 (_BSS + "test_a_bootstrap_writes_the_plan_then_finishes", _BSS + "test_plans_are_checked_when_given",
+                  _SMSSEC + "test_secret_keys_encode_refuses_what_the_resource_cannot_hold")),
+            pick("KIc KID SPI TAR(3), KIc first: the seed's fields add up to 7 octets with a two-octet SPI, the "
+                 "resource size wins and the stored SPI is the first octet; the secret keys are the KIc key then "
+                 "the KID key, 16 + 16 or 24 + 24; the Security object takes 6 and 32-48 octets as the seed says, "
+                 "the binding reads only 32 or 48 (two keys of one size)",
+                 "the bootstrap server writes both resources in the Security instance (the client SHALL share KIc "
+                 "and KID with it) and refuses a plan whose sizes are wrong")),
+        Scr(item(18, "M"), "An SMS not protected with the stored parameters and keys is discarded, and no error "
+            "message is sent", "7.3", YES,
+            _DISCARDS + pick((_UICC + "test_forged_sms_gets_the_same_answer_as_a_replay",),
+                             (_SMSB + "test_arbitrary_bytes_never_raise_and_never_yield_data",)),
+            "a receiver returns a Discarded verdict, counted by reason, and never octets to send back"
+            + pick("; on the UICC a forged SMS and a replay get the same bare RP-ACK", "")),
+        Scr(item(21, "M"), "Short Server ID: set when Bootstrap-Server is false, 1-65535, the default 0 never used",
+            "D.1", YES,
+            pick((_OBJ + "test_short_server_id_must_be_set_for_a_server", _OBJ + "test_bad_security_values_are_refused",
+                  _OBJ + "test_bad_server_values", _LCL + "test_bootstrap_finish_checks_the_configuration"),
+                 (_BSS + "test_plans_are_checked_when_given", _OBJ + "test_short_server_id_must_be_set_for_a_server")),
+            pick("checked in each Security and Server instance at Bootstrap-Finish (4.06 otherwise), which also "
+                 "needs a Server instance with a Security instance of its Short Server ID",
+                 "a plan whose server Security instance has no Short Server ID is refused when given")),
+    ]
+    if client:
+        both += [
+            Scr(item(19, "M"), "The Security object is changed only by a bootstrap server and not accessible by any "
+                "other server", "D.1", YES,
+                (_LCL + "test_dm_server_cannot_change_object_0",
+                 _LCL + "test_dm_server_cannot_read_object_0_or_its_secrets",
+                 _LCL + "test_register_links_leave_out_object_0",
+                 _LCL + "test_bootstrap_write_from_a_dm_server_is_refused",
+                 _LCL + "test_bootstrap_write_from_the_bootstrap_server_is_taken",
+                 _LSTORE + "test_object_0_is_never_reachable_even_for_a_single_server",
+                 _LUNB + "test_a_dm_server_cannot_trigger_unbootstrapping"),
+                "a DM server's request on /0 gets 4.04 as if the object did not exist (it is not in the registered "
+                "links either) and changes nothing; Bootstrap-Write and -Delete come from the bootstrap channel "
+                "only. LwM2M smartcard provisioning, which the seed also allows, is not implemented"),
+            Scr(item(20, "M"), "Secret Key and SMS Binding Secret Keys are never readable by any server", "D.1", YES,
+                (_LCL + "test_bootstrap_server_cannot_read_even_secrets",
+                 _LCL + "test_dm_server_cannot_read_object_0_or_its_secrets", _LCONV,
+                 _OBJ + "test_security_object_uses_the_published_numbering_and_is_bootstrap_only",
+                 _SMSSEC + "test_secret_keys_resource_is_kic_then_kid"),
+                "/0/x/5 and /0/x/8 are never read back: DM servers cannot reach object 0 and the bootstrap server "
+                "gets 4.05 on any Read (LwM2M 1.0 has no Bootstrap-Read); the keys stay out of repr"),
+            Scr(item(22, "M"), "Unbootstrapping: a Bootstrap-Delete of a Security instance runs D.1.3 steps 1-5",
+                "D.1.3", YES,
+                (_LUNB + "test_bootstrap_delete_of_a_security_instance_unbootstraps_its_server",
+                 _LUNB + "test_with_two_servers_ownership_goes_to_the_other",
+                 _LUNB + "test_delete_all_unbootstraps_every_server_and_keeps_the_bootstrap_account",
+                 _LSTORE + "test_unbootstrap_follows_d13", _LSTORE + "test_new_owner_has_the_highest_write_plus_delete",
+                 _LSTORE + "test_device_instance_survives_step_1",
+                 _LSTORE + "test_an_acl_entry_of_a_server_the_client_no_longer_has_cannot_own"),
+                "steps 1-4 in ObjectStore.unbootstrap, step 5 the De-register sent when registered; ownership goes "
+                "to the highest Write+Delete, a tie to the lowest Short Server ID (the seed: any of them); an "
+                "instance no server is left to own is deleted; /3/0 survives step 1"),
+        ]
+    else:
+        both.append(
+            Scr(item(8, "M"), "A LwM2M Bootstrap Server supports all three secure bootstrap methods", "7.1", PARTIAL,
+                (_DTLS + "test_rpk_mode_authenticates_both_keys_by_pinning",
+                 _DTLS + "test_certificate_mode_binds_the_device_identity",
+                 _DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
+                 _DTLS + "test_server_accepts_high_entropy_identity_on_the_suite_refused_to_a_low_one",
+                 _BSS + "test_a_bootstrap_writes_the_plan_then_finishes"),
+                "DtlsServer serves PSK (high and low entropy), RPK and certificate mode and the BootstrapServer core "
+                "takes whichever identity the channel authenticated; partial: RPK is carried in a certificate (S-006) "
+                "and no test runs a bootstrap over DTLS in each mode"))
+    return tuple(sorted(both, key=lambda r: r.item))
 
 
 TABLE: tuple[Scr, ...] = (
@@ -434,12 +723,16 @@ TABLE: tuple[Scr, ...] = (
     *_table(SEED_002, "server", *_seed_002("S", "client")),
     *_table(SPEC_GBA, "client", *_gba("C")),
     *_table(SPEC_GBA, "server", *_gba("S")),
+    # --- seed 004 (LwM2M channel security): dmsim's rows, no SCR table in the CR -------------
+    *_table(SEED_004, "client", *_seed_004("C")),
+    *_table(SEED_004, "server", *_seed_004("S")),
 )
 
 
-def rows(side: str | None = None, table: tuple[Scr, ...] = TABLE) -> list[Scr]:
-    """Return the rows of ``table`` (all, or those of ``side`` "client"/"server") in spec order."""
-    return [r for r in table if side is None or r.side == side]
+def rows(side: str | None = None, table: tuple[Scr, ...] = TABLE, source: str | None = None) -> list[Scr]:
+    """Return the rows of ``table`` in spec order: all, or those of ``side`` ("client"/"server")
+    and of ``source`` (e.g. "seed 004")."""
+    return [r for r in table if (side is None or r.side == side) and (source is None or r.source == source)]
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -524,7 +817,8 @@ def check(table: tuple[Scr, ...] = TABLE, root: Path | None = None) -> list[str]
 
 _TITLES = {SPEC_003: "OMA-TS-DM_Security-V1_3 Appendix B", SEED_000: "seed 000 (CR Security for DM Session, §9.2) SCR",
            SEED_002: "seed 002 (CR Message Security, §5.3-§5.5, §5.9): dmsim's rows, the CR has no SCR table",
-           SPEC_GBA: "OMA-TS-DM_Security-V1_3 §5.10.2.4 (3GPP_GBA) and Appendix C: dmsim's rows, Appendix B has none"}
+           SPEC_GBA: "OMA-TS-DM_Security-V1_3 §5.10.2.4 (3GPP_GBA) and Appendix C: dmsim's rows, Appendix B has none",
+           SEED_004: "seed 004 (CR LwM2M channel security, §7.1, §7.3, D.1): dmsim's rows, the CR has no SCR table"}
 
 
 def format_table(selected: list[Scr]) -> str:
@@ -555,7 +849,8 @@ def format_table(selected: list[Scr]) -> str:
 
 @click.command("conformance")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects, one per item.")
-@click.option("--side", type=click.Choice(["client", "server"]), help="Only the DM Client or the DM Server items.")
+@click.option("--side", type=click.Choice(["client", "server"]),
+              help="Only the client (DM or LwM2M) or the server items.")
 @click.option("--check", "do_check", is_flag=True,
               help="Verify every evidence node id names a test (exit 1 listing those that do not).")
 @click.option("--knockouts", "do_knockouts", is_flag=True,
@@ -565,18 +860,23 @@ def format_table(selected: list[Scr]) -> str:
                    "a yes row without a knockout. Runs pytest, one process per row (1.5-2.5 minutes on 2 cores).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="With --knockouts: pytest processes run at once (default: the number of CPUs).")
+@click.option("--source", type=click.Choice(list(dict.fromkeys(r.source for r in TABLE))),
+              help="Only the rows of one source (e.g. 'seed 004'); with --knockouts, only theirs are run.")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Checkout whose tests/ the evidence names (default: this one).")
 def conformance(as_json: bool, side: str | None, do_check: bool, do_knockouts: bool, jobs: int | None,
-                root: Path | None) -> None:
-    """Print the SCR items of OMA-TS-DM_Security Appendix B and seed 000: supported or not, and the test that shows it.
+                source: str | None, root: Path | None) -> None:
+    """Print the SCR items of OMA-TS-DM_Security Appendix B and seed 000, and dmsim's own rows for seeds 002 and 004
+    (LwM2M) and §5.10.2.4: supported or not, and the test that shows it.
 
     \b
     dmsim conformance --check               cited tests exist, Requirement columns hold
     dmsim conformance --check --knockouts   and each row's tests fail when its mechanism is knocked out
                                             (the knockouts: sim/cli/knockouts.py)
+    dmsim conformance --source "seed 004" --check --knockouts
+                                            the same for one source's rows only
     """
-    selected = rows(side)
+    selected = rows(side, source=source)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in selected], indent=1))
     else:

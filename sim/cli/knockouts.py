@@ -437,11 +437,219 @@ def _host_skips_r_mac(original):
     return unwrap
 
 
+# --- LwM2M (seed 004) ---------------------------------------------------------------------------
+
+def _dtls_send_in_clear(original):
+    """DtlsEndpoint.send that queues the application data as a bare datagram, outside DTLS."""
+    def send(self, data):
+        if self.state != "open":
+            return original(self, data)
+        self._queue.append(bytes(data))
+    return send
+
+
+def _account_is_bootstrap_account(original):
+    """Lwm2mClient.account that answers the bootstrap server's Security instance for every server."""
+    return lambda self, ssid: self.bootstrap_account()
+
+
+def _policy_suites(names: tuple[str, ...]) -> tuple:
+    """The suites of the named :mod:`dtls_policy` lists, in order."""
+    from dmsim.network.lwm2m import dtls_policy
+    return tuple(suite for name in names for suite in getattr(dtls_policy, name))
+
+
+def _psk_suites_offered(*, low: tuple[str, ...], high: tuple[str, ...]):
+    """Wrap dtls_policy.client_suites: in PSK mode a client offers the suites of the named
+    dtls_policy lists, ``low`` for a low-entropy credential, ``high`` for a high one."""
+    def factory(original):
+        def client_suites(mode, entropy=None):
+            from dmsim.network.lwm2m.dtls_policy import LOW, SecurityMode
+            suites = original(mode, entropy)
+            if mode != SecurityMode.PSK:
+                return suites
+            return _policy_suites(low if entropy == LOW else high)
+        return client_suites
+    return factory
+
+
+def _psk_suites_served(*names: str):
+    """Wrap dtls_policy.server_suites: in PSK mode a server serves the suites of the named lists."""
+    def factory(original):
+        def server_suites(mode):
+            from dmsim.network.lwm2m.dtls_policy import SecurityMode
+            return _policy_suites(names) if mode == SecurityMode.PSK else original(mode)
+        return server_suites
+    return factory
+
+
+def _peer_key_unchecked(*, on_server: bool):
+    """DtlsEndpoint._check_peer_certificate that checks nothing on the server (``on_server``) or the
+    client side: no pinning, no P-256 check, no configured server certificate."""
+    def factory(original):
+        def _check_peer_certificate(self, der):
+            if self.config.server == on_server:
+                return None
+            return original(self, der)
+        return _check_peer_certificate
+    return factory
+
+
+def _registry_allows_reuse(original):
+    """KeyRegistry.claim that lets a key bound to one endpoint be claimed by another."""
+    def claim(self, endpoint_name, public_key):
+        return original(self, self.owner(public_key) or endpoint_name, public_key)
+    return claim
+
+
+def _rpk_not_served(original):
+    """dtls.rpk_server_config that refuses to build an RPK-mode server."""
+    def rpk_server_config(*args, **kwargs):
+        from dmsim.base.errors import ScenarioError
+        raise ScenarioError("RPK mode is not served", path="security.mode", expected="PSK or Certificate")
+    return rpk_server_config
+
+
+def _dtls_never_resumes(original):
+    """DtlsEndpoint.resume that refuses every sealed association (a full handshake after each sleep)."""
+    def resume(cls, *args, **kwargs):
+        from dmsim.base.errors import ProtocolError
+        raise ProtocolError("no sealed association is ever resumed")
+    return classmethod(resume)
+
+
+def _dtls_server_never_suspends(original):
+    """DtlsEndpoint.suspend that a server endpoint refuses (it cannot keep its side across the
+    client's sleep)."""
+    def suspend(self, *args, **kwargs):
+        if not self.config.server:
+            return original(self, *args, **kwargs)
+        from dmsim.base.errors import ProtocolError
+        raise ProtocolError("the server cannot save its association")
+    return suspend
+
+
+def _envelope_any_pid_and_class(original):
+    """SmsBindingReceiver._envelope_verdict that takes any TP-PID and TP-DCS (the UDH checks stay)."""
+    def _envelope_verdict(self, pid, dcs, ies):
+        return original(self, self.termination.pid, self.termination.dcs, ies)
+    return _envelope_verdict
+
+
+def _uicc_sent_as_device(original):
+    """SmsBindingSender.__init__ that sends with the device termination (class 1, TP-PID 7D) when
+    asked for the UICC one."""
+    def __init__(self, params, keys, termination, *args, **kwargs):
+        from dmsim.network.lwm2m.sms_binding import Termination
+        if termination is Termination.UICC:
+            termination = Termination.DEVICE
+        original(self, params, keys, termination, *args, **kwargs)
+    return __init__
+
+
+def _sms_algorithm_allowed(reason_name: str):
+    """Wrap sms_security.algorithm_reason: a KIc/KID coding it refuses for ``reason_name`` (a
+    ``Reason`` member) is allowed (its key length is still checked)."""
+    def factory(original):
+        def algorithm_reason(octet, *, kid):
+            from dmsim.network.lwm2m.sms_security import Reason
+            reason = original(octet, kid=kid)
+            return None if reason is Reason[reason_name] else reason
+        return algorithm_reason
+    return factory
+
+
+def _counter_equal_accepted(original):
+    """sms_security.counter_verdict that takes a counter equal to the RE's (a replay)."""
+    def counter_verdict(cntr, stored, data):
+        return original(cntr, stored - 1 if cntr == stored and stored > 0 else stored, data)
+    return counter_verdict
+
+
+def _sms_sizes_unchecked(original):
+    """objects._range_error that takes any size for the SMS Binding Key Parameters and Secret Keys."""
+    def _range_error(oid, rid, value):
+        from dmsim.network.lwm2m.objects import Sec
+        if oid == 0 and rid in (Sec.SMS_KEY_PARAMETERS, Sec.SMS_SECRET_KEYS):
+            return None
+        return original(oid, rid, value)
+    return _range_error
+
+
+def _bad_sms_taken(original):
+    """unprotect (as the SMS binding calls it) that takes a packet whose checksum or ciphering fails."""
+    def unprotect(params, keys, stored_counter, packet):
+        from dmsim.network.lwm2m.sms_security import Discarded, Reason, Unprotected
+        result = original(params, keys, stored_counter, packet)
+        if isinstance(result, Discarded) and result.reason in (Reason.BAD_MAC, Reason.CIPHERING):
+            return Unprotected(bytes(packet), stored_counter + 1)
+        return result
+    return unprotect
+
+
+def _object_0_open_to_dm_servers(original):
+    """Lwm2mClient._dm_op that routes a DM server's request on object 0 like one on any object (to
+    the store's rights and the resource definitions) instead of refusing it as bootstrap-only."""
+    def _dm_op(self, peer, msg, path):
+        from dmsim.network.coap.message import Code
+        if not path or path[0] != 0 or not isinstance(peer, int) or peer not in self.store.server_ssids():
+            return original(self, peer, msg, path)
+        route = {(Code.GET, len(path)): lambda: self._read(peer, msg, path),
+                 (Code.PUT, 2): lambda: self._write(peer, msg, path, replace=True),
+                 (Code.PUT, 3): lambda: self._write(peer, msg, path, replace=True),
+                 (Code.POST, 1): lambda: self._create(peer, msg, 0),
+                 (Code.POST, 2): lambda: self._write(peer, msg, path, replace=False),
+                 (Code.DELETE, 2): lambda: self._delete(peer, msg, path)}.get((msg.code, len(path)))
+        return route() if route else original(self, peer, msg, path)
+    return _dm_op
+
+
+def _bootstrap_read_with_secrets(original):
+    """Lwm2mClient._bootstrap_op that answers a Read from the bootstrap server with the stored
+    values, secrets included (LwM2M 1.1's Bootstrap-Read, unfiltered)."""
+    def _bootstrap_op(self, peer, msg, path):
+        from dmsim.network.coap.message import Code, ContentFormat
+        from dmsim.network.lwm2m import content
+        from dmsim.network.lwm2m.events import Send
+        if msg.code != Code.GET or not path:
+            return original(self, peer, msg, path)
+        oid, instance = path[0], self.store.get(path[0], path[1]) if len(path) > 1 else None
+        if len(path) == 1:
+            payload = content.encode_object(oid, self.store.instances(oid))
+        elif len(path) == 2:
+            payload = content.encode_instance(oid, instance or {})
+        else:
+            payload = content.encode_resource(oid, path[2], (instance or {}).get(path[2], b""))
+        return [Send(peer, self._reply(msg, Code.CONTENT, payload=payload,
+                                       content_format=ContentFormat.LWM2M_TLV))]
+    return _bootstrap_op
+
+
+def _short_server_id_optional(original):
+    """objects._check_security that lets a server's Security instance go without a Short Server ID."""
+    def _check_security(iid, r):
+        from dmsim.network.lwm2m.objects import Sec
+        return original(iid, {Sec.SHORT_SERVER_ID: 1, **r})
+    return _check_security
+
+
+def _unbootstrap_nothing(original):
+    """ObjectStore.unbootstrap that changes nothing (an empty report)."""
+    def unbootstrap(self, ssid):
+        from dmsim.devices.lwm2m_store import UnbootstrapReport
+        return UnbootstrapReport(ssid)
+    return unbootstrap
+
+
 # --- the knockouts ------------------------------------------------------------------------------
 
 _S = "dmsim.network.dm.server:"
 _C = "dmsim.devices.dm_client:"
 _TLS = "dmsim.network.dm.tls:"
+_DTLS = "dmsim.network.lwm2m.dtls:"
+_DPOLICY = "dmsim.network.lwm2m.dtls_policy:"
+_SMSSEC = "dmsim.network.lwm2m.sms_security:"
+_SMSB = "dmsim.network.lwm2m.sms_binding:"
 
 def _receiver_without_memory(original):
     def init(self, *args, **kwargs):
@@ -588,6 +796,80 @@ KNOCKOUT_LIST: tuple[Knockout, ...] = (
              "AAuthSecret", "dmsim.network.dm.xml_encryption:derive_key", _key_ignores_secret),
     Knockout("mo-encryption-key-ignores-secret", "the management-object key is derived from a fixed text, not "
              "the secret", "dmsim.network.dm.mo_encryption:_key", _key_ignores_secret),
+    # LwM2M channel security (seed 004)
+    Knockout("lwm2m-dtls-app-data-in-clear", "a DTLS endpoint sends its application data as a bare datagram, "
+             "outside the record protection (NoSec on a coaps channel)", _DTLS + "DtlsEndpoint.send",
+             _dtls_send_in_clear),
+    Knockout("lwm2m-client-account-is-bootstrap-account", "the client hands its driver the bootstrap server's "
+             "Security instance for every server channel", "dmsim.devices.lwm2m_client:Lwm2mClient.account",
+             _account_is_bootstrap_account),
+    Knockout("lwm2m-identities-indistinct", "every authenticated identity reads as the same (empty) one: neither "
+             "the bootstrap server nor the LwM2M Server tells one client's channel from another's",
+             "dmsim.network.lwm2m.events:identity_bytes", _returns(b"")),
+    Knockout("lwm2m-client-psk-always-ecdhe", "a PSK client offers ECDHE-PSK only, also with a high-entropy key "
+             "(method 1's PSK suites never offered)", _DPOLICY + "client_suites",
+             _psk_suites_offered(low=("LOW_ENTROPY_PSK_SUITES",), high=("LOW_ENTROPY_PSK_SUITES",))),
+    Knockout("lwm2m-client-low-entropy-offers-psk-suites", "a low-entropy PSK client offers the PSK suites beside "
+             "ECDHE-PSK", _DPOLICY + "client_suites",
+             _psk_suites_offered(low=("LOW_ENTROPY_PSK_SUITES", "HIGH_ENTROPY_PSK_SUITES"),
+                                 high=("HIGH_ENTROPY_PSK_SUITES",))),
+    Knockout("lwm2m-client-low-entropy-on-plain-psk", "a low-entropy PSK client offers the PSK suites instead of "
+             "ECDHE-PSK (method 2's suite never offered)", _DPOLICY + "client_suites",
+             _psk_suites_offered(low=("HIGH_ENTROPY_PSK_SUITES",), high=("HIGH_ENTROPY_PSK_SUITES",))),
+    Knockout("lwm2m-server-serves-ecdhe-psk-only", "a PSK-mode DTLS server serves ECDHE-PSK only (no PSK suite "
+             "for method 1)", _DPOLICY + "server_suites", _psk_suites_served("LOW_ENTROPY_PSK_SUITES")),
+    Knockout("lwm2m-server-without-ecdhe-psk", "a PSK-mode DTLS server serves the PSK suites only (no ECDHE-PSK "
+             "for method 2)", _DPOLICY + "server_suites", _psk_suites_served("HIGH_ENTROPY_PSK_SUITES")),
+    Knockout("lwm2m-server-allows-low-entropy-psk-suites", "the server never refuses a low-entropy PSK identity, "
+             "whatever the suite (psk_suite_refusal answers None)", _DPOLICY + "psk_suite_refusal", _returns(None)),
+    Knockout("lwm2m-dtls-client-pins-no-server-key", "a DTLS client checks nothing of the server's certificate "
+             "message: no RPK pinning, no P-256 check, no configured server certificate",
+             _DTLS + "DtlsEndpoint._check_peer_certificate", _peer_key_unchecked(on_server=False)),
+    Knockout("lwm2m-dtls-server-pins-no-client-key", "a DTLS server checks nothing of the client's certificate "
+             "message: any RPK is taken", _DTLS + "DtlsEndpoint._check_peer_certificate",
+             _peer_key_unchecked(on_server=True)),
+    Knockout("lwm2m-key-registry-allows-reuse", "the key registry lets a second endpoint claim a key bound to "
+             "another", _DPOLICY + "KeyRegistry.claim", _registry_allows_reuse),
+    Knockout("lwm2m-dtls-server-without-rpk", "no RPK-mode DTLS server can be configured (method 3 with raw "
+             "public keys not served)", _DTLS + "rpk_server_config", _rpk_not_served),
+    Knockout("lwm2m-dtls-no-resume", "a sealed DTLS association is never resumed", _DTLS + "DtlsEndpoint.resume",
+             _dtls_never_resumes),
+    Knockout("lwm2m-dtls-server-no-suspend", "a DTLS server endpoint cannot be sealed across the client's sleep",
+             _DTLS + "DtlsEndpoint.suspend", _dtls_server_never_suspends),
+    Knockout("sms-binding-in-clear", "the SMS binding sends the CoAP message as it is, no secured packet "
+             "(protect as sms_binding calls it returns the data)", "dmsim.network.lwm2m.sms_binding:protect",
+             _value(lambda params, keys, counter, data: bytes(data))),
+    Knockout("sms-binding-any-pid-and-class", "the SMS binding receiver takes any TP-PID and message class",
+             _SMSB + "SmsBindingReceiver._envelope_verdict", _envelope_any_pid_and_class),
+    Knockout("uicc-me-passes-every-sms-to-the-card", "the ME gives every SMS to the card's LwM2M applet (no "
+             "class 2 / TP-PID 7F / TAR check)", "dmsim.devices.lwm2m_sms_uicc:lwm2m_verdict", _returns(None)),
+    Knockout("sms-uicc-termination-sent-as-device", "a sender asked for the UICC termination sends class 1 with "
+             "TP-PID 7D", _SMSB + "SmsBindingSender.__init__", _uicc_sent_as_device),
+    Knockout("sms-single-des-allowed", "single DES KIc/KID codings are no longer refused",
+             _SMSSEC + "algorithm_reason", _sms_algorithm_allowed("SINGLE_DES")),
+    Knockout("sms-two-key-3des-allowed", "two-key 3DES KIc/KID codings are no longer refused",
+             _SMSSEC + "algorithm_reason", _sms_algorithm_allowed("TWO_KEY_3DES")),
+    Knockout("sms-aes-any-mode", "AES KIc/KID codings other than CBC / CMAC are no longer refused",
+             _SMSSEC + "algorithm_reason", _sms_algorithm_allowed("AES_MODE")),
+    Knockout("sms-counter-equal-accepted", "a secured packet whose counter equals the RE's is processed (a "
+             "replay)", _SMSSEC + "counter_verdict", _counter_equal_accepted),
+    Knockout("sms-key-parameters-7-octets", "the SMS Binding Key Parameters resource is read as the seed's field "
+             "list adds up, 7 octets with a two-octet SPI", _SMSSEC + "KEY_PARAMETERS_LENGTH", _value(7)),
+    Knockout("lwm2m-sms-resource-sizes-unchecked", "the Security object takes SMS Binding Key Parameters and "
+             "Secret Keys of any size", "dmsim.network.lwm2m.objects:_range_error", _sms_sizes_unchecked),
+    Knockout("sms-binding-takes-bad-sms", "the SMS binding receiver takes a packet whose checksum or ciphering "
+             "fails instead of discarding it", "dmsim.network.lwm2m.sms_binding:unprotect", _bad_sms_taken),
+    Knockout("lwm2m-object-0-open-to-dm-servers", "the client routes a DM server's request on object 0 to the "
+             "ordinary rights and resource checks, no bootstrap-only refusal",
+             "dmsim.devices.lwm2m_client:Lwm2mClient._dm_op", _object_0_open_to_dm_servers),
+    Knockout("lwm2m-bootstrap-read-with-secrets", "the client answers the bootstrap server's Read with the stored "
+             "values, secrets included", "dmsim.devices.lwm2m_client:Lwm2mClient._bootstrap_op",
+             _bootstrap_read_with_secrets),
+    Knockout("lwm2m-short-server-id-optional", "a server's Security instance may go without a Short Server ID",
+             "dmsim.network.lwm2m.objects:_check_security", _short_server_id_optional),
+    Knockout("lwm2m-unbootstrap-does-nothing", "unbootstrapping changes nothing in the store (D.1.3 steps 1-4 "
+             "off; the De-register is still sent)", "dmsim.devices.lwm2m_store:ObjectStore.unbootstrap",
+             _unbootstrap_nothing),
 )
 
 # Knockouts that restore a defect dmsim once had, for attack rehearsal (``dmsim attack matrix``
@@ -606,7 +888,7 @@ REHEARSAL_LIST: tuple[Knockout, ...] = (
 
 KNOCKOUTS: dict[str, Knockout] = {k.id: k for k in KNOCKOUT_LIST + REHEARSAL_LIST}
 
-_003, _000, _002, _GBA = "003", "seed 000", "seed 002", "003 §5.10.2.4"
+_003, _000, _002, _004, _GBA = "003", "seed 000", "seed 002", "seed 004", "003 §5.10.2.4"
 _CL, _SV = "client", "server"
 
 # (source, side, item) -> knockout id
@@ -687,6 +969,47 @@ ROWS: dict[tuple[str, str, str], str] = {
     (_002, _SV, "SEED-002-S-002-M"): "xmldsig-unchecked",
     (_002, _SV, "SEED-002-S-003-M"): "xmlenc-key-ignores-secret",
     (_002, _SV, "SEED-002-S-004-O"): "mo-encryption-key-ignores-secret",
+    # seed 004 (LwM2M channel security), client
+    (_004, _CL, "SEED-004-C-001-M"): "lwm2m-dtls-app-data-in-clear",
+    (_004, _CL, "SEED-004-C-002-M"): "lwm2m-client-account-is-bootstrap-account",
+    (_004, _CL, "SEED-004-C-003-O"): "lwm2m-client-psk-always-ecdhe",
+    (_004, _CL, "SEED-004-C-004-M"): "lwm2m-client-low-entropy-offers-psk-suites",
+    (_004, _CL, "SEED-004-C-005-O"): "lwm2m-client-low-entropy-on-plain-psk",
+    (_004, _CL, "SEED-004-C-006-O"): "lwm2m-dtls-client-pins-no-server-key",
+    (_004, _CL, "SEED-004-C-009-O"): "lwm2m-dtls-no-resume",
+    (_004, _CL, "SEED-004-C-010-M"): "sms-binding-in-clear",
+    (_004, _CL, "SEED-004-C-011-M"): "sms-binding-any-pid-and-class",
+    (_004, _CL, "SEED-004-C-012-O"): "uicc-me-passes-every-sms-to-the-card",
+    (_004, _CL, "SEED-004-C-013-M"): "sms-single-des-allowed",
+    (_004, _CL, "SEED-004-C-014-M"): "sms-two-key-3des-allowed",
+    (_004, _CL, "SEED-004-C-015-M"): "sms-aes-any-mode",
+    (_004, _CL, "SEED-004-C-016-O"): "sms-counter-equal-accepted",
+    (_004, _CL, "SEED-004-C-017-M"): "sms-key-parameters-7-octets",
+    (_004, _CL, "SEED-004-C-018-M"): "sms-binding-takes-bad-sms",
+    (_004, _CL, "SEED-004-C-019-M"): "lwm2m-object-0-open-to-dm-servers",
+    (_004, _CL, "SEED-004-C-020-M"): "lwm2m-bootstrap-read-with-secrets",
+    (_004, _CL, "SEED-004-C-021-M"): "lwm2m-short-server-id-optional",
+    (_004, _CL, "SEED-004-C-022-M"): "lwm2m-unbootstrap-does-nothing",
+    # seed 004 (LwM2M channel security), server
+    (_004, _SV, "SEED-004-S-001-M"): "lwm2m-dtls-app-data-in-clear",
+    (_004, _SV, "SEED-004-S-002-M"): "lwm2m-identities-indistinct",
+    (_004, _SV, "SEED-004-S-003-M"): "lwm2m-server-serves-ecdhe-psk-only",
+    (_004, _SV, "SEED-004-S-004-M"): "lwm2m-server-allows-low-entropy-psk-suites",
+    (_004, _SV, "SEED-004-S-005-M"): "lwm2m-server-without-ecdhe-psk",
+    (_004, _SV, "SEED-004-S-006-M"): "lwm2m-dtls-server-pins-no-client-key",
+    (_004, _SV, "SEED-004-S-007-M"): "lwm2m-key-registry-allows-reuse",
+    (_004, _SV, "SEED-004-S-008-M"): "lwm2m-dtls-server-without-rpk",
+    (_004, _SV, "SEED-004-S-009-O"): "lwm2m-dtls-server-no-suspend",
+    (_004, _SV, "SEED-004-S-010-M"): "sms-binding-in-clear",
+    (_004, _SV, "SEED-004-S-011-M"): "sms-binding-any-pid-and-class",
+    (_004, _SV, "SEED-004-S-012-O"): "sms-uicc-termination-sent-as-device",
+    (_004, _SV, "SEED-004-S-013-M"): "sms-single-des-allowed",
+    (_004, _SV, "SEED-004-S-014-M"): "sms-two-key-3des-allowed",
+    (_004, _SV, "SEED-004-S-015-M"): "sms-aes-any-mode",
+    (_004, _SV, "SEED-004-S-016-O"): "sms-counter-equal-accepted",
+    (_004, _SV, "SEED-004-S-017-M"): "lwm2m-sms-resource-sizes-unchecked",
+    (_004, _SV, "SEED-004-S-018-M"): "sms-binding-takes-bad-sms",
+    (_004, _SV, "SEED-004-S-021-M"): "lwm2m-short-server-id-optional",
 }
 
 # (source, side, item) -> why a yes/partial row with evidence has no knockout

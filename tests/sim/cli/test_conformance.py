@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import VECTORS
 
 from dmsim.sim.cli import conformance as conf
-from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SEED_002, SPEC_003, YES, Scr
+from dmsim.sim.cli.conformance import NO, PARTIAL, SEED_000, SEED_002, SEED_004, SPEC_003, YES, Scr
 
 SCR_TABLES = json.loads((VECTORS / "scr_tables.json").read_text(encoding="utf-8"))
 
@@ -52,7 +52,7 @@ def test_every_seed_000_item_appears_exactly_once():
     assert len(seed) == 27 and ("server", "DM-SEC-C-004-M", "9.2.2") in seed
     listed = [(r.side, r.item, r.reference) for r in conf.TABLE if r.source == SEED_000]
     assert sorted(listed) == sorted(seed)
-    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000, SEED_002, conf.SPEC_GBA}
+    assert {r.source for r in conf.TABLE} == {SPEC_003, SEED_000, SEED_002, conf.SPEC_GBA, SEED_004}
 
 
 def test_seed_002_rows_name_each_message_security_mechanism_on_both_sides():
@@ -60,6 +60,31 @@ def test_seed_002_rows_name_each_message_security_mechanism_on_both_sides():
     assert [(r.side, r.reference) for r in rows] == [(side, ref) for side in ("client", "server")
                                                      for ref in ("5.4", "5.4", "5.5", "5.9")]
     assert all(r.item.startswith("SEED-002-") for r in rows)
+
+
+# seed 004's rules by number: (reference, client status or None, server status or None)
+SEED_004_RULES = {
+    1: ("7.1", "M", "M"), 2: ("7.1, D.1.1", "M", "M"), 3: ("7.1", "O", "M"), 4: ("7.1", "M", "M"),
+    5: ("7.1", "O", "M"), 6: ("7.1, D.1.1.2, D.1.1.3", "O", "M"), 7: ("7.1", "M", "M"), 8: ("7.1", None, "M"),
+    9: ("7.1", "O", "O"), 10: ("7.3", "M", "M"), 11: ("7.3", "M", "M"), 12: ("7.3", "O", "O"), 13: ("7.3", "M", "M"),
+    14: ("7.3", "M", "M"), 15: ("7.3", "M", "M"), 16: ("7.3", "O", "O"), 17: ("7.3, D.1, D.1.2", "M", "M"),
+    18: ("7.3", "M", "M"), 19: ("D.1", "M", None), 20: ("D.1", "M", None), 21: ("D.1", "M", "M"),
+    22: ("D.1.3", "M", None),
+}
+
+
+def test_seed_004_rows_are_one_per_rule_and_side_numbered_alike():
+    """Seed 004 has no SCR table: dmsim's rows, one per rule and side, a rule keeping its number on
+    both sides (M for the seed's MUST/SHALL; O for SHOULD/MAY and the client's choice of method)."""
+    rows = [r for r in conf.TABLE if r.source == SEED_004]
+    expected = [(side, f"SEED-004-{side[0].upper()}-{n:03d}-{status[side == 'server']}", ref)
+                for side in ("client", "server") for n, (ref, *status) in SEED_004_RULES.items()
+                if status[side == "server"] is not None]
+    assert [(r.side, r.item, r.reference) for r in rows] == expected
+    assert next(r for r in rows if r.item == "SEED-004-C-007-M").supported == NO  # the client cannot tell
+    partial = {r.item for r in rows if r.supported == PARTIAL}
+    assert {"SEED-004-C-006-O", "SEED-004-S-006-M", "SEED-004-C-009-O", "SEED-004-C-010-M"} <= partial
+    assert "RFC 7250" in next(r for r in rows if r.item == "SEED-004-C-006-O").note
 
 
 def test_rows_are_well_formed():
@@ -166,7 +191,7 @@ def test_readable_output_is_aligned_and_counts():
     header = lines[1]
     assert header.startswith("ITEM") and "SUPPORTED" in header
     col = header.index("SUPPORTED")
-    rows = [line for line in lines if line.startswith(("DM-SEC-", "SEED-002-", "GBA-PUSH-"))]
+    rows = [line for line in lines if line.startswith(("DM-SEC-", "SEED-002-", "GBA-PUSH-", "SEED-004-"))]
     assert len(rows) == len(conf.rows("client"))
     assert all(line[col:].split()[0] in (YES, PARTIAL, NO) for line in rows)
     assert "    evidence: tests/devices/test_dm_session.py::" in res.output
@@ -190,6 +215,15 @@ def test_check_passes_on_this_checkout_and_fails_elsewhere(tmp_path):
     assert bad.exit_code == 1
     assert "no file tests/devices/test_dm_session.py" in bad.stderr
     assert "problem(s)" in bad.stderr.splitlines()[-1]
+
+
+def test_source_filter_keeps_one_sources_rows():
+    out = json.loads(invoke("--json", "--source", "seed 004").output)
+    assert [o["item"] for o in out] == [r.item for r in conf.TABLE if r.source == SEED_004]
+    assert len(out) == len(SEED_004_RULES) * 2 - 4  # rules 8 (server), 19, 20, 22 (client) on one side only
+    server = json.loads(invoke("--json", "--source", "seed 004", "--side", "server").output)
+    assert {o["side"] for o in server} == {"server"} and {o["source"] for o in server} == {SEED_004}
+    assert CliRunner().invoke(conf.conformance, ["--source", "seed 999"]).exit_code == 2
 
 
 def test_help_and_bad_side():
