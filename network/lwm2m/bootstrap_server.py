@@ -28,11 +28,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dmsim.base.errors import DecodeError
 from dmsim.network.coap import message as coap
 from dmsim.network.coap.message import Code, ContentFormat, Message, Type
-from dmsim.network.lwm2m import content
+from dmsim.network.lwm2m import content, sms_security
 from dmsim.network.lwm2m.events import MessageIds, Send, identity_bytes
-from dmsim.network.lwm2m.objects import ObjectId, Sec, SecurityMode, Srv, check_instance
+from dmsim.network.lwm2m.objects import InvalidValue, ObjectId, Sec, SecurityMode, Srv, check_instance
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,25 @@ class ProvisioningPlan:
                 + [(ObjectId.ACCESS_CONTROL, iid, r) for iid, r in self.access_control])
 
     def check(self) -> None:
+        """InvalidValue for a resource object 0-2 refuse, or SMS keys that break seed 004 §7.3."""
         for oid, iid, resources in self.writes():
             check_instance(oid, iid, resources)
+        for account in self.security:
+            _check_sms_keys(account)
+
+
+def _check_sms_keys(account: SecurityAccount) -> None:
+    """The SMS binding's parameters and keys a plan writes follow seed 004 §7.3 (AES-CBC + CMAC or
+    3DES with three keys, SPI CC + ciphering + counter higher, TAR BF FF xx): a bootstrap server
+    never provisions a keyset the client must refuse."""
+    if account.sms_key_parameters is None or account.sms_secret_keys is None:
+        return
+    path = f"/0/{account.iid}/{int(Sec.SMS_KEY_PARAMETERS)}"
+    try:
+        sms_security.check_policy(sms_security.SmsKeyParameters.decode(account.sms_key_parameters),
+                                  sms_security.SmsBindingKeys.decode(account.sms_secret_keys))
+    except (DecodeError, sms_security.SmsSecurityError) as exc:
+        raise InvalidValue(path, str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

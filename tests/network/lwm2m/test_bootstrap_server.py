@@ -22,7 +22,7 @@ def plan(identity=b"dev1-bs", key=bytes(range(16))):
     return ProvisioningPlan(
         identity=identity,
         security=(SecurityAccount(1, "coaps://dm.example:5684", identity=b"dev1", secret_key=key, ssid=101,
-                                  sms_security_mode=2, sms_key_parameters=bytes.fromhex("1525150000bf"),
+                                  sms_security_mode=2, sms_key_parameters=bytes.fromhex("222216bfff01"),
                                   sms_secret_keys=bytes(range(32)), sms_number="+491720000001"),),
         servers=(ServerAccount(0, 101, lifetime=300, binding="UQS"),))
 
@@ -120,6 +120,12 @@ def test_a_silent_client_times_out():
     SecurityAccount(1, "coap://dm.example:5683", identity=b"d", secret_key=b"k", ssid=1),     # coap with PSK
     SecurityAccount(1, "coaps://dm.example:5684", identity=b"d", secret_key=b"k", ssid=1,
                     sms_key_parameters=bytes(6), sms_secret_keys=bytes(16)),                  # short SMS keys
+    SecurityAccount(1, "coaps://dm.example:5684", identity=b"d", secret_key=b"k", ssid=1,
+                    sms_key_parameters=bytes.fromhex("1525160000bf"), sms_secret_keys=bytes(range(32))),
+    # ^ 2-key 3DES and a TAR outside BF FF xx: seed 004 §7.3 refuses the keyset, so no plan may write it
+    SecurityAccount(1, "coaps://dm.example:5684", identity=b"d", secret_key=b"k", ssid=1,
+                    sms_key_parameters=bytes.fromhex("222212bfff01"), sms_secret_keys=bytes(range(32))),
+    # ^ SPI without the counter rule
 ])
 def test_plans_are_checked_when_given(bad):
     with pytest.raises(InvalidValue):
