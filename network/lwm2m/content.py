@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dmsim.base.errors import DecodeError
+from dmsim.network.coap import link_format as link_format_codec
 from dmsim.network.lwm2m import tlv
 from dmsim.network.lwm2m.objects import MAX_ID, OBJECTS, ObjectDef, ResourceDef, ResourceType
 from dmsim.network.lwm2m.tlv import Tlv, TlvType
@@ -130,20 +131,21 @@ def decode_for_path(path: Sequence[int], payload: bytes) -> Any:
 
 
 def link_format(paths: Iterable[Sequence[int]]) -> str:
-    """The CoRE Link Format payload of a Register/Update (§5.3.1): ``</1/0>,</3/0>``.
-    (A private stand-in for ``network/coap/link_format``, which will replace it.)"""
-    return ",".join("<" + "".join(f"/{i}" for i in p) + ">" for p in paths)
+    """The CoRE Link Format payload of a Register/Update (§5.3.1): ``</1/0>,</3/0>``
+    (RFC 6690 §2, :mod:`dmsim.network.coap.link_format`)."""
+    return link_format_codec.encode(
+        link_format_codec.Link("/" + "/".join(str(i) for i in p)) for p in paths).decode("ascii")
 
 
-def parse_link_paths(text: str, *, max_links: int = 256) -> tuple[tuple[int, ...], ...]:
-    """Return the object / instance paths of a Register payload; links that are not a numeric
-    path of 1-2 IDs (such as ``</>;rt="oma.lwm2m"``) are skipped."""
+def parse_link_paths(text: str | bytes, *, max_links: int = 256) -> tuple[tuple[int, ...], ...]:
+    """Return the object / instance paths of a Register payload (RFC 6690 §2, decoded strictly
+    by :mod:`dmsim.network.coap.link_format`: DecodeError with the offset for a malformed one or
+    more than ``max_links`` links); links that are not a numeric path of 1-2 IDs (such as
+    ``</>;rt="oma.lwm2m"``) are skipped."""
     out = []
-    for link in text.split(",")[:max_links]:
-        target = link.strip().split(";", 1)[0]
-        if not (target.startswith("</") and target.endswith(">")):
-            raise DecodeError("link-format", 0, f"link {link[:40]!r}", "<uri> (RFC 6690 §2)")
-        segs = [s for s in target[2:-1].split("/") if s]
-        if 1 <= len(segs) <= 2 and all(s.isdigit() and len(s) <= 5 for s in segs):
+    for link in link_format_codec.decode(text, max_links=max_links):
+        segs = [s for s in link.target.split("/") if s]
+        if link.target.startswith("/") and 1 <= len(segs) <= 2 and all(
+                s.isdigit() and s.isascii() and len(s) <= 5 and int(s) <= MAX_ID for s in segs):
             out.append(tuple(int(s) for s in segs))
     return tuple(out)

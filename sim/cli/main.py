@@ -17,6 +17,7 @@ import click
 from dmsim.sim.cli.attack import attack
 from dmsim.sim.cli.bsf import bsf
 from dmsim.sim.cli.card import card
+from dmsim.sim.cli.lwm2m import lwm2m
 from dmsim.sim.cli.modem import modem
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.sim.cli.dm import calc_pkg0_cmd, decode_pkg0_cmd
@@ -209,6 +210,7 @@ main.add_command(card)
 main.add_command(modem)
 main.add_command(server)
 main.add_command(bsf)
+main.add_command(lwm2m)
 main.add_command(conformance)
 main.add_command(attack)
 
