@@ -204,7 +204,10 @@ class BootstrapServer:
                 BootstrapRefused(endpoint, identity, reason, code)]
 
     def _bootstrap_request(self, identity: bytes, msg: Message, now: float) -> list:
-        eps = [q[3:] for q in msg.uri_query if q.startswith("ep=")]
+        try:
+            eps = [q[3:] for q in msg.uri_query if q.startswith("ep=")]
+        except DecodeError:  # a Uri-Query that is not UTF-8 (RFC 7252 §5.10.1)
+            eps = []
         if len(eps) != 1 or not eps[0]:
             return self._refuse(identity, msg, "", "no_endpoint_name", Code.BAD_REQUEST)
         endpoint = eps[0]

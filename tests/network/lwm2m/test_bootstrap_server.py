@@ -130,3 +130,10 @@ def test_a_silent_client_times_out():
 def test_plans_are_checked_when_given(bad):
     with pytest.raises(InvalidValue):
         BootstrapServer({"x": ProvisioningPlan(b"x", (bad,), ())}, randbytes=randbytes())
+
+
+def test_a_bootstrap_request_whose_query_is_not_utf8_is_refused_not_raised():
+    server = BootstrapServer({"dev1": plan()}, randbytes=randbytes())
+    bad = coap.Message(coap.Type.CON, Code.POST, 7, b"rq", ((coap.Option.URI_PATH, b"bs"), (coap.Option.URI_QUERY, b"ep=\xff")))
+    out = server.receive(b"dev1-bs", wire(bad), now=0.0)
+    assert [e.message.code for e in out if isinstance(e, Send)] == [Code.BAD_REQUEST] and server.sessions == {}
