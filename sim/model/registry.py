@@ -15,9 +15,10 @@ from __future__ import annotations
 from dmsim.sim.agents.adversary.agent import Adversary
 from dmsim.sim.agents.bootstrap_server import BootstrapServerAgent
 from dmsim.sim.agents.bsf import BsfAgent
-from dmsim.sim.agents.device import DmDevice
+from dmsim.sim.agents.device import DmDevice, Lwm2mDevice
 from dmsim.sim.agents.dm_server import DmServerAgent
 from dmsim.sim.agents.hss import HssAgent
+from dmsim.sim.agents.lwm2m_servers import Lwm2mServers
 from dmsim.sim.agents.naf import NafAgent
 from dmsim.sim.agents.ota_platform import OtaCampaign
 from dmsim.sim.agents.smsc import SmscDriver
@@ -30,10 +31,12 @@ NETWORK_AGENTS = (
     BsfAgent,         # bsf: Zpn of GBA Push (TS 33.223), on the gba.zpn links
     NafAgent,         # naf: the NAF inside the DM server or a proxy NAF (OMA-TS-DM_Security Appendix C)
     OtaCampaign,      # ota: the OTA platform, when the scenario has an ``ota`` block
+    Lwm2mServers,     # lwm2m: the LwM2M Bootstrap Server and Server, when a profile has ``device: lwm2m``
     Adversary,        # adversary: the scenario's ``attacks`` (sim/agents/adversary/), built last: it sits on the others
 )
 
 DEVICE_AGENTS = {
     "dm": DmDevice,   # an OMA DM client with its UICC and modem
+    "lwm2m": Lwm2mDevice,  # an OMA LwM2M client: bootstrap and registration over DTLS or the SMS binding
 }
 DEFAULT_DEVICE = "dm"

@@ -26,6 +26,8 @@ from typing import Any
 from dmsim.base.errors import ScenarioError
 from dmsim.network.dm.message_security import CHOICES as MESSAGE_SECURITY
 from dmsim.sim.agents.adversary.catalogue import POSITIONS, check_spec
+from dmsim.sim.agents.device.lwm2m_device import LWM2M_PROFILE, lwm2m_spec
+from dmsim.sim.agents.lwm2m_servers import LWM2M_SCHEMA
 from dmsim.sim.agents.smsc import SMSC_SCHEMA
 from dmsim.sim.model.sampled import check_fidelity
 from dmsim.sim.model.shards import check_shards
@@ -74,9 +76,10 @@ DELAY = Tagged(name="DELAY", doc="A random delay in seconds, drawn independently
 # server's pushes are "bootstrap" (bootstraps, packages #0, GBA Push Infos) without an SMSC, and
 # "sms-deliver"/"sms-status-report" from an SMSC, which gets "sms-submit" and sends "rp-answer";
 # over links.ip DM sessions are "dm" (HTTP, or the TLS records) and GBA bootstrapping "ub"; the
-# gba.zpn and gba.naf_link links carry "request" and "answer".
+# gba.zpn and gba.naf_link links carry "request" and "answer"; LwM2M devices' DTLS records are "dtls" on links.ip
+# ("coap" with Security Mode NoSec).
 MESSAGE_KINDS = ("bootstrap", "sms-deliver", "sms-status-report", "sms-submit", "rp-answer", "dm", "ub",
-                 "request", "answer")
+                 "request", "answer", "dtls", "coap")
 
 
 def _acting(fields: dict[str, Field] | None = None, doc: str = "") -> Struct:
@@ -174,7 +177,7 @@ PROFILE = Struct({
     "name": Field(Str(pattern=r"\S", noun="a non-empty string"), REQUIRED, "Names the profile in results."),
     "device": Field(Str(choices=tuple(DEVICE_AGENTS)), DEFAULT_DEVICE,
                     "The kind of device, an agent of sim/model/registry.py DEVICE_AGENTS: dm, an OMA DM client "
-                    "with its UICC and modem."),
+                    "with its UICC and modem; lwm2m, an OMA LwM2M client (its lwm2m keys)."),
     "weight": Field(Float(0.0, min_exclusive=True), 1.0, "Relative share of the fleet (weights need not sum to 1)."),
     "bootstrap_security": Field(Str(choices=("NETWORKID", "USERPIN", "USERPIN_NETWORKID")), "NETWORKID",
                                 "Bootstrap MAC key (OMA-TS-DM_Security §5.10.2.3): from the IMSI, from a PIN "
@@ -205,6 +208,9 @@ PROFILE = Struct({
                               "hmac-md5 (x-syncml-hmac algorithm=MD5, §5.4), xmldsig (XML-Signature, §5.4) or "
                               "xmlenc (XML-Encryption of the SyncBody, then XML-Signature, §5.5); xmldsig and xmlenc "
                               "make the session use SyncML XML. Applied by the simulated DM server only."),
+    "lwm2m": Field(Nullable(LWM2M_PROFILE), None, "With device: lwm2m, its bootstrap, security mode and binding "
+                                                  "(sim/agents/device/lwm2m_device.py; null: every default); "
+                                                  "ignored by dm devices."),
 }, rule=_message_security_rule, name="PROFILE", doc="A kind of device in the fleet.")
 
 ATTACK = Struct({
@@ -364,6 +370,8 @@ SCENARIO_SCHEMA = Struct({
     "smsc": Field(Nullable(SMSC_SCHEMA), None,
                   "Route bootstrap SMS through a store-and-forward SMSC (null: straight over links.sms; {}: an "
                   "SMSC with every default). Its radio leg is links.sms (with its tap)."),
+    "lwm2m": Field(Nullable(LWM2M_SCHEMA), None,
+                   "The LwM2M servers of the device: lwm2m profiles (null: every default)."),
     "ota": Field(Nullable(Struct({
         "tar": Field(Str(pattern=r"\A[0-9A-Fa-f]{6}\Z", noun="6 hex digits"), "B00010",
                      "TAR of the card application the commands go to (TS 101 220 §6; B00010: RFM USIM)."),
@@ -547,6 +555,25 @@ def _check_smsc(data: dict, locate: Locator) -> None:
                             where=locate(("ota",)), path="ota", expected="an smsc block (smsc: {} for the defaults)")
 
 
+def _check_lwm2m(data: dict, locate: Locator) -> None:
+    """An LwM2M profile with binding S needs the SMSC its SMS cross; with the security on the UICC
+    it needs virtual cards (the operator personalises the card with the binding's keys)."""
+    for i, profile in enumerate(data["fleet"]["profiles"]):
+        spec = lwm2m_spec(profile)
+        if profile["device"] != "lwm2m" or spec["binding"] != "S":
+            continue
+        at = ("fleet", "profiles", i, "lwm2m", "binding")
+        if data.get("smsc") is None:
+            raise ScenarioError("the SMS binding runs through the SMSC: the scenario needs an smsc block",
+                                where=locate(at), path=dotted(at), expected="an smsc block (smsc: {} for the defaults)")
+        if spec["sms_termination"] == "uicc" and (data["components"]["card"]["kind"] != "virtual"
+                                                  or data["components"]["modem"]["kind"] != "virtual"):
+            at = at[:-1] + ("sms_termination",)
+            raise ScenarioError("sms_termination uicc personalises the card with the binding's keys",
+                                where=locate(at), path=dotted(at), expected="components.card and components.modem: "
+                                                                            "virtual")
+
+
 def _check_gba(data: dict, locate: Locator) -> None:
     """A ``bootstrap_via: gba_push`` or ``gba_ub: true`` profile needs the GBA network (``gba``)
     and virtual cards (the HSS must know each card's K and OPc; a real card's are unknown to the
@@ -618,6 +645,7 @@ def parse_scenario(text: str, source: str, overrides: list[str] | tuple[str, ...
     _check_sweep(data, locator)
     _check_smsc(data, locator)
     _check_gba(data, locator)
+    _check_lwm2m(data, locator)
     _check_message_security(data, locator)
     _check_attacks(data, locator, Path(source).parent)
     check_shards(data, locator)

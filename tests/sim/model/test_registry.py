@@ -84,5 +84,5 @@ def test_a_registered_device_kind_runs_its_own_life(monkeypatch):
 def test_the_profile_names_a_registered_kind():
     from dmsim.base.errors import ScenarioError
     with pytest.raises(ScenarioError, match="device"):
-        parse_scenario(SCENARIO.replace("fleet: {size: 6}", "fleet: {size: 2, profiles: [{name: a, device: lwm2m}]}"),
+        parse_scenario(SCENARIO.replace("fleet: {size: 6}", "fleet: {size: 2, profiles: [{name: a, device: zigbee}]}"),
                        "t.yaml")

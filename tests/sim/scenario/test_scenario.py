@@ -165,7 +165,7 @@ def test_defaults_are_filled(tmp_path):
     assert (d["seed"], d["replicas"], d["duration"], d["sweep"]) == (1, 1, 3600.0, None)
     assert d["fleet"]["profiles"] == [{"name": "default", "device": "dm", "weight": 1.0, "bootstrap_security": "NETWORKID",
                                        "user_pin_digits": 8, "dm_auth": "md5", "bootstrap_via": "sms", "gba_ub": False,
-                                       "gba_uicc": "u", "message_security": "none"}]
+                                       "gba_uicc": "u", "message_security": "none", "lwm2m": None}]
     assert d["arrival"] == {"kind": "all_at_once"}
     assert d["links"]["sms"]["delay"] == {"kind": "lognormal", "median": 2.0, "sigma": 0.5}
     assert d["links"]["ip"]["delay"] == {"kind": "exponential", "mean": 0.05}

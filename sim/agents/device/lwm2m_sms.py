@@ -1,0 +1,114 @@
+"""The LwM2M device's end of the SMS binding (seed 004 §7.3): one secured SMS per CoAP message,
+MO through the scenario's SMSC to the LwM2M Server SMS Number, MT from the SMSC to the device's
+IMSI.
+
+Termination ``device`` (class 1, TP-PID 7D): the device holds an
+:class:`~dmsim.network.lwm2m.sms_binding.SmsBindingSender` (MO) and an
+:class:`~dmsim.network.lwm2m.sms_binding.SmsBindingReceiver` (MT) with the keys of its Security
+instance (/0/1/7 and /0/1/8). Termination ``uicc`` (class 2, TP-PID 7F): the card holds the keys
+(``cards/lwm2m_applet.py``, personalised by the operator); the ME passes each MT SMS to it in the
+SMS-PP DOWNLOAD ENVELOPE and has each MO message secured by LWM2M PROTECT
+(``devices/lwm2m_sms_uicc.py``), each APDU costing the card seam's ``apdu_time``.
+
+A discarded SMS produces nothing (no reply of any kind): the device counts it
+(``bootstrap_rejected`` column, ``lwm2m.sms`` ``device_discarded.<reason>``; with the UICC the ME
+cannot tell why, the reason is ``uicc``) and the modem acknowledges the SMS to the SMSC as any
+delivered SMS. ``sms_msgs``/``sms_bytes`` count the device's MO TPDUs when sent and its MT TPDUs
+when they arrive.
+
+Hook point for an adversary: ``dev.sms_binding`` (this object, its ``receiver`` and ``sender``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dmsim.base.errors import CardError, DmsimError
+from dmsim.devices.lwm2m_sms_uicc import uicc_receive, uicc_submit
+from dmsim.network.lwm2m.sms_binding import Direction, MessageTooLong, SmsBindingReceiver, SmsBindingSender, \
+    Termination
+from dmsim.network.lwm2m.sms_security import Discarded, SmsBindingKeys, SmsKeyParameters
+from dmsim.network.sms.address import Address
+from dmsim.network.sms.smsc import AttemptResult
+from dmsim.sim.agents.device.sms_stack import SMSC_ADDRESS
+
+_ACK = AttemptResult.ack()
+
+
+class DeviceSmsBinding:
+    """The device ``dev``'s SMS binding with the server at ``number``; ``deliver(coap)`` gets each
+    verified CoAP message, ``dev.fail(reason)`` is told when a message cannot be sent."""
+
+    def __init__(self, dev, params: SmsKeyParameters, keys: SmsBindingKeys, termination: str, number: str,
+                 deliver: Callable[[bytes], None]):
+        self.dev, self.deliver = dev, deliver
+        self.replica = dev.replica
+        self.smsc = self.replica.agents["smsc"]
+        self.server = Address.parse(number)
+        self.uicc = termination == "uicc"
+        self.tar = params.tar
+        self.mr = 0
+        self.sender = self.receiver = None
+        if not self.uicc:
+            self.sender = SmsBindingSender(params, keys, Termination.DEVICE, Direction.MO, self.server)
+            self.receiver = SmsBindingReceiver(params, keys, Termination.DEVICE, Direction.MT)
+
+    # -- MO -------------------------------------------------------------------------------------------
+    def send(self, coap: bytes) -> None:
+        """Secure ``coap`` (on the device or the card) and submit it to the server's number."""
+        if self.uicc:
+            self.replica.env.process(self._card_submit(coap))
+            return
+        try:
+            tpdu = self.sender.send(coap)
+        except MessageTooLong:
+            self.dev.fail("coap_too_long")
+            return
+        self._submit(tpdu)
+
+    def _card_submit(self, coap: bytes):
+        mr, self.mr = self.mr, (self.mr + 1) % 256
+        try:
+            tpdu = yield from self.replica.cards.run(
+                self.dev.ident.index, lambda link: uicc_submit(link, self.tar, coap, self.server, mr=mr))
+        except (CardError, DmsimError, KeyError):
+            self.dev.fail("card_error")
+            return
+        self._submit(tpdu)
+
+    def _submit(self, tpdu: bytes) -> None:
+        dev = self.dev
+        dev.sms_msgs += 1
+        dev.sms_bytes += len(tpdu)
+        self.smsc.submit_from_device(dev.ident.imsi, tpdu)
+
+    # -- MT -------------------------------------------------------------------------------------------
+    def on_sms(self, tpdu: bytes, now: float) -> AttemptResult:
+        """The SMSC delivered ``tpdu`` to the device: verify it (silently), acknowledge it."""
+        dev = self.dev
+        dev.sms_msgs += 1
+        dev.sms_bytes += len(tpdu)
+        if self.uicc:
+            self.replica.env.process(self._card_receive(tpdu))
+            return _ACK
+        result = self.receiver.receive(tpdu)
+        if isinstance(result, Discarded):
+            self._discarded(result.reason.value)
+        else:
+            self.deliver(result)
+        return _ACK
+
+    def _card_receive(self, tpdu: bytes):
+        try:
+            delivery = yield from self.replica.cards.run(self.dev.ident.index,
+                                                         lambda link: uicc_receive(link, tpdu, SMSC_ADDRESS))
+        except (DmsimError, KeyError):
+            self._discarded("card_error")
+            return
+        if delivery.coap is None:
+            self._discarded(delivery.refused.reason.value if delivery.refused is not None else "uicc")
+        else:
+            self.deliver(delivery.coap)
+
+    def _discarded(self, reason: str) -> None:
+        self.dev.rejected += 1
+        self.replica.agents["lwm2m"].device_discarded(reason)
