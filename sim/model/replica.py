@@ -24,6 +24,7 @@ from the operating system, not the seed), which only changes byte counts in X.50
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
@@ -193,6 +194,15 @@ class Replica:
             self.arrived += 1
             kind = registry.DEVICE_AGENTS[ident.profile.get("device", registry.DEFAULT_DEVICE)]
             env.process(kind.life(self, ident))
+
+    def admit(self, kind, ident):
+        """Return the device of ``kind`` for ``ident``, registered as live; a virtual card whose IMSI
+        a real card of the run already holds gets a free one (:meth:`free_imsi`)."""
+        if ident.imsi in self.real_imsis and self.cards.is_virtual(ident.index):
+            ident = dataclasses.replace(ident, imsi=self.free_imsi(ident.imsi))
+        dev = kind(self, ident)
+        self.live[ident.index] = dev
+        return dev
 
     # -- records ----------------------------------------------------------------------------
     def finish(self, dev, ok: bool, reason: str) -> None:

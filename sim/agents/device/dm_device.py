@@ -26,7 +26,6 @@ devices cost what their records and accounts cost, not a process per timer.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 from dmsim.sim.agents.device import bootstrap, dm_session, gba_ub, notification, ota, power_on, sms_stack
@@ -85,10 +84,7 @@ class DmDevice:
     @classmethod
     def life(cls, replica: "Replica", ident: "DeviceIdentity"):
         """SimPy process: the device ``ident`` from its arrival to its session record."""
-        if ident.imsi in replica.real_imsis and replica.cards.is_virtual(ident.index):
-            ident = dataclasses.replace(ident, imsi=replica.free_imsi(ident.imsi))
-        dev = cls(replica, ident)
-        replica.live[ident.index] = dev
+        dev = replica.admit(cls, ident)
         for step in (power_on.power_on, gba_ub.gba_ub, bootstrap.bootstrap, notification.session_trigger):
             failure = yield from step(dev)
             if failure:

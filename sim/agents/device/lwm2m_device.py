@@ -141,10 +141,7 @@ class Lwm2mDevice:
     @classmethod
     def life(cls, replica: "Replica", ident: "DeviceIdentity"):
         """SimPy process: the device ``ident`` from its arrival to its session record."""
-        if ident.imsi in replica.real_imsis and replica.cards.is_virtual(ident.index):
-            ident = dataclasses.replace(ident, imsi=replica.free_imsi(ident.imsi))
-        dev = cls(replica, ident)
-        replica.live[ident.index] = dev
+        dev = replica.admit(cls, ident)
         failure = ""
         for step in (power_on, bootstrap, register, updates, deregister):
             failure = yield from step(dev)

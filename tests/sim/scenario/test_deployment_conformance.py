@@ -6,7 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from dmsim.sim.cli.main import main
-from dmsim.sim.scenario.conformance import RULE_BASIC_CLEAR, RULE_INTEGRITY, nonconformities
+from dmsim.sim.scenario.conformance import RULE_BASIC_CLEAR, RULE_INTEGRITY, RULE_LWM2M_NOSEC, nonconformities
 from dmsim.sim.scenario.format import load_scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parents[3]
@@ -51,3 +51,15 @@ def test_check_run_and_summary_name_the_broken_rule(tmp_path):
     assert len(summary["conformance"]) == 1
     none, psk = summary["sweep"]["points"]
     assert len(none["conformance"]) == 1 and psk["conformance"] == []
+
+
+def test_lwm2m_profiles_are_held_to_seed_004_not_to_the_dm_rules():
+    lwm2m = "fleet.profiles=[{name: l, device: lwm2m, lwm2m: {security_mode: %s}}]"
+    assert notes("md5", lwm2m % "psk") == []  # no dm_auth rule for a device that runs no DM session
+    nosec = notes("md5", lwm2m % "nosec")
+    assert len(nosec) == 1 and "profile l" in nosec[0] and RULE_LWM2M_NOSEC in nosec[0]
+    assert notes("md5", lwm2m % "nosec", "components.dm_server.tls.mode=psk") == nosec
+
+
+def test_the_mixed_lwm2m_scenario_is_conformant():
+    assert nonconformities(load_scenario(REPO / "scenarios" / "lwm2m_sms_bootstrap.yaml").data) == []
