@@ -49,6 +49,13 @@ BASE: dict[str, Any] = {
 """Each cell's scenario before the profile and the attack: six devices arriving over about a
 minute (so an attack acting from a given time meets devices before and after it)."""
 
+def _lwm2m(**keys) -> dict[str, Any]:
+    """Return the scenario keys of an LwM2M profile (seed 004): one registration update after a
+    minute's sleep, the rest as ``keys`` say."""
+    return {"fleet": {"profiles": [{"name": "p", "device": "lwm2m",
+                                    "lwm2m": {"updates": 1, "sleep": 60, **keys}}]}}
+
+
 PROFILES: dict[str, dict[str, Any]] = {
     "networkid": {"fleet": {"profiles": [{"name": "p", "bootstrap_security": "NETWORKID", "dm_auth": "md5"}]}},
     "userpin": {"fleet": {"profiles": [{"name": "p", "bootstrap_security": "USERPIN", "user_pin_digits": 6,
@@ -61,13 +68,33 @@ PROFILES: dict[str, dict[str, Any]] = {
     "x509-mutual": {"components": {"dm_server": {"kind": "virtual", "tls": {"mode": "x509"}}}},
     "smartcard": {"fleet": {"profiles": [{"name": "p", "bootstrap_via": "smartcard"}]}},
     "gba": {"fleet": {"profiles": [{"name": "p", "bootstrap_via": "gba_push"}]}, "gba": {}},
+    "lwm2m-psk": _lwm2m(bootstrap="psk", security_mode="psk", binding="U"),
+    "lwm2m-low-entropy": _lwm2m(bootstrap="low_entropy_psk", pin_digits=4, security_mode="psk", binding="U"),
+    "lwm2m-sms-aes": {**_lwm2m(bootstrap="psk", binding="S", sms_cipher="aes"), "smsc": {}},
+    "lwm2m-sms-3des": {**_lwm2m(bootstrap="certificate", binding="S", sms_cipher="3des"), "smsc": {}},
+    "lwm2m-sms-uicc": {**_lwm2m(bootstrap="rpk", binding="S", sms_termination="uicc"), "smsc": {}},
 }
 """The security profiles, as scenario keys over :data:`BASE`. ``networkid`` is the NETWORKID
 bootstrap with syncml:auth-md5 over plain HTTP (so it is also the auth-md5 column); the others
 change one thing from it. ``userpin`` uses 6-digit PINs so that the offline search of a cell
-takes seconds (the bench ``bench/offline_guessing.py`` measures 4, 6 and 8 digits)."""
+takes seconds (the bench ``bench/offline_guessing.py`` measures 4, 6 and 8 digits). The ``lwm2m-*``
+profiles are LwM2M fleets (seed 004): DTLS with a high-entropy PSK (``lwm2m-psk``) or a 4-digit PIN
+bootstrap (``lwm2m-low-entropy``: the offline search of a cell stays under a second), and the SMS
+binding with AES on the device, 3DES (certificate bootstrap) and AES on the UICC (RPK bootstrap).
+An attack runs only on the profiles of its protocol (:func:`protocol_mismatch`)."""
 
 NA, ERROR = "n/a", "error"
+
+
+def protocol_mismatch(profile: str, attack: str) -> str | None:
+    """Return why ``attack`` has no cell in ``profile`` (its ``protocol``, "dm" unless it says
+    "lwm2m", is not the profile's devices'), or None."""
+    devices = {p.get("device", "dm") for p in deep_merge(BASE, PROFILES[profile])["fleet"]["profiles"]}
+    wanted = getattr(ATTACKS[attack], "protocol", "dm")
+    if wanted not in devices:
+        return (f"{attack} attacks {'OMA DM' if wanted == 'dm' else 'LwM2M'} devices; profile {profile}'s are "
+                + ", ".join(sorted(devices)))
+    return None
 
 
 @dataclass
@@ -141,6 +168,12 @@ def run_cell(out: str, profile: str, attack: str | None, knockout: str) -> dict:
     try:
         data = cell_scenario(profile, attack)
         text = yaml.safe_dump(data, sort_keys=False)
+        mismatch = attack is not None and protocol_mismatch(profile, attack)
+        if mismatch:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "scenario.yaml").write_text(text, encoding="utf-8")
+            result.update(verdict=NA, mechanism=mismatch)
+            return result
         try:
             scenario = parse_scenario(text, str(folder / "scenario.yaml"))
         except ScenarioError as exc:
