@@ -90,7 +90,7 @@ def protocol_mismatch(profile: str, attack: str) -> str | None:
     """Return why ``attack`` has no cell in ``profile`` (its ``protocol``, "dm" unless it says
     "lwm2m", is not the profile's devices'), or None."""
     devices = {p.get("device", "dm") for p in deep_merge(BASE, PROFILES[profile])["fleet"]["profiles"]}
-    wanted = getattr(ATTACKS[attack], "protocol", "dm")
+    wanted = ATTACKS[attack].protocol
     if wanted not in devices:
         return (f"{attack} attacks {'OMA DM' if wanted == 'dm' else 'LwM2M'} devices; profile {profile}'s are "
                 + ", ".join(sorted(devices)))

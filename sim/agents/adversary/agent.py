@@ -126,7 +126,6 @@ class Adversary(Agent):
         false base station: no SMSC sees it), then call ``after(dev, rejected_before)`` at once
         (before the device's process runs on); return False when the device is not (or no
         longer) in the run."""
-        from dmsim.sim.agents.device import sms_stack
         if index not in self.replica.live:
             return False
 
@@ -134,7 +133,7 @@ class Adversary(Agent):
             dev = self.replica.live.get(index)
             if dev is not None:
                 rejected = dev.rejected
-                sms_stack.at_device(dev, pdu)
+                dev.on_sms(pdu, self.replica.env.now)
                 if after is not None:
                     after(dev, rejected)
         self.env.timeout(delay).callbacks.append(deliver)

@@ -63,6 +63,7 @@ class Attack:
     """Base of every attack; see the module doc. Subclasses set the class attributes."""
 
     kind: ClassVar[str] = ""
+    protocol: ClassVar[str] = "dm"  # the device kind it attacks: "dm" (OMA DM) or "lwm2m"
     positions: ClassVar[tuple[str, ...]] = ()
     entry: ClassVar[Entry]
     params: ClassVar[dict[str, Any]] = {}  # accepted params and their defaults
@@ -232,6 +233,10 @@ def check_spec(spec: dict, data: dict, path: str) -> None:
     """Check one ``attacks`` entry against its attack class and the scenario; ScenarioError naming
     the offending key."""
     cls = resolve(spec["kind"], f"{path}.kind")
+    devices = {p.get("device", "dm") for p in data["fleet"]["profiles"]}
+    if cls.protocol not in devices:
+        raise ScenarioError(f"{cls.kind} attacks {cls.protocol} devices and this fleet has none",
+                            path=f"{path}.kind", expected="a fleet profile with device: " + cls.protocol)
     on = spec.get("on") or cls.positions[0]
     if on not in cls.positions:
         raise ScenarioError(f"{cls.kind} cannot sit on {on!r}", path=f"{path}.on",

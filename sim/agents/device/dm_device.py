@@ -105,6 +105,10 @@ class DmDevice:
         if smsc is not None and not sms_stack.behind_modem(self):
             smsc.rehandle(self.ident.imsi, sms_stack.after_life(self.replica, self.ident.index))
 
+    def on_sms(self, pdu: bytes, now: float):
+        """An SMS-DELIVER reached the device's modem (from the SMSC, or a false base station)."""
+        return sms_stack.at_device(self, pdu)
+
     def sms_from_link(self, msg: "Message") -> None:
         """An SMS-DELIVER arrived over the direct ``sms`` link (no SMSC)."""
         sms_stack.from_link(self, msg.payload)

@@ -37,12 +37,20 @@ fleet:
     ("{kind: strip-hmac, params: {direction: sideways}}", "x.yaml:6",
      "attacks.0.params.direction: got 'sideways' (expected one of up, down, both)"),
     ("{kind: nonce-rotation-lockout, params: {hold: -1}}", "x.yaml:6", "expected a number >= 0"),
+    ("{kind: downgrade-dtls}", "x.yaml:6", "downgrade-dtls attacks lwm2m devices and this fleet has none"),
 ])
 def test_a_bad_attack_is_refused_with_its_line(attack, where, message):
     text = f"fleet: {{size: 2}}\nduration: 100\n\n\nattacks:\n  - {attack}\n"
     with pytest.raises(ScenarioError) as err:
         parse_scenario(text, "x.yaml")
     assert message in str(err.value) and where in str(err.value)
+
+
+def test_a_dm_attack_on_an_lwm2m_only_fleet_is_refused_not_left_inconclusive():
+    text = ("fleet: {size: 2, profiles: [{name: l, device: lwm2m}]}\nsmsc: {}\n"
+            "attacks: [{kind: forge-networkid-bootstrap}]\n")
+    with pytest.raises(ScenarioError, match="attacks dm devices and this fleet has none"):
+        parse_scenario(text, "x.yaml")
 
 
 def test_an_attack_that_cannot_run_in_the_scenario_says_why():
