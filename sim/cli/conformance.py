@@ -209,6 +209,16 @@ _LUNB = "tests/devices/test_lwm2m_unbootstrap.py::"
 _UICC = "tests/devices/test_lwm2m_sms_uicc.py::"
 _APPLET = "tests/cards/test_lwm2m_applet.py::"
 _LCONV = "tests/devices/test_lwm2m_conversation.py::test_bootstrap_register_read_deregister"
+_BSPOL = "tests/network/lwm2m/test_bootstrap_server_sms_policy.py::"
+_BSSMS = _BSPOL + "test_a_plan_whose_sms_keyset_breaks_a_rule_is_refused"
+_FLEET = "tests/sim/agents/test_lwm2m_fleet.py::"
+_REAL = "tests/sim/real/test_lwm2m_server.py::"
+_PROBE = "tests/sim/real/test_lwm2m_probe.py::"
+_LIBCOAP = "tests/sim/real/test_lwm2m_libcoap.py::"
+_MIXED = _FLEET + "test_a_mixed_fleet_ends_ok_with_each_protocol_in_its_rows"
+_OVER_REAL_DTLS = _REAL + "test_the_lwm2m_client_bootstraps_then_registers_over_real_dtls"
+_LOW_BOOTSTRAP = _FLEET + "test_a_low_entropy_bootstrap_runs_ecdhe_psk_only"
+_AFTER_SLEEP = _FLEET + "test_an_update_after_sleep_resumes_the_dtls_association_without_a_handshake"
 _HOSTILE = _SMSB + "test_hostile_sms_is_discarded_silently"
 _BROKEN = _SMSSEC + "test_each_broken_rule_is_refused"
 _DISCARDS = (_HOSTILE, _SMSB + "test_a_tampered_octet_of_the_user_data_is_discarded",
@@ -219,10 +229,9 @@ _RPK_IN_A_CERTIFICATE = (
     "a minimal self-signed carrier certificate and the peer is authenticated by pinning its SubjectPublicKeyInfo (a "
     "peer that insists on RFC 7250 cert_type will not interoperate); certificate mode validates the chain (and pins "
     "the \"Server Public Key\" certificate when set); ECDHE-ECDSA CCM_8/GCM suites, P-256 keys only")
-_BS_SMS_UNCHECKED = (
-    "; partial: the bootstrap server core checks a plan's SMS resources for their sizes only (objects.check_instance), "
-    "not against these rules, so it would provision a keyset the binding then refuses (the plan of "
-    "tests/network/lwm2m/test_bootstrap_server.py has KIc 0x15, two-key 3DES, and TAR 00 00 bf)")
+_BS_SMS_CHECKED = ("; the bootstrap server refuses a plan whose SMS keyset breaks the rule when it is given "
+                   "(bootstrap_server._check_sms_keys, the binding's own policy), so it never provisions a keyset "
+                   "the client must refuse")
 
 
 def _seed_004(side: str) -> tuple[Scr, ...]:
@@ -233,35 +242,48 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
     pick = lambda for_client, for_server: for_client if client else for_server  # noqa: E731
     method = "O" if client else "M"  # the client MUST support one of methods 1-3, a bootstrap server all
     both = [
-        Scr(item(1, "M"), "DTLS 1.2 secures the UDP channel (RFC 6347, the DTLS binding of CoAP)", "7.1", PARTIAL,
+        Scr(item(1, "M"), "DTLS 1.2 secures the UDP channel (RFC 6347, the DTLS binding of CoAP)", "7.1", YES,
             (_DTLS + "test_psk_high_entropy_runs_ccm8_and_carries_data_both_ways",
              _DTLS + "test_an_application_record_replayed_is_delivered_once",
              _DTLS + "test_a_forged_application_record_neither_delivers_nor_moves_the_window",
              _DTLS + "test_rewritten_client_hello_suite_list_fails_the_finished_check")
             + pick((_DOSSL + "test_dmsim_client_with_openssl_s_server",),
                    (_DOSSL + "test_openssl_s_client_with_dmsim_server",
-                    _DTLS + "test_a_cookie_is_bound_to_the_address_it_was_issued_to")),
+                    _DTLS + "test_a_cookie_is_bound_to_the_address_it_was_issued_to",
+                    _LIBCOAP + "test_libcoap_gets_well_known_core_over_dtls_psk",
+                    _LIBCOAP + "test_libcoap_with_a_wrong_key_fails_and_the_server_counts_a_failed_handshake"))
+            + (_OVER_REAL_DTLS, _FLEET + "test_a_lossy_ip_link_still_completes_with_dtls_and_coap_retransmissions",
+               _MIXED),
             "network/lwm2m/dtls.py: sans-IO DTLS 1.2 endpoints over Mbed TLS (PSK, RPK, certificate; DTLS 1.0 "
-            "refused), checked against openssl s_server/s_client; partial: no test yet carries the LwM2M exchanges "
-            "themselves (bootstrap, registration, DM) over these endpoints: the cores take the identity a channel "
-            "authenticated from their driver"),
+            "refused), checked against openssl s_server/s_client; the LwM2M exchanges themselves (bootstrap, "
+            "registration, DM Read, updates, de-registration) run over them on real UDP sockets (dmsim lwm2m server "
+            "and the client core, PSK) and on the simulated ip links (bootstraps in PSK, ECDHE-PSK, RPK and "
+            "certificate mode, the LwM2M server in PSK mode), with loss, duplication and reordering recovered by "
+            "DTLS and CoAP retransmissions"
+            + pick("", "; libcoap's coap-client-openssl reads the server's /.well-known/core over DTLS PSK")),
         Scr(item(2, "M"), "The keying material of a Security object instance secures the channel to its server: a "
-            "server's for registration, DM and reporting, the bootstrap server's for bootstrap", "7.1, D.1.1", PARTIAL,
+            "server's for registration, DM and reporting, the bootstrap server's for bootstrap", "7.1, D.1.1", YES,
             pick((_LCONV, _DPOL + "test_public_key_forms_round_trip", _DPOL + "test_private_key_forms",
                   _DPOL + "test_psk_credential_checks_identity_and_key",
-                  _DTLS + "test_certificate_mode_client_pins_the_server_certificate_resource"),
+                  _DTLS + "test_certificate_mode_client_pins_the_server_certificate_resource", _OVER_REAL_DTLS, _MIXED),
                  (_BSS + "test_an_endpoint_name_that_is_not_the_authenticated_identity_s_gets_nothing",
                   _LSRV + "test_register_from_another_identity_is_refused_and_changes_nothing",
-                  _LSRV + "test_update_and_deregister_only_from_the_registered_identity", _LCONV)),
+                  _LSRV + "test_update_and_deregister_only_from_the_registered_identity", _LCONV,
+                  _REAL + "test_the_cores_see_the_dtls_identity_not_the_endpoint_name_claimed", _OVER_REAL_DTLS,
+                  _MIXED)),
             pick("Lwm2mClient.account(ssid) and bootstrap_account() hand the driver the instance of each channel; the "
                  "DTLS configs take the D.1.1 forms (PSK identity UTF-8 of up to 128 bytes, D.1.1.1's minimum, and its "
                  "key; P-256 public keys "
                  "as SubjectPublicKeyInfo, SEC1 or X||Y, private keys as a 32-byte scalar or PKCS#8; DER "
-                 "certificates); partial: no test yet opens the DTLS session from the instance a bootstrap wrote",
+                 "certificates); the client opens the LwM2M server's DTLS session from the Security instance its "
+                 "bootstrap wrote, over real sockets and in the simulation (PSK; NoSec coap://), and the simulated "
+                 "devices open their bootstrap channel from the factory instance in PSK, RPK and certificate mode "
+                 "(the fleet's LwM2M server accounts in RPK and certificate mode are used over SMS)",
                  "the bootstrap server serves an endpoint's plan only to the identity the plan names (4.03 otherwise) "
                  "and writes each server's keying material in its Security instance; the LwM2M Server registers, "
-                 "updates and de-registers an endpoint only from its identity; partial: the identities come from the "
-                 "driver, and no test yet fills the DTLS server's PSK store from the plans")),
+                 "updates and de-registers an endpoint only from its identity; the drivers (dmsim lwm2m server, the "
+                 "simulated servers) hand the cores the identity the DTLS handshake authenticated, never the endpoint "
+                 "name claimed, and fill the DTLS servers' key stores from the same credentials the plans write")),
         Scr(item(3, method), "Secure bootstrap method 1: a strong (high-entropy) pre-shared secret with the PSK "
             "cipher suites", "7.1", YES,
             pick((_DTLS + "test_psk_high_entropy_runs_ccm8_and_carries_data_both_ways",
@@ -281,15 +303,23 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
             YES,
             pick((_DTLS + "test_low_entropy_client_offers_only_ecdhe_psk",
                   _DOSSL + "test_dmsim_low_entropy_client_cannot_be_served_a_plain_psk_suite_by_openssl",
-                  _DPOL + "test_entropy_classification", _DPOL + "test_entropy_must_be_declared"),
+                  _DPOL + "test_entropy_classification", _DPOL + "test_entropy_must_be_declared",
+                  _PROBE + "test_low_entropy_offers_only_ecdhe_psk",
+                  _PROBE + "test_low_entropy_probe_finds_no_suite_on_a_plain_psk_only_server", _LOW_BOOTSTRAP),
                  (_DTLS + "test_server_refuses_low_entropy_identity_on_forbidden_suite",
                   _DTLS + "test_a_short_key_stored_as_high_entropy_is_still_refused_on_ccm8",
                   _DOSSL + "test_dmsim_server_refuses_openssl_low_entropy_identity_on_ccm8",
-                  _DPOL + "test_low_entropy_refused_on_plain_psk_suites")),
+                  _DPOL + "test_low_entropy_refused_on_plain_psk_suites",
+                  _REAL + "test_a_low_entropy_identity_runs_ecdhe_psk_and_nothing_else",
+                  _FLEET + "test_a_client_offering_plain_psk_with_a_low_entropy_pin_is_refused")),
             pick("each PSK declares its entropy (no default) and a key under 16 bytes counts as low whatever was "
-                 "declared (network/lwm2m/dtls_policy.py); a low-entropy client offers ECDHE-PSK only",
+                 "declared (network/lwm2m/dtls_policy.py); a low-entropy client offers ECDHE-PSK only (dmsim lwm2m "
+                 "probe --low-entropy finds no suite on a server serving plain PSK only; a simulated PIN bootstrap "
+                 "runs ECDHE-PSK every time)",
                  "the server reads the identity in the ClientKeyExchange and refuses a low-entropy one on any suite "
-                 "but ECDHE-PSK with a fatal insufficient_security alert (71), openssl s_client included")),
+                 "but ECDHE-PSK with a fatal insufficient_security alert (71), openssl s_client included, on real "
+                 "sockets (dmsim lwm2m server, audited without the PIN) and in the simulation (a 16-digit PIN a "
+                 "client declares high-entropy is still refused: the server holds the PIN as low-entropy)")),
         Scr(item(5, method), "Secure bootstrap method 2: a temporary low-entropy pre-shared secret with "
             "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256 (RFC 5489)", "7.1", YES,
             pick((_DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
@@ -298,11 +328,14 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
                  (_DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
                   _DOSSL + "test_openssl_s_client_with_dmsim_server"
                            "[ECDHE-PSK-AES128-CBC-SHA256-TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256]",
-                  _DPOL + "test_low_entropy_allowed_on_ecdhe_psk_and_irrelevant_without_psk")),
+                  _DPOL + "test_low_entropy_allowed_on_ecdhe_psk_and_irrelevant_without_psk"))
+            + (_OVER_REAL_DTLS, _LOW_BOOTSTRAP),
             pick("a PIN, password or serial number is declared low-entropy and runs on ECDHE-PSK, also against "
                  "openssl s_server",
                  "ECDHE-PSK is the server's first choice, so a low-entropy client that offers it beside a PSK suite "
-                 "is never steered onto the forbidden one")),
+                 "is never steered onto the forbidden one")
+            + "; a whole bootstrap runs on it over real sockets (the client core against dmsim lwm2m server) and in "
+              "the simulation, and the LwM2M server account it writes is a fresh high-entropy PSK"),
         Scr(item(6, method), "Secure bootstrap method 3: raw public key or X.509 certificate", "7.1, D.1.1.2, D.1.1.3",
             PARTIAL,
             pick((_DTLS + "test_rpk_mode_authenticates_both_keys_by_pinning",
@@ -314,47 +347,68 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
                  (_DTLS + "test_rpk_mode_authenticates_both_keys_by_pinning",
                   _DTLS + "test_rpk_server_refuses_an_unregistered_client_key",
                   _DTLS + "test_certificate_mode_binds_the_device_identity",
-                  _DTLS + "test_certificate_mode_refuses_a_client_of_another_ca")),
-            _RPK_IN_A_CERTIFICATE),
+                  _DTLS + "test_certificate_mode_refuses_a_client_of_another_ca"))
+            + (_MIXED,),
+            "the simulated fleet bootstraps over RPK and certificate DTLS associations (the LwM2M server accounts "
+            "written in those modes are used over SMS there); "
+            + pick("", "dmsim lwm2m server (real sockets) serves PSK only; ") + _RPK_IN_A_CERTIFICATE),
         Scr(item(7, "M"), "The LwM2M client uses a key pair unique to it", "7.1", pick(NO, PARTIAL),
             pick((), (_DPOL + "test_key_registry_refuses_a_key_of_another_endpoint_in_any_form",
-                      _DPOL + "test_key_registry_reads_certificates_and_is_bounded")),
+                      _DPOL + "test_key_registry_reads_certificates_and_is_bounded",
+                      _FLEET + "test_a_raw_public_key_used_by_two_clients_is_refused", _MIXED)),
             pick("the client core takes its key pair from its configuration and cannot see another client's; the "
                  "bootstrap server side refuses a key bound to another endpoint (S-007)",
                  "dtls_policy.KeyRegistry binds each public key (in any D.1.1 form, or a certificate's) to one "
-                 "endpoint name and refuses it to another, bounded; partial: the BootstrapServer core does not "
-                 "consult it (its driver must), and no test provisions RPK or certificate clients through it")),
+                 "endpoint name and refuses it to another, bounded; the simulated operator claims each RPK "
+                 "bootstrap key in it at enrolment, and a second device with the same key ends key_reused with no "
+                 "bootstrap (the BootstrapServer core itself does not consult it: its driver does); partial: the "
+                 "keys of certificate clients (one per device from the lab CA) and the RPK keys a bootstrap writes "
+                 "for the LwM2M server account are not claimed in it")),
         Scr(item(9, "O"), "Keep the DTLS session across sleep cycles, its keys and counters in encrypted and "
             "integrity-protected storage", "7.1", PARTIAL,
             pick((_DTLS + "test_suspended_association_resumes_without_any_handshake",
                   _DTLS + "test_a_sealed_association_refuses_rollback_tampering_and_the_wrong_key",
                   _DTLS + "test_a_cbc_suite_association_cannot_be_suspended_and_stays_open"),
                  (_DTLS + "test_a_server_still_holding_its_last_flight_cannot_suspend",
-                  _DTLS + "test_suspended_association_resumes_without_any_handshake")),
+                  _DTLS + "test_suspended_association_resumes_without_any_handshake"))
+            + pick((_AFTER_SLEEP,
+                    _FLEET + "test_resuming_fails_when_the_sealed_association_is_not_the_expected_generation"),
+                   (_AFTER_SLEEP,)),
             "the association (keys, epoch, record counters, replay window) is saved by Mbed TLS, sealed with "
             "AES-GCM under a storage key, bound to a generation number against rollback, and resumed with no "
-            "handshake at all; partial: it is not an abbreviated handshake (python-mbedtls 2.10 has no session "
-            "cache nor tickets), Mbed TLS saves associations on an AEAD suite only (CCM_8, GCM: not a CBC one, "
-            "so not ECDHE-PSK of method 2), and how long a session is kept is the driver's choice"),
+            "handshake at all; "
+            + pick("a simulated device seals its association to the LwM2M server for each sleep and resumes it for "
+                   "the update (one handshake per device), and one sealed under another generation is refused "
+                   "(resume_failed); ",
+                   "the simulated server keeps its side open while its clients sleep (one handshake per device "
+                   "across its updates); ")
+            + "partial: it is not an abbreviated handshake (python-mbedtls 2.10 has no session cache nor tickets), "
+              "and Mbed TLS saves associations on an AEAD suite only (CCM_8, GCM: not a CBC one, so not ECDHE-PSK "
+              "of method 2)"),
         Scr(item(10, "M"), "SMS payload security (the Secured Packet Structure of ETSI TS 102 225) is applied when "
             "the SMS binding is used", "7.3", PARTIAL,
             (_SMSB + "test_round_trip", _SMSB + "test_the_user_data_starts_with_the_command_packet_identifier",
              _SMSB + "test_each_direction_has_its_own_counter", _SMSB + "test_one_sms_per_message",
              _HOSTILE + "[concatenated]",
-             _SMSB + pick("test_pycrate_reads_our_sms_deliver", "test_pycrate_reads_our_sms_submit")),
+             _SMSB + pick("test_pycrate_reads_our_sms_deliver", "test_pycrate_reads_our_sms_submit"),
+             _FLEET + "test_binding_s_messages_cross_the_smsc_as_one_secured_sms_each",
+             _FLEET + "test_binding_sms_verified_with_the_right_keys_are_not_discarded"),
             "network/lwm2m/sms_binding.py has no unsecured mode: each CoAP message is one command packet (the shared "
             "SCP80 codec) in one SMS, SMS-DELIVER from the server, SMS-SUBMIT from the client, each direction with "
-            "its own counter; partial: concatenated secured SMS are refused, so a CoAP message holds at most 98 "
-            "octets (AES) or 106 (3DES), and no test yet drives the LwM2M client or server over the binding"),
+            "its own counter; the simulated client and server run Register, the DM Read, Update and De-register "
+            "over it through the SMSC, one secured SMS per CoAP message; partial: concatenated secured SMS are "
+            "refused, so a CoAP message holds at most 98 octets (AES) or 106 (3DES)"),
         Scr(item(11, "M"), "Security terminated on the device: class 1 SMS, TP-PID 111101 (ME data download), TAR "
-            "in BF FF 00 - BF FF FF", "7.3", pick(YES, PARTIAL),
+            "in BF FF 00 - BF FF FF", "7.3", YES,
             (_HOSTILE + "[pid-uicc-on-device]", _HOSTILE + "[pid-default]", _HOSTILE + "[class-2]",
              _SMSB + "test_termination_settings", _SMSB + "test_other_codings_of_the_class_are_accepted",
              _SMSSEC + "test_tar_range_bounds_are_allowed", _BROKEN + "[tar-below]", _BROKEN + "[tar-above]",
-             _BROKEN + "[tar-ota]"),
+             _BROKEN + "[tar-ota]")
+            + pick((), (_BSS + "test_plans_are_checked_when_given[bad3]", _BSSMS + "[tar-below]",
+                        _BSSMS + "[tar-above]")),
             "sent as TP-DCS F5 with TP-PID 7D; any 8-bit class 1 coding (15, 55, F5) is taken, any other TP-PID or "
             "class discarded; a TAR outside the range is refused in the configuration"
-            + pick("", _BS_SMS_UNCHECKED)),
+            + pick("", _BS_SMS_CHECKED)),
         Scr(item(12, "O"), "Security terminated on the smartcard: class 2 SMS, TP-PID 111111 (USIM data download); "
             "the client passes SMS to the smartcard", "7.3", YES,
             pick((_UICC + "test_not_given_to_the_card", _UICC + "test_server_to_card_to_client",
@@ -364,42 +418,52 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
                  (_SMSB + "test_round_trip[Direction.MT-Termination.UICC-aes128]",
                   _SMSB + "test_round_trip[Direction.MO-Termination.UICC-3des3]", _SMSB + "test_termination_settings",
                   _UICC + "test_client_to_card_to_server",
-                  _UICC + "test_mo_packets_out_of_order_are_refused_by_the_server")),
+                  _UICC + "test_mo_packets_out_of_order_are_refused_by_the_server"))
+            + (_FLEET + "test_uicc_termination_runs_the_binding_through_the_card",),
             pick("the ME gives a class 2, TP-PID 7F SMS with an LwM2M TAR to the card's LwM2M applet in the SMS-PP "
                  "download ENVELOPE and takes the CoAP message from its answer; the card secures the client's "
                  "messages (LWM2M PROTECT, dmsim's own command: NOTE2 leaves the ME-card exchange open)",
                  "the server sends TP-DCS F6 with TP-PID 7F to a client whose security ends on its UICC and checks "
-                 "the card's packets like any other")),
-        Scr(item(13, "M"), "Single DES SHALL NOT be used", "7.3", pick(YES, PARTIAL),
+                 "the card's packets like any other")
+            + "; in the simulation a UICC-terminated device runs its whole registration through its card's applet "
+              "(each MT SMS verified by the card, each MO message protected by it)"),
+        Scr(item(13, "M"), "Single DES SHALL NOT be used", "7.3", YES,
             (_BROKEN + "[kic-single-des-cbc]", _BROKEN + "[kic-single-des-ecb]", _BROKEN + "[kid-single-des]",
              _SMSSEC + "test_unexpected_parameters_or_keys_are_discarded[des]",
              _SMSSEC + "test_unexpected_parameters_or_keys_are_discarded[des-kid]", _HOSTILE + "[single-des]",
-             _SMSB + "test_sender_and_receiver_refuse_a_configuration_breaking_a_rule"),
+             _SMSB + "test_sender_and_receiver_refuse_a_configuration_breaking_a_rule")
+            + pick((), (_BSSMS + "[kic-single-des]", _BSSMS + "[kid-single-des]", _BSSMS + "[kic-single-des-ecb]")),
             "KIc 0x?1/0x?D and KID 0x?1 are refused in the configuration of sender and receiver, and a received "
-            "packet naming them is discarded" + pick("", _BS_SMS_UNCHECKED)),
-        Scr(item(14, "M"), "AES or Triple DES with three different keys SHALL be used", "7.3", pick(YES, PARTIAL),
+            "packet naming them is discarded" + pick("", _BS_SMS_CHECKED)),
+        Scr(item(14, "M"), "AES or Triple DES with three different keys SHALL be used", "7.3", YES,
             (_SMSSEC + "test_allowed_pairs_break_no_rule", _BROKEN + "[kic-3des-2key]", _BROKEN + "[kid-3des-2key]",
              _BROKEN + "[3des-k1-k2]", _BROKEN + "[3des-parity-only]", _BROKEN + "[kic-implicit]",
              _SMSSEC + "test_3des_3key_sp800_67_example",
              _SMSSEC + "test_the_published_ota_keysets_are_refused_for_lwm2m",
-             _HOSTILE + "[3des-2key]"),
+             _HOSTILE + "[3des-2key]")
+            + pick((), (_BSS + "test_plans_are_checked_when_given[bad3]", _BSSMS + "[two-key-3des]",
+                        _BSSMS + "[3des-key-repeated]",
+                        _BSPOL + "test_a_plan_with_an_allowed_sms_keyset_writes_it_as_given")),
             "AES (KIc/KID 0x?2) or 3DES with three keys (0x?9) only; two-key 3DES (0x?5), implicit and proprietary "
             "codings refused, and the three DES keys of a 3DES key must differ (parity bits ignored)"
-            + pick("", _BS_SMS_UNCHECKED)),
+            + pick("", _BS_SMS_CHECKED)),
         Scr(item(15, "M"), "Where AES is used: CBC mode for encryption (KIc) and CMAC mode for integrity (KID)", "7.3",
-            pick(YES, PARTIAL),
+            YES,
             (_BROKEN + "[kic-aes-not-cbc]", _BROKEN + "[kid-aes-not-cmac]", _SMSSEC + "test_aes_cmac_rfc4493_examples",
-             _SMSSEC + "test_aes_cbc_sp800_38a_f21", _SMSSEC + "test_protect_matches_an_independent_reading"),
+             _SMSSEC + "test_aes_cbc_sp800_38a_f21", _SMSSEC + "test_protect_matches_an_independent_reading")
+            + pick((), (_BSSMS + "[aes-kic-not-cbc]", _BSSMS + "[aes-kid-not-cmac]")),
             "KIc 0x?2 AES-CBC and KID 0x?2 AES-CMAC (8-octet checksum), checked against RFC 4493 and SP 800-38A "
             "and opened independently with cryptography; other AES modes refused. AES (SHOULD) is not forced: "
-            "3DES with three keys is taken too" + pick("", _BS_SMS_UNCHECKED)),
+            "3DES with three keys is taken too" + pick("", _BS_SMS_CHECKED)),
         Scr(item(16, "O"), "SPI: cryptographic checksum, ciphering, process only if the counter is higher than the "
-            "RE's", "7.3", pick(YES, PARTIAL),
+            "RE's", "7.3", YES,
             (_SMSSEC + "test_counter_must_be_higher", _SMSSEC + "test_only_a_verified_packet_gives_a_counter",
              _BROKEN + "[spi-no-counter]", _BROKEN + "[spi-counter-one-higher]", _BROKEN + "[spi-not-ciphered]",
-             _BROKEN + "[spi-rc]", _SMSB + "test_replayed_sms_is_discarded", _HOSTILE + "[counter-not-higher]"),
+             _BROKEN + "[spi-rc]", _SMSB + "test_replayed_sms_is_discarded", _HOSTILE + "[counter-not-higher]")
+            + pick((), (_BSS + "test_plans_are_checked_when_given[bad4]", _BSSMS + "[spi-no-counter]",
+                        _BSSMS + "[spi-not-ciphered]", _BSSMS + "[spi-redundancy-check]")),
             "the first SPI octet must be 0x16: dmsim requires what the seed recommends; the RE moves only with a "
-            "verified packet; the second SPI octet is sent 00 (no PoR)" + pick("", _BS_SMS_UNCHECKED)),
+            "verified packet; the second SPI octet is sent 00 (no PoR)" + pick("", _BS_SMS_CHECKED)),
         Scr(item(17, "M"), "KIc, KID, SPI and TAR in the SMS Binding Key Parameters resource (6 bytes), the keys in "
             "the SMS Binding Secret Keys resource (32-48 bytes)", "7.3, D.1, D.1.2", YES,
             pick((_SMSSEC + "test_key_parameters_resource_layout", _SMSSEC + "test_key_parameters_refuse_other_lengths",
@@ -407,19 +471,25 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
                   _SMSSEC + "test_secret_keys_refuse_other_lengths", _OBJ + "test_bad_security_values_are_refused",
                   _OBJ + "test_inconsistent_security_instances_are_refused"),
                  (_BSS + "test_a_bootstrap_writes_the_plan_then_finishes", _BSS + "test_plans_are_checked_when_given",
-                  _SMSSEC + "test_secret_keys_encode_refuses_what_the_resource_cannot_hold")),
+                  _SMSSEC + "test_secret_keys_encode_refuses_what_the_resource_cannot_hold",
+                  _BSPOL + "test_a_plan_whose_sms_resource_has_the_wrong_size_is_refused_for_its_size",
+                  _BSPOL + "test_a_plan_with_an_allowed_sms_keyset_writes_it_as_given")),
             pick("KIc KID SPI TAR(3), KIc first: the seed's fields add up to 7 octets with a two-octet SPI, the "
                  "resource size wins and the stored SPI is the first octet; the secret keys are the KIc key then "
                  "the KID key, 16 + 16 or 24 + 24; the Security object takes 6 and 32-48 octets as the seed says, "
                  "the binding reads only 32 or 48 (two keys of one size)",
                  "the bootstrap server writes both resources in the Security instance (the client SHALL share KIc "
-                 "and KID with it) and refuses a plan whose sizes are wrong")),
+                 "and KID with it) and refuses a plan whose sizes are wrong, for their size (the Security "
+                 "object's definition) before the keyset itself is read")),
         Scr(item(18, "M"), "An SMS not protected with the stored parameters and keys is discarded, and no error "
             "message is sent", "7.3", YES,
-            _DISCARDS + pick((_UICC + "test_forged_sms_gets_the_same_answer_as_a_replay",),
+            _DISCARDS + pick((_UICC + "test_forged_sms_gets_the_same_answer_as_a_replay",
+                              _FLEET + "test_tampered_binding_sms_are_discarded_silently_and_the_device_fails"),
                              (_SMSB + "test_arbitrary_bytes_never_raise_and_never_yield_data",)),
             "a receiver returns a Discarded verdict, counted by reason, and never octets to send back"
-            + pick("; on the UICC a forged SMS and a replay get the same bare RP-ACK", "")),
+            + pick("; on the UICC a forged SMS and a replay get the same bare RP-ACK; in the simulation a device "
+                   "whose every SMS-DELIVER is tampered with discards each one (bad_mac or ciphering) and sends "
+                   "nothing but its Register and CoAP's resends of it, then fails sms_discarded", "")),
         Scr(item(21, "M"), "Short Server ID: set when Bootstrap-Server is false, 1-65535, the default 0 never used",
             "D.1", YES,
             pick((_OBJ + "test_short_server_id_must_be_set_for_a_server", _OBJ + "test_bad_security_values_are_refused",
@@ -469,10 +539,12 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
                  _DTLS + "test_certificate_mode_binds_the_device_identity",
                  _DTLS + "test_low_entropy_client_completes_on_ecdhe_psk",
                  _DTLS + "test_server_accepts_high_entropy_identity_on_the_suite_refused_to_a_low_one",
-                 _BSS + "test_a_bootstrap_writes_the_plan_then_finishes"),
+                 _BSS + "test_a_bootstrap_writes_the_plan_then_finishes", _MIXED, _LOW_BOOTSTRAP, _OVER_REAL_DTLS),
                 "DtlsServer serves PSK (high and low entropy), RPK and certificate mode and the BootstrapServer core "
-                "takes whichever identity the channel authenticated; partial: RPK is carried in a certificate (S-006) "
-                "and no test runs a bootstrap over DTLS in each mode"))
+                "takes whichever identity the channel authenticated; the simulated bootstrap server runs whole "
+                "bootstraps over DTLS with a high-entropy PSK, a PIN (ECDHE-PSK), a raw public key and a "
+                "certificate; partial: RPK is carried in a certificate (S-006), and dmsim lwm2m server (real "
+                "sockets) serves PSK only (high and low entropy)"))
     return tuple(sorted(both, key=lambda r: r.item))
 
 

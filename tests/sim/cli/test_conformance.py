@@ -87,6 +87,30 @@ def test_seed_004_rows_are_one_per_rule_and_side_numbered_alike():
     assert "RFC 7250" in next(r for r in rows if r.item == "SEED-004-C-006-O").note
 
 
+def test_seed_004_rows_raised_by_the_lwm2m_exchanges_over_dtls_and_the_bootstrap_servers_sms_check():
+    """Rules 1 and 2 are yes on both sides once the LwM2M exchanges run over real DTLS sockets and in
+    the simulated fleet; the server's SMS rules 11 and 13-16 once the bootstrap server refuses a plan
+    breaking them; what is still missing keeps a row partial and is named in its note."""
+    rows = {r.item: r for r in conf.TABLE if r.source == SEED_004}
+    real, fleet = "tests/sim/real/test_lwm2m_server.py::", "tests/sim/agents/test_lwm2m_fleet.py::"
+    for item in ("SEED-004-C-001-M", "SEED-004-S-001-M", "SEED-004-C-002-M", "SEED-004-S-002-M"):
+        assert rows[item].supported == YES, item
+        assert any(e.startswith(real) for e in rows[item].evidence), item
+        assert any(e.startswith(fleet) for e in rows[item].evidence), item
+    plan_checks = ("tests/network/lwm2m/test_bootstrap_server.py::test_plans_are_checked_when_given",
+                   "tests/network/lwm2m/test_bootstrap_server_sms_policy.py::")
+    for n in (11, 13, 14, 15, 16):
+        server = next(r for item, r in rows.items() if item.startswith(f"SEED-004-S-{n:03d}-"))
+        assert server.supported == YES and "partial" not in server.note, server.item
+        assert any(e.startswith(plan_checks) for e in server.evidence), server.item
+        client = next(r for item, r in rows.items() if item.startswith(f"SEED-004-C-{n:03d}-"))
+        assert not any(e.startswith(plan_checks) for e in client.evidence), client.item  # the server's rule
+    still = {"SEED-004-C-009-O": "abbreviated handshake", "SEED-004-C-010-M": "concatenated",
+             "SEED-004-S-008-M": "serves PSK only", "SEED-004-S-007-M": "certificate clients"}
+    for item, missing in still.items():
+        assert rows[item].supported == PARTIAL and missing in rows[item].note, item
+
+
 def test_rows_are_well_formed():
     for row in conf.TABLE:
         assert row.supported in (YES, PARTIAL, NO), row.item
