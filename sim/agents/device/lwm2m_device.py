@@ -32,7 +32,8 @@ Bootstrap-Requests the client started (CoAP retransmissions not counted); ``boot
 retransmissions over ip; ``ip_msgs``/``ip_bytes`` every DTLS (or NoSec CoAP) datagram of its
 associations, both ways; ``sms_msgs``/``sms_bytes`` its binding's SMS, MO and MT (CoAP
 retransmissions over SMS show there). Failure reasons: ``card_error``, ``key_reused``,
-``dtls_failed``, ``dtls_timeout``, ``dtls_closed``, ``bootstrap_refused``, ``bootstrap_rejected``,
+``dtls_failed``, ``dtls_timeout``, ``dtls_closed``, ``bootstrap_refused``, ``bootstrap_rejected``, ``account_unusable`` (the bootstrapped Security instance
+cannot open the binding: resources missing, or keys the client refuses),
 ``register_refused``, ``update_refused``, ``deregister_refused``, ``coap_timeout``, ``coap_reset``,
 ``coap_too_long``, ``sms_discarded`` (a CoAP timeout over SMS after the device discarded SMS of
 the binding), ``resume_failed``, ``<step>_timeout`` (``lwm2m.step_timeout``).
@@ -282,7 +283,11 @@ class Lwm2mDevice:
         """An SMS over the direct ``sms`` link: the LwM2M binding only runs through an SMSC."""
 
     def on_sms(self, tpdu: bytes, now: float) -> AttemptResult:
-        """The SMSC delivered an SMS: the binding's, once it is open; acknowledged before."""
+        """The SMSC delivered an SMS: the binding's, once it is open; acknowledged before. The
+        pcap sees it as it reaches the device (as ``sms_stack.at_device``'s)."""
+        replica = self.replica
+        if replica.pcap is not None:
+            replica.capture(replica.pcap.write_sms_mt, tpdu, sms_stack.SMSC_ADDRESS, device=self.ident.index)
         binding = self.sms_binding
         return _ACK if binding is None else binding.on_sms(tpdu, now)
 
@@ -358,10 +363,15 @@ def register(dev: Lwm2mDevice):
     sec = dev.core.account(SSID)
     if not sec:
         return "bootstrap_rejected"
-    if dev.spec["binding"] == "S":
-        dev.open_sms(sec)
-    else:
-        dev.open_ip(SSID, "server", sec, HIGH)
+    try:
+        if dev.spec["binding"] == "S":
+            dev.open_sms(sec)
+        else:
+            dev.open_ip(SSID, "server", sec, HIGH)
+    except (KeyError, ValueError, DmsimError):
+        # the Security instance the bootstrap wrote lacks what the binding needs, or holds keys the
+        # client's policy refuses (single DES, a low-entropy PSK on a plain suite...): no channel
+        return "account_unusable"
     dev.t_session_start = dev.replica.env.now
     dev.dispatch(dev.core.register(SSID))
     failure = yield from dev.until(lambda: "registered" in dev.reached, "register")

@@ -1,6 +1,8 @@
 """LwM2M devices and servers in the simulation (issue 18, seed 004 §7.1, §7.3): a mixed DM/LwM2M
 fleet, the DTLS bootstrap and registration over the ip links, the SMS binding through the SMSC,
 suspend/resume across sleep, and what fails when it should."""
+import dataclasses
+
 import pytest
 
 from conftest import run_replica
@@ -155,6 +157,21 @@ def test_a_client_offering_plain_psk_with_a_low_entropy_pin_is_refused(monkeypat
     assert [r[REASON] for r in rows] == ["dtls_failed"] * 2
     stats = model.stats()["lwm2m.bootstrap_dtls.psk"]
     assert stats.get("handshakes", 0) == 0 and stats["failed.server.dtls_failed"] == 2
+
+
+def test_a_bootstrap_that_writes_no_sms_keys_ends_the_device_not_the_run(monkeypatch):
+    """A (broken or hostile) bootstrap server writes the server's Security instance without the SMS
+    binding's resources: the device cannot open its binding and ends as account_unusable; the run
+    goes on and writes every record."""
+    real = lwm2m_servers.ProvisioningPlan
+
+    def without_sms(identity, security, servers, *rest):
+        stripped = tuple(dataclasses.replace(a, sms_key_parameters=None, sms_secret_keys=None) for a in security)
+        return real(identity, stripped, servers, *rest)
+    monkeypatch.setattr(lwm2m_servers, "ProvisioningPlan", without_sms)
+    _model, rows = run_replica(SMS_ONLY)
+    assert [r[REASON] for r in rows] == ["account_unusable"] * 4
+    assert all(r[T_BS_OK] is not None and r[T_START] is None for r in rows)
 
 
 def test_an_update_after_sleep_resumes_the_dtls_association_without_a_handshake():
