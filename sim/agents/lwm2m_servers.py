@@ -80,6 +80,7 @@ SERVER_HOST = "lwm2m.dmsim.test"
 MODES = {"psk": SecurityMode.PSK, "rpk": SecurityMode.RPK, "certificate": SecurityMode.CERTIFICATE,
          "nosec": SecurityMode.NOSEC}
 PORTS = {SecurityMode.PSK: 5684, SecurityMode.RPK: 5685, SecurityMode.CERTIFICATE: 5686, SecurityMode.NOSEC: 5683}
+BOOTSTRAP_PORT = 5684  # the bootstrap server's URI (coaps://bs.lwm2m.dmsim.test:5684), whatever the mode
 SMS_CIPHERS = {"aes": (0x12, 0x12, 16), "3des": (0x19, 0x19, 24)}  # KIc, KID, key octets (TS 102 225 §5.1.2-§5.1.3)
 TARS = {"device": bytes.fromhex("bfff01"), "uicc": bytes.fromhex("bfff02")}
 TERMINATIONS = {"device": Termination.DEVICE, "uicc": Termination.UICC}
@@ -115,6 +116,17 @@ class Enrolment:
     trust: bytes  # the operator CA (certificate mode), PEM
     sms: tuple[SmsKeyParameters, SmsBindingKeys] | None  # binding S: the server's keys (for a UICC's personalisation)
     refusal: str = ""  # why the operator could not enrol it ("" if it could)
+
+
+def service_name(role: str, mode: SecurityMode) -> str:
+    """Return the name of ``role``'s ("bootstrap" or "server") service in ``mode``: the ``src``/``dst``
+    of its datagrams on the ip links."""
+    return f"lwm2m-{role}-{mode.name.lower()}"
+
+
+def service_port(role: str, mode: SecurityMode) -> int:
+    """Return the UDP port of that service: the port of the URI the devices are given for it."""
+    return BOOTSTRAP_PORT if role == "bootstrap" else PORTS[mode]
 
 
 def _scalar(randbytes: Callable[[int], bytes]) -> bytes:
@@ -246,7 +258,7 @@ class Lwm2mServers(Agent):
         """Return the factory bootstrap Security instance, the device's DTLS config, the identity
         the bootstrap server sees, the mode and a refusal ("" if none)."""
         method = spec["bootstrap"]
-        common = dict(uri=f"coaps://{BOOTSTRAP_HOST}:5684", bootstrap=True)
+        common = dict(uri=f"coaps://{BOOTSTRAP_HOST}:{BOOTSTRAP_PORT}", bootstrap=True)
         refusal = ""
         if method in ("psk", "low_entropy_psk"):
             entropy = LOW if method == "low_entropy_psk" else HIGH
@@ -292,7 +304,7 @@ class Lwm2mServers(Agent):
             server = None if mode == SecurityMode.NOSEC else dtls.DtlsServer(
                 self._server_config(role, mode), max_endpoints=self.spec["max_associations"])
             found = self.services[key] = DtlsService(
-                self.replica, f"lwm2m-{role}-{mode.name.lower()}", server,
+                self.replica, service_name(role, mode), server,
                 lambda address, done: self._opened(role, key, address, done),
                 lambda address: self._ended(role, key, address))
         return found

@@ -69,8 +69,8 @@ def _load(scenario: str, overrides: tuple[str, ...], flags: dict | None = None):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a scenario key by its dotted path (repeatable), validated like the file.")
 @click.option("--pcap", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the first replica's SMS (GSMTAP), SIM APDUs (GSMTAP SIM) and DM sessions "
-                   "(HTTP or TLS over TCP) to this pcap file.")
+              help="Write the first replica's SMS (GSMTAP), SIM APDUs (GSMTAP SIM), DM sessions "
+                   "(HTTP or TLS over TCP) and LwM2M datagrams (DTLS or CoAP over UDP) to this pcap file.")
 @click.option("--trace", metavar="DEVICE[,...]",
               help="Write trace.jsonl: every message, APDU and the final record of these devices (index "
                    "as in sessions.csv, or IMSI) in the first replica.")

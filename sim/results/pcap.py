@@ -1,11 +1,13 @@
 """A streaming pcap writer for the simulated traffic: SMS and SIM APDUs as GSMTAP over UDP, the
-DM sessions as HTTP (or TLS records) over TCP.
+DM sessions as HTTP (or TLS records) over TCP, the LwM2M datagrams (DTLS records, NoSec CoAP) over
+UDP.
 
 File format: the classic libpcap format (global header with magic 0xA1B2C3D4, version 2.4,
 microsecond timestamps), link type 1 (Ethernet). Each record is Ethernet / IPv4 (RFC 791) and
 either UDP (RFC 768) to port 4729, the IANA port on which Wireshark dissects GSMTAP
-(network/sms/gsmtap.py builds the GSMTAP packets), or TCP (RFC 9293) between a device and the DM
-server (:meth:`PcapWriter.tcp_open`, :meth:`PcapWriter.write_tcp`).
+(network/sms/gsmtap.py builds the GSMTAP packets), TCP (RFC 9293) between a device and the DM
+server (:meth:`PcapWriter.tcp_open`, :meth:`PcapWriter.write_tcp`), or UDP between a device and a
+server (:meth:`PcapWriter.write_udp`: one datagram, the ports the caller names).
 
 Addresses (a record names its device with ``device=<index>``, the ``device`` column of
 sessions.csv; without one the old fixed device address is used):
@@ -13,8 +15,11 @@ sessions.csv; without one the old fixed device address is used):
 - device ``i``: IPv4 ``10.0.0.0/8`` host number ``i + 1`` (so device 0 is 10.0.0.1, device 4711
   is 10.0.18.104; :func:`device_ip`), MAC ``02:0a`` followed by those four octets (a locally
   administered address, IEEE 802 §8.2.2). Devices 16,777,214 apart share an address;
-- the radio network that sends GSMTAP (the BTS side): 192.0.2.1, the DM server: 198.51.100.1
-  (RFC 5737 documentation addresses); the device-less address is 192.0.2.2;
+- the radio network that sends GSMTAP (the BTS side): 192.0.2.1; the servers (``SERVERS``, by
+  name; :func:`server_ip`): the DM server ``dm`` 198.51.100.1, the LwM2M Bootstrap Server
+  ``lwm2m-bootstrap`` 198.51.100.2 and the LwM2M Server ``lwm2m-server`` 198.51.100.3 (RFC 5737
+  documentation addresses, MACs ``02:00:00:00:00:03`` to ``:05``); the device-less address is
+  192.0.2.2;
 - each device's SMS go on its own SDCCH/8 sub-channel (``gsmtap.device_channel``: ARFCN,
   timeslot, sub-slot), with its own LAPDm sequence numbers.
 
@@ -22,7 +27,12 @@ Choices:
 - Timestamps are ``epoch + t`` with ``t`` the simulated time in seconds and ``epoch`` a fixed
   instant (2024-01-01T00:00:00Z by default), so the same run gives the same file.
 - Downlink packets go from the network to the device, uplink and SIM packets the other way;
-  the UDP checksum is 0 ("none"), the TCP checksum is computed (RFC 9293 §3.1).
+  the UDP checksum of GSMTAP is 0 ("none"), those of the device's own datagrams (``write_udp``,
+  RFC 768) and the TCP checksum (RFC 9293 §3.1) are computed.
+- What cannot be written (a time that does not fit the 32-bit timestamp, a TPDU or an APDU the
+  GSMTAP layers cannot frame, a datagram too large for IPv4) raises DmsimError *and* is counted in
+  ``gaps`` (what -> records): a caller that goes on without it leaves a trace the run reports
+  (:meth:`PcapWriter.warnings`), never a silent hole.
 - An APDU pair can be written ``offset`` seconds after the ``now`` of the call (a card's APDUs
   are exchanged at once, their simulated durations are known afterwards). Records are kept in a
   small heap and written in timestamp order once the simulation has passed their time (each
@@ -59,12 +69,18 @@ _MAX_SECONDS = 1 << 32       # ts_sec is an unsigned 32-bit field
 
 _NETWORK = (b"\x02\x00\x00\x00\x00\x01", bytes([192, 0, 2, 1]))   # (MAC, IPv4)
 _DEVICE = (b"\x02\x00\x00\x00\x00\x02", bytes([192, 0, 2, 2]))
-_DM_SERVER = (b"\x02\x00\x00\x00\x00\x03", bytes([198, 51, 100, 1]))
+SERVERS: dict[str, tuple[bytes, bytes]] = {   # name -> (MAC, IPv4)
+    "dm": (b"\x02\x00\x00\x00\x00\x03", bytes([198, 51, 100, 1])),
+    "lwm2m-bootstrap": (b"\x02\x00\x00\x00\x00\x04", bytes([198, 51, 100, 2])),
+    "lwm2m-server": (b"\x02\x00\x00\x00\x00\x05", bytes([198, 51, 100, 3])),
+}
+_DM_SERVER = SERVERS["dm"]
 _DEVICE_HOSTS = (1 << 24) - 2   # host numbers 1 .. 2^24 - 2 of 10.0.0.0/8
 _ETHERTYPE_IPV4 = 0x0800
 _IP_PROTO_TCP = 6
 _IP_PROTO_UDP = 17
 _IP_TTL = 64
+MAX_UDP_PAYLOAD = 65535 - 20 - 8   # an IPv4 datagram's total length is 16 bits (RFC 791 §3.1)
 TCP_FIN, TCP_SYN, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x08, 0x10
 
 
@@ -76,6 +92,11 @@ def pcap_global_header(linktype: int = LINKTYPE_ETHERNET) -> bytes:
 def device_ip(index: int) -> str:
     """Return device ``index``'s IPv4 address in the capture, dotted (see the module doc)."""
     return ".".join(str(b) for b in _device_host(index)[1])
+
+
+def server_ip(name: str) -> str:
+    """Return the IPv4 address of the server ``name`` of ``SERVERS`` in the capture, dotted."""
+    return ".".join(str(b) for b in SERVERS[name][1])
 
 
 def _device_host(index: int | None) -> tuple[bytes, bytes]:
@@ -106,9 +127,15 @@ def _ipv4(proto: int, body: bytes, src: tuple[bytes, bytes], dst: tuple[bytes, b
 
 
 def udp_frame(payload: bytes, *, src: tuple[bytes, bytes], dst: tuple[bytes, bytes],
-              port: int = gsmtap.GSMTAP_UDP_PORT, ident: int = 0) -> bytes:
-    """Return an Ethernet frame with an IPv4/UDP datagram from ``src`` to ``dst`` (MAC, IP)."""
-    udp = struct.pack(">HHHH", port, port, 8 + len(payload), 0) + payload
+              port: int = gsmtap.GSMTAP_UDP_PORT, ident: int = 0, sport: int | None = None,
+              checksum: bool = False) -> bytes:
+    """Return an Ethernet frame with an IPv4/UDP datagram from ``src`` to ``dst`` (MAC, IP) to
+    ``port``, from ``sport`` (default ``port``); ``checksum``: compute the UDP checksum (else 0)."""
+    udp = struct.pack(">HHHH", port if sport is None else sport, port, 8 + len(payload), 0) + payload
+    if checksum:
+        pseudo = src[1] + dst[1] + struct.pack(">BBH", 0, _IP_PROTO_UDP, len(udp))
+        value = _checksum(pseudo + udp) or 0xFFFF   # RFC 768: a computed 0 is sent as all ones
+        udp = udp[:6] + struct.pack(">H", value) + udp[8:]
     return _ipv4(_IP_PROTO_UDP, udp, src, dst, ident)
 
 
@@ -180,18 +207,35 @@ class PcapWriter:
         self._channels: dict[int, gsmtap.SmsChannel] = {}
         self._pending: list[tuple[float, int, bytes]] = []   # (time, order, frame) heap
         self._connections: dict[int, int] = {}               # device -> TCP connections opened
+        self.gaps: dict[str, int] = {}                       # what -> records that could not be written
         try:
             self._file = open(part_path(self.path), "wb")
         except OSError as exc:
             raise DmsimError(f"{self.path}: cannot write the pcap file: {exc}") from exc
         self._file.write(pcap_global_header())
 
-    def _check(self, now: float) -> None:
+    def _check(self, now: float, what: str) -> None:
         if self._file.closed:
-            raise DmsimError(f"{self.path.name}: pcap writer is closed")
+            self._refuse(what, "pcap writer is closed")
         if not (math.isfinite(now) and 0 <= now < _MAX_SECONDS - self.epoch):
-            raise DmsimError(f"{self.path.name}: record time {now!r}, expected seconds >= 0 "
-                             f"that fit the 32-bit pcap timestamp")
+            self._refuse(what, f"record time {now!r}, expected seconds >= 0 that fit the 32-bit pcap timestamp")
+
+    def missed(self, what: str) -> None:
+        """Count a ``what`` record that is not written in ``gaps`` (the run warns of it)."""
+        self.gaps[what] = self.gaps.get(what, 0) + 1
+
+    def _refuse(self, what: str, reason: str) -> None:
+        """Count a ``what`` record that cannot be written in ``gaps`` and raise DmsimError."""
+        self.missed(what)
+        raise DmsimError(f"{self.path.name}: {what} not captured: {reason}")
+
+    def warnings(self) -> list[str]:
+        """Return one line saying what could not be captured (``gaps``), or none."""
+        if not self.gaps:
+            return []
+        parts = ", ".join(f"{count:,} {what}" for what, count in sorted(self.gaps.items()))
+        return [f"the pcap {self.path.name} lacks {sum(self.gaps.values()):,} record(s) it could not "
+                f"write: {parts}"]
 
     def _flush(self, until: float) -> None:
         """Write the held records whose time is at most ``until``, oldest first."""
@@ -227,11 +271,14 @@ class PcapWriter:
 
     def _write_sms(self, now: float, tpdu: bytes, smsc_address: Address | str, *, mt: bool,
                    mr: int, device: int | None) -> int:
-        self._check(now)
+        self._check(now, "sms")
         # A TDMA frame lasts 120/26 ms (TS 45.002 §4.3.1): the frame number follows sim time.
         frame_number = int(now * 26 / 0.120) % gsmtap.GSM_HYPERFRAME
-        packets = self._sms_channel(device).sms_packets(tpdu, _smsc(smsc_address), mt=mt, mr=mr,
-                                                        frame_number=frame_number)
+        try:
+            packets = self._sms_channel(device).sms_packets(tpdu, _smsc(smsc_address), mt=mt, mr=mr,
+                                                            frame_number=frame_number)
+        except DmsimError as exc:
+            self._refuse("sms", str(exc))
         for packet in packets:
             self._record(now, packet, uplink=not mt, device=device)
         return len(packets)
@@ -250,11 +297,30 @@ class PcapWriter:
                    offset: float = 0.0) -> int:
         """Write one command/response pair as GSMTAP SIM (response = data + SW1 SW2), timed
         ``offset`` (>= 0) seconds after ``now``."""
-        self._check(now)
-        self._check(now + offset)
+        self._check(now, "apdu")
+        self._check(now + offset, "apdu")
         if offset < 0:
-            raise DmsimError(f"{self.path.name}: APDU offset {offset!r}, expected >= 0")
-        self._record(now, gsmtap.sim_packet(c_apdu, r_apdu), uplink=True, device=device, at=now + offset)
+            self._refuse("apdu", f"APDU offset {offset!r}, expected >= 0")
+        try:
+            packet = gsmtap.sim_packet(c_apdu, r_apdu)
+        except DmsimError as exc:
+            self._refuse("apdu", str(exc))
+        self._record(now, packet, uplink=True, device=device, at=now + offset)
+        return 1
+
+    # -- UDP -----------------------------------------------------------------------------------
+    def write_udp(self, now: float, device: int, payload: bytes, *, server: str, server_port: int,
+                  device_port: int, from_device: bool) -> int:
+        """Write one UDP datagram between ``device`` (its ``device_port``) and the server ``server``
+        of ``SERVERS`` (its ``server_port``), ``from_device`` or to it, at ``now``."""
+        self._check(now, "udp")
+        if len(payload) > MAX_UDP_PAYLOAD:
+            self._refuse("udp", f"datagram of {len(payload)} octets, expected at most {MAX_UDP_PAYLOAD}")
+        client, host = _device_host(device), SERVERS[server]
+        src, dst, sport, dport = ((client, host, device_port, server_port) if from_device
+                                  else (host, client, server_port, device_port))
+        self._frame(now, udp_frame(payload, src=src, dst=dst, port=dport, sport=sport, ident=self.records,
+                                   checksum=True))
         return 1
 
     # -- TCP -----------------------------------------------------------------------------------
@@ -273,7 +339,7 @@ class PcapWriter:
     def tcp_open(self, now: float, device: int, *, server_port: int = 80) -> TcpStream:
         """Write the three-way handshake of a new connection from ``device`` to the DM server
         (port ``server_port``) and return it."""
-        self._check(now)
+        self._check(now, "tcp")
         number = self._connections.get(device, 0)
         self._connections[device] = number + 1
         stream = TcpStream(device, number, server_port)
@@ -293,7 +359,7 @@ class PcapWriter:
         """Write ``payload`` (b"" with ``fin``: a FIN) from one side of ``stream`` as it arrives
         at the other; ``offset`` is its place in that side's octet stream (None: right after
         what was sent before, which a resend or a late segment does not extend)."""
-        self._check(now)
+        self._check(now, "tcp")
         if offset is None:
             offset = stream.sent[from_device]
         written = 0

@@ -70,8 +70,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
                  trace: tuple[int, ...] = (), jobs: int = 1, scheduler: str = "local") -> RunResult:
     """Run ``scenario`` into ``out_dir`` and return the result; re-raises after recording an interruption.
 
-    ``pcap``: capture the first replica there (SMS, APDUs, the DM sessions over TCP); ``trace``: write the
-    story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``).
+    ``pcap``: capture the first replica there (SMS, APDUs, the DM sessions over TCP, LwM2M's DTLS and CoAP
+    datagrams over UDP; a record it cannot write is counted in ``summary.json``'s ``capture`` and warned
+    of); ``trace``: write the story of these devices (indexes) in the first replica to ``trace.jsonl`` (``trace.py``).
 
     The work is cut into units, one per (sweep point, replica, shard) (``shards``: ``sim/model/shards.py``).
     ``jobs`` > 1 runs them in that many worker processes, ``scheduler`` ``tcp://HOST:PORT`` on a Dask
@@ -165,6 +166,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, *, progress: Progress | None
         for (_value, point), block in zip(points, (summary.get("sweep") or {}).get("points") or []):
             block["conformance"] = nonconformities(point)
         summary["network"] = network
+        if capture is not None and capture.gaps:  # what the pcap could not hold is said, never left out quietly
+            summary["capture"] = {"pcap": capture.path.name, "gaps": dict(capture.gaps),
+                                  "warnings": capture.warnings()}
         if shards > 1:
             summary["shards"] = {"count": shards, "approximation": SHARD_NOTE}
         if fidelity is not None:
@@ -303,6 +307,7 @@ def closing_lines(name: str, result: "RunResult") -> tuple[list[str], list[str]]
                         f"{fleet['size']:,}) never arrived before the scenario's duration and have no row; the "
                         f"success rate above covers the {fleet['arrived']:,} that did; over the whole fleet it is "
                         f"{fleet['success_rate_of_fleet']:.3f}")
+    warnings += (s.get("capture") or {}).get("warnings", [])
     return lines, warnings
 
 

@@ -14,8 +14,12 @@ sessions.csv). Line kinds (``event``):
   the pcap (``sim/results/pcap.py``);
 - ``message``: one step of one message on a simulated link (``links.sms``, ``links.ip``, the
   SMSC's ``smsc.radio``/``smsc.radio_up``): ``agent`` (who sent it: ``device``, ``smsc``,
-  ``server``), ``link``, ``dir`` (``src -> dst``), ``kind`` (the message kind of sim/agents),
-  ``size`` (octets), ``fields`` (``trace_fields.py``) and ``outcome``: ``sent``; then
+  ``server`` (the DM server), ``lwm2m-bootstrap`` or ``lwm2m-server`` (the LwM2M servers, as
+  ``pcap.SERVERS`` names them)), ``link``, ``dir`` (``src -> dst``; an LwM2M datagram's ends are
+  the device's transport address ``lwm2m-<index>`` and the server's service, e.g.
+  ``lwm2m-bootstrap-psk``), ``kind`` (the message kind of sim/agents: ``dm``, ``dtls``, ``coap``,
+  ``sms-deliver``, ...), ``size`` (octets), ``fields`` (``trace_fields.py``) and ``outcome``:
+  ``sent``; then
   ``queue_full`` (refused by a full link queue), ``lost`` (the link's loss), ``dropped_by_tap``,
   ``changed_by_tap``, ``replayed_by_tap`` (the adversary tap), ``delivered`` (handed to the
   receiver, ``t`` is the arrival) and ``delivered_again`` (a duplicate or replay arriving);
@@ -26,7 +30,8 @@ sessions.csv). Line kinds (``event``):
   ``adversary``, ``kind``: the attack, ``what``: what it did, e.g. "forged NETWORKID bootstrap,
   3 SMS"); what its acts did to the messages shows in their ``message`` lines;
 - ``record``: the device's session record as written to sessions.csv (``record``: column ->
-  value), the last line of its story.
+  value), when its life ends. Only the fate of messages already on their way may follow it (a
+  close_notify, an RP-ACK still in flight: ``delivered``, ``lost``, ...), nothing ``sent``.
 
 Cost when off: the runner attaches nothing, and the links' only cost is their ``observer is
 None`` test. When on, only messages of the traced devices are decoded. Nothing here draws from a
@@ -45,6 +50,7 @@ from typing import Callable, Iterable
 from dmsim.base.errors import DmsimError, ScenarioError
 from dmsim.sim.model.fleet import TEST_PLMN
 from dmsim.sim.results.atomic import commit_part, part_path
+from dmsim.sim.results.ip_capture import DATAGRAM_KINDS, datagram_ends
 from dmsim.sim.results.pcap import device_ip
 from dmsim.sim.results.records import COLUMNS
 from dmsim.sim.results.trace_fields import apdu_fields, message_fields
@@ -111,9 +117,16 @@ class DeviceTrace:
         return index in self._wanted
 
     def device_of(self, msg) -> int | None:
-        """Return the traced device a link message goes to or comes from, else None."""
+        """Return the traced device a link message goes to or comes from, else None (an LwM2M
+        datagram names its device in ``msg.meta``, its addresses are not IMSIs)."""
         index = self._by_address.get(msg.dst)
-        return self._by_address.get(msg.src) if index is None else index
+        if index is None:
+            index = self._by_address.get(msg.src)
+        if index is None and msg.kind in DATAGRAM_KINDS:
+            ends = datagram_ends(msg)
+            if ends is not None and ends[0] in self._wanted:
+                return ends[0]
+        return index
 
     def sent(self, link, msg, deliver: Callable) -> Callable:
         """A message enters ``link``: log it; return ``deliver`` wrapped to log its arrivals."""
@@ -180,8 +193,13 @@ class DeviceTrace:
     # -- the file ------------------------------------------------------------------------------
     def _message(self, link, msg, index: int, outcome: str) -> None:
         src = msg.src
+        agent = src if src in _NETWORK_ENDS else "device"
+        if msg.kind in DATAGRAM_KINDS:
+            ends = datagram_ends(msg)
+            if ends is not None and not ends[3]:
+                agent = ends[1]
         self._write({"event": "message", "t": round(link.env.now, 6), "device": index,
-                     "agent": src if src in _NETWORK_ENDS else "device", "link": link.name,
+                     "agent": agent, "link": link.name,
                      "dir": f"{src} -> {msg.dst}", "kind": msg.kind, "size": len(msg.payload),
                      "fields": message_fields(msg.kind, msg.payload), "outcome": outcome})
 

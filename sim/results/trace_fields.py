@@ -5,25 +5,41 @@ What is shown, by what the octets are (anything that does not decode gives ``{"u
 
 - an SMS TPDU (3GPP TS 23.040 §9.2): ``tp_mti`` (named per direction, §9.2.3.1), the
   originating/destination address, TP-PID, TP-DCS, and from the user data header (§9.2.3.24)
-  the application ports (IEI 05) and the concatenation ``ref``/``part``/``of`` (IEI 00/08);
+  the application ports (IEI 05) and the concatenation ``ref``/``part``/``of`` (IEI 00/08); a
+  secured packet (3GPP TS 31.115 §4.2/§4.4: UDH IEI 70 or 71, the OTA commands and PoRs and the
+  LwM2M SMS binding, seed 004 §7.3) adds the clear part of its header (ETSI TS 102 225 §5.1.1,
+  §5.1.2): ``command_packet`` ``cpl``, ``chl``, ``spi``, ``kic``, ``kid``, ``tar``, or
+  ``response_packet`` ``rpl``, ``rhl``, ``tar`` (hex); never the counter, the checksum or the
+  data, which may be ciphered and are secured;
 - an HTTP/1.1 message (RFC 9112 §3/§4): ``method`` and ``path`` or ``status``, ``content_type``
   and ``content_length``;
 - TLS records (RFC 5246 §6.2.1): per record its content type and length, and for a handshake
   record before the flight's ChangeCipherSpec the handshake message type (§7.4); one after it is
   encrypted (the Finished, §7.4.9) and says ``encrypted``. An empty segment is the TCP ``FIN``
   the simulated server sends after an alert;
+- DTLS records (RFC 6347 §4.1), the LwM2M datagrams of kind ``dtls``: per record its content
+  type, ``epoch``, ``seq`` and length, and for a handshake record of epoch 0 (in clear) the
+  handshake message type (§4.2.2, RFC 5246 §7.4; a fragment says ``fragment``: [offset, length,
+  message length]); one of a later epoch is encrypted (the Finished) and says ``encrypted``;
+- a CoAP message (RFC 7252 §3), the NoSec datagrams of kind ``coap``: ``coap`` with ``type``
+  (CON/NON/ACK/RST), ``code`` ("0.02", "2.05"), ``mid``, ``token_length``, ``uri_path`` and
+  ``payload_length``;
 - a command/response APDU pair (ISO/IEC 7816-4 §5.1, ETSI TS 102 221 §10.1): ``cla``, ``ins``,
   ``p1``, ``p2`` (hex), ``lc``/``le`` when present, ``sw`` and the length of the response data.
 
 Secrets never appear: only headers and lengths are shown, not SMS user data, HTTP bodies (which
-carry the DM credentials and bootstrap), TLS payloads or APDU data (which carry keys for SCP03
-and the OTA key sets).
+carry the DM credentials and bootstrap), TLS or DTLS payloads (the CoAP inside, whose bootstrap
+writes carry the LwM2M server's keys), CoAP payloads, tokens or queries, or APDU data (which carry
+keys for SCP03, the OTA key sets and the LwM2M SMS keys).
 """
 from __future__ import annotations
 
 from dmsim.base.errors import DmsimError
 from dmsim.cards.apdu import parse_command
+from dmsim.cards.scp80 import IEI_COMMAND_PACKET, IEI_RESPONSE_PACKET
+from dmsim.network.coap import message as coap
 from dmsim.network.dm import http_binding
+from dmsim.network.lwm2m import dtls_records
 from dmsim.network.sms import tpdu as tpdu_codec
 from dmsim.network.sms.udh import find_concat, find_ports
 
@@ -36,6 +52,15 @@ _TLS_HANDSHAKE = {0: "hello_request", 1: "client_hello", 2: "server_hello", 11: 
                   12: "server_key_exchange", 13: "certificate_request", 14: "server_hello_done",
                   15: "certificate_verify", 16: "client_key_exchange", 20: "finished"}
 _HTTP_STARTS = (b"POST ", b"GET ", b"PUT ", b"HTTP/1.")
+_DTLS_HANDSHAKE = {**_TLS_HANDSHAKE, 3: "hello_verify_request"}   # RFC 6347 §4.3.2
+_COAP_TYPES = ("CON", "NON", "ACK", "RST")
+# the clear header of a secured packet (ETSI TS 102 225 §5.1.1, §5.1.2): (name, offset, length)
+_PACKET_HEADERS = {
+    IEI_COMMAND_PACKET: ("command_packet", (("cpl", 0, 2), ("chl", 2, 1), ("spi", 3, 2), ("kic", 5, 1),
+                                            ("kid", 6, 1), ("tar", 7, 3))),
+    IEI_RESPONSE_PACKET: ("response_packet", (("rpl", 0, 2), ("rhl", 2, 1), ("tar", 3, 3))),
+}
+_HEX_PARTS = frozenset({"spi", "kic", "kid", "tar"})
 
 
 def sms_fields(pdu: bytes, *, mt: bool) -> dict:
@@ -57,7 +82,22 @@ def sms_fields(pdu: bytes, *, mt: bool) -> dict:
     concat = find_concat(sms.ies)
     if concat is not None:
         fields["concat"] = {"ref": concat.ref, "part": concat.seq, "of": concat.total}
+    for ie in sms.ies:
+        if ie.iei in _PACKET_HEADERS:
+            name, parts = _PACKET_HEADERS[ie.iei]
+            fields[name] = _packet_header(sms.user_data, parts)
+            break
     return fields
+
+
+def _packet_header(data: bytes, parts: tuple) -> dict:
+    """Return the clear header fields ``parts`` of a secured packet (the rest is not shown)."""
+    size = max(offset + length for _, offset, length in parts)
+    if len(data) < size:
+        return {"undecoded": f"{len(data)} octets, a header needs {size}"}
+    return {name: (data[offset:offset + length].hex().upper() if name in _HEX_PARTS
+                   else int.from_bytes(data[offset:offset + length], "big"))
+            for name, offset, length in parts}
 
 
 def http_fields(payload: bytes) -> dict:
@@ -98,6 +138,48 @@ def tls_fields(payload: bytes) -> dict:
     return fields
 
 
+def dtls_fields(payload: bytes) -> dict:
+    """Return the DTLS records of a datagram: type, epoch, sequence number, length, and the
+    handshake type of a clear handshake record (``encrypted`` after epoch 0)."""
+    try:
+        parsed = dtls_records.split_records(payload)
+    except DmsimError as exc:
+        return {"undecoded": str(exc)}
+    records = []
+    for rec in parsed:
+        record: dict = {"type": _TLS_CONTENT.get(rec.content_type, rec.content_type), "epoch": rec.epoch,
+                        "seq": rec.seq, "length": len(rec.fragment)}
+        if rec.content_type == dtls_records.CT_HANDSHAKE:
+            record.update(_dtls_handshake(rec.fragment) if rec.epoch == 0 else {"handshake": "encrypted"})
+        records.append(record)
+    return {"dtls_records": records}
+
+
+def _dtls_handshake(fragment: bytes) -> dict:
+    """Return the handshake type(s) of a clear DTLS handshake record (and a fragment's place)."""
+    try:
+        parts = dtls_records.split_handshake(fragment)
+    except DmsimError as exc:
+        return {"undecoded": str(exc)}
+    names = [_DTLS_HANDSHAKE.get(part.msg_type, part.msg_type) for part in parts]
+    out: dict = {"handshake": names[0] if len(names) == 1 else names}
+    if len(parts) == 1 and len(parts[0].body) < parts[0].length:
+        out["fragment"] = [parts[0].fragment_offset, len(parts[0].body), parts[0].length]
+    return out
+
+
+def coap_fields(payload: bytes) -> dict:
+    """Return the header of a CoAP message: type, code, Message ID, token length, Uri-Path and
+    payload length (not the token, the query or the payload)."""
+    try:
+        msg = coap.decode(payload)
+        path = msg.path
+    except DmsimError as exc:
+        return {"undecoded": str(exc)}
+    return {"coap": {"type": _COAP_TYPES[msg.type], "code": coap.code_text(msg.code), "mid": msg.message_id,
+                     "token_length": len(msg.token), "uri_path": path, "payload_length": len(msg.payload)}}
+
+
 def ip_fields(payload: bytes) -> dict:
     """Return the fields of a DM message on the ``ip`` links: HTTP in clear or TLS records."""
     return http_fields(payload) if payload.startswith(_HTTP_STARTS) else tls_fields(payload)
@@ -111,6 +193,10 @@ def message_fields(kind: str, payload: bytes) -> dict:
         return sms_fields(payload, mt=False)
     if kind == "dm":
         return ip_fields(payload)
+    if kind == "dtls":
+        return dtls_fields(payload)
+    if kind == "coap":
+        return coap_fields(payload)
     return {}   # RP answers, PoRs in an RP-ACK: the kind says what it is
 
 

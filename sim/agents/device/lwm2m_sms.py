@@ -14,7 +14,8 @@ A discarded SMS produces nothing (no reply of any kind): the device counts it
 (``bootstrap_rejected`` column, ``lwm2m.sms`` ``device_discarded.<reason>``; with the UICC the ME
 cannot tell why, the reason is ``uicc``) and the modem acknowledges the SMS to the SMSC as any
 delivered SMS. ``sms_msgs``/``sms_bytes`` count the device's MO TPDUs when sent and its MT TPDUs
-when they arrive.
+when they arrive; the pcap (``--pcap``) has an MO SMS when it goes on the air (the device reachable)
+and an MT SMS when it reaches the device (``Lwm2mDevice.on_sms``).
 
 Hook point for an adversary: ``dev.sms_binding`` (this object, its ``receiver`` and ``sender``).
 """
@@ -79,7 +80,9 @@ class DeviceSmsBinding:
         dev = self.dev
         dev.sms_msgs += 1
         dev.sms_bytes += len(tpdu)
-        self.smsc.submit_from_device(dev.ident.imsi, tpdu)
+        replica = self.replica
+        if self.smsc.submit_from_device(dev.ident.imsi, tpdu) and replica.pcap is not None:
+            replica.capture(replica.pcap.write_sms_mo, tpdu, SMSC_ADDRESS, device=dev.ident.index)
 
     # -- MT -------------------------------------------------------------------------------------------
     def on_sms(self, tpdu: bytes, now: float) -> AttemptResult:
