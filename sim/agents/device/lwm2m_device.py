@@ -12,7 +12,8 @@ failure reason that ends it:
    binding); the device attaches to the SMSC when there is one;
 2. bootstrap (not ``factory``): a DTLS association with the bootstrap server over the ip links,
    then the client-initiated bootstrap (``POST /bs?ep=``, the server's Delete/Write operations,
-   Bootstrap-Finish), then close_notify;
+   Bootstrap-Finish); the association stays open (no close_notify) until the life ends, so that a
+   Bootstrap-Finish whose 2.04 was lost can be answered again when the server retransmits it;
 3. register with the LwM2M server (SSID 101) over the binding of its Server instance: ``U`` a
    DTLS association (NoSec: plain CoAP) with the credentials the bootstrap wrote; ``S`` the SMS
    binding with the SMS keys it wrote; the server then Reads /3/0 and the client answers;
