@@ -203,7 +203,8 @@ def real_reader():
         yield bridge
     finally:
         bridge.stop()
-        thread.join(5)
+        if thread.ident is not None:  # a skip before the reader showed up never started it
+            thread.join(5)
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=5)
