@@ -27,7 +27,8 @@ Choices (ours): the recorder follows one association (one client address) and ke
 :data:`MAX_MESSAGES` handshake messages per direction; anything that does not parse is ignored (the
 attacker sees hostile bytes too). The PIN-to-key map is the caller's (``key_of``): how a PIN becomes
 the PSK is the bootstrap method's, not the protocol's. An attacker that knows the ECDH secret of an
-ECDHE-PSK handshake (because it was the server end) can give it as ``other_secret``.
+ECDHE-PSK handshake (because it was the server end: ``dtls_fake_server``, the active attack RFC 5489
+§5 and RFC 4279 §7 warn of) gives the ECDH shared secret as ``other_secret``.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ from dmsim.base.errors import DecodeError
 from dmsim.network.dm.tls import psk_identity_of, server_hello_fields
 from dmsim.network.lwm2m import dtls_policy
 from dmsim.network.lwm2m import dtls_records as wire
+from dmsim.sim.agents.adversary import dtls_hello
 
 EXT_ENCRYPT_THEN_MAC, EXT_EXTENDED_MASTER_SECRET = 0x0016, 0x0017
 MAX_MESSAGES = 16  # handshake messages kept per direction (a PSK handshake has 3 or 4)
@@ -72,25 +74,15 @@ def psk_premaster(psk: bytes, other_secret: bytes | None = None) -> bytes:
 def hello_extensions(body: bytes) -> set[int]:
     """Return the extension types of a ServerHello body (RFC 5246 §7.4.1.4); DecodeError when cut."""
     at = 35 + (body[34] if len(body) > 34 else 0) + 3  # version, random, session_id, suite, compression
-    if len(body) < at:
-        raise DecodeError("ServerHello", len(body), "truncated before the extensions")
-    if len(body) == at:
-        return set()
-    end = at + 2 + int.from_bytes(body[at:at + 2], "big")
-    found, at = set(), at + 2
-    while at + 4 <= min(end, len(body)):
-        found.add(int.from_bytes(body[at:at + 2], "big"))
-        at += 4 + int.from_bytes(body[at + 2:at + 4], "big")
-    if at != end or end > len(body):
-        raise DecodeError("ServerHello", at, "extensions overrun their length")
-    return found
+    return set(dtls_hello.extensions_at(body, at, "ServerHello"))
 
 
 @dataclass(frozen=True)
 class RecordedHandshake:
     """What a passive observer of one DTLS PSK handshake holds: the randoms, the suite, the
-    negotiated extensions, the PSK identity, the transcript to the ClientKeyExchange and the
-    client's Finished record (ciphertext)."""
+    negotiated extensions, the PSK identity, the transcript to the ClientKeyExchange, the
+    client's Finished record (ciphertext) and the ClientKeyExchange body (with ECDHE-PSK, the
+    client's ECDH point follows the identity, RFC 5489 §2)."""
 
     client_random: bytes
     server_random: bytes
@@ -100,6 +92,7 @@ class RecordedHandshake:
     identity: bytes
     transcript: bytes
     finished: wire.Record
+    key_exchange: bytes = b""
 
     @property
     def suite_name(self) -> str:
@@ -116,8 +109,9 @@ class RecordedHandshake:
         return None
 
 
-def _message(kind: int, seq: int, body: bytes) -> bytes:
-    """The handshake message as DTLS hashes it (RFC 6347 §4.2.6: unfragmented header)."""
+def handshake_message(kind: int, seq: int, body: bytes) -> bytes:
+    """Return the handshake message unfragmented, as DTLS sends and hashes it (RFC 6347 §4.2.2,
+    §4.2.6: fragment_offset 0, fragment_length the length)."""
     size = len(body).to_bytes(3, "big")
     return bytes([kind]) + size + seq.to_bytes(2, "big") + bytes(3) + size + body
 
@@ -175,10 +169,10 @@ class HandshakeRecorder:
             client_random = wire.parse_client_hello(first[2]).random
         except (DecodeError, IndexError):
             return None
-        transcript = b"".join(_message(k, s, b) for k, s, b in [first, *flight, *ours])
+        transcript = b"".join(handshake_message(k, s, b) for k, s, b in [first, *flight, *ours])
         return RecordedHandshake(client_random, hello[2][2:34], suite,
                                  EXT_EXTENDED_MASTER_SECRET in extensions, EXT_ENCRYPT_THEN_MAC in extensions,
-                                 identity, transcript, self._finished)
+                                 identity, transcript, self._finished, exchange[2])
 
 
 class GuessOracle:
@@ -266,4 +260,4 @@ def search(oracle: GuessOracle, candidates: Iterable[str], key_of: Callable[[str
 
 
 __all__ = ["RecordedHandshake", "HandshakeRecorder", "GuessOracle", "prf_sha256", "psk_premaster",
-           "hello_extensions", "pin_key", "pins", "search"]
+           "hello_extensions", "handshake_message", "pin_key", "pins", "search"]

@@ -8,7 +8,7 @@ import yaml
 
 from dmsim.base.errors import ScenarioError
 from dmsim.sim.agents.adversary.catalogue import load_catalogue
-from dmsim.sim.cli.attack_matrix import PROFILES, _knocked_out, cell_scenario, protocol_mismatch
+from dmsim.sim.cli.attack_matrix import PROFILES, _knocked_out, cell_scenario, protocol_mismatch, run_cell
 
 from attack_run import outcome, rows, run
 
@@ -107,6 +107,46 @@ def test_the_pin_search_stops_at_max_guesses(tmp_path):
     assert out["evidence"]["guesses"] == 2 and out["evidence"]["pins_found"] == 0
 
 
+# --- fake-bootstrap-server ---------------------------------------------------------------------------
+
+def test_a_fake_bootstrap_server_recovers_every_pin_although_the_suite_is_ecdhe_psk(tmp_path):
+    out, result = attacked(tmp_path, PIN, "{kind: fake-bootstrap-server}")
+    assert out["verdict"] == "succeeded" and "passive observer only" in out["mechanism"]
+    evidence = out["evidence"]
+    assert evidence["pins_found"] == 4 and evidence["hellos_answered"] == 4 and evidence["refusals"] == {}
+    assert evidence["suites"] == {"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256": 4} and 0 < evidence["guesses"] <= 4 * 10 ** 4
+    assert evidence["simulated_search_seconds"] == round(evidence["guesses"] / 25_000, 3)
+    assert out["time_to_outcome"] < 1.0  # a round trip and a 4-digit search
+    network = result.summary["network"]
+    assert "bootstraps" not in network["lwm2m"] and "handshakes" not in network["lwm2m.bootstrap_dtls.psk"]
+    assert {(r["attack_outcome"], r["reason"]) for r in rows(result)} == {("succeeded", "coap_timeout")}
+
+
+def test_the_fake_server_search_stops_at_max_guesses(tmp_path):
+    out, _ = attacked(tmp_path, PIN, "{kind: fake-bootstrap-server, params: {max_guesses: 1}}", size=2)
+    assert out["verdict"] == "blocked" and "max_guesses=1" in out["mechanism"]
+    assert out["evidence"]["guesses"] == 2 and out["evidence"]["pins_found"] == 0
+
+
+def test_a_client_that_refuses_the_fake_flight_detects_it(tmp_path, monkeypatch):
+    """A fake flight on a suite the client did not offer (a careless attacker) is refused in clear
+    (illegal_parameter, 47) before any Finished: detected, nothing to search."""
+    from dmsim.sim.agents.adversary import dtls_fake_server
+    real = dtls_fake_server.server_hello
+    monkeypatch.setattr(dtls_fake_server, "server_hello", lambda random, suite, ext: real(random, 0x00A8, ext))
+    out, _ = attacked(tmp_path, PIN, "{kind: fake-bootstrap-server}")
+    assert out["verdict"] == "detected" and out["evidence"]["alerts"] == {"client.47": 4}
+    assert out["evidence"]["handshakes_recorded"] == 0 and out["evidence"]["pins_found"] == 0
+
+
+def test_a_client_that_offers_no_ecdhe_psk_is_left_to_the_server(tmp_path):
+    """The fake server speaks ECDHE-PSK only: a PIN client knocked onto the plain PSK suites gets no
+    answer from it (the real server then refuses the PIN with alert 71)."""
+    out, _ = attacked(tmp_path, PIN, "{kind: fake-bootstrap-server}", "lwm2m-client-low-entropy-on-plain-psk")
+    assert out["verdict"] == "blocked" and "no TLS_ECDHE_PSK" in out["mechanism"]
+    assert out["evidence"]["hellos_answered"] == 0 and out["evidence"]["alerts"] == {"server.71": 4}
+
+
 # --- downgrade-dtls ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("profile, alert", [(PSK, "server.20"), (PIN, "client.47"), (SMS_3DES, None)])
@@ -126,7 +166,8 @@ def test_without_dtls_there_is_no_hello_to_rewrite():
 # --- checks and the matrix -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind, what", [("replay-lwm2m-sms", "binding S"), ("wrong-kid-sms", "binding S"),
-                                        ("low-entropy-psk-suite", "low_entropy_psk")])
+                                        ("low-entropy-psk-suite", "low_entropy_psk"),
+                                        ("fake-bootstrap-server", "low_entropy_psk")])
 def test_each_attack_names_the_profile_it_needs(kind, what):
     with pytest.raises(ScenarioError, match=what):
         run(None, scenario(PSK, f"{{kind: {kind}}}"))
@@ -140,6 +181,16 @@ def test_the_matrix_gives_each_attack_the_profiles_of_its_protocol():
     assert "OMA DM devices" in protocol_mismatch("lwm2m-psk", "downgrade-tls")
     assert protocol_mismatch("lwm2m-sms-aes", "wrong-kid-sms") is None
     assert protocol_mismatch("networkid", "downgrade-tls") is None
+    assert protocol_mismatch("userpin", "fake-bootstrap-server") is not None
     data = cell_scenario("lwm2m-sms-uicc", "replay-lwm2m-sms")
     assert data["smsc"] == {} and data["fleet"]["profiles"][0]["lwm2m"]["sms_termination"] == "uicc"
     assert yaml.safe_load(yaml.safe_dump(data)) == data
+
+
+def test_the_fake_bootstrap_server_cells(tmp_path):
+    """Its matrix row: succeeded on the PIN profile, n/a (the check's reason) on a high-entropy PSK."""
+    load_catalogue()
+    pin = run_cell(str(tmp_path), "lwm2m-low-entropy", "fake-bootstrap-server", "")
+    assert pin["verdict"] == "succeeded" and pin["attacked_devices"] == 6
+    psk = run_cell(str(tmp_path), "lwm2m-psk", "fake-bootstrap-server", "")
+    assert psk["verdict"] == "n/a" and "low_entropy_psk" in psk["mechanism"]
