@@ -4,7 +4,16 @@ cores (``network/lwm2m/dtls``, ``network/coap/reliability``, ``network/lwm2m/boo
 (``time.monotonic``) and the randomness (``os.urandom``). Seed 004 §7.1, RFC 7252 §4, §9,
 OMA-TS-LightweightM2M-V1_0 §5.1-§5.3.
 
-Listeners (at least one): ``coaps`` is CoAP over DTLS 1.2 in PSK mode, ``coap`` is NoSec CoAP.
+Listeners (at least one): ``coaps`` is CoAP over DTLS 1.2 in PSK mode, ``coaps_cert`` in
+certificate mode (a server certificate; clients present a certificate from ``client_ca``),
+``coaps_rpk`` in RPK mode (a server key; clients' keys pinned, ``network/lwm2m/dtls``: RPK is
+carried in a minimal self-signed certificate), ``coap`` is NoSec CoAP. One listener, one mode:
+python-mbedtls takes a configuration with PSKs and a certificate together (Mbed TLS completes a
+PSK handshake on it, as ``network/dm/tls`` "both" does for TLS), but a ``dtls.DtlsConfig`` has
+one security mode whose checks it applies to every handshake (a certificate-mode config refuses
+a PSK client for sending no certificate), and RPK and certificate clients run the same
+ECDHE-ECDSA suites, told apart only by what their certificate should be checked against. Each
+listener has its own socket and cookie gate; the bounds below count associations over all.
 
 DTLS (``coaps``). Every datagram from an address without an association goes through the
 ``DtlsServer`` cookie gate (RFC 6347 §4.2.1): a ClientHello without a valid cookie gets a
@@ -15,7 +24,11 @@ anything else from a new address is dropped. A ClientHello with a cookie opens a
 ``Endpoint`` (CON retransmission, duplicate cache of ``dedup_capacity`` Message IDs, NSTART 1)
 and its requests are routed by path: ``POST /bs`` to the bootstrap server core, ``/rd...`` to
 the server core, ``GET /.well-known/core`` answered here; anything else 4.04. The identity a core
-sees is the PSK identity the handshake authenticated, never anything the message claims.
+sees is the principal the handshake authenticated (``lwm2m_credentials``: the PSK identity,
+``x509:`` and the client certificate's SAN URI or CN, ``rpk:`` and the pinned key's name), never
+anything the message claims. The server core asks which identity may register as an endpoint
+name; it is told the current association's principal when ``Authorizations`` lets that one
+register as the name, None otherwise (4.03).
 
 NoSec (``coap``): nothing there is authenticated, so nothing is provisioned or changed over it,
 and it keeps no state per source (which anyone can spoof): each datagram is read by a fresh
@@ -40,9 +53,11 @@ duplicate cache [128 Message IDs] and open requests [16] per association; bootst
 once [64] (5.03 past it) and their answer timeout [60 s]; registrations [1024]; datagrams read
 per socket per loop turn [64], so one busy listener cannot starve the timers.
 
-Bootstrap plans (``lwm2m_config.EndpointSpec``) write this server's coaps URI into the client's
-Security object unless an endpoint names its ``server_uri``; a coaps listener on a wildcard
-address (0.0.0.0, ::) has no URI a client could use, so such a plan is refused at start.
+Bootstrap plans (``lwm2m_config.EndpointSpec``) write this server's coaps (PSK) URI into the
+client's Security object with the PSK they provision, unless an endpoint names its
+``server_uri``; a plan is refused at start when there is no PSK listener or it listens on a
+wildcard address (0.0.0.0, ::), which no client could use. A client may bootstrap over any of the
+listeners, with the credential its plan names.
 
 Hostile input never stops the loop: the cores are given decoded messages only, a core that raises
 on one (it should not) costs that request a 4.00 (DecodeError) or 5.00, counted in
@@ -50,13 +65,14 @@ on one (it should not) costs that request a 4.00 (DecodeError) or 5.00, counted 
 ``internal_errors`` and logged, and the loop goes on.
 
 Audit log (``audit_log.AuditLog``, JSON lines): ``server_started``/``server_stopped``, every
-handshake (``handshake_ok`` with the suite and PSK identity, ``handshake_failed`` with the reason
-and the alert sent), ``association_closed``, every core event (``bootstrap_requested``,
-``bootstrap_completed``, ``bootstrap_failed``, ``bootstrap_refused``, ``registration_accepted``,
-``registration_refused``, ``registration_updated``, ``deregistered``, ``registration_expired``) and
+handshake (``handshake_ok`` with the listener's mode, the suite and the principal,
+``handshake_failed`` with the reason and the alert sent), ``association_closed``, every core
+event (``bootstrap_requested``, ``bootstrap_completed``, ``bootstrap_failed``,
+``bootstrap_refused``, ``registration_accepted``, ``registration_refused``,
+``registration_updated``, ``deregistered``, ``registration_expired``) and
 refusals (``association_refused``, ``nosec_refused``: at most one line a second per reason, with
-the number left out, so a flood cannot fill the disk). Never key material: PSKs are only in the
-DTLS configuration; the records carry identities, addresses, suites and reasons.
+the number left out, so a flood cannot fill the disk). Never key material: PSKs and private keys
+are only in the DTLS configurations; the records carry identities, addresses, suites and reasons.
 """
 from __future__ import annotations
 
@@ -80,17 +96,20 @@ from dmsim.network.coap.reliability import (Endpoint, Ignored, QueueFullError, R
                                             ResponseReceived, Timeout, Transmit)
 from dmsim.network.lwm2m import dtls
 from dmsim.network.lwm2m.bootstrap_server import BootstrapServer
-from dmsim.network.lwm2m.dtls_policy import PskCredential
+from dmsim.network.lwm2m.dtls_policy import PskCredential, SecurityMode
 from dmsim.network.lwm2m.events import Send, identity_bytes
 from dmsim.network.lwm2m.server import Lwm2mServer
 from dmsim.sim.real.audit_log import AuditLog
 from dmsim.sim.real.coap_bridge import DtlsTimer, carry
 from dmsim.sim.real.lwm2m_config import EndpointSpec, psk_store
+from dmsim.sim.real.lwm2m_credentials import (MODE_NAMES, Authorizations, CertificateMode, PublicKey, RpkMode,
+                                              principal_of, rpk_table)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COAP_PORT = 5683
 DEFAULT_COAPS_PORT = 5684
+DTLS_LISTENERS = {"coaps": SecurityMode.PSK, "coaps_cert": SecurityMode.CERTIFICATE, "coaps_rpk": SecurityMode.RPK}
 WELL_KNOWN = (".well-known", "core")
 LINKS = (link_format.Link("/bs"), link_format.Link("/rd", (("rt", "core.rd"),)))
 _MAX_WAIT = 0.2  # seconds: how often the loop looks at its stop flag
@@ -119,6 +138,24 @@ class Lwm2mLimits:
                 raise ScenarioError(f"{f.name} {getattr(self, f.name)}", path=f"limits.{f.name}", expected="> 0")
 
 
+def _check_modes(addrs: Mapping[str, tuple], store: Mapping, certificate: CertificateMode | None,
+                 rpk: RpkMode | None, table: Mapping) -> None:
+    """Refuse a DTLS listener without its credentials, and credentials without their listener."""
+    if "coaps" in addrs and not store:
+        raise ScenarioError("coaps without any PSK", path="psk",
+                            expected="--psk IDENTITY:HEXKEY, --low-entropy-psk or endpoints in --config")
+    for name, given, what, options in (("coaps_cert", certificate, "a server certificate",
+                                        "--cert, --key and --client-ca"),
+                                       ("coaps_rpk", rpk, "an RPK server key", "--rpk-key")):
+        if (name in addrs) != (given is not None):
+            raise ScenarioError(f"{name} without {what}" if given is None else f"{what} without a {name} listener",
+                                path=name, expected=options if given is None else f"--{name.replace('_', '-')} "
+                                                                                  "HOST:PORT")
+    if "coaps_rpk" in addrs and not table:
+        raise ScenarioError("coaps_rpk without any client key", path="rpk_clients",
+                            expected="--rpk-client NAME:HEXKEY or endpoints with a public_key")
+
+
 def address_key(sockaddr: tuple) -> bytes:
     """Return the transport address as the DtlsServer keys it: ``host:port`` (``[host]:port``)."""
     host, port = sockaddr[0], sockaddr[1]
@@ -141,12 +178,22 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Listener:
+    """One DTLS listener: its name (a key of DTLS_LISTENERS), mode, socket and cookie gate."""
+
+    def __init__(self, name: str, sock: socket.socket):
+        self.name, self.mode, self.sock = name, DTLS_LISTENERS[name], sock
+        self.dtls: dtls.DtlsServer | None = None
+        self.reply_to: dict[bytes, tuple] = {}  # addresses of this turn's HelloVerifyRequests
+
+
 class _Association:
     """One DTLS association and what runs over it."""
 
-    def __init__(self, endpoint: dtls.DtlsEndpoint, sockaddr: tuple, now: float):
-        self.endpoint, self.sockaddr = endpoint, sockaddr
+    def __init__(self, listener: _Listener, endpoint: dtls.DtlsEndpoint, sockaddr: tuple, now: float):
+        self.listener, self.endpoint, self.sockaddr = listener, endpoint, sockaddr
         self.key = address_key(sockaddr)
+        self.slot = (listener.name, self.key)
         self.started = self.last_seen = now
         self.timer = DtlsTimer()
         self.coap: Endpoint | None = None
@@ -164,77 +211,98 @@ class Lwm2mUdpServer:
     :meth:`start`/:meth:`stop` in a thread of its own."""
 
     def __init__(self, *, coaps_addr: tuple[str, int] | None = None, coap_addr: tuple[str, int] | None = None,
+                 coaps_cert_addr: tuple[str, int] | None = None, coaps_rpk_addr: tuple[str, int] | None = None,
                  psks: Sequence[PskCredential] = (), endpoints: Sequence[EndpointSpec] = (),
+                 certificate: CertificateMode | None = None, rpk: RpkMode | None = None,
                  limits: Lwm2mLimits = Lwm2mLimits(), audit: AuditLog | None = None,
                  randbytes: Callable[[int], bytes] = os.urandom, clock: Callable[[], float] = time.monotonic):
-        if coaps_addr is None and coap_addr is None:
-            raise ScenarioError("no listener", path="listeners", expected="coaps and/or coap HOST:PORT")
-        store = psk_store([*psks, *(s.dm for s in endpoints), *(s.bootstrap for s in endpoints if s.bootstrap)])
-        if coaps_addr is not None and not store:
-            raise ScenarioError("coaps without any PSK", path="psk",
-                                expected="--psk IDENTITY:HEXKEY, --low-entropy-psk or endpoints in --config")
+        dtls_addrs = {"coaps": coaps_addr, "coaps_cert": coaps_cert_addr, "coaps_rpk": coaps_rpk_addr}
+        dtls_addrs = {name: addr for name, addr in dtls_addrs.items() if addr is not None}
+        if not dtls_addrs and coap_addr is None:
+            raise ScenarioError("no listener", path="listeners",
+                                expected="coaps, coaps_cert, coaps_rpk and/or coap HOST:PORT")
+        store = psk_store([*psks, *(c for s in endpoints for c in s.credentials if isinstance(c, PskCredential))])
+        table = rpk_table([*(rpk.clients if rpk is not None else ()),
+                           *((s.name, c.spki) for s in endpoints for c in s.credentials if isinstance(c, PublicKey))])
+        _check_modes(dtls_addrs, store, certificate, rpk, table)
         self.limits, self.audit = limits, audit if audit is not None else AuditLog(None)
         self._randbytes, self._clock = randbytes, clock
         self.counts: Counter = Counter()
-        self._dtls_sock = self._coap_sock = None
+        self._listeners: dict[str, _Listener] = {}
+        self._coap_sock = None
         try:
-            if coaps_addr is not None:
-                self._dtls_sock = _bind(*coaps_addr)
+            for name, addr in dtls_addrs.items():
+                self._listeners[name] = _Listener(name, _bind(*addr))
             if coap_addr is not None:
                 self._coap_sock = _bind(*coap_addr)
-            self._cores(store, endpoints)
+            self._cores(store, table, endpoints, certificate, rpk)
         except BaseException:
             self._close_sockets()
             raise
-        self._assocs: dict[bytes, _Association] = {}
+        self._assocs: dict[tuple[str, bytes], _Association] = {}
         self._per_ip: Counter = Counter()
-        self._by_identity: dict[bytes, bytes] = {}
-        self._reply_to: dict[bytes, tuple] = {}  # addresses of this turn's HelloVerifyRequests
+        self._by_identity: dict[bytes, _Association] = {}
+        self._principal: bytes | None = None  # of the association whose message a core is reading
         self._refusals: dict[str, tuple[float, int]] = {}
         self._links = link_format.encode(LINKS)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def _cores(self, store: dict[bytes, PskCredential], endpoints: Sequence[EndpointSpec]) -> None:
-        """Make the DTLS server and the two LwM2M cores (the plans need the bound coaps URI)."""
+    def _cores(self, store: dict[bytes, PskCredential], table: dict[bytes, str], endpoints: Sequence[EndpointSpec],
+               certificate: CertificateMode | None, rpk: RpkMode | None) -> None:
+        """Make the DTLS servers and the two LwM2M cores (the plans need the bound coaps URI)."""
         limits = self.limits
         self.psks: Mapping[bytes, PskCredential] = store
-        self.dtls = dtls.DtlsServer(dtls.psk_server_config(store), max_endpoints=limits.max_associations)
+        self.rpk_clients: Mapping[bytes, str] = table
+        configs = {"coaps": lambda: dtls.psk_server_config(store),
+                   "coaps_cert": lambda: certificate.server_config(),
+                   "coaps_rpk": lambda: rpk.server_config(table)}
+        for listener in self._listeners.values():
+            listener.dtls = dtls.DtlsServer(configs[listener.name](), max_endpoints=limits.max_associations)
         plans = {}
-        if self._dtls_sock is not None:  # nothing bootstraps over NoSec
-            default_uri = self.uris["coaps"]
+        if self._listeners:  # nothing bootstraps over NoSec
             if any(s.bootstrap and not s.server_uri for s in endpoints) and \
-                    self.addresses["coaps"][0] in ("0.0.0.0", "::"):
-                raise ScenarioError("a bootstrap plan needs this server's URI, but coaps listens on a wildcard "
-                                    "address", path="endpoints.server_uri", expected="server_uri")
-            plans = {s.name: s.plan(default_uri) for s in endpoints if s.bootstrap}
+                    self.addresses.get("coaps", ("0.0.0.0",))[0] in ("0.0.0.0", "::"):
+                raise ScenarioError("a bootstrap plan provisions a PSK for this server's coaps listener, but there is "
+                                    "none or it listens on a wildcard address", path="endpoints.server_uri",
+                                    expected="--coaps on a client-reachable address, or server_uri")
+            plans = {s.name: s.plan(self.uris.get("coaps", "")) for s in endpoints if s.bootstrap}
         self.bootstrap = BootstrapServer(plans,
                                          randbytes=self._randbytes, max_sessions=limits.max_bootstraps,
                                          timeout=limits.bootstrap_timeout)
-        registering = {s.name: s.dm.identity for s in endpoints}
-        claimed = set(registering.values()) | {s.bootstrap.identity for s in endpoints if s.bootstrap}
-
-        def credentials(name: str) -> bytes | None:
-            own = name.encode("utf-8")
-            return registering.get(name) or (own if own in store and own not in claimed else None)
-
-        self.server = Lwm2mServer(credentials, randbytes=self._randbytes, max_registrations=limits.max_registrations)
+        principals = {s.name: s.principals() for s in endpoints}
+        self.authorizations = Authorizations(
+            {name: dm for name, (dm, _) in principals.items()},
+            [p for pair in principals.values() for p in pair if p is not None],
+            psks=store, rpk_names=table.values(), certificates="coaps_cert" in self._listeners)
+        self.server = Lwm2mServer(lambda name: self.authorizations.registrar(name, self._principal),
+                                  randbytes=self._randbytes, max_registrations=limits.max_registrations)
 
     # -- addresses and life --------------------------------------------------------------------
 
     @property
     def addresses(self) -> dict[str, tuple]:
-        """Return ``{"coaps": sockaddr, "coap": sockaddr}`` of the bound listeners."""
-        out = {}
-        if self._dtls_sock is not None:
-            out["coaps"] = self._dtls_sock.getsockname()
+        """Return listener name (``coaps``, ``coaps_cert``, ``coaps_rpk``, ``coap``) -> the bound sockaddr."""
+        out = {name: listener.sock.getsockname() for name, listener in self._listeners.items()}
         if self._coap_sock is not None:
             out["coap"] = self._coap_sock.getsockname()
         return out
 
     @property
     def uris(self) -> dict[str, str]:
-        return {scheme: uri_of(scheme, addr) for scheme, addr in self.addresses.items()}
+        """Return listener name -> URI (``coaps://`` for every DTLS listener)."""
+        return {name: uri_of("coap" if name == "coap" else "coaps", addr) for name, addr in self.addresses.items()}
+
+    @property
+    def modes(self) -> dict[str, str]:
+        """Return DTLS listener name -> the security mode it serves (psk, certificate, rpk)."""
+        return {name: MODE_NAMES[listener.mode] for name, listener in self._listeners.items()}
+
+    @property
+    def dtls(self) -> dtls.DtlsServer | None:
+        """Return the cookie gate of the PSK listener (None without one)."""
+        listener = self._listeners.get("coaps")
+        return listener.dtls if listener is not None else None
 
     @property
     def associations(self) -> int:
@@ -265,14 +333,16 @@ class Lwm2mUdpServer:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
-        for sock in (self._dtls_sock, self._coap_sock):
+        for sock in [listener.sock for listener in self._listeners.values()] + [self._coap_sock]:
             if sock is not None:
                 sock.close()
 
     def serve(self, stop: threading.Event) -> None:
         """Run the loop until ``stop`` is set; then close every association (close_notify)."""
-        socks = [s for s in (self._dtls_sock, self._coap_sock) if s is not None]
-        self.audit.write("server_started", outcome="info", detail=" ".join(self.uris.values()))
+        by_sock = {listener.sock: listener for listener in self._listeners.values()}
+        socks = [*by_sock, *([self._coap_sock] if self._coap_sock is not None else [])]
+        self.audit.write("server_started", outcome="info",
+                         detail=" ".join(f"{name}={uri}" for name, uri in self.uris.items()))
         try:
             while not stop.is_set():
                 now = self._clock()
@@ -280,7 +350,7 @@ class Lwm2mUdpServer:
                 wait = _MAX_WAIT if due is None else min(_MAX_WAIT, max(0.0, due - now))
                 readable = select.select(socks, [], [], wait)[0]
                 for sock in readable:
-                    self._read(sock)
+                    self._read(sock, by_sock.get(sock))
                 self._tick(self._clock())
                 self._flush()
         finally:
@@ -291,7 +361,7 @@ class Lwm2mUdpServer:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _read(self, sock: socket.socket) -> None:
+    def _read(self, sock: socket.socket, listener: _Listener | None) -> None:
         for _ in range(self.limits.batch):
             try:
                 data, sockaddr = sock.recvfrom(self.limits.max_datagram + 1)
@@ -306,17 +376,18 @@ class Lwm2mUdpServer:
                 continue
             now = self._clock()
             try:
-                if sock is self._dtls_sock:
-                    self._dtls_datagram(sockaddr, data, now)
+                if listener is not None:
+                    self._dtls_datagram(listener, sockaddr, data, now)
                 else:
                     self._nosec_datagram(sock, sockaddr, data, now)
             except Exception:  # a bug of ours must not let one datagram stop the server
                 self.counts["internal_errors"] += 1
                 log.exception("lwm2m: datagram from %s", address_key(sockaddr))
 
-    def _dtls_datagram(self, sockaddr: tuple, data: bytes, now: float) -> None:
+    def _dtls_datagram(self, listener: _Listener, sockaddr: tuple, data: bytes, now: float) -> None:
         key = address_key(sockaddr)
-        assoc = self._assocs.get(key)
+        gate = listener.dtls
+        assoc = self._assocs.get((listener.name, key))
         if assoc is None:
             refusal = None
             if len(self._assocs) >= self.limits.max_associations:
@@ -327,25 +398,25 @@ class Lwm2mUdpServer:
                 self.counts[refusal] += 1
                 self._refused("association_refused", refusal, key, now)
                 return
-        hello_verify, dropped = self.dtls.hello_verify_sent, self.dtls.dropped
-        events = self.dtls.receive_datagram(key, data)
-        self.counts["hello_verify"] += self.dtls.hello_verify_sent - hello_verify
-        self.counts["dropped"] += self.dtls.dropped - dropped
-        endpoint = self.dtls.endpoints.get(key)
+        hello_verify, dropped = gate.hello_verify_sent, gate.dropped
+        events = gate.receive_datagram(key, data)
+        self.counts["hello_verify"] += gate.hello_verify_sent - hello_verify
+        self.counts["dropped"] += gate.dropped - dropped
+        endpoint = gate.endpoints.get(key)
         if endpoint is None:
-            self._reply_to[key] = sockaddr
+            listener.reply_to[key] = sockaddr
             return
         if assoc is None or assoc.endpoint is not endpoint:
             if assoc is not None:  # a new cookie-verified handshake from the same address
                 self.audit.write("association_closed", peer=assoc.key.decode(), outcome="info",
                                  identity=_text(assoc.identity), detail="replaced by a new handshake")
                 self._release(assoc)
-            assoc = self._admit(endpoint, sockaddr, now)
+            assoc = self._admit(listener, endpoint, sockaddr, now)
         self._dtls_events(assoc, events, now)
 
-    def _admit(self, endpoint: dtls.DtlsEndpoint, sockaddr: tuple, now: float) -> _Association:
-        assoc = _Association(endpoint, sockaddr, now)
-        self._assocs[assoc.key] = assoc
+    def _admit(self, listener: _Listener, endpoint: dtls.DtlsEndpoint, sockaddr: tuple, now: float) -> _Association:
+        assoc = _Association(listener, endpoint, sockaddr, now)
+        self._assocs[assoc.slot] = assoc
         self._per_ip[assoc.ip] += 1
         self.counts["associations_opened"] += 1
         return assoc
@@ -368,16 +439,17 @@ class Lwm2mUdpServer:
         assoc.timer.sync(assoc.endpoint, now)
 
     def _handshake_done(self, assoc: _Association, event: dtls.HandshakeDone, now: float) -> None:
-        assoc.identity = event.psk_identity
+        assoc.identity = principal_of(event)
         assoc.last_seen = now
         limits = self.limits
         assoc.coap = Endpoint(self._randbytes, dedup_capacity=limits.dedup_capacity,
                               max_requests=limits.max_requests, queue_capacity=limits.max_requests)
         if assoc.identity is not None:
-            self._by_identity[assoc.identity] = assoc.key
+            self._by_identity[assoc.identity] = assoc
         self.counts["handshakes"] += 1
         self.audit.write("handshake_ok", peer=assoc.key.decode(), outcome="success", identity=_text(assoc.identity),
-                         suite=event.cipher, seconds=round(now - assoc.started, 3))
+                         mode=MODE_NAMES[assoc.listener.mode], suite=event.cipher,
+                         seconds=round(now - assoc.started, 3))
 
     def _coap_events(self, assoc: _Association, events: list, now: float) -> None:
         for event in events:
@@ -402,7 +474,7 @@ class Lwm2mUdpServer:
             return
         if path == WELL_KNOWN:
             self._answer(assoc, msg, *self._well_known(msg), now)
-        elif assoc.identity is None:  # not a PSK association: no identity for the cores
+        elif assoc.identity is None:  # a certificate naming nobody: no identity for the cores
             self._answer(assoc, msg, Code.UNAUTHORIZED, b"", now)
         elif path == ("bs",):
             self._to_core(assoc, self.bootstrap, msg, now)
@@ -415,6 +487,7 @@ class Lwm2mUdpServer:
         """Give ``msg`` (a request, or the answer to the core's request) to ``core`` under the
         association's identity. A core that raises on it (it should not) costs that message only:
         a request gets 4.00 for bytes it could not decode, 5.00 for anything else."""
+        self._principal = assoc.identity
         try:
             events = core.receive(assoc.identity, msg, now)
         except Exception as exc:
@@ -457,8 +530,7 @@ class Lwm2mUdpServer:
             self._coap_events(target, out, now)
 
     def _by_peer(self, peer) -> _Association | None:
-        key = self._by_identity.get(identity_bytes(peer))
-        return self._assocs.get(key) if key is not None else None
+        return self._by_identity.get(identity_bytes(peer))
 
     def _audit_core(self, assoc: _Association, event) -> None:
         kind = _snake(type(event).__name__)
@@ -545,7 +617,7 @@ class Lwm2mUdpServer:
                 self.audit.write("handshake_failed", peer=assoc.key.decode(), outcome="failure",
                                  identity=_text(assoc.endpoint.psk_identity),
                                  detail=f"not complete within {limits.handshake_deadline:g} s")
-                self.dtls.forget(assoc.key)
+                assoc.listener.dtls.forget(assoc.key)
                 self._release(assoc)
             elif state == "open" and now - assoc.last_seen >= limits.idle_timeout:
                 self.counts["idle_timeout"] += 1
@@ -563,32 +635,33 @@ class Lwm2mUdpServer:
         """Close ``assoc`` with close_notify (sent now) and forget it."""
         assoc.endpoint.close()
         for datagram in assoc.endpoint.datagrams_to_send():
-            self._sendto(self._dtls_sock, datagram, assoc.sockaddr)
+            self._sendto(assoc.listener.sock, datagram, assoc.sockaddr)
         self.audit.write("association_closed", peer=assoc.key.decode(), outcome="info",
                          identity=_text(assoc.identity), detail=reason)
-        self.dtls.forget(assoc.key)
+        assoc.listener.dtls.forget(assoc.key)
         self._release(assoc)
 
     def _release(self, assoc: _Association) -> None:
         """Forget ``assoc`` (the DtlsServer forgot its endpoint, or is told to by the caller)."""
-        if self._assocs.get(assoc.key) is assoc:
-            del self._assocs[assoc.key]
+        if self._assocs.get(assoc.slot) is assoc:
+            del self._assocs[assoc.slot]
             self._per_ip[assoc.ip] -= 1
             if self._per_ip[assoc.ip] <= 0:
                 del self._per_ip[assoc.ip]
-        if assoc.identity is not None and self._by_identity.get(assoc.identity) == assoc.key:
+        if assoc.identity is not None and self._by_identity.get(assoc.identity) is assoc:
             del self._by_identity[assoc.identity]
 
     def _flush(self) -> None:
-        """Send what the DTLS layer holds; forget the associations that ended."""
-        for key, datagram in self.dtls.datagrams_to_send():
-            assoc = self._assocs.get(key)
-            sockaddr = assoc.sockaddr if assoc is not None else self._reply_to.get(key)
-            if sockaddr is not None:
-                self._sendto(self._dtls_sock, datagram, sockaddr)
-        self._reply_to.clear()
+        """Send what the DTLS layers hold; forget the associations that ended."""
+        for listener in self._listeners.values():
+            for key, datagram in listener.dtls.datagrams_to_send():
+                assoc = self._assocs.get((listener.name, key))
+                sockaddr = assoc.sockaddr if assoc is not None else listener.reply_to.get(key)
+                if sockaddr is not None:
+                    self._sendto(listener.sock, datagram, sockaddr)
+            listener.reply_to.clear()
         for assoc in list(self._assocs.values()):
-            if self.dtls.endpoints.get(assoc.key) is not assoc.endpoint:
+            if assoc.listener.dtls.endpoints.get(assoc.key) is not assoc.endpoint:
                 self._release(assoc)
 
     def _sendto(self, sock: socket.socket | None, datagram: bytes, sockaddr: tuple) -> None:

@@ -8,6 +8,7 @@ import select
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -31,17 +32,37 @@ PSKS = (PskCredential(IDENTITY, KEY, "high"), PskCredential(PIN_IDENTITY, PIN, "
 
 
 @contextlib.contextmanager
-def running_server(tmp_path, *, limits=Lwm2mLimits(), psks=PSKS, endpoints=(), coap=True):
-    """Yield a started Lwm2mUdpServer on free ports of 127.0.0.1 (coaps, and coap unless told),
-    auditing to ``tmp_path/audit.jsonl``; stopped on leaving."""
-    server = Lwm2mUdpServer(coaps_addr=(LOCAL, 0), coap_addr=(LOCAL, 0) if coap else None, psks=psks,
-                            endpoints=endpoints, limits=limits, audit=AuditLog(str(tmp_path / "audit.jsonl")))
+def running_server(tmp_path, *, limits=Lwm2mLimits(), psks=PSKS, endpoints=(), coap=True, coaps=True, **modes):
+    """Yield a started Lwm2mUdpServer on free ports of 127.0.0.1 (coaps and coap unless told; the
+    certificate and RPK listeners when ``modes`` has ``certificate``/``rpk``), auditing to
+    ``tmp_path/audit.jsonl``; stopped on leaving."""
+    listeners = {"coaps_cert_addr": (LOCAL, 0) if modes.get("certificate") else None,
+                 "coaps_rpk_addr": (LOCAL, 0) if modes.get("rpk") else None}
+    server = Lwm2mUdpServer(coaps_addr=(LOCAL, 0) if coaps else None, coap_addr=(LOCAL, 0) if coap else None,
+                            psks=psks, endpoints=endpoints, limits=limits,
+                            audit=AuditLog(str(tmp_path / "audit.jsonl")), **listeners, **modes)
     server.start()
     try:
         yield server
     finally:
         server.stop()
         server.audit.close()
+
+
+@contextlib.contextmanager
+def cli_server(*args):
+    """Yield (process, startup line as a dict) of ``dmsim lwm2m server ARGS`` in a subprocess;
+    killed on leaving if it is still running."""
+    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.main", "lwm2m", "server", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert select.select([proc.stderr], [], [], 15)[0], "no startup line"
+        yield proc, json.loads(proc.stderr.readline())
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def audit_records(tmp_path):
@@ -59,11 +80,12 @@ def wait_for(predicate, timeout=TIMEOUT):
 
 
 def channel(server, identity=IDENTITY, key=KEY, *, entropy="high", scheme="coaps", config=None):
-    """Return a UdpChannel to ``server``'s listener ``scheme`` (a PSK client unless ``config``)."""
+    """Return a UdpChannel to ``server``'s listener ``scheme`` (coaps, coaps_cert, coaps_rpk or coap;
+    a PSK client unless ``config``)."""
     host, port = server.addresses[scheme][:2]
     if scheme == "coaps" and config is None:
         config = dtls.psk_client_config(identity, key, entropy=entropy)
-    return UdpChannel.connect(host, port, config if scheme == "coaps" else None)
+    return UdpChannel.connect(host, port, config if scheme != "coap" else None)
 
 
 def handshake(chan, timeout=TIMEOUT):
@@ -85,6 +107,33 @@ def ask(chan, request, timeout=TIMEOUT):
 
 def get(path, code=coap.Code.GET, **kw):
     return coap.request(code, path, message_id=0, **kw)
+
+
+def converse(chan, client, peer, first, done):
+    """Carry the client core's events over ``chan`` (``peer``: the client's name for the server)
+    until ``done(reports)``; return the reports (the core's events that are not Sends)."""
+    from dmsim.network.coap.reliability import RequestReceived, ResponseReceived
+    from dmsim.network.lwm2m.events import Send
+    from dmsim.sim.real.coap_bridge import carry
+    reports = []
+
+    def feed(events, request=None):
+        for event in events:
+            if isinstance(event, Send):
+                chan.transmit(carry(chan.coap, event.message, time.monotonic(), request))
+            else:
+                reports.append(event)
+
+    feed(first)
+    deadline = time.monotonic() + TIMEOUT
+    while not done(reports) and chan.pump(lambda: bool(chan.events), deadline):
+        pending, chan.events = chan.events, []
+        for event in pending:
+            if isinstance(event, RequestReceived):
+                feed(client.receive(peer, event.message), event.message)
+            elif isinstance(event, ResponseReceived):
+                feed(client.receive(peer, event.message))
+    return reports
 
 
 def udp_socket(host=LOCAL):

@@ -4,18 +4,16 @@ registering over real DTLS, NoSec limited to pings and discovery, and the server
 (cookie gate, bounds, garbage, oversize, deadlines, the low-entropy rule, an audit log without keys)."""
 import json
 import os
-import select
 import signal
-import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
 
-from lwm2m_peer import (IDENTITY, KEY, LOCAL, PIN, PIN_IDENTITY, TIMEOUT, ask, audit_records, channel, get,
-                        handshake, openssl, read_until, recv_all, running_server, udp_socket, wait_for)
+from lwm2m_peer import (IDENTITY, KEY, LOCAL, PIN, PIN_IDENTITY, TIMEOUT, ask, audit_records, channel, cli_server,
+                        converse, get, handshake, openssl, read_until, recv_all, running_server, udp_socket,
+                        wait_for)
 
 from dmsim.base.errors import ScenarioError
 from dmsim.devices.lwm2m_client import BootstrapFinished, Lwm2mClient, Registered
@@ -23,14 +21,13 @@ from dmsim.devices.lwm2m_store import ObjectStore
 from dmsim.network.coap import link_format
 from dmsim.network.coap import message as coap
 from dmsim.network.coap.message import Code, ContentFormat, Type
-from dmsim.network.coap.reliability import Endpoint, RequestReceived, Reset, ResponseReceived
+from dmsim.network.coap.reliability import Endpoint, Reset
 from dmsim.network.lwm2m import dtls, dtls_policy
 from dmsim.network.lwm2m import dtls_records as wire
 from dmsim.network.lwm2m.dtls_policy import PskCredential, SecurityMode
-from dmsim.network.lwm2m.events import BOOTSTRAP, Send
+from dmsim.network.lwm2m.events import BOOTSTRAP
 from dmsim.network.lwm2m.objects import Sec
 from dmsim.sim.cli.lwm2m import lwm2m
-from dmsim.sim.real.coap_bridge import carry
 from dmsim.sim.real.coap_udp_channel import UdpChannel
 from dmsim.sim.real.lwm2m_config import EndpointSpec, load_config, psk_store
 from dmsim.sim.real.lwm2m_probe import probe
@@ -86,30 +83,6 @@ def test_psk_association_answers_a_ping_with_rst_and_well_known_core_with_the_li
 
 
 # --- an LwM2M client over real DTLS ----------------------------------------------------------------
-
-def converse(chan, client, peer, first, done):
-    """Carry the client core's events over ``chan`` (``peer``: the client's name for the server)
-    until ``done(reports)``; return the reports (the core's events that are not Sends)."""
-    reports = []
-
-    def feed(events, request=None):
-        for event in events:
-            if isinstance(event, Send):
-                chan.transmit(carry(chan.coap, event.message, time.monotonic(), request))
-            else:
-                reports.append(event)
-
-    feed(first)
-    deadline = time.monotonic() + TIMEOUT
-    while not done(reports) and chan.pump(lambda: bool(chan.events), deadline):
-        pending, chan.events = chan.events, []
-        for event in pending:
-            if isinstance(event, RequestReceived):
-                feed(client.receive(peer, event.message), event.message)
-            elif isinstance(event, ResponseReceived):
-                feed(client.receive(peer, event.message))
-    return reports
-
 
 def client_for(server):
     store = ObjectStore.with_device(serial="345000123")
@@ -354,23 +327,14 @@ def test_cli_refuses_coaps_without_any_psk_and_a_psk_that_does_not_parse():
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_cli_server_prints_its_uris_and_stops_cleanly_on_a_signal(tmp_path, stop_signal):
     audit = tmp_path / "cli-audit.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "dmsim.sim.cli.main", "lwm2m", "server", "--coaps", f"{LOCAL}:0",
-                             "--coap", f"{LOCAL}:0", "--psk", f"{IDENTITY.decode()}:{KEY.hex()}",
-                             "--audit-log", str(audit)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert select.select([proc.stderr], [], [], 15)[0], "no startup line"
-        info = json.loads(proc.stderr.readline())
+    with cli_server("--coaps", f"{LOCAL}:0", "--coap", f"{LOCAL}:0", "--psk", f"{IDENTITY.decode()}:{KEY.hex()}",
+                    "--audit-log", str(audit)) as (proc, info):
         coaps, coap_uri = info["listening"]
         assert coaps.startswith("coaps://127.0.0.1:") and coap_uri.startswith("coap://127.0.0.1:")
         assert info["audit_log"] == str(audit) and info["psk_identities"] == 1
         assert probe(coaps, identity=IDENTITY, key=KEY, timeout=3).ok
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=TIMEOUT) == 0
-    finally:
-        proc.kill()
-        proc.wait(timeout=TIMEOUT)
-        proc.stdout.close()
-        proc.stderr.close()
     events = [json.loads(line)["event"] for line in audit.read_text().splitlines()]
     assert events[0] == "server_started" and events[-1] == "server_stopped" and "handshake_ok" in events
     assert KEY.hex() not in audit.read_text()
