@@ -11,7 +11,9 @@ This card does it so:
   packet whose TAR (ETSI TS 102 225 §5.1.1, octets 8-10 of the packet) is in BF FF 00 - BF FF FF
   comes here instead of the RFM path. The applet runs the SMS binding's receiving rules
   (``SmsBindingReceiver`` of ``network/lwm2m/sms_binding.py`` with ``Termination.UICC``, MT:
-  TP-PID 7F, TP-DCS class 2, UDH exactly ``02 70 00``, then ``sms_security.unprotect`` with the
+  TP-PID 7F, TP-DCS class 2, UDH exactly ``02 70 00``: one SMS per message, as the applet does
+  not reassemble, so a concatenated segment (TS 31.115 §4.2, which the binding sends for the
+  device termination only) is discarded as ``CONCATENATED``; then ``sms_security.unprotect`` with the
   TAR's personalised parameters, keys and RE) and answers the CoAP plaintext as the ENVELOPE's
   response data with 90 00 (TS 31.111 §7.1.1.2 lets the UICC answer data; 61xx under T=0).
   A packet it does not take gets 90 00 and no data: no PoR, no error, whatever its SPI asks

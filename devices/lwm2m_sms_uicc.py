@@ -31,6 +31,11 @@ Choices where the specs leave room (NOTE2 of seed 004 §7.3 leaves the ME-card e
 - A refusal of LWM2M PROTECT raises CardError with the card's status word (6700: no data or a
   message longer than one secured SMS; 6A88: no keyset for the TAR; 6985: MO counter
   exhausted; 6D00: no LwM2M applet personalised); the card then used no counter value.
+- One SMS per message: the device-terminated binding may concatenate a long message (3GPP TS
+  31.115 §4.2), this termination does not (``Termination.UICC.max_segments`` is 1). The ME does
+  not reassemble: a first segment reaches the card, which discards it (``CONCATENATED``), a later
+  one has no command packet identifier (``UDH`` here); MO, LWM2M PROTECT refuses a message longer
+  than one SMS holds (98 octets with AES, 106 with 3DES).
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The LwM2M server's end of the SMS binding (seed 004 §7.3) in a replica: an application (ESME)
-of the scenario's SMSC, one secured SMS per CoAP message.
+of the scenario's SMSC, each CoAP message one secured command packet in one SMS or in concatenated
+SMS (3GPP TS 31.115 §4.2).
 
 Per device (keyed by its IMSI, the address the SMSC routes on) one
 :class:`~dmsim.network.lwm2m.sms_binding.SmsBindingSender` (MT: SMS-DELIVER fields, TP-OA the
@@ -7,13 +8,20 @@ server's SMS number) and one :class:`~dmsim.network.lwm2m.sms_binding.SmsBinding
 with the keys the bootstrap server wrote into the device's Security instance and the termination
 (device: class 1 PID 7D; UICC: class 2 PID 7F) of its profile.
 
-- MT: the sender secures the CoAP message with its next counter; the TPDU's TP-PID, TP-DCS, UDH
-  (``02 70 00``) and command packet are submitted through the server's own outbox
-  (``smsc_outbox.py``) to the device's IMSI; the SMSC builds the SMS-DELIVER.
-- MO: the SMSC delivers the device's SMS-SUBMIT to the application address; its fields go through
-  ``receive_fields``. A discarded SMS produces nothing at all (seed 004 §7.3: "SHALL NOT respond
-  with an error message"): it is counted (``discarded.<reason>``) and the RP answer is the
-  ordinary acknowledgement every delivered SMS gets (the SMSC's business, not a binding reply).
+- MT: the sender secures the CoAP message with its next counter (``send_segments``: up to
+  ``MAX_SEGMENTS`` SMS for the device termination, one for the UICC's, else ``refused.too_long``);
+  each TPDU's TP-PID, TP-DCS, UDH (``02 70 00``, or a segment's concatenation IE with the CPI in
+  the first only) and octets are submitted through the server's own outbox (``smsc_outbox.py``) to
+  the device's IMSI; the SMSC builds the SMS-DELIVERs.
+- MO: the SMSC delivers the device's SMS-SUBMITs to the application address; their fields go
+  through ``receive_fields`` with the simulated clock (a segment is held until its message is
+  complete; incomplete ones are dropped after the SMS exchange lifetime). A discarded SMS produces
+  nothing at all (seed 004 §7.3: "SHALL NOT respond with an error message"): it is counted
+  (``discarded.<reason>``) and the RP answer is the ordinary acknowledgement every delivered SMS
+  gets (the SMSC's business, not a binding reply).
+
+Stats: ``sent`` / ``accepted`` count CoAP messages, ``sent.concatenated`` those sent in more than
+one SMS, ``segments`` the MO segments held for reassembly.
 
 Hook points for an adversary: ``peers`` (IMSI -> :class:`SmsPeer`, its ``receiver`` and
 ``sender``) and ``stats``.
@@ -30,6 +38,7 @@ from dmsim.network.sms.address import Address
 from dmsim.network.sms.smsc import AttemptResult, Deliver, ShortMessage
 from dmsim.network.sms.tpdu import decode_tpdu
 from dmsim.sim.agents.smsc_outbox import SmscOutbox
+from dmsim.sim.links.coap_channel import SMS_EXCHANGE_LIFETIME
 
 _ACK = AttemptResult.ack()
 
@@ -58,7 +67,8 @@ class SmsBindingApp:
                  deliver: Callable[[bytes], None]) -> None:
         """Start the binding with the device ``imsi`` (its counters from 0: fresh keys)."""
         self.peers[imsi] = SmsPeer(SmsBindingSender(params, keys, termination, Direction.MT, self.address),
-                                   SmsBindingReceiver(params, keys, termination, Direction.MO), deliver)
+                                   SmsBindingReceiver(params, keys, termination, Direction.MO,
+                                                      reassembly_timeout=SMS_EXCHANGE_LIFETIME), deliver)
 
     def remove_peer(self, imsi: str) -> None:
         """End the binding with ``imsi`` (its registration is over)."""
@@ -70,7 +80,7 @@ class SmsBindingApp:
         if peer is None:
             return False
         try:
-            sms = decode_tpdu(peer.sender.send(coap), mt=True)
+            tpdus = peer.sender.send_segments(coap)
         except MessageTooLong:
             self._count("refused.too_long")
             return False
@@ -78,8 +88,12 @@ class SmsBindingApp:
             self._count(f"refused.{exc.reason.value}")
             return False
         self._count("sent")
-        self.outbox.submit(ShortMessage(src=self.number, dst=imsi, user_data=sms.user_data, pid=sms.pid,
-                                        dcs=sms.dcs, ies=tuple(sms.ies)))
+        if len(tpdus) > 1:
+            self._count("sent.concatenated")
+        for tpdu in tpdus:
+            sms = decode_tpdu(tpdu, mt=True)
+            self.outbox.submit(ShortMessage(src=self.number, dst=imsi, user_data=sms.user_data, pid=sms.pid,
+                                            dcs=sms.dcs, ies=tuple(sms.ies)))
         return True
 
     def on_sms(self, action: Deliver, now: float) -> AttemptResult:
@@ -89,9 +103,12 @@ class SmsBindingApp:
         if peer is None:
             self._count("unknown_sender")
             return _ACK
-        result = peer.receiver.receive_fields(sm.pid, sm.dcs, sm.ies, sm.user_data)
+        result = peer.receiver.receive_fields(sm.pid, sm.dcs, sm.ies, sm.user_data, now)
         if isinstance(result, Discarded):
             self._count(f"discarded.{result.reason.value}")
+            return _ACK
+        if result is None:
+            self._count("segments")
             return _ACK
         self._count("accepted")
         peer.deliver(result)

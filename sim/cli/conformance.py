@@ -200,6 +200,7 @@ _DOSSL = "tests/network/lwm2m/test_dtls_openssl.py::"
 _DPOL = "tests/network/lwm2m/test_dtls_policy.py::"
 _SMSSEC = "tests/network/lwm2m/test_sms_security.py::"
 _SMSB = "tests/network/lwm2m/test_sms_binding.py::"
+_SMSCAT = "tests/network/lwm2m/test_sms_concatenation.py::"
 _OBJ = "tests/network/lwm2m/test_objects.py::"
 _BSS = "tests/network/lwm2m/test_bootstrap_server.py::"
 _LSRV = "tests/network/lwm2m/test_server.py::"
@@ -388,16 +389,29 @@ def _seed_004(side: str) -> tuple[Scr, ...]:
         Scr(item(10, "M"), "SMS payload security (the Secured Packet Structure of ETSI TS 102 225) is applied when "
             "the SMS binding is used", "7.3", PARTIAL,
             (_SMSB + "test_round_trip", _SMSB + "test_the_user_data_starts_with_the_command_packet_identifier",
-             _SMSB + "test_each_direction_has_its_own_counter", _SMSB + "test_one_sms_per_message",
-             _HOSTILE + "[concatenated]",
+             _SMSB + "test_each_direction_has_its_own_counter", _SMSB + "test_send_and_encode_sms_give_one_sms",
+             _SMSCAT + "test_one_packet_one_counter_cut_over_segments",
+             _SMSCAT + "test_the_limit_is_the_concatenations_maximum",
+             _SMSCAT + "test_segments_in_any_order_reassemble", _SMSCAT + "test_pycrate_reads_the_segments_udh",
+             _SMSCAT + "test_an_overlapping_forged_segment_makes_the_whole_fail_and_yields_nothing",
+             _SMSCAT + "test_segments_spliced_from_two_messages_never_verify",
+             _SMSCAT + "test_pending_messages_are_bounded_by_count",
+             _SMSCAT + "test_arbitrary_segments_never_raise_and_never_yield_data",
+             _HOSTILE + "[cpi-in-a-later-segment]", _HOSTILE + "[more-segments-than-allowed]",
              _SMSB + pick("test_pycrate_reads_our_sms_deliver", "test_pycrate_reads_our_sms_submit"),
              _FLEET + "test_binding_s_messages_cross_the_smsc_as_one_secured_sms_each",
+             _FLEET + "test_a_register_needing_several_sms_completes_over_a_lossy_binding",
              _FLEET + "test_binding_sms_verified_with_the_right_keys_are_not_discarded"),
             "network/lwm2m/sms_binding.py has no unsecured mode: each CoAP message is one command packet (the shared "
-            "SCP80 codec) in one SMS, SMS-DELIVER from the server, SMS-SUBMIT from the client, each direction with "
-            "its own counter; the simulated client and server run Register, the DM Read, Update and De-register "
-            "over it through the SMSC, one secured SMS per CoAP message; partial: concatenated secured SMS are "
-            "refused, so a CoAP message holds at most 98 octets (AES) or 106 (3DES)"),
+            "SCP80 codec: one CPL, one counter, one checksum over the whole), SMS-DELIVER from the server, SMS-SUBMIT "
+            "from the client, each direction with its own counter; a packet longer than one SMS is cut over "
+            "concatenated SMS (TS 23.040 §9.2.3.24.1, the command packet identifier in the first segment only, TS "
+            "31.115 §4.2), reassembled with bounded state and verified as a whole, up to 8 SMS (a CoAP message of "
+            "1042 octets; one SMS: 98 with AES, 106 with 3DES); the simulated client and server run Register (over "
+            "3 SMS with a lossy link too), the DM Read, Update and De-register over it through the SMSC; partial: "
+            "with the security terminated on the UICC a message stays one SMS (98 or 106 octets): the card's applet "
+            "does not reassemble concatenated secured SMS, and a longer message is refused (coap_too_long, "
+            "refused.too_long)"),
         Scr(item(11, "M"), "Security terminated on the device: class 1 SMS, TP-PID 111101 (ME data download), TAR "
             "in BF FF 00 - BF FF FF", "7.3", YES,
             (_HOSTILE + "[pid-uicc-on-device]", _HOSTILE + "[pid-default]", _HOSTILE + "[class-2]",

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from dmsim.cards.scp80 import CNTR_MAX, UDH_COMMAND, Keyset, encode_command
 from dmsim.network.lwm2m.sms_binding import (
-    COMMAND_PACKET_IE, Direction, MessageTooLong, SmsBindingReceiver, SmsBindingSender, Termination,
-    encode_sms, max_message_size)
+    COMMAND_PACKET_IE, MAX_SEGMENTS, Direction, MessageTooLong, SmsBindingReceiver, SmsBindingSender,
+    Termination, encode_sms, max_message_size)
 from dmsim.network.lwm2m.sms_security import (
     Discarded, Reason, SmsBindingKeys, SmsKeyParameters, SmsSecurityError, protect)
 from dmsim.network.sms.address import Address
@@ -115,7 +115,9 @@ def test_pycrate_reads_our_sms_submit():
 # --- size limit --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("keys, limit", [(AES, 98), (TDES, 106)], ids=["aes", "3des"])
-def test_one_sms_per_message(keys, limit):
+def test_send_and_encode_sms_give_one_sms(keys, limit):
+    """``send`` is the one-SMS form (the UICC applet's limit); ``send_segments`` concatenates up to
+    1042 octets (test_sms_concatenation.py)."""
     assert max_message_size(keys[0]) == limit
     sender, receiver = _pair(Direction.MT, keys=keys)
     tpdu = sender.send(bytes(limit))
@@ -170,8 +172,15 @@ HOSTILE = {
     "response-packet-ie": (_deliver(GOOD, ies=(InformationElement(0x71, b""),)), Reason.UDH),
     "ie70-with-data": (_deliver(GOOD, ies=(InformationElement(0x70, b"\x00"),)), Reason.UDH),
     "extra-port-ie": (_deliver(GOOD, ies=(COMMAND_PACKET_IE, Ports(1, 2).to_ie())), Reason.UDH),
-    "concatenated": (_deliver(GOOD, ies=(COMMAND_PACKET_IE, Concat(1, 2, 1).to_ie())),
-                     Reason.CONCATENATED),
+    # concatenation (TS 31.115 §4.2; the whole rule is in test_sms_concatenation.py)
+    "more-segments-than-allowed": (_deliver(GOOD, ies=(Concat(1, MAX_SEGMENTS + 1, 1).to_ie(), COMMAND_PACKET_IE)),
+                                   Reason.CONCATENATED),
+    "cpi-in-a-later-segment": (_deliver(GOOD, ies=(Concat(1, 2, 2).to_ie(), COMMAND_PACKET_IE)), Reason.UDH),
+    "first-segment-without-cpi": (_deliver(GOOD, ies=(Concat(1, 2, 1).to_ie(),)), Reason.UDH),
+    "two-concatenation-ies": (_deliver(GOOD, ies=(Concat(1, 2, 1).to_ie(), Concat(2, 2, 1).to_ie(),
+                                                  COMMAND_PACKET_IE)), Reason.UDH),
+    "segment-with-port-ie": (_deliver(GOOD, ies=(Concat(1, 2, 1).to_ie(), COMMAND_PACKET_IE,
+                                                 Ports(1, 2).to_ie())), Reason.UDH),
     "single-des": (_deliver(_attacker(0x11, 0x11, bytes(8), bytes(8))), Reason.SINGLE_DES),
     "3des-2key": (_deliver(_attacker(0x35, 0x35, bytes(range(16)), bytes(16))), Reason.TWO_KEY_3DES),
     "wrong-kic": (_deliver(_attacker(0x32, 0x22, AES[1].kic_key, AES[1].kid_key)), Reason.KIC_MISMATCH),
@@ -237,7 +246,8 @@ RECEIVERS = [(keys, termination, direction) for keys in (AES, TDES) for terminat
 def test_arbitrary_bytes_never_raise_and_never_yield_data(data, config):
     keys, termination, direction = config
     receiver = SmsBindingReceiver(*keys, termination, direction)
-    assert isinstance(receiver.receive(data), Discarded)
+    result = receiver.receive(data)
+    assert result is None or isinstance(result, Discarded)  # None: a segment held, nothing yielded
     assert receiver.counter == 0 and "accepted" not in receiver.stats
 
 
@@ -249,4 +259,4 @@ def test_mutated_sms_is_discarded_or_unchanged(flips):
     for position, mask in flips:
         tpdu[position % len(tpdu)] ^= mask
     result = SmsBindingReceiver(*AES, Termination.DEVICE, Direction.MT).receive(bytes(tpdu))
-    assert isinstance(result, Discarded) or result == REQUEST
+    assert result is None or isinstance(result, Discarded) or result == REQUEST

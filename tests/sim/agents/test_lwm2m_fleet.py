@@ -8,7 +8,7 @@ import pytest
 from conftest import run_replica
 from dmsim.base.errors import ScenarioError
 from dmsim.cards import lwm2m_applet
-from dmsim.network.lwm2m import dtls
+from dmsim.network.lwm2m import dtls, sms_binding
 from dmsim.sim.agents import lwm2m_servers
 from dmsim.sim.links.tap import Tap
 from dmsim.sim.results.runner import run_scenario
@@ -260,3 +260,78 @@ def test_uicc_termination_needs_virtual_cards():
         parse_scenario(SMS_ONLY, "t.yaml", ["fleet.profiles.0.lwm2m.sms_termination=uicc",
                                             "components.card={kind: pcsc}"])
     assert err.value.path == "fleet.profiles.0.lwm2m.sms_termination"
+
+
+def _with_sensors(monkeypatch, count: int) -> list:
+    """Enrol each device with ``count`` IPSO sensor instances (3303, 3304, 3311) besides /3/0: its
+    Register's link-format grows past one SMS. Returns the list of (octets, SMS) of each Register
+    (and of other MO POSTs: the Update) the devices' senders secured."""
+    real = lwm2m_servers.Lwm2mServers.enroll
+
+    def enroll(self, dev, endpoint):
+        enrolment = real(self, dev, endpoint)
+        for n in range(count):
+            enrolment.store.put((3303, 3304, 3311)[n % 3], n // 3, {5700: 21.5})
+        return enrolment
+    monkeypatch.setattr(lwm2m_servers.Lwm2mServers, "enroll", enroll)
+    sent: list = []
+    real_send = sms_binding.SmsBindingSender.send_segments
+
+    def send_segments(self, coap, **kw):
+        tpdus = real_send(self, coap, **kw)
+        if self.direction is sms_binding.Direction.MO and coap[1:2] == b"\x02":  # a POST: the Register
+            sent.append((len(coap), len(tpdus)))
+        return tpdus
+    monkeypatch.setattr(sms_binding.SmsBindingSender, "send_segments", send_segments)
+    return sent
+
+
+def test_a_register_needing_several_sms_completes_over_a_lossy_binding(monkeypatch):
+    """Seed 004 §7.3 with TS 31.115 §4.2: a Register longer than one secured SMS (98 octets with
+    AES) travels as one command packet over 2-3 concatenated SMS; lost SMS (MO ones gone for good,
+    MT ones retried by the SMSC) are made up by CoAP's retransmissions, each a new packet."""
+    sent = _with_sensors(monkeypatch, 20)
+    model, rows = run_replica(SMS_ONLY, "links.sms.loss=0.1", "fleet.size=6", "duration=20000")
+    assert [r[OUTCOME] for r in rows] == ["ok"] * 6, [r[REASON] for r in rows]
+    registers = [(size, n) for size, n in sent if size > 98]
+    assert len(registers) > 6 and all(242 < size <= 370 and n == 3 for size, n in registers)  # and a resend
+    stats = model.stats()["lwm2m.sms"]
+    assert stats["segments"] >= 2 * 6  # the server held segments 1 and 2 of each Register
+    assert model.stats()["links.sms.up"]["lost"] > 0 and model.stats()["links.sms"]["lost"] > 0
+    # counted per segment: 3 for the Register, 1 for each of the 7 other messages of the session
+    assert all(r[SMS_MSGS] >= 3 + 7 for r in rows) and sum(r[SMS_MSGS] for r in rows) >= 6 * 10 + 2
+
+
+def test_a_register_over_the_concatenation_maximum_fails_as_too_long(monkeypatch):
+    """The violation: a Register past 8 SMS (1042 octets) is refused by the device's sender."""
+    _with_sensors(monkeypatch, 120)
+    _model, rows = run_replica(SMS_ONLY, "fleet.size=1")
+    assert [r[REASON] for r in rows] == ["coap_too_long"]
+    assert rows[0][SMS_MSGS] == 0
+
+
+def test_uicc_termination_refuses_a_register_longer_than_one_sms(monkeypatch):
+    _with_sensors(monkeypatch, 16)
+    _model, rows = run_replica(SMS_ONLY, "fleet.size=1", "fleet.profiles.0.lwm2m.sms_termination=uicc")
+    assert [r[REASON] for r in rows] == ["coap_too_long"]
+
+
+def test_the_servers_long_requests_reach_the_device_over_concatenated_sms(monkeypatch):
+    """MT the same way: the server's Read of /3/0 padded with an elective option the client ignores
+    (RFC 7252 §5.4.1, 65000: experimental use) goes out as 2 concatenated SMS-DELIVERs; the device
+    holds the first, verifies the whole and answers."""
+    from dmsim.network.coap import message as coap
+    from dmsim.sim.agents import lwm2m_sms
+    real = lwm2m_sms.SmsBindingApp.send
+
+    def send(self, imsi, data):
+        msg = coap.decode(data)
+        if msg.code == coap.Code.GET:
+            data = coap.encode(dataclasses.replace(msg, options=msg.options + ((65000, b"p" * 200),)))
+        return real(self, imsi, data)
+    monkeypatch.setattr(lwm2m_sms.SmsBindingApp, "send", send)
+    model, rows = run_replica(SMS_ONLY, "fleet.size=2")
+    assert [r[OUTCOME] for r in rows] == ["ok"] * 2, [r[REASON] for r in rows]
+    stats = model.stats()
+    assert stats["lwm2m.sms"]["sent.concatenated"] == 2 and stats["lwm2m"]["reads"] == 2
+    assert all(r[SMS_MSGS] == 9 and r[REJECTED] == 0 for r in rows)  # the GET's 2 segments counted apart
