@@ -298,6 +298,21 @@ class Endpoint:
         kind = response.type if response.type in (Type.CON, Type.NON) else request.type
         return self.notify(replace(response, type=kind, token=request.token), now)
 
+    def send(self, message: Message, now: float, request: Message | None = None) -> list[Event]:
+        """Send a whole message an LwM2M core built (``network/lwm2m/events.py``: ``Send``): a request
+        through :meth:`request` (its token kept, so the core matches the answer; its Message ID
+        replaced); a response as the answer to ``request``, the request being handled (same token),
+        through :meth:`respond`, piggybacked when it can be; an Empty ACK is dropped, since the
+        endpoint acknowledges CON responses by itself (§5.2.2). QueueFullError propagates; a
+        response with no request to answer is the caller's error (ValueError)."""
+        if message.is_request:
+            return self.request(message, now)[1]
+        if message.is_empty:
+            return []
+        if request is None or message.token != request.token:
+            raise ValueError("a response needs the request it answers")
+        return self.respond(request, message, now)
+
     def acknowledge(self, request: Message, now: float) -> list[Event]:
         """Send the Empty ACK of CON ``request`` now; its response follows later through
         :meth:`respond` as a separate response (§5.2.2). Nothing if it was already answered."""

@@ -6,10 +6,10 @@ The LwM2M cores (``network/lwm2m``, ``devices/lwm2m_client.py``) build whole mes
 retransmission and duplicate detection to their driver (``network/lwm2m/events.py``); the sans-IO
 :class:`~dmsim.network.coap.reliability.Endpoint` does both. :class:`CoapChannel` joins them:
 
-- a request from the core goes out through ``Endpoint.request`` (a CON, retransmitted with the
-  §4.2 back-off); a response from the core answers the request it names by token through
-  ``Endpoint.respond`` (piggybacked in the ACK); an Empty ACK from the core is dropped, the
-  Endpoint acknowledges separate responses itself;
+- a message from the core goes out through ``Endpoint.send``: a request as a CON, retransmitted
+  with the §4.2 back-off; a response as the answer to the request it names by token (piggybacked
+  in the ACK); an Empty ACK from the core is dropped, the Endpoint acknowledges separate
+  responses itself;
 - a datagram from the transport goes through ``Endpoint.receive``: new requests and matched
   responses reach the core (``deliver``), duplicates are answered by the Endpoint with the very
   bytes of the first answer;
@@ -71,20 +71,18 @@ class CoapChannel:
         """Send a message the core built (request, response to a received request, Empty ACK)."""
         if self.closed:
             return
-        now = self.env.now
-        if msg.is_request:
-            try:
-                _token, events = self.endpoint.request(msg, now)
-            except QueueFullError:
-                self.failed("coap_queue_full")
-                return
-        elif msg.is_empty:
+        if msg.is_empty:
             return  # the Endpoint acknowledges a CON response by itself
-        else:
+        request = None
+        if not msg.is_request:
             request = self._received.pop(msg.token, None)
             if request is None:
                 return  # not an answer to a request of the peer still open
-            events = self.endpoint.respond(request, msg, now)
+        try:
+            events = self.endpoint.send(msg, self.env.now, request)
+        except QueueFullError:
+            self.failed("coap_queue_full")
+            return
         self._handle(events)
 
     def receive(self, datagram: bytes) -> None:

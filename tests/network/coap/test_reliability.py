@@ -434,3 +434,22 @@ def test_lossy_link_exchange_completes_once():
     assert len(delivered) == 1 and count == 6  # request x3, ACK x2 (one lost), duplicate's ACK again
     assert [type(e) for e in results] == [ResponseReceived] and results[0].request_token == token
     assert results[0].message.code == Code.CHANGED and client.next_timeout() is None
+
+
+# -- a core's whole messages (Endpoint.send) ----------------------------------------------------
+
+def test_send_carries_a_cores_request_response_and_empty_ack():
+    client, server = Endpoint(scripted(seed=1)), Endpoint(scripted(seed=2))
+    req = request(Code.POST, "/rd", message_id=0, token=b"core-tok")
+    out = client.send(req, 0.0)
+    wire = decode(sent(out)[0])
+    assert wire.token == b"core-tok" and wire.code == Code.POST  # the core's token kept for matching
+    received = [e.message for e in server.receive(sent(out)[0], 0.1) if isinstance(e, RequestReceived)]
+    assert server.send(Message(Type.ACK, Code.EMPTY, received[0].message_id), 0.1) == []  # Empty ACK dropped
+    answer = server.send(response(received[0], Code.CREATED), 0.1, received[0])
+    ack = decode(sent(answer)[0])
+    assert ack.type == Type.ACK and ack.code == Code.CREATED and ack.message_id == wire.message_id  # piggybacked
+    with pytest.raises(ValueError):
+        server.send(response(received[0], Code.CHANGED), 0.2)  # a response needs its request
+    with pytest.raises(ValueError):
+        server.send(response(get(), Code.CHANGED), 0.2, received[0])  # ... the one it answers (same token)

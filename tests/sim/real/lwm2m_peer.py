@@ -114,13 +114,12 @@ def converse(chan, client, peer, first, done):
     until ``done(reports)``; return the reports (the core's events that are not Sends)."""
     from dmsim.network.coap.reliability import RequestReceived, ResponseReceived
     from dmsim.network.lwm2m.events import Send
-    from dmsim.sim.real.coap_bridge import carry
     reports = []
 
     def feed(events, request=None):
         for event in events:
             if isinstance(event, Send):
-                chan.transmit(carry(chan.coap, event.message, time.monotonic(), request))
+                chan.transmit(chan.coap.send(event.message, time.monotonic(), request))
             else:
                 reports.append(event)
 
