@@ -36,11 +36,11 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 
 import click
 
 from dmsim.base.errors import DmsimError
+from dmsim.sim.cli.server import state_file
 from dmsim.sim.cli.toolbox import ParseFailure, emit, json_option, parse_hex, parse_host_port
 
 DEFAULT_COAPS = "127.0.0.1:5684"
@@ -50,12 +50,6 @@ DEFAULT_AUDIT = "lwm2m-audit.jsonl"
 @click.group()
 def lwm2m() -> None:
     """OMA LwM2M over real UDP: the bootstrap server + server, and a channel probe."""
-
-
-def _default_audit() -> str:
-    """Return the default audit log: next to ``dmsim server``'s in the user's state folder."""
-    from dmsim.sim.cli.server import _default_audit as server_audit  # creates the folder, mode 0700
-    return str(Path(server_audit(None)).with_name(DEFAULT_AUDIT))
 
 
 @lwm2m.command("server")
@@ -162,7 +156,7 @@ def _serve(listen: dict, credentials: list, modes: dict, endpoints: list, limits
         raise ParseFailure(str(exc)) from None
     except OSError as exc:
         raise ParseFailure(f"cannot listen: {exc.strerror or exc}") from None
-    audit_path = audit_path or _default_audit()
+    audit_path = audit_path or state_file(DEFAULT_AUDIT)
     try:  # opened once the sockets are bound, so a refused start leaves no file behind
         udp.audit = AuditLog(audit_path)
     except OSError as exc:

@@ -265,16 +265,22 @@ def _enrol_configured(store, cfg: dict) -> None:
             raise ParseFailure(f"accounts.{i}: {exc}") from None
 
 
-def _default_audit(db: str | None) -> str:
-    """Return the default audit log path (module docstring)."""
-    if db and db != ":memory:":
-        return f"{db}.audit.jsonl"
+def state_file(name: str) -> str:
+    """Return the path of ``name`` in the user's dmsim state folder (``$XDG_STATE_HOME/dmsim``,
+    created mode 0700): where the real servers keep their default audit logs."""
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "dmsim"
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ParseFailure(f"audit log folder {state}: {exc.strerror or exc}; give --audit-log FILE") from None
-    return str(state / DEFAULT_AUDIT)
+    return str(state / name)
+
+
+def _default_audit(db: str | None) -> str:
+    """Return the default audit log path (module docstring)."""
+    if db and db != ":memory:":
+        return f"{db}.audit.jsonl"
+    return state_file(DEFAULT_AUDIT)
 
 
 def _serve(cfg: dict, http, https, psk_pairs, cert_pem, key_pem, admin=None, token=None) -> None:

@@ -229,6 +229,13 @@ def test_default_audit_log_lives_in_the_state_folder(tmp_path, monkeypatch):
     assert line["event"] == "server_started"
 
 
+def test_state_file_is_in_the_state_folder_made_private(tmp_path, monkeypatch):
+    from dmsim.sim.cli.server import state_file
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert state_file("lwm2m-audit.jsonl") == str(tmp_path / "state" / "dmsim" / "lwm2m-audit.jsonl")
+    assert (tmp_path / "state" / "dmsim").stat().st_mode & 0o777 == 0o700
+
+
 def test_client_ca_makes_the_real_server_require_client_certificates(tmp_path):
     """`dmsim server --client-ca` (OMA-TS-DM_Security §5.4, DM-SEC-S-002-M): in X.509 mode a client
     with a certificate of that CA gets through the handshake (and an HTTP answer), one without a
