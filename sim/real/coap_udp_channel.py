@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from dmsim.network.coap.reliability import Endpoint, Transmit
 from dmsim.network.lwm2m import dtls
-from dmsim.sim.real.coap_bridge import DtlsTimer
+from dmsim.sim.real.dtls_timer import DtlsTimer
 
 _RECV = 65536
 

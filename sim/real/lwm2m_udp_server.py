@@ -100,7 +100,7 @@ from dmsim.network.lwm2m.dtls_policy import PskCredential, SecurityMode
 from dmsim.network.lwm2m.events import Send, identity_bytes
 from dmsim.network.lwm2m.server import Lwm2mServer
 from dmsim.sim.real.audit_log import AuditLog
-from dmsim.sim.real.coap_bridge import DtlsTimer
+from dmsim.sim.real.dtls_timer import DtlsTimer
 from dmsim.sim.real.lwm2m_config import EndpointSpec, psk_store
 from dmsim.sim.real.lwm2m_credentials import (MODE_NAMES, Authorizations, CertificateMode, PublicKey, RpkMode,
                                               principal_of, rpk_table)
